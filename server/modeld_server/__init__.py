@@ -1,0 +1,1 @@
+"""modeld daemon."""
