@@ -1,0 +1,119 @@
+"""The daemon's settings: one frozen object, read from flags, then MODELD_* env, then defaults.
+
+Nothing outside this module reads os.environ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+def _f(default: object, help_text: str) -> Any:
+    """A settings field whose help text serves both --help and the docs."""
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the daemon can be told. Each field maps to a --flag and a MODELD_* variable."""
+
+    listen: str = _f("127.0.0.1:50051", "host:port to serve gRPC on; port 0 picks a free port.")
+    registry: Path = _f(Path("var/registry"), "Root folder of the file registry (created if missing).")
+    data_root: Path = _f(Path("var/data"), "Datasets in TrainRequest.dataset.path resolve under it.")
+    state_dir: Path = _f(
+        Path("var/state"), "This daemon's own state (job records); one per replica."
+    )
+    max_concurrent_jobs: int = _f(1, "Training jobs that run at once, each in its own process.")
+    max_queued_jobs: int = _f(16, "Jobs that may wait for a slot; beyond: RESOURCE_EXHAUSTED.")
+    rpc_threads: int = _f(32, "Threads serving RPCs (an open WatchJob stream holds one).")
+    poll_interval: float = _f(2.0, "Seconds between safety-net registry re-scans; 0 disables.")
+    watch: bool = _f(True, "Follow the registry with file-system events.")
+    keep_loaded: int = _f(2, "Previously active versions kept loaded per model for Rollback.")
+    grace_period: float = _f(10.0, "Seconds in-flight RPCs get to finish on SIGTERM.")
+    max_predict_rows: int = _f(100_000, "Rows one Predict may carry; more: RESOURCE_EXHAUSTED.")
+    max_message_bytes: int = _f(64 * 1024 * 1024, "Largest gRPC message received or sent.")
+    port_file: Path | None = _f(None, "Write the bound port here once serving (for scripts).")
+    log_format: str = _f("auto", "auto (JSON unless on a terminal), json or console.")
+    log_level: str = _f("info", "debug, info, warning or error.")
+
+
+_ENV_PREFIX = "MODELD_"
+_BOOL_TRUE = {"1", "true", "yes", "on"}
+_BOOL_FALSE = {"0", "false", "no", "off"}
+
+
+def _coerce(name: str, kind: object, raw: str) -> object:
+    """Turns a flag or environment string into the field's type."""
+    if kind in ("bool", bool):
+        low = raw.strip().lower()
+        if low in _BOOL_TRUE:
+            return True
+        if low in _BOOL_FALSE:
+            return False
+        raise ValueError(f"{name}: expected a boolean, got {raw!r}")
+    if kind in ("int", int):
+        return int(raw)
+    if kind in ("float", float):
+        return float(raw)
+    if kind in ("Path", "Path | None"):
+        return Path(raw) if raw else None
+    return raw
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modeld serve", description="Run the modeld daemon.")
+    for f in fields(Settings):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata['help']} (env {_ENV_PREFIX}{f.name.upper()}, default {f.default})"
+        parser.add_argument(flag, dest=f.name, default=None, help=help_text.replace("%", "%%"))
+    return parser
+
+
+def load_settings(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Settings:
+    """Builds Settings with precedence flag > MODELD_* environment > default.
+
+    Args:
+        argv: the arguments after `modeld serve`.
+        env: the environment; os.environ when None.
+
+    Returns:
+        The frozen settings.
+
+    Raises:
+        SystemExit: on an unknown flag or a value of the wrong type (argparse style, exit 2).
+    """
+    env = os.environ if env is None else env
+    parser = _parser()
+    args = parser.parse_args(list(argv))
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        raw = getattr(args, f.name)
+        if raw is None:
+            raw = env.get(_ENV_PREFIX + f.name.upper())
+        if raw is None:
+            continue
+        try:
+            values[f.name] = _coerce(f.name, f.type, raw)
+        except ValueError as exc:
+            parser.error(f"--{f.name.replace('_', '-')}: {exc}")
+    settings = Settings(**values)  # type: ignore[arg-type]
+    _validate(settings, parser)
+    return settings
+
+
+def _validate(s: Settings, parser: argparse.ArgumentParser) -> None:
+    if s.max_concurrent_jobs < 1:
+        parser.error(f"--max-concurrent-jobs must be >= 1, got {s.max_concurrent_jobs}")
+    if s.max_queued_jobs < 0:
+        parser.error(f"--max-queued-jobs must be >= 0, got {s.max_queued_jobs}")
+    if s.poll_interval < 0:
+        parser.error(f"--poll-interval must be >= 0, got {s.poll_interval}")
+    if s.keep_loaded < 0:
+        parser.error(f"--keep-loaded must be >= 0, got {s.keep_loaded}")
+    if s.log_format not in ("auto", "json", "console"):
+        parser.error(f"--log-format must be auto, json or console, got {s.log_format!r}")

@@ -1,0 +1,73 @@
+"""The daemon's lifecycle: start serving, load models, follow the registry, stop gracefully."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import structlog
+
+from modeld_server.config import Settings
+from modeld_server.rpc.server import Daemon, build_server
+from modeld_server.serving.watcher import RegistryWatcher
+
+log = structlog.get_logger(__name__)
+
+
+class Runtime:
+    """A running daemon. Tests start one on port 0; __main__ starts one and waits for a signal."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.daemon: Daemon = build_server(settings)
+        self.service = self.daemon.service
+        self.watcher = RegistryWatcher(
+            self.service.server, settings.registry, watch=settings.watch,
+            poll_interval=settings.poll_interval,
+        )
+        self._stopped = threading.Event()
+
+    @property
+    def port(self) -> int:
+        return self.daemon.port
+
+    @property
+    def address(self) -> str:
+        host = self.settings.listen.rsplit(":", 1)[0]
+        return f"{host}:{self.port}"
+
+    def start(self) -> Runtime:
+        """Serves at once (health NOT_SERVING), loads models, then reports SERVING."""
+        self.daemon.server.start()
+        self.service.start()
+        self.watcher.start()
+        threading.Thread(target=self.service.jobs.warm_up, name="forkserver-warm-up",
+                         daemon=True).start()
+        self.daemon.set_serving(True)
+        if self.settings.port_file is not None:
+            _write_port(self.settings.port_file, self.port)
+        log.info("serving", address=self.address, registry=str(self.settings.registry),
+                 models=len(self.service.index.models()))
+        return self
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stops taking calls, lets in-flight ones finish, records running jobs as interrupted."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.daemon.set_serving(False)
+        grace = self.settings.grace_period if grace is None else grace
+        done = self.daemon.server.stop(grace)
+        self.service.close()
+        self.watcher.stop()
+        done.wait(grace + 1)
+        log.info("stopped")
+
+    def wait(self) -> None:
+        self.daemon.server.wait_for_termination()
+
+
+def _write_port(path: Path, port: int) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"{port}\n")
+    tmp.replace(path)

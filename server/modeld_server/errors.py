@@ -1,0 +1,59 @@
+"""Domain errors. They know nothing of gRPC: rpc/status.py maps them to codes.
+
+    ModeldError
+    ├── InvalidArgument        a request field has a bad value
+    ├── NotFound               a model, version, job or file does not exist
+    ├── AlreadyExists          a request id was reused for another request
+    ├── FailedPrecondition     the system is not in a state that allows it
+    ├── PermissionDenied       a path leaves the data root, a role is too low
+    ├── Unauthenticated        no token, or an unknown one
+    ├── ResourceExhausted      a queue or a limit is full
+    ├── Unavailable            try again later (a model still loading)
+    └── IntegrityError         an artifact does not match its manifest
+"""
+
+from __future__ import annotations
+
+
+class ModeldError(Exception):
+    """Base of every error the daemon reports on purpose."""
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class InvalidArgument(ModeldError):
+    """A request field has a value the daemon cannot accept."""
+
+
+class NotFound(ModeldError):
+    """A model, version, job or file does not exist."""
+
+
+class AlreadyExists(ModeldError):
+    """Something with this identity exists already."""
+
+
+class FailedPrecondition(ModeldError):
+    """The request is valid but the current state does not allow it."""
+
+
+class PermissionDenied(ModeldError):
+    """The caller may not do this (a path outside the data root, a low role)."""
+
+
+class Unauthenticated(ModeldError):
+    """The caller presented no valid credentials."""
+
+
+class ResourceExhausted(ModeldError):
+    """A queue or a configured limit is full."""
+
+
+class Unavailable(ModeldError):
+    """Transient: the same request may succeed later."""
+
+
+class IntegrityError(FailedPrecondition):
+    """A stored artifact does not match the checksum or size in its manifest."""

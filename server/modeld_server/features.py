@@ -1,0 +1,145 @@
+"""A model's input schema, and turning rows (records, dense arrays, DataFrames) into its matrix.
+
+The matrix a model sees has its numeric columns first, then its categorical
+columns, by position. All-numeric models get a float64 array (the fast path);
+models with categorical columns get an object array.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from modeld_server.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """Feature columns in the user's spelling; the model's order is numeric then categorical."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    target: str = ""
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Feature names in the order of the model's matrix."""
+        return self.numeric + self.categorical
+
+    def to_json(self) -> dict[str, Any]:
+        return {"numeric": list(self.numeric), "categorical": list(self.categorical),
+                "target": self.target}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FeatureSchema:
+        return cls(tuple(data["numeric"]), tuple(data["categorical"]), data.get("target", ""))
+
+    @classmethod
+    def infer(cls, frame: pd.DataFrame, features: Sequence[str], target: str = "") -> FeatureSchema:
+        """Numeric (and bool) columns are numeric; everything else is categorical."""
+        from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+        numeric = [c for c in features if is_numeric_dtype(frame[c]) or is_bool_dtype(frame[c])]
+        categorical = [c for c in features if c not in set(numeric)]
+        return cls(tuple(numeric), tuple(categorical), target)
+
+    # ---- building the matrix ------------------------------------------------------------
+
+    def matrix_from_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """The model's matrix from a DataFrame holding (at least) the feature columns."""
+        numeric = frame[list(self.numeric)].to_numpy(dtype=np.float64, na_value=np.nan)
+        if not self.categorical:
+            return numeric
+        out = np.empty((len(frame), len(self.columns)), dtype=object)
+        out[:, : len(self.numeric)] = numeric
+        for j, name in enumerate(self.categorical, start=len(self.numeric)):
+            out[:, j] = [_category(v) for v in frame[name].tolist()]
+        return out
+
+    def matrix_from_records(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """The model's matrix from one mapping per row.
+
+        Raises:
+            InvalidArgument: a row misses a feature, has an unknown column, or a value
+                of the wrong kind, naming the row index and the column.
+        """
+        columns = self.columns
+        n_numeric = len(self.numeric)
+        dtype = np.float64 if not self.categorical else object
+        out = np.empty((len(rows), len(columns)), dtype=dtype)
+        for i, row in enumerate(rows):
+            if len(row) != len(columns):
+                self._check_keys(i, row)
+            for j, name in enumerate(columns):
+                try:
+                    value = row[name]
+                except KeyError:
+                    raise InvalidArgument(f"rows[{i}] has no column {name!r}") from None
+                out[i, j] = _number(value, i, name) if j < n_numeric else _category(value)
+        return out
+
+    def _check_keys(self, i: int, row: Mapping[str, Any]) -> None:
+        known = set(self.columns)
+        for key in row:
+            if key not in known and key != self.target:
+                raise InvalidArgument(
+                    f"rows[{i}] has column {key!r}, which is not a feature of this model"
+                )
+
+    def matrix_from_dense(self, columns: Sequence[str], values: Sequence[float]) -> np.ndarray:
+        """The model's matrix from column names and row-major doubles.
+
+        Raises:
+            InvalidArgument: categorical model, columns not exactly the features, bad length.
+        """
+        if self.categorical:
+            raise InvalidArgument(
+                "dense rows carry numbers only, but this model has categorical columns "
+                f"({', '.join(self.categorical)}): send records instead"
+            )
+        if sorted(columns) != sorted(self.numeric) or len(set(columns)) != len(columns):
+            missing = sorted(set(self.numeric) - set(columns))
+            extra = sorted(set(columns) - set(self.numeric))
+            raise InvalidArgument(
+                f"dense.columns must name each feature once; missing {missing}, unknown {extra}"
+            )
+        width = len(columns)
+        flat = np.asarray(values, dtype=np.float64)
+        if width == 0 or flat.size % width:
+            raise InvalidArgument(
+                f"dense.values has {flat.size} values, not a multiple of {width} columns"
+            )
+        matrix = flat.reshape(-1, width)
+        if tuple(columns) == self.numeric:
+            return matrix
+        order = [list(columns).index(name) for name in self.numeric]
+        return matrix[:, order]
+
+
+def _number(value: Any, row: int, column: str) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    raise InvalidArgument(
+        f"rows[{row}].{column} must be a number or null, got {type(value).__name__} {value!r}"
+    )
+
+
+def _category(value: Any) -> Any:
+    """Categories are strings; missing ones are NaN (what the imputer looks for)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return math.nan
+    if isinstance(value, float) and value.is_integer():
+        # A CSV column read as float (it had gaps) and a JSON number name the same category.
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,107 @@
+"""An in-memory index of the registry, kept current by re-scans, so reads never walk the disk.
+
+A re-scan lists version folders (names only) and parses just the manifests it
+has not seen; ListVersions and GetStatus then cost the same for 10 or 10,000
+versions.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from modeld_server.errors import IntegrityError, ModeldError, NotFound
+from modeld_server.registry.store import RegistryStore
+
+log = structlog.get_logger(__name__)
+
+# Manifest keys the index keeps; the rest (sample rows, per-file hashes) stays on disk.
+_SUMMARY_KEYS = ("version", "algorithm", "task", "params", "metrics", "created_at", "job_id",
+                 "dataset", "features", "classes", "confusion_matrix", "timings", "state")
+
+
+@dataclass
+class ModelEntry:
+    """What the index knows about one model."""
+
+    versions: list[int] = field(default_factory=list)
+    """Published versions with a readable manifest, ascending."""
+    summaries: dict[int, dict[str, Any]] = field(default_factory=dict)
+    active: int = 0
+    pointer_error: str = ""
+
+
+class RegistryIndex:
+    """Thread-safe snapshot of every model's versions and active pointer."""
+
+    def __init__(self, store: RegistryStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._models: dict[str, ModelEntry] = {}
+
+    def models(self) -> list[str]:
+        with self._lock:
+            return sorted(self._models)
+
+    def entry(self, model: str) -> ModelEntry:
+        """The model's entry. Raises NotFound for a model the index does not know."""
+        with self._lock:
+            entry = self._models.get(model)
+        if entry is None:
+            raise NotFound(f"model {model!r} not found")
+        return entry
+
+    def refresh(self, models: list[str] | None = None) -> list[str]:
+        """Re-reads the given models (all when None) from disk; returns the models refreshed."""
+        names = self.store.models() if models is None else models
+        if models is None:
+            with self._lock:
+                for gone in set(self._models) - set(names):
+                    del self._models[gone]
+        for name in names:
+            self._refresh_one(name)
+        return names
+
+    def _refresh_one(self, model: str) -> None:
+        if not self.store.paths(model).versions.is_dir():
+            with self._lock:
+                self._models.pop(model, None)
+            return
+        with self._lock:
+            old = self._models.get(model) or ModelEntry()
+        on_disk = self.store.version_numbers(model)
+        summaries = {n: s for n, s in old.summaries.items()}
+        for number in on_disk:
+            if number not in summaries:
+                summary = self._read_summary(model, number)
+                if summary is not None:
+                    summaries[number] = summary
+        present = set(on_disk)
+        summaries = {n: s for n, s in summaries.items() if n in present}
+        entry = ModelEntry(versions=sorted(summaries), summaries=summaries)
+        try:
+            entry.active = self.store.read_active(model)
+        except IntegrityError as exc:
+            entry.pointer_error = exc.message
+        with self._lock:
+            self._models[model] = entry
+
+    def _read_summary(self, model: str, number: int) -> dict[str, Any] | None:
+        try:
+            manifest = self.store.read_manifest(model, number)
+        except ModeldError as exc:
+            # Half-copied or broken: skipped now, read again at the next re-scan.
+            log.info("version_skipped", model=model, version=number, reason=exc.message)
+            return None
+        return {k: manifest[k] for k in _SUMMARY_KEYS if k in manifest}
+
+    def page(self, model: str, below: int, size: int) -> list[dict[str, Any]]:
+        """Up to `size` summaries of versions numbered below `below`, newest first."""
+        entry = self.entry(model)
+        end = bisect.bisect_left(entry.versions, below)
+        numbers = entry.versions[max(0, end - size):end][::-1]
+        return [entry.summaries[n] for n in numbers]

@@ -1,0 +1,183 @@
+"""Messages <-> domain values. No rules, no I/O: just shapes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from google.protobuf import json_format, timestamp_pb2
+
+from modeld.v1 import model_manager_pb2 as pb
+from modeld_server.serving.loaded import Prediction
+from modeld_server.serving.manager import ModelView
+from modeld_server.service import DaemonInfo, RollbackResult, TrainInput, VersionPage
+from modeld_server.training.jobrecord import JobRecord
+from modeld_server.types import DatasetSpec, JobState, LoadState, Task
+
+TASK_TO_PB = {
+    Task.CLASSIFICATION: pb.TASK_CLASSIFICATION,
+    Task.REGRESSION: pb.TASK_REGRESSION,
+    Task.ANOMALY_DETECTION: pb.TASK_ANOMALY_DETECTION,
+}
+TASK_FROM_PB = {v: k for k, v in TASK_TO_PB.items()}
+JOB_STATE_TO_PB = {
+    JobState.QUEUED: pb.JOB_STATE_QUEUED,
+    JobState.RUNNING: pb.JOB_STATE_RUNNING,
+    JobState.SUCCEEDED: pb.JOB_STATE_SUCCEEDED,
+    JobState.FAILED: pb.JOB_STATE_FAILED,
+    JobState.CANCELLED: pb.JOB_STATE_CANCELLED,
+}
+LOAD_STATE_TO_PB = {
+    LoadState.LOADING: pb.LOAD_STATE_LOADING,
+    LoadState.READY: pb.LOAD_STATE_READY,
+    LoadState.FAILED: pb.LOAD_STATE_FAILED,
+    LoadState.NO_ACTIVE_VERSION: pb.LOAD_STATE_NO_ACTIVE_VERSION,
+    LoadState.STALE: pb.LOAD_STATE_STALE,
+}
+VERSION_STATE_FROM_PB = {
+    pb.VERSION_STATE_UNSPECIFIED: "",
+    pb.VERSION_STATE_ACTIVE: "active",
+    pb.VERSION_STATE_INACTIVE: "inactive",
+}
+
+
+def _timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:
+    if seconds is None:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def _iso_timestamp(text: str | None) -> timestamp_pb2.Timestamp | None:
+    return _timestamp(datetime.fromisoformat(text).timestamp()) if text else None
+
+
+def metrics_to_pb(metrics: Mapping[str, Any]) -> dict[str, pb.MetricValue]:
+    return {name: pb.MetricValue(mean=m["mean"], std=m["std"], folds=m.get("folds", []))
+            for name, m in metrics.items()}
+
+
+def train_input(request: pb.TrainRequest) -> TrainInput:
+    from modeld_server.errors import InvalidArgument
+
+    if request.task not in (pb.TASK_UNSPECIFIED, *TASK_FROM_PB):
+        raise InvalidArgument(f"task {request.task} is not a known Task value")
+    return TrainInput(
+        model=request.model,
+        dataset=DatasetSpec(request.dataset.path, request.dataset.target,
+                            request.dataset.eval_label),
+        algorithm=request.algorithm,
+        params=dict(request.params),
+        cv_folds=request.cv_folds,
+        seed=request.seed if request.HasField("seed") else None,
+        request_id=request.request_id,
+        task=TASK_FROM_PB.get(request.task),
+        activate=not request.no_activate,
+    )
+
+
+def spec_to_pb(record: JobRecord) -> pb.TrainRequest:
+    spec = record.spec
+    return pb.TrainRequest(
+        model=spec.model,
+        dataset=pb.Dataset(path=spec.dataset.path, target=spec.dataset.target,
+                           eval_label=spec.dataset.eval_label),
+        algorithm=spec.algorithm, params=spec.params, cv_folds=spec.cv_folds, seed=spec.seed,
+        request_id=spec.request_id, task=TASK_TO_PB[spec.task], no_activate=not spec.activate,
+    )
+
+
+def job_to_pb(record: JobRecord) -> pb.Job:
+    return pb.Job(
+        id=record.id, model=record.model, state=JOB_STATE_TO_PB[record.state],
+        version=record.version, phase=record.phase, progress=record.progress,
+        message=record.message, error=record.error, metrics=metrics_to_pb(record.metrics),
+        request=spec_to_pb(record), created_at=_timestamp(record.created_at),
+        started_at=_timestamp(record.started_at), finished_at=_timestamp(record.finished_at),
+        activated=record.activated,
+    )
+
+
+def model_view_to_pb(view: ModelView, summary: Mapping[str, Any] | None,
+                     versions: list[int]) -> pb.ModelStatus:
+    current = view.current
+    message = pb.ModelStatus(
+        model=view.model, active_version=view.active, loaded_version=view.loaded,
+        state=LOAD_STATE_TO_PB[view.state], last_error=view.error,
+        latest_version=versions[-1] if versions else 0, version_count=len(versions),
+    )
+    if summary:
+        for name, value in metrics_to_pb(summary.get("metrics") or {}).items():
+            message.metrics[name].CopyFrom(value)
+        message.algorithm = summary.get("algorithm", "")
+        message.task = TASK_TO_PB.get(Task(summary["task"]), pb.TASK_UNSPECIFIED)
+    if current is not None:
+        message.last_reload_at.CopyFrom(_timestamp(current.loaded_at))
+        message.last_reload_ms = current.load_ms
+    return message
+
+
+def daemon_to_pb(info: DaemonInfo) -> pb.DaemonStatus:
+    return pb.DaemonStatus(
+        build_version=info.build_version, uptime_seconds=info.uptime_seconds,
+        registry_root=info.registry_root, data_root=info.data_root,
+        jobs_running=info.jobs_running, jobs_queued=info.jobs_queued,
+        started_at=_timestamp(info.started_at),
+    )
+
+
+def version_to_pb(model: str, summary: Mapping[str, Any], active: int,
+                  full: bool = False) -> pb.Version:
+    number = summary["version"]
+    dataset = summary.get("dataset") or {}
+    message = pb.Version(
+        model=model, version=number,
+        state=pb.VERSION_STATE_ACTIVE if number == active else pb.VERSION_STATE_INACTIVE,
+        algorithm=summary.get("algorithm", ""),
+        task=TASK_TO_PB.get(Task(summary["task"]), pb.TASK_UNSPECIFIED),
+        params=summary.get("params") or {}, metrics=metrics_to_pb(summary.get("metrics") or {}),
+        created_at=_iso_timestamp(summary.get("created_at")), job_id=summary.get("job_id", ""),
+        dataset_path=dataset.get("path", ""), dataset_sha256=dataset.get("sha256", ""),
+        rows=dataset.get("rows", 0), features=summary.get("features") or [],
+        classes=[str(c) for c in summary.get("classes") or []],
+        training_seconds=(summary.get("timings") or {}).get("total_seconds", 0.0),
+    )
+    confusion = summary.get("confusion_matrix")
+    if confusion:
+        message.confusion_matrix.labels.extend(confusion["labels"])
+        message.confusion_matrix.counts.extend(confusion["counts"])
+    if full:
+        message.manifest_json = json.dumps(summary, indent=2, sort_keys=True)
+    return message
+
+
+def versions_to_pb(model: str, page: VersionPage) -> pb.ListVersionsResponse:
+    return pb.ListVersionsResponse(
+        versions=[version_to_pb(model, s, page.active) for s in page.versions],
+        next_page_token=page.next_token, active_version=page.active,
+    )
+
+
+def rollback_to_pb(result: RollbackResult) -> pb.RollbackResponse:
+    return pb.RollbackResponse(model=result.model, previous_version=result.previous,
+                               active_version=result.active)
+
+
+def records_from_pb(rows: Any) -> list[dict[str, Any]]:
+    return [json_format.MessageToDict(row) for row in rows]
+
+
+def prediction_to_pb(model: str, version: int, p: Prediction) -> pb.PredictResponse:
+    response = pb.PredictResponse(model=model, version=version, task=TASK_TO_PB[p.task],
+                                  labels=p.labels)
+    if p.values is not None:
+        response.values.extend(p.values.tolist())
+    if p.classes is not None and p.probabilities is not None:
+        response.classes.extend(p.classes)
+        response.probabilities.extend(p.probabilities.ravel().tolist())
+    if p.anomaly_scores is not None:
+        response.anomaly_scores.extend(p.anomaly_scores.tolist())
+    return response

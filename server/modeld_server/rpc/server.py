@@ -1,0 +1,62 @@
+"""Builds the gRPC server: ModelManager, health and reflection, on one port."""
+
+from __future__ import annotations
+
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from modeld.v1 import model_manager_pb2 as pb
+from modeld.v1 import model_manager_pb2_grpc as pb_grpc
+from modeld_server.config import Settings
+from modeld_server.rpc.servicer import ModelManagerServicer
+from modeld_server.service import ModelService
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ModelManager"].full_name
+
+
+@dataclass
+class Daemon:
+    """A built, not yet started, daemon: the server, its port, the core and health."""
+
+    server: grpc.Server
+    port: int
+    service: ModelService
+    health: health.HealthServicer
+
+    def set_serving(self, serving: bool) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if serving
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, status)
+
+
+def build_server(settings: Settings, service: ModelService | None = None) -> Daemon:
+    """Creates the server and binds settings.listen (port 0 picks a free one).
+
+    Returns:
+        The daemon, with health NOT_SERVING until the caller loads models and flips it.
+    """
+    service = service or ModelService(settings)
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.rpc_threads,
+                                                    thread_name_prefix="rpc"), options=options)
+    pb_grpc.add_ModelManagerServicer_to_server(ModelManagerServicer(service), server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(settings.listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {settings.listen}")
+    daemon = Daemon(server, port, service, health_servicer)
+    daemon.set_serving(False)
+    return daemon

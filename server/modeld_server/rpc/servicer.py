@@ -1,0 +1,92 @@
+"""ModelManager over gRPC: convert the request, call the service once, convert the reply."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+
+from modeld.v1 import model_manager_pb2 as pb
+from modeld.v1 import model_manager_pb2_grpc as pb_grpc
+from modeld_server.errors import InvalidArgument
+from modeld_server.rpc import convert
+from modeld_server.rpc.status import rpc
+from modeld_server.service import ModelService
+
+Ctx = grpc.ServicerContext
+
+
+class ModelManagerServicer(pb_grpc.ModelManagerServicer):
+    """The thin edge: no rules, locks or file I/O live here."""
+
+    def __init__(self, service: ModelService) -> None:
+        self._service = service
+
+    @rpc
+    def Train(self, request: pb.TrainRequest, context: Ctx) -> pb.Job:
+        return convert.job_to_pb(self._service.train(convert.train_input(request)))
+
+    @rpc
+    def WatchJob(self, request: pb.WatchJobRequest, context: Ctx) -> Iterator[pb.JobEvent]:
+        for record in self._service.watch_job(request.job_id):
+            yield pb.JobEvent(job=convert.job_to_pb(record))
+
+    @rpc
+    def GetJob(self, request: pb.GetJobRequest, context: Ctx) -> pb.Job:
+        return convert.job_to_pb(self._service.get_job(request.job_id))
+
+    @rpc
+    def CancelJob(self, request: pb.CancelJobRequest, context: Ctx) -> pb.Job:
+        return convert.job_to_pb(self._service.cancel_job(request.job_id))
+
+    @rpc
+    def ListJobs(self, request: pb.ListJobsRequest, context: Ctx) -> pb.ListJobsResponse:
+        jobs, token = self._service.list_jobs(request.model, request.page_size, request.page_token)
+        return pb.ListJobsResponse(jobs=[convert.job_to_pb(j) for j in jobs], next_page_token=token)
+
+    @rpc
+    def GetStatus(self, request: pb.GetStatusRequest, context: Ctx) -> pb.GetStatusResponse:
+        info, views = self._service.status(request.model)
+        return pb.GetStatusResponse(daemon=convert.daemon_to_pb(info),
+                                    models=[self._model_status(v) for v in views])
+
+    @rpc
+    def ListVersions(self, request: pb.ListVersionsRequest, context: Ctx) -> pb.ListVersionsResponse:
+        state = convert.VERSION_STATE_FROM_PB.get(request.state)
+        if state is None:
+            raise InvalidArgument(f"state {request.state} is not a known VersionState value")
+        page = self._service.list_versions(request.model, request.page_size, request.page_token,
+                                           state)
+        return convert.versions_to_pb(request.model, page)
+
+    @rpc
+    def GetVersion(self, request: pb.GetVersionRequest, context: Ctx) -> pb.Version:
+        manifest, active = self._service.get_version(request.model, request.version)
+        return convert.version_to_pb(request.model, manifest, active, full=True)
+
+    @rpc
+    def Rollback(self, request: pb.RollbackRequest, context: Ctx) -> pb.RollbackResponse:
+        return convert.rollback_to_pb(self._service.rollback(
+            request.model, request.to_version, request.reason, request.expected_active_version))
+
+    @rpc
+    def Predict(self, request: pb.PredictRequest, context: Ctx) -> pb.PredictResponse:
+        kind = request.WhichOneof("rows")
+        if kind == "dense":
+            version, prediction = self._service.predict_dense(
+                request.model, request.version, request.dense.columns, request.dense.values)
+        elif kind == "records":
+            version, prediction = self._service.predict_records(
+                request.model, request.version, convert.records_from_pb(request.records.rows))
+        else:
+            raise InvalidArgument("rows is required: send records or dense")
+        return convert.prediction_to_pb(request.model, version, prediction)
+
+    @rpc
+    def Reload(self, request: pb.ReloadRequest, context: Ctx) -> pb.ReloadResponse:
+        views = self._service.reload(request.model)
+        return pb.ReloadResponse(models=[self._model_status(v) for v in views])
+
+    def _model_status(self, view: convert.ModelView) -> pb.ModelStatus:
+        entry = self._service.index.entry(view.model)
+        return convert.model_view_to_pb(view, entry.summaries.get(view.active), entry.versions)

@@ -1,0 +1,111 @@
+"""Domain errors -> gRPC status codes, and the wrapper every servicer method wears.
+
+The wrapper logs one canonical line per RPC (method, code, duration) with the
+request's model/job ids bound, and turns anything unexpected into INTERNAL with
+a generic message and the traceback in the log: never UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+import structlog
+
+from modeld_server import errors
+
+log = structlog.get_logger("modeld_server.rpc")
+
+ERROR_TO_STATUS: dict[type[errors.ModeldError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+WRAPPED_ATTR = "__modeld_rpc__"
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def status_for(exc: errors.ModeldError) -> grpc.StatusCode:
+    """The status code of a domain error, looked up along its MRO."""
+    for cls in type(exc).__mro__:
+        code = ERROR_TO_STATUS.get(cls)  # type: ignore[call-overload]
+        if code is not None:
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def _ids(request: Any) -> dict[str, str]:
+    ids = {}
+    for name in ("model", "job_id"):
+        value = getattr(request, name, "")
+        if isinstance(value, str) and value:
+            ids[name] = value[:80]
+    return ids
+
+
+def _fail(context: grpc.ServicerContext, method: str, exc: BaseException) -> grpc.StatusCode:
+    """Aborts the call with the right code; returns it for the log line."""
+    if isinstance(exc, errors.ModeldError):
+        code, message = status_for(exc), exc.message
+    else:
+        log.exception("rpc_internal_error", method=method)
+        code, message = grpc.StatusCode.INTERNAL, "internal error; the daemon log has the details"
+    context.abort(code, message)
+    return code  # not reached: abort raises
+
+
+def rpc(fn: _F) -> _F:
+    """Wraps a unary or server-streaming servicer method with error mapping and logging."""
+    method = fn.__name__
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def stream(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            started, code = time.perf_counter(), grpc.StatusCode.OK
+            with structlog.contextvars.bound_contextvars(**_ids(request)):
+                try:
+                    yield from fn(self, request, context)
+                except Exception as exc:
+                    code = _code_of(exc)
+                    _fail(context, method, exc)
+                finally:
+                    _log(method, code, started)
+
+        setattr(stream, WRAPPED_ATTR, True)
+        return stream  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        started, code = time.perf_counter(), grpc.StatusCode.OK
+        with structlog.contextvars.bound_contextvars(**_ids(request)):
+            try:
+                return fn(self, request, context)
+            except Exception as exc:
+                code = _code_of(exc)
+                _fail(context, method, exc)
+            finally:
+                _log(method, code, started)
+
+    setattr(unary, WRAPPED_ATTR, True)
+    return unary  # type: ignore[return-value]
+
+
+def _code_of(exc: BaseException) -> grpc.StatusCode:
+    if isinstance(exc, errors.ModeldError):
+        return status_for(exc)
+    return grpc.StatusCode.INTERNAL
+
+
+def _log(method: str, code: grpc.StatusCode, started: float) -> None:
+    log.info("rpc", method=method, code=code.name,
+             duration_ms=round((time.perf_counter() - started) * 1000, 3))

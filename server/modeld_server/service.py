@@ -1,0 +1,291 @@
+"""The one facade the rpc layer calls. Validates requests and ties the parts together.
+
+Nothing here knows gRPC: requests come in as plain values, answers go out as
+domain objects, and failures are domain errors (errors.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from modeld_server.config import Settings
+from modeld_server.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from modeld_server.registry.index import RegistryIndex
+from modeld_server.registry.layout import validate_model_name
+from modeld_server.registry.store import RegistryStore
+from modeld_server.serving.loaded import Prediction
+from modeld_server.serving.manager import ModelServer, ModelView
+from modeld_server.training.datasets import infer_task, read_columns, resolve_dataset
+from modeld_server.training.estimators import check_params, get_algorithm
+from modeld_server.training.jobrecord import JobRecord
+from modeld_server.training.jobs import JobManager
+from modeld_server.types import DatasetSpec, Task, TrainSpec
+
+log = structlog.get_logger(__name__)
+
+BUILD_VERSION = "0.1.0"
+DEFAULT_PAGE = 50
+MAX_PAGE = 1000
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class DaemonInfo:
+    build_version: str
+    started_at: float
+    uptime_seconds: float
+    registry_root: str
+    data_root: str
+    jobs_running: int
+    jobs_queued: int
+
+
+@dataclass(frozen=True)
+class VersionPage:
+    versions: list[dict[str, Any]]
+    next_token: str
+    active: int
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    model: str
+    previous: int
+    active: int
+
+
+@dataclass(frozen=True)
+class TrainInput:
+    """Train's fields as they came in, before validation."""
+
+    model: str
+    dataset: DatasetSpec
+    algorithm: str
+    params: Mapping[str, str]
+    cv_folds: int = 0
+    seed: int | None = None
+    request_id: str = ""
+    task: Task | None = None
+    activate: bool = True
+
+
+class ModelService:
+    """Everything the daemon does, behind one object."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.started_at = time.time()
+        self.store = RegistryStore(settings.registry)
+        self.index = RegistryIndex(self.store)
+        self.server = ModelServer(self.index, keep_loaded=settings.keep_loaded)
+        settings.data_root.mkdir(parents=True, exist_ok=True)
+        self.jobs = JobManager(
+            self.store, settings.data_root, settings.state_dir,
+            max_concurrent=settings.max_concurrent_jobs, max_queued=settings.max_queued_jobs,
+            on_published=lambda model, version: self.server.poll_once([model]),
+        )
+
+    def start(self) -> None:
+        """Cleans stale staging folders and loads every model's active version."""
+        self.store.clean_stale_staging()
+        self.server.poll_once(None, force=True)
+
+    # ---- training -------------------------------------------------------------------------
+
+    def train(self, request: TrainInput) -> JobRecord:
+        """Validates a training request synchronously and queues it."""
+        model = validate_model_name(request.model)
+        spec_dataset = request.dataset
+        path = resolve_dataset(self.settings.data_root, spec_dataset.path)
+        columns = read_columns(path, spec_dataset.path)
+        for field, column in (("dataset.target", spec_dataset.target),
+                              ("dataset.eval_label", spec_dataset.eval_label)):
+            if column and column not in columns:
+                raise InvalidArgument(f"{field} {column!r} is not a column of "
+                                      f"{spec_dataset.path!r} (columns: {', '.join(columns)})")
+        if not request.algorithm:
+            raise InvalidArgument("algorithm is required")
+        task = request.task or self._infer_task(request, path)
+        if task is not Task.ANOMALY_DETECTION and not spec_dataset.target:
+            raise InvalidArgument(f"dataset.target is required for {task.value}")
+        folds = request.cv_folds or 5
+        if not 2 <= folds <= 20:
+            raise InvalidArgument(f"cv_folds must be between 2 and 20, got {request.cv_folds}")
+        seed = 42 if request.seed is None else request.seed
+        if not 0 <= seed <= MAX_SEED:
+            raise InvalidArgument(f"seed must be between 0 and {MAX_SEED}, got {seed}")
+        if len(request.request_id) > 128:
+            raise InvalidArgument("request_id is longer than 128 characters")
+        algorithm = get_algorithm(request.algorithm, task)
+        params = dict(request.params)
+        check_params(algorithm, task, params, seed)
+        spec = TrainSpec(model, spec_dataset, request.algorithm, task, params, folds, seed,
+                         request.request_id, request.activate)
+        return self.jobs.submit(spec)
+
+    def _infer_task(self, request: TrainInput, path: Any) -> Task:
+        by_algorithm = {"logistic_regression": Task.CLASSIFICATION, "ridge": Task.REGRESSION,
+                        "isolation_forest": Task.ANOMALY_DETECTION}
+        if request.algorithm in by_algorithm:
+            return by_algorithm[request.algorithm]
+        if not request.dataset.target:
+            return Task.ANOMALY_DETECTION
+        return Task(infer_task(path, request.dataset.target, request.dataset.path))
+
+    def get_job(self, job_id: str) -> JobRecord:
+        return self.jobs.get(_require(job_id, "job_id"))
+
+    def watch_job(self, job_id: str) -> Iterator[JobRecord]:
+        self.jobs.get(_require(job_id, "job_id"))  # NOT_FOUND before the stream starts
+        return self.jobs.watch(job_id)
+
+    def cancel_job(self, job_id: str) -> JobRecord:
+        return self.jobs.cancel(_require(job_id, "job_id"))
+
+    def list_jobs(self, model: str, page_size: int, token: str) -> tuple[list[JobRecord], str]:
+        if model:
+            validate_model_name(model)
+        size = _page_size(page_size)
+        jobs = self.jobs.list(model, size + 1, after=token)
+        next_token = jobs[size - 1].id if len(jobs) > size else ""
+        return jobs[:size], next_token
+
+    # ---- registry -------------------------------------------------------------------------
+
+    def status(self, model: str = "") -> tuple[DaemonInfo, list[ModelView]]:
+        running, queued = self.jobs.counts()
+        now = time.time()
+        info = DaemonInfo(BUILD_VERSION, self.started_at, now - self.started_at,
+                          str(self.settings.registry.resolve()),
+                          str(self.settings.data_root.resolve()), running, queued)
+        names = [self._known(model)] if model else self.index.models()
+        return info, [self.server.view(name) for name in names]
+
+    def list_versions(self, model: str, page_size: int, token: str,
+                      state: str = "") -> VersionPage:
+        entry = self.index.entry(self._known(model))
+        size = _page_size(page_size)
+        below = _decode_token(token) if token else (entry.versions[-1] + 1 if entry.versions else 1)
+        if state == "active":
+            hits = [entry.summaries[entry.active]] if entry.active in entry.summaries else []
+            return VersionPage(hits if not token else [], "", entry.active)
+        out: list[dict[str, Any]] = []
+        while len(out) < size:
+            batch = self.index.page(model, below, size)
+            if not batch:
+                break
+            for summary in batch:
+                below = summary["version"]
+                if state == "inactive" and summary["version"] == entry.active:
+                    continue
+                out.append(summary)
+                if len(out) == size:
+                    break
+        more = bool(out) and out[-1]["version"] > (entry.versions[0] if entry.versions else 0)
+        return VersionPage(out, _encode_token(out[-1]["version"]) if more else "", entry.active)
+
+    def get_version(self, model: str, version: int) -> tuple[dict[str, Any], int]:
+        """The full manifest of a version (0: the active one) and the active version number."""
+        entry = self.index.entry(self._known(model))
+        number = version or entry.active
+        if number < 0:
+            raise InvalidArgument(f"version must be >= 0, got {version}")
+        if number == 0:
+            raise NotFound(f"model {model!r} has no active version")
+        return self.store.read_manifest(model, number), entry.active
+
+    def rollback(self, model: str, to_version: int, reason: str,
+                 expected_active: int = 0) -> RollbackResult:
+        """Points the model at an earlier version and returns once this daemon serves it."""
+        self._known(model)
+        if to_version < 0 or expected_active < 0:
+            raise InvalidArgument("to_version and expected_active_version must be >= 0")
+        current = self.store.read_active(model)
+        target = to_version or self.store.previous_active(model, current)
+        if not target:
+            raise FailedPrecondition(f"model {model!r} has no previously active version")
+        if target == current:
+            raise FailedPrecondition(f"version {target} of model {model!r} is already active")
+        self.store.read_manifest(model, target)  # NOT_FOUND for a version that does not exist
+        # Load before the pointer moves, so the swap after it is instant and a version that
+        # cannot load is refused without touching the registry.
+        self.server.preload(model, target)
+        previous = self.store.set_active(model, target, event="rolled_back", reason=reason,
+                                         expected_active=expected_active or current)
+        self.server.activate(model, target)
+        self.index.refresh([model])
+        log.info("rolled_back", model=model, previous=previous, version=target, reason=reason)
+        return RollbackResult(model, previous, target)
+
+    def reload(self, model: str = "") -> list[ModelView]:
+        names = [self._known(model)] if model else None
+        self.server.poll_once(names, force=True)
+        return self.status(model)[1]
+
+    # ---- serving --------------------------------------------------------------------------
+
+    def predict_records(self, model: str, version: int,
+                        rows: Sequence[Mapping[str, Any]]) -> tuple[int, Prediction]:
+        loaded = self.server.get(self._checked(model, version, len(rows)), version)
+        return loaded.version, loaded.predict(loaded.schema.matrix_from_records(rows))
+
+    def predict_dense(self, model: str, version: int, columns: Sequence[str],
+                      values: Sequence[float]) -> tuple[int, Prediction]:
+        rows = len(values) // max(1, len(columns))
+        loaded = self.server.get(self._checked(model, version, rows), version)
+        return loaded.version, loaded.predict(loaded.schema.matrix_from_dense(columns, values))
+
+    def _checked(self, model: str, version: int, rows: int) -> str:
+        validate_model_name(model)
+        if version < 0:
+            raise InvalidArgument(f"version must be >= 0, got {version}")
+        if rows == 0:
+            raise InvalidArgument("rows is empty: send at least one row")
+        if rows > self.settings.max_predict_rows:
+            raise ResourceExhausted(f"{rows} rows exceed max_predict_rows="
+                                    f"{self.settings.max_predict_rows}")
+        return model
+
+    def _known(self, model: str) -> str:
+        validate_model_name(model)
+        try:
+            self.index.entry(model)
+        except NotFound:
+            self.index.refresh([model])  # created by another process since the last scan
+            self.index.entry(model)
+        return model
+
+    def close(self) -> None:
+        self.jobs.close()
+
+
+def _require(value: str, field: str) -> str:
+    if not value:
+        raise InvalidArgument(f"{field} is required")
+    return value
+
+
+def _page_size(page_size: int) -> int:
+    if page_size < 0 or page_size > MAX_PAGE:
+        raise InvalidArgument(f"page_size must be between 0 and {MAX_PAGE}, got {page_size}")
+    return page_size or DEFAULT_PAGE
+
+
+def _encode_token(version: int) -> str:
+    return base64.urlsafe_b64encode(f"v1:{version}".encode()).decode()
+
+
+def _decode_token(token: str) -> int:
+    try:
+        prefix, _, number = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        if prefix == "v1" and number.isdigit():
+            return int(number)
+    except (ValueError, UnicodeError):
+        pass
+    raise InvalidArgument(f"page_token {token[:40]!r} is not a token this server issued")

@@ -1,0 +1,76 @@
+"""A version loaded in memory: its schema resolved once, its predict path lean."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modeld_server import artifacts
+from modeld_server.features import FeatureSchema
+from modeld_server.training.estimators import ALGORITHMS
+from modeld_server.types import Task
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a model said about a batch of rows, in row order."""
+
+    task: Task
+    labels: list[str]
+    values: np.ndarray | None = None
+    classes: list[str] | None = None
+    probabilities: np.ndarray | None = None
+    anomaly_scores: np.ndarray | None = None
+
+
+class LoadedModel:
+    """One immutable version, loaded and warmed up; safe to share between threads."""
+
+    def __init__(self, model: str, version: int, manifest: dict[str, Any],
+                 fitted: artifacts.Fitted) -> None:
+        self.model = model
+        self.version = version
+        self.manifest = manifest
+        self.task = Task(manifest["task"])
+        self.schema = FeatureSchema.from_json(manifest["schema"])
+        self.classes = [str(c) for c in manifest.get("classes") or []]
+        self._class_array = np.array(self.classes, dtype=object)
+        self._estimator = fitted.estimator
+        # All-numeric data for an estimator that handles NaN itself: the preprocessor is
+        # only a float cast, which the input already is, so Predict skips it.
+        native = ALGORITHMS[manifest["algorithm"]].native_missing
+        self._preprocess = None if native and not self.schema.categorical else fitted.preprocess
+        anomaly = manifest.get("anomaly") or {}
+        self._threshold = float(anomaly.get("threshold", 0.0))
+        self.loaded_at = time.time()
+        self.load_ms = 0.0
+
+    @classmethod
+    def load(cls, model: str, version: int, folder: Path, manifest: dict[str, Any]) -> LoadedModel:
+        """Loads artifacts (already verified by the caller) and runs a warm-up prediction."""
+        started = time.perf_counter()
+        fitted = artifacts.load(folder, manifest["format"], manifest["algorithm"], manifest["task"])
+        loaded = cls(model, version, manifest, fitted)
+        sample = manifest.get("sample_row")
+        if sample:
+            loaded.predict(loaded.schema.matrix_from_records([sample]))
+        loaded.load_ms = (time.perf_counter() - started) * 1000
+        return loaded
+
+    def predict(self, matrix: np.ndarray) -> Prediction:
+        """Predicts rows already in the model's column order (see FeatureSchema)."""
+        x = matrix if self._preprocess is None else self._preprocess.transform(matrix)
+        if self.task is Task.CLASSIFICATION:
+            proba = np.asarray(self._estimator.predict_proba(x), dtype=np.float64)
+            labels = self._class_array[proba.argmax(axis=1)].tolist()
+            return Prediction(self.task, labels, classes=self.classes, probabilities=proba)
+        if self.task is Task.REGRESSION:
+            values = np.asarray(self._estimator.predict(x), dtype=np.float64)
+            return Prediction(self.task, [], values=values)
+        scores = -np.asarray(self._estimator.score_samples(x), dtype=np.float64)
+        labels = np.where(scores > self._threshold, "anomaly", "normal").tolist()
+        return Prediction(self.task, labels, anomaly_scores=scores)

@@ -1,0 +1,249 @@
+"""Keeps each model's active version loaded, and swaps versions without dropping a request.
+
+A reload reads the pointer and manifest, verifies every artifact's size and
+sha256, loads, runs a warm-up prediction and only then swaps the reference
+Predict reads. In-flight calls keep the model object they started with; the old
+one is freed when the last of them returns. Recent versions stay loaded so a
+rollback swaps without loading.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import structlog
+
+from modeld_server.errors import FailedPrecondition, ModeldError, NotFound, Unavailable
+from modeld_server.registry.index import RegistryIndex
+from modeld_server.serving.loaded import LoadedModel
+from modeld_server.types import LoadState
+
+log = structlog.get_logger(__name__)
+
+_MAX_BACKOFF = 60.0
+
+
+@dataclass
+class Slot:
+    """One model in this daemon's memory."""
+
+    current: LoadedModel | None = None
+    cache: OrderedDict[int, LoadedModel] = field(default_factory=OrderedDict)
+    loading: int = 0
+    error: str = ""
+    failed_version: int = 0
+    failed_fingerprint: tuple[object, ...] = ()
+    failures: int = 0
+    retry_at: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    """Serialises loads of this model; Predict never takes it."""
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """A consistent reading of one model for GetStatus."""
+
+    model: str
+    active: int
+    loaded: int
+    state: LoadState
+    error: str
+    current: LoadedModel | None
+
+
+class ModelServer:
+    """Loads, swaps and serves model versions."""
+
+    def __init__(self, index: RegistryIndex, keep_loaded: int = 2) -> None:
+        self.index = index
+        self.store = index.store
+        self._keep = keep_loaded
+        self._slots: dict[str, Slot] = {}
+        self._slots_lock = threading.Lock()
+
+    def _slot(self, model: str) -> Slot:
+        with self._slots_lock:
+            return self._slots.setdefault(model, Slot())
+
+    # ---- reading (the hot path) -----------------------------------------------------------
+
+    def get(self, model: str, version: int = 0) -> LoadedModel:
+        """The loaded model that answers for `model` (pinned `version` when not 0).
+
+        Raises:
+            NotFound: unknown model or version.
+            FailedPrecondition: the model has no active version.
+            Unavailable: the active version is not loaded (yet).
+        """
+        slot = self._slots.get(model)
+        current = slot.current if slot is not None else None
+        if version == 0 or (current is not None and current.version == version):
+            if current is not None:
+                return current
+            entry = self.index.entry(model)
+            if not entry.active:
+                raise FailedPrecondition(f"model {model!r} has no active version")
+            raise Unavailable(f"model {model!r} v{entry.active} is not loaded yet: "
+                              f"{(slot.error if slot else '') or 'loading'}")
+        cached = slot.cache.get(version) if slot is not None else None
+        return cached if cached is not None else self._load_pinned(model, version)
+
+    def _load_pinned(self, model: str, version: int) -> LoadedModel:
+        if version not in self.index.entry(model).summaries:
+            raise NotFound(f"version {version} of model {model!r} not found")
+        slot = self._slot(model)
+        with slot.lock:
+            loaded = slot.cache.get(version) or self._load(model, version)
+            self._remember(slot, loaded)
+        return loaded
+
+    def view(self, model: str) -> ModelView:
+        entry = self.index.entry(model)
+        slot = self._slot(model)
+        current = slot.current
+        loaded = current.version if current else 0
+        if entry.pointer_error:
+            state, error = LoadState.FAILED, entry.pointer_error
+        elif not entry.active:
+            state, error = LoadState.NO_ACTIVE_VERSION, ""
+        elif slot.loading == entry.active:
+            state, error = LoadState.LOADING, slot.error
+        elif slot.failed_version == entry.active:
+            state, error = LoadState.FAILED, slot.error
+        elif loaded == entry.active:
+            state, error = LoadState.READY, ""
+        else:
+            state, error = LoadState.STALE, slot.error
+        return ModelView(model, entry.active, loaded, state, error, current)
+
+    # ---- reconciling with the disk --------------------------------------------------------
+
+    def poll_once(self, models: list[str] | None = None, *, force: bool = False) -> None:
+        """Re-scans the registry and brings each model's loaded version to the active one.
+
+        Args:
+            models: the models to look at; all when None.
+            force: retry failed loads now, ignoring their backoff.
+        """
+        names = self.index.refresh(models)
+        if len(names) > 1:
+            with ThreadPoolExecutor(max_workers=min(4, len(names))) as pool:
+                list(pool.map(lambda name: self._reconcile(name, force), names))
+        else:
+            for name in names:
+                self._reconcile(name, force)
+
+    def preload(self, model: str, version: int) -> None:
+        """Loads `version` into the cache without serving it (a rollback's first step).
+
+        Raises:
+            FailedPrecondition: it cannot be loaded (the reason included).
+        """
+        slot = self._slot(model)
+        with slot.lock:
+            if version in slot.cache:
+                slot.cache.move_to_end(version)
+                return
+            try:
+                loaded = self._load(model, version)
+            except ModeldError as exc:
+                raise FailedPrecondition(f"model {model!r} v{version} cannot be loaded: "
+                                         f"{exc.message}") from None
+            except Exception as exc:  # a broken pickle raises anything at all
+                raise FailedPrecondition(f"model {model!r} v{version} cannot be loaded: "
+                                         f"{type(exc).__name__}: {exc}") from None
+            self._remember(slot, loaded)
+
+    def activate(self, model: str, version: int) -> None:
+        """Makes `version` the one answering now (from the cache when preloaded)."""
+        slot = self._slot(model)
+        with slot.lock:
+            self._swap_to(model, slot, version)
+
+    def _reconcile(self, model: str, force: bool) -> None:
+        try:
+            entry = self.index.entry(model)
+        except NotFound:
+            with self._slots_lock:
+                self._slots.pop(model, None)
+            return
+        if not entry.active or entry.pointer_error:
+            return
+        slot = self._slot(model)
+        with slot.lock:
+            current = slot.current
+            if current is not None and current.version == entry.active:
+                return
+            if slot.failed_version == entry.active and not force and not self._should_retry(
+                model, slot, entry.active
+            ):
+                return
+            self._swap_to(model, slot, entry.active)
+
+    def _should_retry(self, model: str, slot: Slot, version: int) -> bool:
+        if self._fingerprint(model, version) != slot.failed_fingerprint:
+            return True  # the files changed: always try again
+        return time.monotonic() >= slot.retry_at
+
+    def _swap_to(self, model: str, slot: Slot, version: int) -> None:
+        """Loads (or takes from the cache) and swaps in `version`. Caller holds slot.lock."""
+        loaded = slot.cache.get(version)
+        if loaded is None:
+            slot.loading = version
+            try:
+                loaded = self._load(model, version)
+            except ModeldError as exc:
+                self._failed(model, slot, version, exc.message)
+                return
+            except Exception as exc:  # a broken pickle raises anything at all
+                self._failed(model, slot, version, f"{type(exc).__name__}: {exc}")
+                return
+            finally:
+                slot.loading = 0
+        previous = slot.current
+        slot.current = loaded
+        slot.error, slot.failed_version, slot.failures = "", 0, 0
+        self._remember(slot, loaded)
+        log.info("model_swapped", model=model, version=version,
+                 previous=previous.version if previous else 0, load_ms=round(loaded.load_ms, 2))
+
+    def _load(self, model: str, version: int) -> LoadedModel:
+        started = time.perf_counter()
+        manifest = self.store.read_manifest(model, version)
+        self.store.verify(model, version, manifest)
+        loaded = LoadedModel.load(model, version, self.store.paths(model).version(version), manifest)
+        loaded.load_ms = (time.perf_counter() - started) * 1000
+        return loaded
+
+    def _failed(self, model: str, slot: Slot, version: int, reason: str) -> None:
+        slot.failures = slot.failures + 1 if slot.failed_version == version else 1
+        slot.failed_version, slot.error = version, reason
+        slot.failed_fingerprint = self._fingerprint(model, version)
+        slot.retry_at = time.monotonic() + min(_MAX_BACKOFF, 0.5 * 2 ** slot.failures)
+        log.warning("model_load_failed", model=model, version=version, reason=reason,
+                    failures=slot.failures)
+
+    def _remember(self, slot: Slot, loaded: LoadedModel) -> None:
+        slot.cache[loaded.version] = loaded
+        slot.cache.move_to_end(loaded.version)
+        while len(slot.cache) > self._keep + 1:
+            oldest = next(iter(slot.cache))
+            if slot.current is not None and oldest == slot.current.version:
+                slot.cache.move_to_end(oldest)
+                continue
+            del slot.cache[oldest]
+
+    def _fingerprint(self, model: str, version: int) -> tuple[object, ...]:
+        """Names, sizes and mtimes of a version's files: a change means 'try again now'."""
+        folder = self.store.paths(model).version(version)
+        try:
+            with os.scandir(folder) as entries:
+                stats = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries)
+        except OSError:
+            return ()
+        return tuple(stats)

@@ -1,0 +1,22 @@
+"""Light trampolines the daemon hands to worker processes.
+
+Pickling a reference to these does not import the training libraries into the
+daemon; in the worker they are already loaded by the forkserver's preload.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+WORKER_MODULE = "modeld_server.training.worker"
+
+
+def run_job(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any) -> None:
+    """Runs one job (see worker.run)."""
+    from modeld_server.training import worker
+
+    worker.run(spec_json, data_root, staging, conn)
+
+
+def warm_up() -> None:
+    """Does nothing: starting it makes the forkserver import the libraries ahead of any job."""

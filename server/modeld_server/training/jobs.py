@@ -1,0 +1,330 @@
+"""The job runner: a bounded queue, N concurrent worker processes, persistence, watchers.
+
+Each job trains in its own process forked from a warm forkserver, so a crash or
+an out-of-memory kill fails that job and never the daemon, and CancelJob can
+kill it outright. The runner publishes the result into the registry.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from modeld_server.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
+from modeld_server.registry.store import RegistryStore, Staging
+from modeld_server.training import entry
+from modeld_server.training.jobrecord import JobFiles, JobRecord, new_job_id
+from modeld_server.types import JobState, TrainSpec
+
+log = structlog.get_logger(__name__)
+
+_CTX = multiprocessing.get_context("forkserver")
+_CTX.set_forkserver_preload([entry.WORKER_MODULE])
+
+OnPublished = Callable[[str, int], None]
+
+
+class JobManager:
+    """Accepts, runs, cancels and remembers training jobs."""
+
+    def __init__(self, store: RegistryStore, data_root: Path, state_dir: Path, *,
+                 max_concurrent: int = 1, max_queued: int = 16,
+                 on_published: OnPublished | None = None) -> None:
+        self._store = store
+        self._data_root = data_root
+        self._files = JobFiles(state_dir)
+        self._max_concurrent = max_concurrent
+        self._max_queued = max_queued
+        self._on_published = on_published or (lambda model, version: None)
+        self._cond = threading.Condition()
+        self._jobs: dict[str, JobRecord] = {}
+        self._by_request: dict[str, str] = {}
+        self._queue: list[str] = []
+        self._running: dict[str, multiprocessing.process.BaseProcess | None] = {}
+        self._closed = False
+        self._recover()
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Loads past records; a job that was queued or running when we stopped is FAILED."""
+        for record in self._files.load_all():
+            if not record.state.final:
+                record.state, record.phase = JobState.FAILED, "done"
+                record.error = "interrupted by restart"
+                record.finished_at = record.finished_at or time.time()
+                self._files.save(record)
+                log.warning("job_interrupted", job_id=record.id, model=record.model)
+            self._jobs[record.id] = record
+            if record.spec.request_id:
+                self._by_request[record.spec.request_id] = record.id
+
+    def warm_up(self) -> None:
+        """Starts the forkserver (importing the training libraries) before the first job."""
+        process = _CTX.Process(target=entry.warm_up, daemon=True)
+        process.start()
+        process.join()
+
+    def close(self, reason: str = "interrupted by shutdown") -> None:
+        """Refuses new jobs, kills running workers and records every unfinished job as FAILED."""
+        with self._cond:
+            self._closed = True
+            for job_id in list(self._queue) + list(self._running):
+                record = self._jobs[job_id]
+                record.cancel_requested = True
+                self._finish(record, JobState.FAILED, error=reason)
+            self._queue.clear()
+            processes = [p for p in self._running.values() if p is not None]
+        for process in processes:
+            process.kill()
+
+    def drain(self, timeout: float = 120.0) -> None:
+        """Blocks until no job is queued or running (for tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._queue or self._running:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("jobs still running after drain timeout")
+                self._cond.wait(left)
+
+    # ---- requests -------------------------------------------------------------------------
+
+    def submit(self, spec: TrainSpec) -> JobRecord:
+        """Queues a job; the same request_id returns the existing job.
+
+        Raises:
+            AlreadyExists: request_id used before for a different request.
+            ResourceExhausted: the queue is full.
+            FailedPrecondition: the daemon is shutting down.
+        """
+        with self._cond:
+            if spec.request_id and spec.request_id in self._by_request:
+                existing = self._jobs[self._by_request[spec.request_id]]
+                if existing.spec != spec:
+                    raise AlreadyExists(
+                        f"request_id {spec.request_id!r} was used for job {existing.id} "
+                        "with a different request"
+                    )
+                return existing.snapshot()
+            if self._closed:
+                raise FailedPrecondition("the daemon is shutting down and takes no new jobs")
+            busy = len(self._running) >= self._max_concurrent
+            if busy and len(self._queue) >= self._max_queued:
+                raise ResourceExhausted(
+                    f"the training queue is full ({self._max_queued} jobs waiting, "
+                    f"max_queued_jobs={self._max_queued})"
+                )
+            record = JobRecord(id=new_job_id(), spec=spec)
+            self._jobs[record.id] = record
+            if spec.request_id:
+                self._by_request[spec.request_id] = record.id
+            self._queue.append(record.id)
+            self._files.save(record)
+            self._start_ready()
+            log.info("job_queued", job_id=record.id, model=spec.model, algorithm=spec.algorithm)
+            return record.snapshot()
+
+    def get(self, job_id: str) -> JobRecord:
+        with self._cond:
+            return self._require(job_id).snapshot()
+
+    def counts(self) -> tuple[int, int]:
+        """(running, queued)."""
+        with self._cond:
+            return len(self._running), len(self._queue)
+
+    def list(self, model: str = "", page_size: int = 50, after: str = "") -> list[JobRecord]:
+        """Jobs newest first, optionally of one model, starting after job id `after`."""
+        with self._cond:
+            records = sorted(self._jobs.values(), key=lambda r: (r.created_at, r.id), reverse=True)
+        if model:
+            records = [r for r in records if r.model == model]
+        if after:
+            ids = [r.id for r in records]
+            if after not in ids:
+                raise InvalidArgument(f"page_token refers to unknown job {after!r}")
+            records = records[ids.index(after) + 1 :]
+        return [r.snapshot() for r in records[:page_size]]
+
+    def cancel(self, job_id: str) -> JobRecord:
+        """Cancels a queued or running job.
+
+        Raises:
+            NotFound: no such job.
+            FailedPrecondition: it already ended, or is publishing its version.
+        """
+        with self._cond:
+            record = self._require(job_id)
+            if record.state.final:
+                raise FailedPrecondition(f"job {job_id} already ended ({record.state.value})")
+            if record.phase == "publishing":
+                raise FailedPrecondition(f"job {job_id} is publishing its version; too late")
+            record.cancel_requested = True
+            process = self._running.get(job_id)
+            if job_id in self._queue:
+                self._queue.remove(job_id)
+                self._finish(record, JobState.CANCELLED, error="cancelled while queued")
+        if process is not None:
+            process.kill()
+        log.info("job_cancel_requested", job_id=job_id)
+        with self._cond:
+            self._cond.wait_for(lambda: record.state.final, timeout=30.0)
+            return record.snapshot()
+
+    def watch(self, job_id: str, poll: float = 1.0) -> Iterator[JobRecord]:
+        """Yields the job now, then after every change (coalesced), ending at a final state."""
+        seen = -1
+        while True:
+            with self._cond:
+                record = self._require(job_id)
+                while record.seq == seen:
+                    self._cond.wait(poll)
+                snapshot = record.snapshot()
+            seen = snapshot.seq
+            yield snapshot
+            if snapshot.state.final:
+                return
+
+    def _require(self, job_id: str) -> JobRecord:
+        record = self._jobs.get(job_id)
+        if record is None:
+            raise NotFound(f"job {job_id!r} not found")
+        return record
+
+    # ---- running --------------------------------------------------------------------------
+
+    def _start_ready(self) -> None:
+        """Starts queued jobs while slots are free. Caller holds the lock."""
+        while self._queue and len(self._running) < self._max_concurrent and not self._closed:
+            job_id = self._queue.pop(0)
+            self._running[job_id] = None
+            threading.Thread(target=self._run, args=(job_id,), name=f"job-{job_id}",
+                             daemon=True).start()
+
+    def _run(self, job_id: str) -> None:
+        record = self._jobs[job_id]
+        staging: Staging | None = None
+        try:
+            staging = self._store.begin_staging(record.model)
+            outcome = self._train(record, staging)
+            if outcome is not None:
+                self._publish(record, staging, outcome)
+        except Exception as exc:  # the runner must always settle the job
+            log.exception("job_runner_failed", job_id=job_id)
+            with self._cond:
+                self._finish(record, JobState.FAILED, error=f"internal error: {exc}")
+        finally:
+            if staging is not None:
+                staging.discard()
+            with self._cond:
+                self._running.pop(job_id, None)
+                self._start_ready()
+                self._cond.notify_all()
+
+    def _train(self, record: JobRecord, staging: Staging) -> dict[str, Any] | None:
+        """Runs the worker process; returns its result, or None when the job ended otherwise."""
+        parent, child = _CTX.Pipe(duplex=False)
+        process = _CTX.Process(
+            target=entry.run_job, daemon=True,
+            args=(record.spec.to_json(), str(self._data_root), str(staging.path), child),
+        )
+        with self._cond:
+            if record.cancel_requested:
+                self._finish(record, JobState.CANCELLED, error="cancelled by request")
+                return None
+            self._running[record.id] = process
+            record.state, record.phase, record.started_at = JobState.RUNNING, "starting", time.time()
+            self._changed(record, persist=True)
+        process.start()
+        child.close()
+        log.info("job_started", job_id=record.id, model=record.model, pid=process.pid)
+        outcome = self._follow(record, parent)
+        process.join()
+        return self._settle(record, process, outcome)
+
+    def _follow(self, record: JobRecord, conn: Any) -> tuple[Any, ...] | None:
+        """Relays progress messages until the worker sends its outcome or dies."""
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                return None
+            if message[0] != "progress":
+                return tuple(message)
+            _, phase, progress, text, partial = message
+            with self._cond:
+                if not record.state.final:
+                    record.phase, record.progress, record.message = phase, progress, text
+                    record.metrics = partial
+                    self._changed(record)
+
+    def _settle(self, record: JobRecord, process: Any,
+                outcome: tuple[Any, ...] | None) -> dict[str, Any] | None:
+        with self._cond:
+            if record.state.final:
+                return None  # closed under us
+            if record.cancel_requested:
+                self._finish(record, JobState.CANCELLED, error="cancelled by request")
+                return None
+            if outcome is None:
+                self._finish(record, JobState.FAILED, error=_death_reason(process.exitcode))
+                return None
+            if outcome[0] == "error":
+                self._finish(record, JobState.FAILED, error=f"{outcome[1]}: {outcome[2]}")
+                return None
+            record.phase, record.progress, record.message = "publishing", 0.98, "publishing"
+            self._changed(record)
+            result: dict[str, Any] = outcome[1]
+            return result
+
+    def _publish(self, record: JobRecord, staging: Staging, result: dict[str, Any]) -> None:
+        spec = record.spec
+        manifest = dict(result, job_id=record.id, request_id=spec.request_id,
+                        created_at=datetime.now(UTC).isoformat())
+        version = self._store.publish(staging, manifest, activate=spec.activate, job_id=record.id)
+        # Load before reporting success, so a client that saw SUCCEEDED can Predict at once.
+        self._on_published(record.model, version)
+        with self._cond:
+            record.version, record.activated = version, spec.activate
+            record.metrics = result.get("metrics", {})
+            self._finish(record, JobState.SUCCEEDED, message=f"published version {version}")
+
+    def _finish(self, record: JobRecord, state: JobState, *, error: str = "",
+                message: str = "") -> None:
+        """Moves a job to a final state and persists it. Caller holds the lock."""
+        record.state, record.phase, record.error = state, "done", error
+        record.message = message or error
+        record.progress = 1.0 if state is JobState.SUCCEEDED else record.progress
+        record.finished_at = time.time()
+        self._changed(record, persist=True)
+        log.info("job_finished", job_id=record.id, model=record.model, state=state.value,
+                 version=record.version, error=error or None)
+
+    def _changed(self, record: JobRecord, persist: bool = False) -> None:
+        record.seq += 1
+        if persist:
+            self._files.save(record)
+        self._cond.notify_all()
+
+
+def _death_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = " (out of memory, or killed by an operator)" if name == "SIGKILL" else ""
+        return f"worker process was killed by {name}{hint}"
+    return f"worker process exited with code {exitcode} without a result"
