@@ -41,7 +41,7 @@ class Runtime:
         self.daemon.server.start()
         self.service.start()
         self.watcher.start()
-        threading.Thread(target=self.service.jobs.warm_up, name="forkserver-warm-up",
+        threading.Thread(target=self.service.warm_up, name="warm-up",
                          daemon=True).start()
         self.daemon.set_serving(True)
         if self.settings.port_file is not None:

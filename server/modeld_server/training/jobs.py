@@ -244,13 +244,16 @@ class JobManager:
             args=(record.spec.to_json(), str(self._data_root), str(staging.path), child),
         )
         with self._cond:
+            if record.state.final:
+                return None  # closed while it waited for a slot
             if record.cancel_requested:
                 self._finish(record, JobState.CANCELLED, error="cancelled by request")
                 return None
+            # Started under the lock so close() and cancel() only ever see started processes.
+            process.start()
             self._running[record.id] = process
             record.state, record.phase, record.started_at = JobState.RUNNING, "starting", time.time()
             self._changed(record, persist=True)
-        process.start()
         child.close()
         log.info("job_started", job_id=record.id, model=record.model, pid=process.pid)
         outcome = self._follow(record, parent)

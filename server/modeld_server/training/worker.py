@@ -40,17 +40,21 @@ def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any) -> N
         conn.send(("progress", phase, progress, message, partial))
 
     try:
-        result = train(TrainSpec.from_json(spec_json), Path(data_root), Path(staging), report)
-        conn.send(("result", result))
+        outcome: tuple[Any, ...] = (
+            "result", train(TrainSpec.from_json(spec_json), Path(data_root), Path(staging), report))
+    except (BrokenPipeError, ConnectionResetError):
+        return  # the daemon is gone or cancelled us: nobody to tell
     except ModeldError as exc:
-        conn.send(("error", type(exc).__name__, exc.message))
+        outcome = ("error", type(exc).__name__, exc.message)
     except MemoryError:
-        conn.send(("error", "ResourceExhausted", "training ran out of memory"))
+        outcome = ("error", "ResourceExhausted", "training ran out of memory")
     except Exception as exc:  # any library failure fails this job, with its reason
-        detail = "".join(traceback.format_exception_only(exc)).strip()
-        conn.send(("error", "Internal", detail))
-    finally:
+        outcome = ("error", "Internal", "".join(traceback.format_exception_only(exc)).strip())
+    try:
+        conn.send(outcome)
         conn.close()
+    except OSError:
+        pass  # the daemon went away first
 
 
 def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report) -> dict[str, Any]:
@@ -129,7 +133,7 @@ def _prepare(spec: TrainSpec, frame: pd.DataFrame, dataset: dict[str, Any]) -> _
     features = [str(c) for c in frame.columns if c not in (target, eval_label)]
     if not features:
         raise InvalidArgument(f"{spec.dataset.path!r} has no feature columns")
-    schema = FeatureSchema.infer(frame, features, target)
+    schema = FeatureSchema.infer(frame, features, target or eval_label)
     x = schema.matrix_from_frame(frame)
     sample = {name: _json_value(frame[name].iloc[0]) for name in features}
     y, classes = None, []
