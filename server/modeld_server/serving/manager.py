@@ -103,23 +103,29 @@ class ModelServer:
         return loaded
 
     def view(self, model: str) -> ModelView:
+        """The model as it stands: the pointer is read from disk (one small file), so a
+        change nobody has reloaded yet shows as STALE rather than hiding."""
         entry = self.index.entry(model)
         slot = self._slot(model)
         current = slot.current
         loaded = current.version if current else 0
-        if entry.pointer_error:
-            state, error = LoadState.FAILED, entry.pointer_error
-        elif not entry.active:
+        try:
+            active, pointer_error = self.store.read_active(model), ""
+        except ModeldError as exc:
+            active, pointer_error = entry.active, exc.message
+        if pointer_error:
+            state, error = LoadState.FAILED, pointer_error
+        elif not active:
             state, error = LoadState.NO_ACTIVE_VERSION, ""
-        elif slot.loading == entry.active:
+        elif slot.loading == active:
             state, error = LoadState.LOADING, slot.error
-        elif slot.failed_version == entry.active:
+        elif slot.failed_version == active:
             state, error = LoadState.FAILED, slot.error
-        elif loaded == entry.active:
+        elif loaded == active:
             state, error = LoadState.READY, ""
         else:
             state, error = LoadState.STALE, slot.error
-        return ModelView(model, entry.active, loaded, state, error, current)
+        return ModelView(model, active, loaded, state, error, current)
 
     # ---- reconciling with the disk --------------------------------------------------------
 
