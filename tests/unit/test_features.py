@@ -1,0 +1,81 @@
+"""Rows in every form become the same matrix, and bad rows are named precisely."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from modeld_server.errors import InvalidArgument
+from modeld_server.features import FeatureSchema
+
+SCHEMA = FeatureSchema(numeric=("a", "char_freq_["), categorical=("color",), target="y")
+
+
+class TestInfer:
+    def test_numbers_and_bools_are_numeric_the_rest_categorical(self) -> None:
+        frame = pd.DataFrame({"n": [1.0, 2.0], "b": [True, False], "s": ["x", "y"], "y": [0, 1]})
+        schema = FeatureSchema.infer(frame, ["n", "b", "s"], "y")
+        assert (schema.numeric, schema.categorical) == (("n", "b"), ("s",))
+        assert schema.columns == ("n", "b", "s")
+
+
+class TestRecords:
+    def test_records_follow_the_model_order_and_map_missing_values(self) -> None:
+        rows = [{"color": "red", "char_freq_[": 2, "a": 1.5}, {"a": None, "char_freq_[": 0,
+                                                               "color": None}]
+        matrix = SCHEMA.matrix_from_records(rows)
+        assert matrix[0].tolist() == [1.5, 2.0, "red"]
+        assert math.isnan(matrix[1][0]) and math.isnan(matrix[1][2])
+
+    def test_the_target_is_ignored_and_unknown_columns_refused(self) -> None:
+        row = {"a": 1, "char_freq_[": 2, "color": "red", "y": 1}
+        assert SCHEMA.matrix_from_records([row]).shape == (1, 3)
+        with pytest.raises(InvalidArgument, match=r"rows\[0\] has column 'z'"):
+            SCHEMA.matrix_from_records([{**row, "z": 0}])
+
+    def test_integral_floats_and_ints_name_the_same_category(self) -> None:
+        rows = [{"a": 0, "char_freq_[": 0, "color": 3}, {"a": 0, "char_freq_[": 0, "color": 3.0}]
+        matrix = SCHEMA.matrix_from_records(rows)
+        assert matrix[0][2] == matrix[1][2] == "3"
+
+    @given(st.dictionaries(st.text(max_size=5), st.one_of(st.none(), st.floats(),
+                                                          st.text(max_size=3)), max_size=5))
+    def test_any_record_is_a_matrix_or_invalid_argument(self, row: dict[str, object]) -> None:
+        try:
+            SCHEMA.matrix_from_records([row])
+        except InvalidArgument as exc:
+            assert "rows[0]" in exc.message
+
+
+class TestDense:
+    numeric = FeatureSchema(numeric=("a", "b", "c"), categorical=())
+
+    def test_columns_in_any_order_give_the_same_matrix(self) -> None:
+        straight = self.numeric.matrix_from_dense(["a", "b", "c"], [1, 2, 3, 4, 5, 6])
+        shuffled = self.numeric.matrix_from_dense(["c", "a", "b"], [3, 1, 2, 6, 4, 5])
+        np.testing.assert_array_equal(straight, shuffled)
+        assert straight.dtype == np.float64 and straight.shape == (2, 3)
+
+    def test_dense_equals_records(self) -> None:
+        records = self.numeric.matrix_from_records([{"a": 1, "b": 2, "c": 3}])
+        np.testing.assert_array_equal(records, self.numeric.matrix_from_dense(["a", "b", "c"],
+                                                                              [1, 2, 3]))
+
+    @pytest.mark.parametrize(("columns", "values", "message"), [
+        (["a", "b"], [1, 2], "missing ['c'], unknown []"),
+        (["a", "b", "b"], [1, 2, 3], "must name each feature once"),
+        (["a", "b", "c"], [1, 2], "2 values, not a multiple of 3 columns"),
+    ])
+    def test_bad_dense_rows(self, columns: list[str], values: list[float], message: str) -> None:
+        with pytest.raises(InvalidArgument) as err:
+            self.numeric.matrix_from_dense(columns, values)
+        assert message in err.value.message
+
+    def test_categorical_models_refuse_dense_rows(self) -> None:
+        with pytest.raises(InvalidArgument, match="has categorical columns"):
+            SCHEMA.matrix_from_dense(["a", "char_freq_["], [1, 2])
