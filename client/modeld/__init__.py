@@ -1,1 +1,91 @@
-"""modeld client."""
+"""modeld client: train, version, serve and roll back tabular models on a modeld daemon.
+
+    from modeld import Client
+
+    with Client("127.0.0.1:50051") as client:
+        job = client.train("spam", "spambase.csv", "is_spam", algorithm="xgboost")
+        print(job.wait().version)
+        print(client.predict("spam", [{"word_freq_make": 0.1, ...}]).predictions)
+
+Needs only grpcio and protobuf; pandas is optional, and the ``modelctl`` CLI
+(``modeld.cli``) is imported only when it runs.
+"""
+
+from __future__ import annotations
+
+from modeld._channel import TLSConfig
+from modeld._predict import Predictions
+from modeld._retry import RetryPolicy
+from modeld.client import DEFAULT_ADDRESS, Client
+from modeld.errors import (
+    AlreadyExists,
+    Cancelled,
+    ConnectionFailed,
+    DeadlineExceeded,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    ModeldError,
+    ModelNotFound,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    Unimplemented,
+    UnknownError,
+    from_rpc_error,
+)
+from modeld.jobs import JobHandle
+from modeld.types import (
+    ConfusionMatrix,
+    DaemonStatus,
+    Job,
+    JobState,
+    LoadState,
+    Metric,
+    ModelStatus,
+    RollbackResult,
+    Status,
+    Task,
+    Version,
+    VersionState,
+)
+
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "AlreadyExists",
+    "Cancelled",
+    "Client",
+    "ConfusionMatrix",
+    "ConnectionFailed",
+    "DaemonStatus",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "Internal",
+    "InvalidArgument",
+    "Job",
+    "JobHandle",
+    "JobState",
+    "LoadState",
+    "Metric",
+    "ModelNotFound",
+    "ModelStatus",
+    "ModeldError",
+    "NotFound",
+    "PermissionDenied",
+    "Predictions",
+    "ResourceExhausted",
+    "RetryPolicy",
+    "RollbackResult",
+    "Status",
+    "TLSConfig",
+    "Task",
+    "Unauthenticated",
+    "Unavailable",
+    "Unimplemented",
+    "UnknownError",
+    "Version",
+    "VersionState",
+    "from_rpc_error",
+]
