@@ -38,6 +38,21 @@ class Settings:
     max_predict_rows: int = _f(100_000, "Rows one Predict may carry; more: RESOURCE_EXHAUSTED.")
     max_message_bytes: int = _f(64 * 1024 * 1024, "Largest gRPC message received or sent.")
     port_file: Path | None = _f(None, "Write the bound port here once serving (for scripts).")
+    token_file: Path | None = _f(
+        None, "File of 'ROLE TOKEN' lines (roles: reader, operator); unset: no authentication."
+    )
+    allow_unauthenticated_network: bool = _f(
+        False, "Without a token file, listen on a non-loopback address anyway."
+    )
+    open_health: bool = _f(True, "Health and reflection need no token.")
+    tls_cert: Path | None = _f(None, "PEM server certificate (chain); enables TLS with --tls-key.")
+    tls_key: Path | None = _f(None, "PEM private key of --tls-cert.")
+    tls_client_ca: Path | None = _f(None, "PEM CA bundle; clients must present a cert it signed.")
+    metrics_listen: str = _f("", "host:port for Prometheus /metrics over HTTP; empty: off.")
+    max_dataset_bytes: int = _f(1 << 30, "Largest dataset file Train accepts.")
+    max_dataset_rows: int = _f(10_000_000, "Most rows a training dataset may have.")
+    train_timeout: float = _f(3600.0, "Seconds a training job may run before it is killed.")
+    train_memory_mb: int = _f(8192, "Resident memory (MiB) a training process may use.")
     log_format: str = _f("auto", "auto (JSON unless on a terminal), json or console.")
     log_level: str = _f("info", "debug, info, warning or error.")
 
@@ -115,5 +130,13 @@ def _validate(s: Settings, parser: argparse.ArgumentParser) -> None:
         parser.error(f"--poll-interval must be >= 0, got {s.poll_interval}")
     if s.keep_loaded < 0:
         parser.error(f"--keep-loaded must be >= 0, got {s.keep_loaded}")
+    if (s.tls_cert is None) != (s.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if s.tls_client_ca is not None and s.tls_cert is None:
+        parser.error("--tls-client-ca needs --tls-cert and --tls-key")
+    for name in ("max_dataset_bytes", "max_dataset_rows", "train_timeout", "train_memory_mb",
+                 "max_predict_rows", "max_message_bytes", "rpc_threads"):
+        if getattr(s, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be > 0, got {getattr(s, name)}")
     if s.log_format not in ("auto", "json", "console"):
         parser.error(f"--log-format must be auto, json or console, got {s.log_format!r}")

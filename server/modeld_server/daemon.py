@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from modeld_server.config import Settings
-from modeld_server.rpc.server import Daemon, build_server
+from modeld_server.rpc.server import Daemon, build_server, listen_address
 from modeld_server.serving.watcher import RegistryWatcher
 
 log = structlog.get_logger(__name__)
@@ -26,6 +27,8 @@ class Runtime:
             poll_interval=settings.poll_interval,
         )
         self._stopped = threading.Event()
+        self._metrics_server: Any = None
+        self.metrics_port = 0
 
     @property
     def port(self) -> int:
@@ -33,7 +36,7 @@ class Runtime:
 
     @property
     def address(self) -> str:
-        host = self.settings.listen.rsplit(":", 1)[0]
+        host = listen_address(self.settings).rsplit(":", 1)[0]
         return f"{host}:{self.port}"
 
     def start(self) -> Runtime:
@@ -43,12 +46,25 @@ class Runtime:
         self.watcher.start()
         threading.Thread(target=self.service.warm_up, name="warm-up",
                          daemon=True).start()
+        if self.settings.metrics_listen:
+            self._serve_metrics(self.settings.metrics_listen)
         self.daemon.set_serving(True)
         if self.settings.port_file is not None:
             _write_port(self.settings.port_file, self.port)
         log.info("serving", address=self.address, registry=str(self.settings.registry),
                  models=len(self.service.index.models()))
         return self
+
+    def _serve_metrics(self, listen: str) -> None:
+        from prometheus_client import start_http_server
+
+        from modeld_server.metrics import registry_for
+
+        host, _, port = listen.rpartition(":")
+        self._metrics_server, _ = start_http_server(
+            int(port), addr=host or "127.0.0.1", registry=registry_for(self.service.gauges))
+        self.metrics_port = self._metrics_server.server_port
+        log.info("metrics_serving", address=f"{host}:{self.metrics_port}")
 
     def stop(self, grace: float | None = None) -> None:
         """Stops taking calls, lets in-flight ones finish, records running jobs as interrupted."""
@@ -61,6 +77,8 @@ class Runtime:
         self.service.close()
         self.watcher.stop()
         done.wait(grace + 1)
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
         log.info("stopped")
 
     def wait(self) -> None:

@@ -16,6 +16,7 @@ import structlog
 
 from modeld_server.config import Settings
 from modeld_server.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from modeld_server.metrics import PREDICT_ROWS
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.layout import validate_model_name
 from modeld_server.registry.store import RegistryStore
@@ -24,7 +25,7 @@ from modeld_server.serving.manager import ModelServer, ModelView
 from modeld_server.training.datasets import infer_task, read_columns, resolve_dataset
 from modeld_server.training.estimators import check_params, get_algorithm
 from modeld_server.training.jobrecord import JobRecord
-from modeld_server.training.jobs import JobManager
+from modeld_server.training.jobs import JobLimits, JobManager
 from modeld_server.types import DatasetSpec, Task, TrainSpec
 
 log = structlog.get_logger(__name__)
@@ -88,6 +89,8 @@ class ModelService:
         self.jobs = JobManager(
             self.store, settings.data_root, settings.state_dir,
             max_concurrent=settings.max_concurrent_jobs, max_queued=settings.max_queued_jobs,
+            limits=JobLimits(timeout=settings.train_timeout, memory_mb=settings.train_memory_mb,
+                             max_rows=settings.max_dataset_rows),
             on_published=lambda model, version: self.server.poll_once([model]),
         )
 
@@ -116,6 +119,10 @@ class ModelService:
         model = validate_model_name(request.model)
         spec_dataset = request.dataset
         path = resolve_dataset(self.settings.data_root, spec_dataset.path)
+        size = path.stat().st_size
+        if size > self.settings.max_dataset_bytes:
+            raise ResourceExhausted(f"dataset.path {spec_dataset.path!r} has {size} bytes, more "
+                                    f"than max_dataset_bytes={self.settings.max_dataset_bytes}")
         columns = read_columns(path, spec_dataset.path)
         for field, column in (("dataset.target", spec_dataset.target),
                               ("dataset.eval_label", spec_dataset.eval_label)):
@@ -246,13 +253,17 @@ class ModelService:
     def predict_records(self, model: str, version: int,
                         rows: Sequence[Mapping[str, Any]]) -> tuple[int, Prediction]:
         loaded = self.server.get(self._checked(model, version, len(rows)), version)
-        return loaded.version, loaded.predict(loaded.schema.matrix_from_records(rows))
+        result = loaded.predict(loaded.schema.matrix_from_records(rows))
+        PREDICT_ROWS.labels(model).inc(len(rows))
+        return loaded.version, result
 
     def predict_dense(self, model: str, version: int, columns: Sequence[str],
                       values: Sequence[float]) -> tuple[int, Prediction]:
         rows = len(values) // max(1, len(columns))
         loaded = self.server.get(self._checked(model, version, rows), version)
-        return loaded.version, loaded.predict(loaded.schema.matrix_from_dense(columns, values))
+        result = loaded.predict(loaded.schema.matrix_from_dense(columns, values))
+        PREDICT_ROWS.labels(model).inc(rows)
+        return loaded.version, result
 
     def _checked(self, model: str, version: int, rows: int) -> str:
         validate_model_name(model)
@@ -273,6 +284,15 @@ class ModelService:
             self.index.refresh([model])  # created by another process since the last scan
             self.index.entry(model)
         return model
+
+    def gauges(self) -> dict[str, Any]:
+        """Numbers Prometheus scrapes: versions per model, job counts."""
+        running, queued = self.jobs.counts()
+        models = {}
+        for name in self.index.models():
+            view = self.server.view(name)
+            models[name] = (view.active, view.loaded)
+        return {"models": models, "running": running, "queued": queued}
 
     def close(self) -> None:
         self.jobs.close()

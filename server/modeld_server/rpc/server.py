@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from concurrent import futures
+import ipaddress
 from dataclasses import dataclass
+
+import structlog
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -11,9 +14,12 @@ from grpc_reflection.v1alpha import reflection
 
 from modeld.v1 import model_manager_pb2 as pb
 from modeld.v1 import model_manager_pb2_grpc as pb_grpc
+from modeld_server.auth import AuthInterceptor, TokenTable
 from modeld_server.config import Settings
 from modeld_server.rpc.servicer import ModelManagerServicer
 from modeld_server.service import ModelService
+
+log = structlog.get_logger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ModelManager"].full_name
 
@@ -40,6 +46,10 @@ def build_server(settings: Settings, service: ModelService | None = None) -> Dae
     Returns:
         The daemon, with health NOT_SERVING until the caller loads models and flips it.
     """
+    interceptors = []
+    if settings.token_file is not None:
+        interceptors.append(AuthInterceptor(TokenTable.load(settings.token_file),
+                                            open_health=settings.open_health))
     service = service or ModelService(settings)
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -47,16 +57,53 @@ def build_server(settings: Settings, service: ModelService | None = None) -> Dae
         ("grpc.so_reuseport", 0),
     ]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.rpc_threads,
-                                                    thread_name_prefix="rpc"), options=options)
+                                                    thread_name_prefix="rpc"),
+                         options=options, interceptors=interceptors)
     pb_grpc.add_ModelManagerServicer_to_server(ModelManagerServicer(service), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(settings.listen)
-    if port == 0:
-        raise OSError(f"cannot listen on {settings.listen}")
+    port = _bind(server, settings)
     daemon = Daemon(server, port, service, health_servicer)
     daemon.set_serving(False)
     return daemon
+
+
+def listen_address(settings: Settings) -> str:
+    """settings.listen, narrowed to loopback when nothing authenticates callers."""
+    host, _, port = settings.listen.rpartition(":")
+    if settings.token_file is not None or settings.allow_unauthenticated_network:
+        return settings.listen
+    if _is_loopback(host):
+        return settings.listen
+    log.warning("listening_on_loopback_only", requested=settings.listen,
+                reason="no --token-file; pass --allow-unauthenticated-network to listen on "
+                       f"{host} without authentication")
+    return f"127.0.0.1:{port}"
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bind(server: grpc.Server, settings: Settings) -> int:
+    address = listen_address(settings)
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
+        credentials = grpc.ssl_server_credentials(
+            [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
+            root_certificates=client_ca, require_client_auth=client_ca is not None)
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    return port

@@ -17,6 +17,7 @@ import grpc
 import structlog
 
 from modeld_server import errors
+from modeld_server.metrics import RPC_LATENCY, RPC_REQUESTS
 
 log = structlog.get_logger("modeld_server.rpc")
 
@@ -107,5 +108,7 @@ def _code_of(exc: BaseException) -> grpc.StatusCode:
 
 
 def _log(method: str, code: grpc.StatusCode, started: float) -> None:
-    log.info("rpc", method=method, code=code.name,
-             duration_ms=round((time.perf_counter() - started) * 1000, 3))
+    seconds = time.perf_counter() - started
+    RPC_REQUESTS.labels(method, code.name).inc()
+    RPC_LATENCY.labels(method).observe(seconds)
+    log.info("rpc", method=method, code=code.name, duration_ms=round(seconds * 1000, 3))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from modeld_server.errors import FailedPrecondition, ModeldError, NotFound, Unavailable
+from modeld_server.metrics import RELOAD_LATENCY, RELOADS
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.serving.loaded import LoadedModel
 from modeld_server.types import LoadState
@@ -223,7 +224,10 @@ class ModelServer:
         manifest = self.store.read_manifest(model, version)
         self.store.verify(model, version, manifest)
         loaded = LoadedModel.load(model, version, self.store.paths(model).version(version), manifest)
-        loaded.load_ms = (time.perf_counter() - started) * 1000
+        seconds = time.perf_counter() - started
+        loaded.load_ms = seconds * 1000
+        RELOADS.labels(model, "ok").inc()
+        RELOAD_LATENCY.observe(seconds)
         return loaded
 
     def _failed(self, model: str, slot: Slot, version: int, reason: str) -> None:
@@ -231,6 +235,7 @@ class ModelServer:
         slot.failed_version, slot.error = version, reason
         slot.failed_fingerprint = self._fingerprint(model, version)
         slot.retry_at = time.monotonic() + min(_MAX_BACKOFF, 0.5 * 2 ** slot.failures)
+        RELOADS.labels(model, "failed").inc()
         log.warning("model_load_failed", model=model, version=version, reason=reason,
                     failures=slot.failures)
 

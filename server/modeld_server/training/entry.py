@@ -11,11 +11,12 @@ from typing import Any
 WORKER_MODULE = "modeld_server.training.worker"
 
 
-def run_job(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any) -> None:
+def run_job(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
+            max_rows: int) -> None:
     """Runs one job (see worker.run)."""
     from modeld_server.training import worker
 
-    worker.run(spec_json, data_root, staging, conn)
+    worker.run(spec_json, data_root, staging, conn, max_rows)
 
 
 def warm_up() -> None:

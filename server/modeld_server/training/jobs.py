@@ -8,10 +8,12 @@ kill it outright. The runner publishes the result into the registry.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from modeld_server.errors import (
     NotFound,
     ResourceExhausted,
 )
+from modeld_server.metrics import JOB_DURATION, JOBS_FINISHED
 from modeld_server.registry.store import RegistryStore, Staging
 from modeld_server.training import entry
 from modeld_server.training.jobrecord import JobFiles, JobRecord, new_job_id
@@ -36,6 +39,16 @@ _CTX = multiprocessing.get_context("forkserver")
 _CTX.set_forkserver_preload([entry.WORKER_MODULE])
 
 OnPublished = Callable[[str, int], None]
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    """What one training job may use; the job fails with the limit's name when it is passed."""
+
+    timeout: float = 3600.0
+    memory_mb: int = 8192
+    max_rows: int = 10_000_000
 
 
 class JobManager:
@@ -43,12 +56,15 @@ class JobManager:
 
     def __init__(self, store: RegistryStore, data_root: Path, state_dir: Path, *,
                  max_concurrent: int = 1, max_queued: int = 16,
+                 limits: JobLimits | None = None,
                  on_published: OnPublished | None = None) -> None:
         self._store = store
         self._data_root = data_root
         self._files = JobFiles(state_dir)
         self._max_concurrent = max_concurrent
         self._max_queued = max_queued
+        self._limits = limits or JobLimits()
+        self._kill_reasons: dict[str, str] = {}
         self._on_published = on_published or (lambda model, version: None)
         self._cond = threading.Condition()
         self._jobs: dict[str, JobRecord] = {}
@@ -241,7 +257,8 @@ class JobManager:
         parent, child = _CTX.Pipe(duplex=False)
         process = _CTX.Process(
             target=entry.run_job, daemon=True,
-            args=(record.spec.to_json(), str(self._data_root), str(staging.path), child),
+            args=(record.spec.to_json(), str(self._data_root), str(staging.path), child,
+                  self._limits.max_rows),
         )
         with self._cond:
             if record.state.final:
@@ -256,17 +273,22 @@ class JobManager:
             self._changed(record, persist=True)
         child.close()
         log.info("job_started", job_id=record.id, model=record.model, pid=process.pid)
-        outcome = self._follow(record, parent)
+        outcome = self._follow(record, parent, process)
         process.join()
         return self._settle(record, process, outcome)
 
-    def _follow(self, record: JobRecord, conn: Any) -> tuple[Any, ...] | None:
-        """Relays progress messages until the worker sends its outcome or dies."""
+    def _follow(self, record: JobRecord, conn: Any, process: Any) -> tuple[Any, ...] | None:
+        """Relays progress until the worker sends its outcome or dies; enforces the limits."""
+        deadline = time.monotonic() + self._limits.timeout
         while True:
             try:
-                message = conn.recv()
+                ready = conn.poll(0.2)
+                message = conn.recv() if ready else None
             except (EOFError, OSError):
                 return None
+            if message is None:
+                self._enforce_limits(record, process, deadline)
+                continue
             if message[0] != "progress":
                 return tuple(message)
             _, phase, progress, text, partial = message
@@ -276,6 +298,20 @@ class JobManager:
                     record.metrics = partial
                     self._changed(record)
 
+    def _enforce_limits(self, record: JobRecord, process: Any, deadline: float) -> None:
+        reason = ""
+        if time.monotonic() > deadline:
+            reason = f"exceeded the training time limit (train_timeout={self._limits.timeout:g}s)"
+        else:
+            rss_mb = _rss_mb(process.pid)
+            if rss_mb > self._limits.memory_mb:
+                reason = (f"used {rss_mb:.0f} MiB, over the training memory limit "
+                          f"(train_memory_mb={self._limits.memory_mb})")
+        if reason and record.id not in self._kill_reasons:
+            self._kill_reasons[record.id] = reason
+            log.warning("job_limit_exceeded", job_id=record.id, reason=reason)
+            process.kill()
+
     def _settle(self, record: JobRecord, process: Any,
                 outcome: tuple[Any, ...] | None) -> dict[str, Any] | None:
         with self._cond:
@@ -283,6 +319,9 @@ class JobManager:
                 return None  # closed under us
             if record.cancel_requested:
                 self._finish(record, JobState.CANCELLED, error="cancelled by request")
+                return None
+            if record.id in self._kill_reasons:
+                self._finish(record, JobState.FAILED, error=self._kill_reasons.pop(record.id))
                 return None
             if outcome is None:
                 self._finish(record, JobState.FAILED, error=_death_reason(process.exitcode))
@@ -315,6 +354,9 @@ class JobManager:
         record.progress = 1.0 if state is JobState.SUCCEEDED else record.progress
         record.finished_at = time.time()
         self._changed(record, persist=True)
+        JOBS_FINISHED.labels(state.value).inc()
+        if record.started_at is not None:
+            JOB_DURATION.observe(record.finished_at - record.started_at)
         log.info("job_finished", job_id=record.id, model=record.model, state=state.value,
                  version=record.version, error=error or None)
 
@@ -323,6 +365,15 @@ class JobManager:
         if persist:
             self._files.save(record)
         self._cond.notify_all()
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process in MiB (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * _PAGE / (1024 * 1024)
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _death_reason(exitcode: int | None) -> str:

@@ -22,7 +22,7 @@ from sklearn.base import clone
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from modeld_server import artifacts
-from modeld_server.errors import InvalidArgument, ModeldError
+from modeld_server.errors import InvalidArgument, ModeldError, ResourceExhausted
 from modeld_server.features import FeatureSchema
 from modeld_server.registry.fsio import sha256_file
 from modeld_server.training import metrics as metric_fns
@@ -34,14 +34,16 @@ Report = Callable[[str, float, str, dict[str, Any]], None]
 """report(phase, progress 0..1, message, partial metrics as JSON)."""
 
 
-def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any) -> None:
+def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
+        max_rows: int = 10_000_000) -> None:
     """Process entry point: trains, saves into `staging`, and sends the outcome on `conn`."""
     def report(phase: str, progress: float, message: str, partial: dict[str, Any]) -> None:
         conn.send(("progress", phase, progress, message, partial))
 
     try:
         outcome: tuple[Any, ...] = (
-            "result", train(TrainSpec.from_json(spec_json), Path(data_root), Path(staging), report))
+            "result", train(TrainSpec.from_json(spec_json), Path(data_root), Path(staging), report,
+                            max_rows))
     except (BrokenPipeError, ConnectionResetError):
         return  # the daemon is gone or cancelled us: nobody to tell
     except ModeldError as exc:
@@ -57,7 +59,8 @@ def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any) -> N
         pass  # the daemon went away first
 
 
-def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report) -> dict[str, Any]:
+def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
+          max_rows: int = 10_000_000) -> dict[str, Any]:
     """Loads the dataset, cross-validates, fits on all rows and saves the artifacts.
 
     Returns:
@@ -67,6 +70,9 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report) -> di
     report("loading", 0.02, f"reading {spec.dataset.path}", {})
     path = resolve_dataset(data_root, spec.dataset.path)
     frame = load_frame(path, spec.dataset.path)
+    if len(frame) > max_rows:
+        raise ResourceExhausted(f"dataset {spec.dataset.path!r} has {len(frame)} rows, more than "
+                                f"max_dataset_rows={max_rows}")
     dataset = {"path": spec.dataset.path, "sha256": sha256_file(path),
                "rows_read": len(frame), "columns": list(frame.columns)}
     report("validating", 0.08, f"{len(frame)} rows, {len(frame.columns)} columns", {})
