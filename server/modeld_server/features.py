@@ -60,7 +60,7 @@ class FeatureSchema:
         out = np.empty((len(frame), len(self.columns)), dtype=object)
         out[:, : len(self.numeric)] = numeric
         for j, name in enumerate(self.categorical, start=len(self.numeric)):
-            out[:, j] = [_category(v) for v in frame[name].tolist()]
+            out[:, j] = [_category(v, i, name) for i, v in enumerate(frame[name].tolist())]
         return out
 
     def matrix_from_records(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -82,7 +82,8 @@ class FeatureSchema:
                     value = row[name]
                 except KeyError:
                     raise InvalidArgument(f"rows[{i}] has no column {name!r}") from None
-                out[i, j] = _number(value, i, name) if j < n_numeric else _category(value)
+                out[i, j] = (_number(value, i, name) if j < n_numeric
+                             else _category(value, i, name))
         return out
 
     def _check_keys(self, i: int, row: Mapping[str, Any]) -> None:
@@ -135,10 +136,13 @@ def _number(value: Any, row: int, column: str) -> float:
     )
 
 
-def _category(value: Any) -> Any:
+def _category(value: Any, row: int, column: str) -> Any:
     """Categories are strings; missing ones are NaN (what the imputer looks for)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return math.nan
+    if not isinstance(value, (str, int, float)):
+        raise InvalidArgument(f"rows[{row}].{column} must be a string, number or null, "
+                              f"got {type(value).__name__}")
     if isinstance(value, float) and value.is_integer():
         # A CSV column read as float (it had gaps) and a JSON number name the same category.
         return str(int(value))

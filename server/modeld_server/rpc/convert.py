@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import timestamp_pb2
 
 from modeld.v1 import model_manager_pb2 as pb
 from modeld_server.serving.loaded import Prediction
@@ -167,7 +167,8 @@ def rollback_to_pb(result: RollbackResult) -> pb.RollbackResponse:
 
 
 def records_from_pb(rows: Any) -> list[dict[str, Any]]:
-    return [json_format.MessageToDict(row) for row in rows]
+    """Struct rows as dicts of Python scalars (nested values stay messages and are refused)."""
+    return [dict(row.items()) for row in rows]
 
 
 def prediction_to_pb(model: str, version: int, p: Prediction) -> pb.PredictResponse:
