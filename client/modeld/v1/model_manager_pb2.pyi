@@ -18,6 +18,13 @@ class Task(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_REGRESSION: _ClassVar[Task]
     TASK_ANOMALY_DETECTION: _ClassVar[Task]
 
+class Calibration(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CALIBRATION_NONE: _ClassVar[Calibration]
+    CALIBRATION_SIGMOID: _ClassVar[Calibration]
+    CALIBRATION_ISOTONIC: _ClassVar[Calibration]
+    CALIBRATION_AUTO: _ClassVar[Calibration]
+
 class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     JOB_STATE_UNSPECIFIED: _ClassVar[JobState]
@@ -41,10 +48,15 @@ class VersionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VERSION_STATE_UNSPECIFIED: _ClassVar[VersionState]
     VERSION_STATE_ACTIVE: _ClassVar[VersionState]
     VERSION_STATE_INACTIVE: _ClassVar[VersionState]
+    VERSION_STATE_REJECTED: _ClassVar[VersionState]
 TASK_UNSPECIFIED: Task
 TASK_CLASSIFICATION: Task
 TASK_REGRESSION: Task
 TASK_ANOMALY_DETECTION: Task
+CALIBRATION_NONE: Calibration
+CALIBRATION_SIGMOID: Calibration
+CALIBRATION_ISOTONIC: Calibration
+CALIBRATION_AUTO: Calibration
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_QUEUED: JobState
 JOB_STATE_RUNNING: JobState
@@ -60,19 +72,72 @@ LOAD_STATE_STALE: LoadState
 VERSION_STATE_UNSPECIFIED: VersionState
 VERSION_STATE_ACTIVE: VersionState
 VERSION_STATE_INACTIVE: VersionState
+VERSION_STATE_REJECTED: VersionState
 
 class Dataset(_message.Message):
-    __slots__ = ("path", "target", "eval_label")
+    __slots__ = ("path", "target", "eval_label", "features", "drop_columns", "filters")
     PATH_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     EVAL_LABEL_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    DROP_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
     path: str
     target: str
     eval_label: str
-    def __init__(self, path: _Optional[str] = ..., target: _Optional[str] = ..., eval_label: _Optional[str] = ...) -> None: ...
+    features: _containers.RepeatedScalarFieldContainer[str]
+    drop_columns: _containers.RepeatedScalarFieldContainer[str]
+    filters: _containers.RepeatedCompositeFieldContainer[RowFilter]
+    def __init__(self, path: _Optional[str] = ..., target: _Optional[str] = ..., eval_label: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., drop_columns: _Optional[_Iterable[str]] = ..., filters: _Optional[_Iterable[_Union[RowFilter, _Mapping]]] = ...) -> None: ...
+
+class RowFilter(_message.Message):
+    __slots__ = ("column", "range", "values", "dates")
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    DATES_FIELD_NUMBER: _ClassVar[int]
+    column: str
+    range: NumericRange
+    values: ValueSet
+    dates: DateRange
+    def __init__(self, column: _Optional[str] = ..., range: _Optional[_Union[NumericRange, _Mapping]] = ..., values: _Optional[_Union[ValueSet, _Mapping]] = ..., dates: _Optional[_Union[DateRange, _Mapping]] = ...) -> None: ...
+
+class NumericRange(_message.Message):
+    __slots__ = ("min", "max")
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    min: float
+    max: float
+    def __init__(self, min: _Optional[float] = ..., max: _Optional[float] = ...) -> None: ...
+
+class ValueSet(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, values: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DateRange(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: str
+    end: str
+    def __init__(self, start: _Optional[str] = ..., end: _Optional[str] = ...) -> None: ...
+
+class ValidationOptions(_message.Message):
+    __slots__ = ("drop_duplicates", "fail_on_missing_target", "min_rows", "max_malformed_fraction")
+    DROP_DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    FAIL_ON_MISSING_TARGET_FIELD_NUMBER: _ClassVar[int]
+    MIN_ROWS_FIELD_NUMBER: _ClassVar[int]
+    MAX_MALFORMED_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    drop_duplicates: bool
+    fail_on_missing_target: bool
+    min_rows: int
+    max_malformed_fraction: float
+    def __init__(self, drop_duplicates: _Optional[bool] = ..., fail_on_missing_target: _Optional[bool] = ..., min_rows: _Optional[int] = ..., max_malformed_fraction: _Optional[float] = ...) -> None: ...
 
 class TrainRequest(_message.Message):
-    __slots__ = ("model", "dataset", "algorithm", "params", "cv_folds", "seed", "request_id", "task", "no_activate")
+    __slots__ = ("model", "dataset", "algorithm", "params", "cv_folds", "seed", "request_id", "task", "no_activate", "validation", "calibration")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +154,8 @@ class TrainRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     NO_ACTIVATE_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_FIELD_NUMBER: _ClassVar[int]
     model: str
     dataset: Dataset
     algorithm: str
@@ -98,7 +165,9 @@ class TrainRequest(_message.Message):
     request_id: str
     task: Task
     no_activate: bool
-    def __init__(self, model: _Optional[str] = ..., dataset: _Optional[_Union[Dataset, _Mapping]] = ..., algorithm: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., cv_folds: _Optional[int] = ..., seed: _Optional[int] = ..., request_id: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., no_activate: _Optional[bool] = ...) -> None: ...
+    validation: ValidationOptions
+    calibration: Calibration
+    def __init__(self, model: _Optional[str] = ..., dataset: _Optional[_Union[Dataset, _Mapping]] = ..., algorithm: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., cv_folds: _Optional[int] = ..., seed: _Optional[int] = ..., request_id: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., no_activate: _Optional[bool] = ..., validation: _Optional[_Union[ValidationOptions, _Mapping]] = ..., calibration: _Optional[_Union[Calibration, str]] = ...) -> None: ...
 
 class MetricValue(_message.Message):
     __slots__ = ("mean", "std", "folds")
@@ -224,7 +293,7 @@ class DaemonStatus(_message.Message):
     def __init__(self, build_version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., registry_root: _Optional[str] = ..., data_root: _Optional[str] = ..., jobs_running: _Optional[int] = ..., jobs_queued: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ModelStatus(_message.Message):
-    __slots__ = ("model", "active_version", "loaded_version", "state", "last_error", "metrics", "latest_version", "version_count", "algorithm", "task", "last_reload_at", "last_reload_ms")
+    __slots__ = ("model", "active_version", "loaded_version", "state", "last_error", "metrics", "latest_version", "version_count", "algorithm", "task", "last_reload_at", "last_reload_ms", "aliases", "schedule")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -232,6 +301,13 @@ class ModelStatus(_message.Message):
         key: str
         value: MetricValue
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[MetricValue, _Mapping]] = ...) -> None: ...
+    class AliasesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_VERSION_FIELD_NUMBER: _ClassVar[int]
     LOADED_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -244,6 +320,8 @@ class ModelStatus(_message.Message):
     TASK_FIELD_NUMBER: _ClassVar[int]
     LAST_RELOAD_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_RELOAD_MS_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     model: str
     active_version: int
     loaded_version: int
@@ -256,7 +334,9 @@ class ModelStatus(_message.Message):
     task: Task
     last_reload_at: _timestamp_pb2.Timestamp
     last_reload_ms: float
-    def __init__(self, model: _Optional[str] = ..., active_version: _Optional[int] = ..., loaded_version: _Optional[int] = ..., state: _Optional[_Union[LoadState, str]] = ..., last_error: _Optional[str] = ..., metrics: _Optional[_Mapping[str, MetricValue]] = ..., latest_version: _Optional[int] = ..., version_count: _Optional[int] = ..., algorithm: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., last_reload_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_reload_ms: _Optional[float] = ...) -> None: ...
+    aliases: _containers.ScalarMap[str, int]
+    schedule: Schedule
+    def __init__(self, model: _Optional[str] = ..., active_version: _Optional[int] = ..., loaded_version: _Optional[int] = ..., state: _Optional[_Union[LoadState, str]] = ..., last_error: _Optional[str] = ..., metrics: _Optional[_Mapping[str, MetricValue]] = ..., latest_version: _Optional[int] = ..., version_count: _Optional[int] = ..., algorithm: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., last_reload_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_reload_ms: _Optional[float] = ..., aliases: _Optional[_Mapping[str, int]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
     __slots__ = ("daemon", "models")
@@ -267,7 +347,7 @@ class GetStatusResponse(_message.Message):
     def __init__(self, daemon: _Optional[_Union[DaemonStatus, _Mapping]] = ..., models: _Optional[_Iterable[_Union[ModelStatus, _Mapping]]] = ...) -> None: ...
 
 class Version(_message.Message):
-    __slots__ = ("model", "version", "state", "algorithm", "task", "params", "metrics", "created_at", "job_id", "dataset_path", "dataset_sha256", "rows", "features", "classes", "confusion_matrix", "training_seconds", "manifest_json")
+    __slots__ = ("model", "version", "state", "algorithm", "task", "params", "metrics", "created_at", "job_id", "dataset_path", "dataset_sha256", "rows", "features", "classes", "confusion_matrix", "training_seconds", "manifest_json", "aliases", "gate_summary")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -299,6 +379,8 @@ class Version(_message.Message):
     CONFUSION_MATRIX_FIELD_NUMBER: _ClassVar[int]
     TRAINING_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_JSON_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    GATE_SUMMARY_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     state: VersionState
@@ -316,7 +398,9 @@ class Version(_message.Message):
     confusion_matrix: ConfusionMatrix
     training_seconds: float
     manifest_json: str
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[_Union[VersionState, str]] = ..., algorithm: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., params: _Optional[_Mapping[str, str]] = ..., metrics: _Optional[_Mapping[str, MetricValue]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job_id: _Optional[str] = ..., dataset_path: _Optional[str] = ..., dataset_sha256: _Optional[str] = ..., rows: _Optional[int] = ..., features: _Optional[_Iterable[str]] = ..., classes: _Optional[_Iterable[str]] = ..., confusion_matrix: _Optional[_Union[ConfusionMatrix, _Mapping]] = ..., training_seconds: _Optional[float] = ..., manifest_json: _Optional[str] = ...) -> None: ...
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    gate_summary: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[_Union[VersionState, str]] = ..., algorithm: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., params: _Optional[_Mapping[str, str]] = ..., metrics: _Optional[_Mapping[str, MetricValue]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job_id: _Optional[str] = ..., dataset_path: _Optional[str] = ..., dataset_sha256: _Optional[str] = ..., rows: _Optional[int] = ..., features: _Optional[_Iterable[str]] = ..., classes: _Optional[_Iterable[str]] = ..., confusion_matrix: _Optional[_Union[ConfusionMatrix, _Mapping]] = ..., training_seconds: _Optional[float] = ..., manifest_json: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., gate_summary: _Optional[str] = ...) -> None: ...
 
 class ListVersionsRequest(_message.Message):
     __slots__ = ("model", "page_size", "page_token", "state")
@@ -385,16 +469,18 @@ class DenseRows(_message.Message):
     def __init__(self, columns: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
-    __slots__ = ("model", "version", "records", "dense")
+    __slots__ = ("model", "version", "alias", "records", "dense")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     DENSE_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
+    alias: str
     records: RecordRows
     dense: DenseRows
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., records: _Optional[_Union[RecordRows, _Mapping]] = ..., dense: _Optional[_Union[DenseRows, _Mapping]] = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., alias: _Optional[str] = ..., records: _Optional[_Union[RecordRows, _Mapping]] = ..., dense: _Optional[_Union[DenseRows, _Mapping]] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
     __slots__ = ("model", "version", "task", "labels", "values", "classes", "probabilities", "anomaly_scores")
@@ -427,3 +513,123 @@ class ReloadResponse(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[ModelStatus]
     def __init__(self, models: _Optional[_Iterable[_Union[ModelStatus, _Mapping]]] = ...) -> None: ...
+
+class PromoteRequest(_message.Message):
+    __slots__ = ("model", "version", "reason", "expected_active_version")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_ACTIVE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: int
+    reason: str
+    expected_active_version: int
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., reason: _Optional[str] = ..., expected_active_version: _Optional[int] = ...) -> None: ...
+
+class Threshold(_message.Message):
+    __slots__ = ("metric", "op", "value")
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    metric: str
+    op: str
+    value: float
+    def __init__(self, metric: _Optional[str] = ..., op: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+
+class Policy(_message.Message):
+    __slots__ = ("model", "primary_metric", "tolerance", "thresholds", "disabled")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_METRIC_FIELD_NUMBER: _ClassVar[int]
+    TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    primary_metric: str
+    tolerance: float
+    thresholds: _containers.RepeatedCompositeFieldContainer[Threshold]
+    disabled: bool
+    def __init__(self, model: _Optional[str] = ..., primary_metric: _Optional[str] = ..., tolerance: _Optional[float] = ..., thresholds: _Optional[_Iterable[_Union[Threshold, _Mapping]]] = ..., disabled: _Optional[bool] = ...) -> None: ...
+
+class GetPolicyRequest(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    def __init__(self, model: _Optional[str] = ...) -> None: ...
+
+class SetPolicyRequest(_message.Message):
+    __slots__ = ("policy",)
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    policy: Policy
+    def __init__(self, policy: _Optional[_Union[Policy, _Mapping]] = ...) -> None: ...
+
+class Alias(_message.Message):
+    __slots__ = ("model", "alias", "version")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    alias: str
+    version: int
+    def __init__(self, model: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class SetAliasRequest(_message.Message):
+    __slots__ = ("model", "alias", "version", "expected_version")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    alias: str
+    version: int
+    expected_version: int
+    def __init__(self, model: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ..., expected_version: _Optional[int] = ...) -> None: ...
+
+class DeleteAliasRequest(_message.Message):
+    __slots__ = ("model", "alias", "expected_version")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    alias: str
+    expected_version: int
+    def __init__(self, model: _Optional[str] = ..., alias: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
+
+class Schedule(_message.Message):
+    __slots__ = ("model", "cron", "interval_seconds", "min_new_rows", "min_interval_seconds", "train", "next_run_at", "last_run_at", "last_outcome")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MIN_NEW_ROWS_FIELD_NUMBER: _ClassVar[int]
+    MIN_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RUN_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_RUN_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    cron: str
+    interval_seconds: float
+    min_new_rows: int
+    min_interval_seconds: float
+    train: TrainRequest
+    next_run_at: _timestamp_pb2.Timestamp
+    last_run_at: _timestamp_pb2.Timestamp
+    last_outcome: str
+    def __init__(self, model: _Optional[str] = ..., cron: _Optional[str] = ..., interval_seconds: _Optional[float] = ..., min_new_rows: _Optional[int] = ..., min_interval_seconds: _Optional[float] = ..., train: _Optional[_Union[TrainRequest, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_outcome: _Optional[str] = ...) -> None: ...
+
+class SetScheduleRequest(_message.Message):
+    __slots__ = ("schedule",)
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    schedule: Schedule
+    def __init__(self, schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+
+class GetScheduleRequest(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    def __init__(self, model: _Optional[str] = ...) -> None: ...
+
+class DeleteScheduleRequest(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    def __init__(self, model: _Optional[str] = ...) -> None: ...

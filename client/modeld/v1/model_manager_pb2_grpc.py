@@ -90,6 +90,46 @@ class ModelManagerStub:
                 request_serializer=modeld_dot_v1_dot_model__manager__pb2.ReloadRequest.SerializeToString,
                 response_deserializer=modeld_dot_v1_dot_model__manager__pb2.ReloadResponse.FromString,
                 _registered_method=True)
+        self.Promote = channel.unary_unary(
+                '/modeld.v1.ModelManager/Promote',
+                request_serializer=modeld_dot_v1_dot_model__manager__pb2.PromoteRequest.SerializeToString,
+                response_deserializer=modeld_dot_v1_dot_model__manager__pb2.RollbackResponse.FromString,
+                _registered_method=True)
+        self.GetPolicy = channel.unary_unary(
+                '/modeld.v1.ModelManager/GetPolicy',
+                request_serializer=modeld_dot_v1_dot_model__manager__pb2.GetPolicyRequest.SerializeToString,
+                response_deserializer=modeld_dot_v1_dot_model__manager__pb2.Policy.FromString,
+                _registered_method=True)
+        self.SetPolicy = channel.unary_unary(
+                '/modeld.v1.ModelManager/SetPolicy',
+                request_serializer=modeld_dot_v1_dot_model__manager__pb2.SetPolicyRequest.SerializeToString,
+                response_deserializer=modeld_dot_v1_dot_model__manager__pb2.Policy.FromString,
+                _registered_method=True)
+        self.SetAlias = channel.unary_unary(
+                '/modeld.v1.ModelManager/SetAlias',
+                request_serializer=modeld_dot_v1_dot_model__manager__pb2.SetAliasRequest.SerializeToString,
+                response_deserializer=modeld_dot_v1_dot_model__manager__pb2.Alias.FromString,
+                _registered_method=True)
+        self.DeleteAlias = channel.unary_unary(
+                '/modeld.v1.ModelManager/DeleteAlias',
+                request_serializer=modeld_dot_v1_dot_model__manager__pb2.DeleteAliasRequest.SerializeToString,
+                response_deserializer=modeld_dot_v1_dot_model__manager__pb2.Alias.FromString,
+                _registered_method=True)
+        self.SetSchedule = channel.unary_unary(
+                '/modeld.v1.ModelManager/SetSchedule',
+                request_serializer=modeld_dot_v1_dot_model__manager__pb2.SetScheduleRequest.SerializeToString,
+                response_deserializer=modeld_dot_v1_dot_model__manager__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.GetSchedule = channel.unary_unary(
+                '/modeld.v1.ModelManager/GetSchedule',
+                request_serializer=modeld_dot_v1_dot_model__manager__pb2.GetScheduleRequest.SerializeToString,
+                response_deserializer=modeld_dot_v1_dot_model__manager__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.DeleteSchedule = channel.unary_unary(
+                '/modeld.v1.ModelManager/DeleteSchedule',
+                request_serializer=modeld_dot_v1_dot_model__manager__pb2.DeleteScheduleRequest.SerializeToString,
+                response_deserializer=modeld_dot_v1_dot_model__manager__pb2.Schedule.FromString,
+                _registered_method=True)
 
 
 class ModelManagerServicer:
@@ -193,6 +233,74 @@ class ModelManagerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Promote(self, request, context):
+        """The operator's override of the quality gate: activates a given version
+        (a REJECTED one too), with a reason, recorded in the event log, and
+        answers once this daemon serves it. Errors: INVALID_ARGUMENT, NOT_FOUND,
+        FAILED_PRECONDITION (already active, expected_active_version moved).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPolicy(self, request, context):
+        """Returns a model's promotion policy (the defaults when none was set).
+        Errors: INVALID_ARGUMENT, NOT_FOUND (model).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPolicy(self, request, context):
+        """Replaces a model's promotion policy. The model may not exist yet, so a
+        policy can guard its very first version. Errors: INVALID_ARGUMENT (metric
+        name, operator, tolerance).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAlias(self, request, context):
+        """Points an alias at a version, optionally only if it currently points at
+        an expected version. Errors: INVALID_ARGUMENT (alias name), NOT_FOUND
+        (model or version), FAILED_PRECONDITION (the alias moved).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAlias(self, request, context):
+        """Removes an alias. Errors: INVALID_ARGUMENT, NOT_FOUND (model or alias),
+        FAILED_PRECONDITION (the alias moved).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetSchedule(self, request, context):
+        """Sets a model's retraining schedule (cron, interval and/or data trigger).
+        Errors: INVALID_ARGUMENT (cron expression, interval, the training
+        request inside), NOT_FOUND (dataset), PERMISSION_DENIED (dataset path).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSchedule(self, request, context):
+        """Returns a model's schedule with its next run and last outcome.
+        Errors: INVALID_ARGUMENT, NOT_FOUND (no schedule).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSchedule(self, request, context):
+        """Removes a model's schedule. Errors: INVALID_ARGUMENT, NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelManagerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -250,6 +358,46 @@ def add_ModelManagerServicer_to_server(servicer, server):
                     servicer.Reload,
                     request_deserializer=modeld_dot_v1_dot_model__manager__pb2.ReloadRequest.FromString,
                     response_serializer=modeld_dot_v1_dot_model__manager__pb2.ReloadResponse.SerializeToString,
+            ),
+            'Promote': grpc.unary_unary_rpc_method_handler(
+                    servicer.Promote,
+                    request_deserializer=modeld_dot_v1_dot_model__manager__pb2.PromoteRequest.FromString,
+                    response_serializer=modeld_dot_v1_dot_model__manager__pb2.RollbackResponse.SerializeToString,
+            ),
+            'GetPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPolicy,
+                    request_deserializer=modeld_dot_v1_dot_model__manager__pb2.GetPolicyRequest.FromString,
+                    response_serializer=modeld_dot_v1_dot_model__manager__pb2.Policy.SerializeToString,
+            ),
+            'SetPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPolicy,
+                    request_deserializer=modeld_dot_v1_dot_model__manager__pb2.SetPolicyRequest.FromString,
+                    response_serializer=modeld_dot_v1_dot_model__manager__pb2.Policy.SerializeToString,
+            ),
+            'SetAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAlias,
+                    request_deserializer=modeld_dot_v1_dot_model__manager__pb2.SetAliasRequest.FromString,
+                    response_serializer=modeld_dot_v1_dot_model__manager__pb2.Alias.SerializeToString,
+            ),
+            'DeleteAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAlias,
+                    request_deserializer=modeld_dot_v1_dot_model__manager__pb2.DeleteAliasRequest.FromString,
+                    response_serializer=modeld_dot_v1_dot_model__manager__pb2.Alias.SerializeToString,
+            ),
+            'SetSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSchedule,
+                    request_deserializer=modeld_dot_v1_dot_model__manager__pb2.SetScheduleRequest.FromString,
+                    response_serializer=modeld_dot_v1_dot_model__manager__pb2.Schedule.SerializeToString,
+            ),
+            'GetSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSchedule,
+                    request_deserializer=modeld_dot_v1_dot_model__manager__pb2.GetScheduleRequest.FromString,
+                    response_serializer=modeld_dot_v1_dot_model__manager__pb2.Schedule.SerializeToString,
+            ),
+            'DeleteSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSchedule,
+                    request_deserializer=modeld_dot_v1_dot_model__manager__pb2.DeleteScheduleRequest.FromString,
+                    response_serializer=modeld_dot_v1_dot_model__manager__pb2.Schedule.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -550,6 +698,222 @@ class ModelManager:
             '/modeld.v1.ModelManager/Reload',
             modeld_dot_v1_dot_model__manager__pb2.ReloadRequest.SerializeToString,
             modeld_dot_v1_dot_model__manager__pb2.ReloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Promote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modeld.v1.ModelManager/Promote',
+            modeld_dot_v1_dot_model__manager__pb2.PromoteRequest.SerializeToString,
+            modeld_dot_v1_dot_model__manager__pb2.RollbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modeld.v1.ModelManager/GetPolicy',
+            modeld_dot_v1_dot_model__manager__pb2.GetPolicyRequest.SerializeToString,
+            modeld_dot_v1_dot_model__manager__pb2.Policy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modeld.v1.ModelManager/SetPolicy',
+            modeld_dot_v1_dot_model__manager__pb2.SetPolicyRequest.SerializeToString,
+            modeld_dot_v1_dot_model__manager__pb2.Policy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modeld.v1.ModelManager/SetAlias',
+            modeld_dot_v1_dot_model__manager__pb2.SetAliasRequest.SerializeToString,
+            modeld_dot_v1_dot_model__manager__pb2.Alias.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modeld.v1.ModelManager/DeleteAlias',
+            modeld_dot_v1_dot_model__manager__pb2.DeleteAliasRequest.SerializeToString,
+            modeld_dot_v1_dot_model__manager__pb2.Alias.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modeld.v1.ModelManager/SetSchedule',
+            modeld_dot_v1_dot_model__manager__pb2.SetScheduleRequest.SerializeToString,
+            modeld_dot_v1_dot_model__manager__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modeld.v1.ModelManager/GetSchedule',
+            modeld_dot_v1_dot_model__manager__pb2.GetScheduleRequest.SerializeToString,
+            modeld_dot_v1_dot_model__manager__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modeld.v1.ModelManager/DeleteSchedule',
+            modeld_dot_v1_dot_model__manager__pb2.DeleteScheduleRequest.SerializeToString,
+            modeld_dot_v1_dot_model__manager__pb2.Schedule.FromString,
             options,
             channel_credentials,
             insecure,
