@@ -19,6 +19,7 @@ from modeld._channel import TLSConfig
 from modeld._predict import Predictions, Rows, encode_rows
 from modeld._retry import RetryPolicy
 from modeld._transport import Transport
+from modeld.errors import NotFound
 from modeld.jobs import JobHandle
 from modeld.types import Job, ModelStatus, RollbackResult, Status, Task, Version, VersionState
 from modeld.v1 import model_manager_pb2 as pb
@@ -302,14 +303,19 @@ class Client:
             timeout: This call's deadline in seconds.
 
         Returns:
-            The serving status name: "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN", ...
+            The serving status name: "SERVING", "NOT_SERVING", or "SERVICE_UNKNOWN" for a
+            service the daemon does not know.
         """
         # Imported here so `import modeld` needs only grpcio and protobuf.
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         stub = health_pb2_grpc.HealthStub(self._t.channel)
-        reply = self._t.call(stub.Check, health_pb2.HealthCheckRequest(service=service), timeout,
-                             retry=True)
+        try:
+            reply = self._t.call(stub.Check, health_pb2.HealthCheckRequest(service=service),
+                                 timeout, retry=True)
+        except NotFound:
+            # The health protocol answers NOT_FOUND (without details) for an unknown service.
+            return "SERVICE_UNKNOWN"
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
     def connect(self, timeout: float | None = None) -> None:

@@ -1,0 +1,146 @@
+"""How each result looks as text: one function per kind of result, no I/O besides Output."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from modeld._cli.output import Output, fmt_time, key_metric
+from modeld._predict import Predictions
+from modeld.types import Job, JobState, LoadState, Metric, ModelStatus, Status, Version
+
+__all__ = ["show_jobs", "show_metrics", "show_models", "show_predictions", "show_status",
+           "show_version", "show_versions"]
+
+_LOAD_STYLE = {LoadState.READY: "green", LoadState.LOADING: "yellow", LoadState.STALE: "yellow",
+               LoadState.FAILED: "bold red", LoadState.NO_ACTIVE_VERSION: "dim"}
+_JOB_STYLE = {JobState.SUCCEEDED: "green", JobState.RUNNING: "cyan", JobState.QUEUED: "yellow",
+              JobState.FAILED: "bold red", JobState.CANCELLED: "dim"}
+
+
+def _styled(text: str, style: str) -> Text:
+    return Text(text, style=style)
+
+
+def _version(number: int) -> str:
+    return f"v{number}" if number else "-"
+
+
+def show_status(out: Output, status: Status) -> None:
+    """The daemon's line, then a table of models (failures in red on a terminal)."""
+    d = status.daemon
+    out.result(Text(
+        f"modeld {d.build_version} · up {_duration(d.uptime_seconds)} · "
+        f"jobs {d.jobs_running} running, {d.jobs_queued} queued · registry {d.registry_root}"))
+    if status.models:
+        show_models(out, status.models)
+    else:
+        out.info("no models yet: train one with `modelctl train`")
+
+
+def show_models(out: Output, models: Sequence[ModelStatus]) -> None:
+    """One row per model: active and loaded versions, load state, key metric, last error."""
+    rows = [[
+        m.model, _version(m.active_version), _version(m.loaded_version),
+        _styled(m.state.value, _LOAD_STYLE.get(m.state, "")), m.algorithm or "-",
+        key_metric(m.metrics) or "-", str(m.version_count),
+        _styled(m.last_error, "red") if m.last_error else "",
+    ] for m in models]
+    out.result(out.table(["MODEL", "ACTIVE", "LOADED", "STATE", "ALGORITHM", "KEY METRIC",
+                          "VERSIONS", "LAST ERROR"], rows))
+
+
+def show_versions(out: Output, model: str, versions: Sequence[Version]) -> None:
+    """Newest first, the active one marked with * (and bold on a terminal)."""
+    rows = [[
+        "*" if v.active else "", _styled(str(v.version), "bold" if v.active else ""),
+        v.state.value, fmt_time(v.created_at), v.algorithm, key_metric(v.metrics) or "-",
+        str(v.rows),
+    ] for v in versions]
+    out.result(out.table(["", "VERSION", "STATE", "CREATED", "ALGORITHM", "KEY METRIC", "ROWS"],
+                         rows, title=f"{model}: {len(versions)} version(s)"))
+
+
+def show_version(out: Output, v: Version) -> None:
+    """One version: its facts, metrics, params and confusion matrix."""
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    for name, value in [
+        ("model", v.model), ("version", f"{v.version} ({v.state.value})"),
+        ("task", v.task.value), ("algorithm", v.algorithm), ("created", fmt_time(v.created_at)),
+        ("job", v.job_id), ("dataset", f"{v.dataset_path} ({v.rows} rows)"),
+        ("sha256", v.dataset_sha256), ("features", f"{len(v.features)}: "
+                                                  + ", ".join(v.features[:8])
+                                                  + (", ..." if len(v.features) > 8 else "")),
+        ("classes", ", ".join(v.classes) or "-"),
+        ("training", f"{v.training_seconds:.2f} s"),
+        ("params", ", ".join(f"{k}={p}" for k, p in v.params.items()) or "(defaults)"),
+    ]:
+        facts.add_row(name, escape(value))
+    out.result(facts)
+    show_metrics(out, v.metrics)
+    if v.confusion_matrix is not None:
+        cm = v.confusion_matrix
+        rows = [[label, *(str(c) for c in counts)] for label, counts in zip(
+            cm.labels, cm.counts, strict=True)]
+        out.result(out.table(["true \\ predicted", *cm.labels], rows,
+                             title="confusion matrix (summed over folds)"))
+
+
+def show_metrics(out: Output, metrics: Mapping[str, Metric]) -> None:
+    """Cross-validated metrics: mean, std and each fold."""
+    if not metrics:
+        return
+    rows = [[name, f"{m.mean:.4f}", f"{m.std:.4f}", " ".join(f"{f:.3f}" for f in m.folds)]
+            for name, m in metrics.items()]
+    out.result(out.table(["METRIC", "MEAN", "STD", "FOLDS"], rows,
+                         title="cross-validated metrics"))
+
+
+def show_jobs(out: Output, jobs: Sequence[Job]) -> None:
+    """Newest first: state, phase, progress and the version each job published."""
+    rows = [[
+        j.id, j.model, _styled(j.state.value, _JOB_STYLE.get(j.state, "")), j.phase,
+        f"{j.progress:.0%}", _version(j.version), fmt_time(j.created_at),
+        _styled(j.error, "red") if j.error else j.message,
+    ] for j in jobs]
+    out.result(out.table(["JOB", "MODEL", "STATE", "PHASE", "PROGRESS", "VERSION", "CREATED",
+                          "MESSAGE"], rows))
+
+
+def show_predictions(out: Output, p: Predictions) -> None:
+    """One row per input row, in order, with the predicted class's probability or the score."""
+    header = ["ROW", "PREDICTION"]
+    if p.probabilities:
+        header.append("PROBABILITY")
+    if p.anomaly_scores:
+        header.append("SCORE")
+    rows = []
+    for i, record in enumerate(p.records()):
+        row = [str(i), _plain(record["prediction"])]
+        if "probabilities" in record:
+            row.append(f"{record['probabilities'].get(record['prediction'], 0.0):.4f}")
+        if "anomaly_score" in record:
+            row.append(f"{record['anomaly_score']:.4f}")
+        rows.append(row)
+    out.result(out.table(header, rows, title=f"{p.model} v{p.version} ({p.task.value})"))
+
+
+def _plain(value: object) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes}m"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
