@@ -162,10 +162,10 @@ class TestResults:
         with modeld.Client(live.address) as client:
             assert client.health() == "SERVING"
 
-    def test_health_of_an_unknown_service_is_not_found(self, live: Running) -> None:
-        """The health service answers NOT_FOUND for a service it does not know."""
-        with modeld.Client(live.address) as client, pytest.raises(modeld.NotFound):
-            client.health("no.such.Service")
+    def test_health_of_an_unknown_service_is_service_unknown(self, live: Running) -> None:
+        """The health protocol's NOT_FOUND for an unknown service reads as SERVICE_UNKNOWN."""
+        with modeld.Client(live.address) as client:
+            assert client.health("no.such.Service") == "SERVICE_UNKNOWN"
 
 
 class TestTLS:
