@@ -34,6 +34,9 @@ class Settings:
     poll_interval: float = _f(2.0, "Seconds between safety-net registry re-scans; 0 disables.")
     watch: bool = _f(True, "Follow the registry with file-system events.")
     keep_loaded: int = _f(2, "Previously active versions kept loaded per model for Rollback.")
+    keep_versions: int = _f(
+        20, "Versions kept per model besides the active, previous and aliased ones; 0 keeps all."
+    )
     grace_period: float = _f(10.0, "Seconds in-flight RPCs get to finish on SIGTERM.")
     max_predict_rows: int = _f(100_000, "Rows one Predict may carry; more: RESOURCE_EXHAUSTED.")
     max_message_bytes: int = _f(64 * 1024 * 1024, "Largest gRPC message received or sent.")
@@ -128,6 +131,8 @@ def _validate(s: Settings, parser: argparse.ArgumentParser) -> None:
         parser.error(f"--max-queued-jobs must be >= 0, got {s.max_queued_jobs}")
     if s.poll_interval < 0:
         parser.error(f"--poll-interval must be >= 0, got {s.poll_interval}")
+    if s.keep_versions < 0:
+        parser.error(f"--keep-versions must be >= 0, got {s.keep_versions}")
     if s.keep_loaded < 0:
         parser.error(f"--keep-loaded must be >= 0, got {s.keep_loaded}")
     if (s.tls_cert is None) != (s.tls_key is None):

@@ -9,20 +9,23 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
 from modeld_server.config import Settings
+from modeld_server.lifecycle import LifecycleMixin
 from modeld_server.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from modeld_server.metrics import PREDICT_ROWS
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.layout import validate_model_name
+from modeld_server.registry.meta import ModelMeta
 from modeld_server.registry.store import RegistryStore
 from modeld_server.serving.loaded import Prediction
 from modeld_server.serving.manager import ModelServer, ModelView
 from modeld_server.training.datasets import infer_task, read_columns, resolve_dataset
+from modeld_server.training.selection import check_selection, check_validation_options
 from modeld_server.training.estimators import check_params, get_algorithm
 from modeld_server.training.jobrecord import JobRecord
 from modeld_server.training.jobs import JobLimits, JobManager
@@ -74,9 +77,11 @@ class TrainInput:
     request_id: str = ""
     task: Task | None = None
     activate: bool = True
+    validation: Mapping[str, Any] = field(default_factory=dict)
+    calibration: str = "none"
 
 
-class ModelService:
+class ModelService(LifecycleMixin):
     """Everything the daemon does, behind one object."""
 
     def __init__(self, settings: Settings) -> None:
@@ -85,13 +90,14 @@ class ModelService:
         self.store = RegistryStore(settings.registry)
         self.index = RegistryIndex(self.store)
         self.server = ModelServer(self.index, keep_loaded=settings.keep_loaded)
+        self.meta = ModelMeta(self.store)
         settings.data_root.mkdir(parents=True, exist_ok=True)
         self.jobs = JobManager(
             self.store, settings.data_root, settings.state_dir,
             max_concurrent=settings.max_concurrent_jobs, max_queued=settings.max_queued_jobs,
             limits=JobLimits(timeout=settings.train_timeout, memory_mb=settings.train_memory_mb,
                              max_rows=settings.max_dataset_rows),
-            on_published=lambda model, version: self.server.poll_once([model]),
+            on_published=self.after_publish, context_for=self.job_context,
         )
 
     def warm_up(self) -> None:
@@ -123,12 +129,7 @@ class ModelService:
         if size > self.settings.max_dataset_bytes:
             raise ResourceExhausted(f"dataset.path {spec_dataset.path!r} has {size} bytes, more "
                                     f"than max_dataset_bytes={self.settings.max_dataset_bytes}")
-        columns = read_columns(path, spec_dataset.path)
-        for field, column in (("dataset.target", spec_dataset.target),
-                              ("dataset.eval_label", spec_dataset.eval_label)):
-            if column and column not in columns:
-                raise InvalidArgument(f"{field} {column!r} is not a column of "
-                                      f"{spec_dataset.path!r} (columns: {', '.join(columns)})")
+        check_selection(spec_dataset, read_columns(path, spec_dataset.path))
         if not request.algorithm:
             raise InvalidArgument("algorithm is required")
         task = request.task or self._infer_task(request, path)
@@ -145,8 +146,12 @@ class ModelService:
         algorithm = get_algorithm(request.algorithm, task)
         params = dict(request.params)
         check_params(algorithm, task, params, seed)
+        if request.calibration != "none" and task is not Task.CLASSIFICATION:
+            raise InvalidArgument(f"calibration {request.calibration} needs a classifier; this "
+                                  f"is {task.value}")
         spec = TrainSpec(model, spec_dataset, request.algorithm, task, params, folds, seed,
-                         request.request_id, request.activate)
+                         request.request_id, request.activate,
+                         check_validation_options(dict(request.validation)), request.calibration)
         return self.jobs.submit(spec)
 
     def _infer_task(self, request: TrainInput, path: Any) -> Task:
@@ -202,7 +207,7 @@ class ModelService:
                 break
             for summary in batch:
                 below = summary["version"]
-                if state == "inactive" and summary["version"] == entry.active:
+                if state and version_state(summary, entry.active) != state:
                     continue
                 out.append(summary)
                 if len(out) == size:
@@ -249,6 +254,10 @@ class ModelService:
         return self.status(model)[1]
 
     # ---- serving --------------------------------------------------------------------------
+
+    def pick_version(self, model: str, version: int, alias: str) -> int:
+        """The version a Predict addresses: pinned, by alias, or 0 for the active one."""
+        return version if version or not alias else self.resolve_alias(model, alias)
 
     def predict_records(self, model: str, version: int,
                         rows: Sequence[Mapping[str, Any]]) -> tuple[int, Prediction]:
@@ -298,9 +307,16 @@ class ModelService:
         self.jobs.close()
 
 
-def _require(value: str, field: str) -> str:
+def version_state(summary: Mapping[str, Any], active: int) -> str:
+    """active, rejected or inactive."""
+    if summary["version"] == active:
+        return "active"
+    return "rejected" if summary.get("state") == "rejected" else "inactive"
+
+
+def _require(value: str, name: str) -> str:
     if not value:
-        raise InvalidArgument(f"{field} is required")
+        raise InvalidArgument(f"{name} is required")
     return value
 
 

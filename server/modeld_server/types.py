@@ -57,11 +57,27 @@ class MetricSummary:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """Where training data comes from (path relative to the data root)."""
+    """Where training data comes from (path relative to the data root), and which part of it."""
 
     path: str
     target: str = ""
     eval_label: str = ""
+    features: tuple[str, ...] = ()
+    drop_columns: tuple[str, ...] = ()
+    filters: tuple[dict[str, Any], ...] = ()
+    """Each {"column": c, and one of "range": {"min", "max"}, "values": [...],
+    "dates": {"start", "end"}}."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "target": self.target, "eval_label": self.eval_label,
+                "features": list(self.features), "drop_columns": list(self.drop_columns),
+                "filters": [dict(f) for f in self.filters]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DatasetSpec:
+        return cls(data["path"], data.get("target", ""), data.get("eval_label", ""),
+                   tuple(data.get("features", ())), tuple(data.get("drop_columns", ())),
+                   tuple(data.get("filters", ())))
 
 
 @dataclass(frozen=True)
@@ -77,15 +93,17 @@ class TrainSpec:
     seed: int = 42
     request_id: str = ""
     activate: bool = True
+    validation: dict[str, Any] = field(default_factory=dict)
+    """ValidationOptions fields that differ from the defaults."""
+    calibration: str = "none"
+    """none, sigmoid, isotonic or auto."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model,
-            "dataset": {
-                "path": self.dataset.path,
-                "target": self.dataset.target,
-                "eval_label": self.dataset.eval_label,
-            },
+            "dataset": self.dataset.to_json(),
+            "validation": dict(self.validation),
+            "calibration": self.calibration,
             "algorithm": self.algorithm,
             "task": self.task.value,
             "params": dict(self.params),
@@ -99,7 +117,7 @@ class TrainSpec:
     def from_json(cls, data: dict[str, Any]) -> TrainSpec:
         return cls(
             model=data["model"],
-            dataset=DatasetSpec(**data["dataset"]),
+            dataset=DatasetSpec.from_json(data["dataset"]),
             algorithm=data["algorithm"],
             task=Task(data["task"]),
             params=dict(data.get("params", {})),
@@ -107,4 +125,6 @@ class TrainSpec:
             seed=int(data["seed"]),
             request_id=data.get("request_id", ""),
             activate=bool(data.get("activate", True)),
+            validation=dict(data.get("validation", {})),
+            calibration=data.get("calibration", "none"),
         )

@@ -231,14 +231,19 @@ class RegistryStore:
             os.rename(staging.path, paths.version(version))
             fsio.fsync_dir(paths.versions)
             self._append_event(paths, "published", version=version, job_id=job_id)
-            if activate:
+            if body.get("state") == "rejected":
+                gate = body.get("gate") or {}
+                self._append_event(paths, "rejected", version=version, job_id=job_id,
+                                   reason="; ".join(gate.get("reasons", [])))
+            elif activate:
                 previous = self._read_active_unlocked(staging.model)
                 self._write_active(paths, version)
                 self._append_event(
                     paths, "activated", version=version, previous=previous, job_id=job_id
                 )
         staging.discard()
-        log.info("version_published", model=staging.model, version=version, activated=activate)
+        log.info("version_published", model=staging.model, version=version,
+                 state=body.get("state", "available"))
         return version
 
     def set_active(
@@ -310,6 +315,10 @@ class RegistryStore:
     @staticmethod
     def _write_active(paths: ModelPaths, version: int) -> None:
         fsio.write_atomic(paths.active, f"{version}\n".encode())
+
+    def append_event(self, model: str, event: str, **fields: Any) -> None:
+        """Appends to the model's event log; callers hold the model lock."""
+        self._append_event(self.paths(model), event, **fields)
 
     @staticmethod
     def _append_event(paths: ModelPaths, event: str, **fields: Any) -> None:

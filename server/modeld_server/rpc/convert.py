@@ -12,7 +12,14 @@ from google.protobuf import timestamp_pb2
 from modeld.v1 import model_manager_pb2 as pb
 from modeld_server.serving.loaded import Prediction
 from modeld_server.serving.manager import ModelView
-from modeld_server.service import DaemonInfo, RollbackResult, TrainInput, VersionPage
+from modeld_server.service import (
+    DaemonInfo,
+    RollbackResult,
+    TrainInput,
+    VersionPage,
+    version_state,
+)
+from modeld_server.training.gate import Policy
 from modeld_server.training.jobrecord import JobRecord
 from modeld_server.types import DatasetSpec, JobState, LoadState, Task
 
@@ -40,7 +47,12 @@ VERSION_STATE_FROM_PB = {
     pb.VERSION_STATE_UNSPECIFIED: "",
     pb.VERSION_STATE_ACTIVE: "active",
     pb.VERSION_STATE_INACTIVE: "inactive",
+    pb.VERSION_STATE_REJECTED: "rejected",
 }
+VERSION_STATE_TO_PB = {v: k for k, v in VERSION_STATE_FROM_PB.items() if v}
+CALIBRATION_FROM_PB = {pb.CALIBRATION_NONE: "none", pb.CALIBRATION_SIGMOID: "sigmoid",
+                       pb.CALIBRATION_ISOTONIC: "isotonic", pb.CALIBRATION_AUTO: "auto"}
+CALIBRATION_TO_PB = {v: k for k, v in CALIBRATION_FROM_PB.items()}
 
 
 def _timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:
@@ -60,15 +72,65 @@ def metrics_to_pb(metrics: Mapping[str, Any]) -> dict[str, pb.MetricValue]:
             for name, m in metrics.items()}
 
 
+def dataset_from_pb(dataset: pb.Dataset) -> DatasetSpec:
+    return DatasetSpec(dataset.path, dataset.target, dataset.eval_label,
+                       tuple(dataset.features), tuple(dataset.drop_columns),
+                       tuple(_filter_from_pb(f) for f in dataset.filters))
+
+
+def _filter_from_pb(flt: pb.RowFilter) -> dict[str, Any]:
+    kind = flt.WhichOneof("match")
+    out: dict[str, Any] = {"column": flt.column}
+    if kind == "range":
+        out["range"] = {"min": flt.range.min if flt.range.HasField("min") else None,
+                        "max": flt.range.max if flt.range.HasField("max") else None}
+    elif kind == "values":
+        out["values"] = list(flt.values.values)
+    elif kind == "dates":
+        out["dates"] = {"start": flt.dates.start, "end": flt.dates.end}
+    return out
+
+
+def _filter_to_pb(flt: Mapping[str, Any]) -> pb.RowFilter:
+    message = pb.RowFilter(column=flt["column"])
+    if "range" in flt:
+        message.range.SetInParent()
+        for side in ("min", "max"):
+            if flt["range"].get(side) is not None:
+                setattr(message.range, side, flt["range"][side])
+    elif "values" in flt:
+        message.values.values.extend(flt["values"])
+    elif "dates" in flt:
+        message.dates.start, message.dates.end = flt["dates"]["start"], flt["dates"]["end"]
+    return message
+
+
+def validation_from_pb(options: pb.ValidationOptions) -> dict[str, Any]:
+    """Only the options the request set (proto3 zero values mean 'default')."""
+    out: dict[str, Any] = {}
+    if options.drop_duplicates:
+        out["drop_duplicates"] = True
+    if options.fail_on_missing_target:
+        out["fail_on_missing_target"] = True
+    if options.min_rows:
+        out["min_rows"] = options.min_rows
+    if options.HasField("max_malformed_fraction"):
+        out["max_malformed_fraction"] = options.max_malformed_fraction
+    return out
+
+
 def train_input(request: pb.TrainRequest) -> TrainInput:
     from modeld_server.errors import InvalidArgument
 
     if request.task not in (pb.TASK_UNSPECIFIED, *TASK_FROM_PB):
         raise InvalidArgument(f"task {request.task} is not a known Task value")
+    if request.calibration not in CALIBRATION_FROM_PB:
+        raise InvalidArgument(f"calibration {request.calibration} is not a known value")
     return TrainInput(
         model=request.model,
-        dataset=DatasetSpec(request.dataset.path, request.dataset.target,
-                            request.dataset.eval_label),
+        dataset=dataset_from_pb(request.dataset),
+        validation=validation_from_pb(request.validation),
+        calibration=CALIBRATION_FROM_PB[request.calibration],
         algorithm=request.algorithm,
         params=dict(request.params),
         cv_folds=request.cv_folds,
@@ -81,12 +143,16 @@ def train_input(request: pb.TrainRequest) -> TrainInput:
 
 def spec_to_pb(record: JobRecord) -> pb.TrainRequest:
     spec = record.spec
+    ds = spec.dataset
+    validation = pb.ValidationOptions(**spec.validation)
     return pb.TrainRequest(
         model=spec.model,
-        dataset=pb.Dataset(path=spec.dataset.path, target=spec.dataset.target,
-                           eval_label=spec.dataset.eval_label),
+        dataset=pb.Dataset(path=ds.path, target=ds.target, eval_label=ds.eval_label,
+                           features=ds.features, drop_columns=ds.drop_columns,
+                           filters=[_filter_to_pb(f) for f in ds.filters]),
         algorithm=spec.algorithm, params=spec.params, cv_folds=spec.cv_folds, seed=spec.seed,
         request_id=spec.request_id, task=TASK_TO_PB[spec.task], no_activate=not spec.activate,
+        validation=validation, calibration=CALIBRATION_TO_PB[spec.calibration],
     )
 
 
@@ -102,12 +168,13 @@ def job_to_pb(record: JobRecord) -> pb.Job:
 
 
 def model_view_to_pb(view: ModelView, summary: Mapping[str, Any] | None,
-                     versions: list[int]) -> pb.ModelStatus:
+                     versions: list[int], aliases: Mapping[str, int]) -> pb.ModelStatus:
     current = view.current
     message = pb.ModelStatus(
         model=view.model, active_version=view.active, loaded_version=view.loaded,
         state=LOAD_STATE_TO_PB[view.state], last_error=view.error,
         latest_version=versions[-1] if versions else 0, version_count=len(versions),
+        aliases=aliases,
     )
     if summary:
         for name, value in metrics_to_pb(summary.get("metrics") or {}).items():
@@ -130,12 +197,16 @@ def daemon_to_pb(info: DaemonInfo) -> pb.DaemonStatus:
 
 
 def version_to_pb(model: str, summary: Mapping[str, Any], active: int,
-                  full: bool = False) -> pb.Version:
+                  aliases: Mapping[str, int], full: bool = False) -> pb.Version:
     number = summary["version"]
     dataset = summary.get("dataset") or {}
+    gate = summary.get("gate") or {}
     message = pb.Version(
         model=model, version=number,
-        state=pb.VERSION_STATE_ACTIVE if number == active else pb.VERSION_STATE_INACTIVE,
+        state=VERSION_STATE_TO_PB[version_state(summary, active)],
+        aliases=sorted(a for a, v in aliases.items() if v == number),
+        gate_summary=(("passed: " if gate.get("passed") else "rejected: ")
+                      + "; ".join(gate.get("reasons", []))) if gate else "",
         algorithm=summary.get("algorithm", ""),
         task=TASK_TO_PB.get(Task(summary["task"]), pb.TASK_UNSPECIFIED),
         params=summary.get("params") or {}, metrics=metrics_to_pb(summary.get("metrics") or {}),
@@ -154,9 +225,10 @@ def version_to_pb(model: str, summary: Mapping[str, Any], active: int,
     return message
 
 
-def versions_to_pb(model: str, page: VersionPage) -> pb.ListVersionsResponse:
+def versions_to_pb(model: str, page: VersionPage,
+                   aliases: Mapping[str, int]) -> pb.ListVersionsResponse:
     return pb.ListVersionsResponse(
-        versions=[version_to_pb(model, s, page.active) for s in page.versions],
+        versions=[version_to_pb(model, s, page.active, aliases) for s in page.versions],
         next_page_token=page.next_token, active_version=page.active,
     )
 
@@ -182,3 +254,19 @@ def prediction_to_pb(model: str, version: int, p: Prediction) -> pb.PredictRespo
     if p.anomaly_scores is not None:
         response.anomaly_scores.extend(p.anomaly_scores.tolist())
     return response
+
+
+def policy_to_pb(model: str, policy: Policy) -> pb.Policy:
+    return pb.Policy(model=model, primary_metric=policy.primary_metric,
+                     tolerance=policy.tolerance, disabled=policy.disabled,
+                     thresholds=[pb.Threshold(metric=m, op=op, value=v)
+                                 for m, op, v in policy.thresholds])
+
+
+def policy_from_pb(message: pb.Policy) -> Policy:
+    from modeld_server.training.gate import DEFAULT_TOLERANCE
+
+    return Policy(message.primary_metric,
+                  message.tolerance if message.HasField("tolerance") else DEFAULT_TOLERANCE,
+                  tuple((t.metric, t.op, t.value) for t in message.thresholds),
+                  message.disabled)

@@ -57,12 +57,13 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
             raise InvalidArgument(f"state {request.state} is not a known VersionState value")
         page = self._service.list_versions(request.model, request.page_size, request.page_token,
                                            state)
-        return convert.versions_to_pb(request.model, page)
+        return convert.versions_to_pb(request.model, page, self._service.aliases(request.model))
 
     @rpc
     def GetVersion(self, request: pb.GetVersionRequest, context: Ctx) -> pb.Version:
         manifest, active = self._service.get_version(request.model, request.version)
-        return convert.version_to_pb(request.model, manifest, active, full=True)
+        return convert.version_to_pb(request.model, manifest, active,
+                                     self._service.aliases(request.model), full=True)
 
     @rpc
     def Rollback(self, request: pb.RollbackRequest, context: Ctx) -> pb.RollbackResponse:
@@ -72,12 +73,13 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
     @rpc
     def Predict(self, request: pb.PredictRequest, context: Ctx) -> pb.PredictResponse:
         kind = request.WhichOneof("rows")
+        pinned = self._service.pick_version(request.model, request.version, request.alias)
         if kind == "dense":
             version, prediction = self._service.predict_dense(
-                request.model, request.version, request.dense.columns, request.dense.values)
+                request.model, pinned, request.dense.columns, request.dense.values)
         elif kind == "records":
             version, prediction = self._service.predict_records(
-                request.model, request.version, convert.records_from_pb(request.records.rows))
+                request.model, pinned, convert.records_from_pb(request.records.rows))
         else:
             raise InvalidArgument("rows is required: send records or dense")
         return convert.prediction_to_pb(request.model, version, prediction)
@@ -87,6 +89,34 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
         views = self._service.reload(request.model)
         return pb.ReloadResponse(models=[self._model_status(v) for v in views])
 
+    @rpc
+    def Promote(self, request: pb.PromoteRequest, context: Ctx) -> pb.RollbackResponse:
+        return convert.rollback_to_pb(self._service.promote(
+            request.model, request.version, request.reason, request.expected_active_version))
+
+    @rpc
+    def GetPolicy(self, request: pb.GetPolicyRequest, context: Ctx) -> pb.Policy:
+        return convert.policy_to_pb(request.model, self._service.get_policy(request.model))
+
+    @rpc
+    def SetPolicy(self, request: pb.SetPolicyRequest, context: Ctx) -> pb.Policy:
+        model = request.policy.model
+        policy = self._service.set_policy(model, convert.policy_from_pb(request.policy))
+        return convert.policy_to_pb(model, policy)
+
+    @rpc
+    def SetAlias(self, request: pb.SetAliasRequest, context: Ctx) -> pb.Alias:
+        expected = request.expected_version if request.HasField("expected_version") else None
+        version = self._service.set_alias(request.model, request.alias, request.version, expected)
+        return pb.Alias(model=request.model, alias=request.alias, version=version)
+
+    @rpc
+    def DeleteAlias(self, request: pb.DeleteAliasRequest, context: Ctx) -> pb.Alias:
+        expected = request.expected_version if request.HasField("expected_version") else None
+        self._service.delete_alias(request.model, request.alias, expected)
+        return pb.Alias(model=request.model, alias=request.alias, version=0)
+
     def _model_status(self, view: convert.ModelView) -> pb.ModelStatus:
         entry = self._service.index.entry(view.model)
-        return convert.model_view_to_pb(view, entry.summaries.get(view.active), entry.versions)
+        return convert.model_view_to_pb(view, entry.summaries.get(view.active), entry.versions,
+                                        self._service.aliases(view.model))

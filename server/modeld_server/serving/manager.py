@@ -103,6 +103,11 @@ class ModelServer:
             self._remember(slot, loaded)
         return loaded
 
+    def loaded_versions(self, model: str) -> set[int]:
+        """Versions in memory or being loaded (retention must not delete them)."""
+        slot = self._slot(model)
+        return set(slot.cache) | ({slot.loading} if slot.loading else set())
+
     def view(self, model: str) -> ModelView:
         """The model as it stands: the pointer is read from disk (one small file), so a
         change nobody has reloaded yet shows as STALE rather than hiding."""

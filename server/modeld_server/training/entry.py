@@ -12,11 +12,11 @@ WORKER_MODULE = "modeld_server.training.worker"
 
 
 def run_job(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
-            max_rows: int) -> None:
+            max_rows: int, context: dict[str, Any]) -> None:
     """Runs one job (see worker.run)."""
     from modeld_server.training import worker
 
-    worker.run(spec_json, data_root, staging, conn, max_rows)
+    worker.run(spec_json, data_root, staging, conn, max_rows, context)
 
 
 def warm_up() -> None:

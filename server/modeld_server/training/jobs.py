@@ -39,6 +39,7 @@ _CTX = multiprocessing.get_context("forkserver")
 _CTX.set_forkserver_preload([entry.WORKER_MODULE])
 
 OnPublished = Callable[[str, int], None]
+ContextFor = Callable[[TrainSpec], dict[str, Any]]
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -57,7 +58,8 @@ class JobManager:
     def __init__(self, store: RegistryStore, data_root: Path, state_dir: Path, *,
                  max_concurrent: int = 1, max_queued: int = 16,
                  limits: JobLimits | None = None,
-                 on_published: OnPublished | None = None) -> None:
+                 on_published: OnPublished | None = None,
+                 context_for: ContextFor | None = None) -> None:
         self._store = store
         self._data_root = data_root
         self._files = JobFiles(state_dir)
@@ -66,6 +68,7 @@ class JobManager:
         self._limits = limits or JobLimits()
         self._kill_reasons: dict[str, str] = {}
         self._on_published = on_published or (lambda model, version: None)
+        self._context_for = context_for or (lambda spec: {})
         self._cond = threading.Condition()
         self._jobs: dict[str, JobRecord] = {}
         self._by_request: dict[str, str] = {}
@@ -102,7 +105,8 @@ class JobManager:
             for job_id in list(self._queue) + list(self._running):
                 record = self._jobs[job_id]
                 record.cancel_requested = True
-                self._finish(record, JobState.FAILED, error=reason)
+                if not record.state.final:  # one that just ended keeps its own outcome
+                    self._finish(record, JobState.FAILED, error=reason)
             self._queue.clear()
             processes = [p for p in self._running.values() if p is not None]
         for process in processes:
@@ -162,7 +166,8 @@ class JobManager:
     def counts(self) -> tuple[int, int]:
         """(running, queued)."""
         with self._cond:
-            return len(self._running), len(self._queue)
+            running = sum(not self._jobs[j].state.final for j in self._running)
+            return running, len(self._queue)
 
     def list(self, model: str = "", page_size: int = 50, after: str = "") -> list[JobRecord]:
         """Jobs newest first, optionally of one model, starting after job id `after`."""
@@ -258,7 +263,7 @@ class JobManager:
         process = _CTX.Process(
             target=entry.run_job, daemon=True,
             args=(record.spec.to_json(), str(self._data_root), str(staging.path), child,
-                  self._limits.max_rows),
+                  self._limits.max_rows, self._context_for(record.spec)),
         )
         with self._cond:
             if record.state.final:
@@ -338,13 +343,19 @@ class JobManager:
         spec = record.spec
         manifest = dict(result, job_id=record.id, request_id=spec.request_id,
                         created_at=datetime.now(UTC).isoformat())
-        version = self._store.publish(staging, manifest, activate=spec.activate, job_id=record.id)
+        rejected = result.get("state") == "rejected"
+        activate = spec.activate and not rejected
+        version = self._store.publish(staging, manifest, activate=activate, job_id=record.id)
         # Load before reporting success, so a client that saw SUCCEEDED can Predict at once.
         self._on_published(record.model, version)
+        message = f"published version {version}"
+        if rejected:
+            message += " as REJECTED by the quality gate: " + "; ".join(
+                (result.get("gate") or {}).get("reasons", []))
         with self._cond:
-            record.version, record.activated = version, spec.activate
+            record.version, record.activated = version, activate
             record.metrics = result.get("metrics", {})
-            self._finish(record, JobState.SUCCEEDED, message=f"published version {version}")
+            self._finish(record, JobState.SUCCEEDED, message=message)
 
     def _finish(self, record: JobRecord, state: JobState, *, error: str = "",
                 message: str = "") -> None:

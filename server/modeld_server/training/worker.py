@@ -17,17 +17,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sklearn
+import sklearn.calibration
 import xgboost
-from sklearn.base import clone
-from sklearn.model_selection import KFold, StratifiedKFold
 
 from modeld_server import artifacts
-from modeld_server.errors import InvalidArgument, ModeldError, ResourceExhausted
-from modeld_server.features import FeatureSchema
-from modeld_server.registry.fsio import sha256_file
+from modeld_server.errors import ModeldError
+from modeld_server.registry.store import RegistryStore
+from modeld_server.training import gate
 from modeld_server.training import metrics as metric_fns
-from modeld_server.training.datasets import load_frame, resolve_dataset
+from modeld_server.training.datasets import resolve_dataset
 from modeld_server.training.estimators import build_estimator, build_preprocessor, get_algorithm
+from modeld_server.training.evaluate import CVResult, Template, calibrate, cross_validate
+from modeld_server.training.prepare import Prepared, prepare
 from modeld_server.types import Task, TrainSpec
 
 Report = Callable[[str, float, str, dict[str, Any]], None]
@@ -35,7 +36,7 @@ Report = Callable[[str, float, str, dict[str, Any]], None]
 
 
 def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
-        max_rows: int = 10_000_000) -> None:
+        max_rows: int = 10_000_000, context: dict[str, Any] | None = None) -> None:
     """Process entry point: trains, saves into `staging`, and sends the outcome on `conn`."""
     def report(phase: str, progress: float, message: str, partial: dict[str, Any]) -> None:
         conn.send(("progress", phase, progress, message, partial))
@@ -43,7 +44,7 @@ def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
     try:
         outcome: tuple[Any, ...] = (
             "result", train(TrainSpec.from_json(spec_json), Path(data_root), Path(staging), report,
-                            max_rows))
+                            max_rows, context or {}))
     except (BrokenPipeError, ConnectionResetError):
         return  # the daemon is gone or cancelled us: nobody to tell
     except ModeldError as exc:
@@ -60,52 +61,58 @@ def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
 
 
 def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
-          max_rows: int = 10_000_000) -> dict[str, Any]:
-    """Loads the dataset, cross-validates, fits on all rows and saves the artifacts.
+          max_rows: int = 10_000_000, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Validates the dataset, cross-validates, gates, fits on all rows and saves the artifacts.
+
+    Args:
+        context: {"policy": policy JSON, "champion": {"registry", "model", "version"}} from
+            the daemon when the model has a quality gate.
 
     Returns:
-        The manifest fields the training produced (metrics, schema, dataset facts...).
+        The manifest fields the training produced (metrics, schema, reports...).
     """
+    context = context or {}
     started = time.perf_counter()
     report("loading", 0.02, f"reading {spec.dataset.path}", {})
-    path = resolve_dataset(data_root, spec.dataset.path)
-    frame = load_frame(path, spec.dataset.path)
-    if len(frame) > max_rows:
-        raise ResourceExhausted(f"dataset {spec.dataset.path!r} has {len(frame)} rows, more than "
-                                f"max_dataset_rows={max_rows}")
-    dataset = {"path": spec.dataset.path, "sha256": sha256_file(path),
-               "rows_read": len(frame), "columns": list(frame.columns)}
-    report("validating", 0.08, f"{len(frame)} rows, {len(frame.columns)} columns", {})
-    data = _prepare(spec, frame, dataset)
+    data = prepare(spec, resolve_dataset(data_root, spec.dataset.path), max_rows)
+    report("validating", 0.08, f"{data.dataset['rows']} usable rows of "
+           f"{data.report.rows_read}", {})
     algorithm = get_algorithm(spec.algorithm, spec.task)
-    template = _Template(algorithm, spec, data.schema)
+    n = len(data.schema.numeric)
+    template = Template(
+        build_preprocessor(algorithm, list(range(n)), list(range(n, len(data.schema.columns)))),
+        build_estimator(algorithm, spec.task, spec.params, spec.seed))
 
     t_cv = time.perf_counter()
-    cv = _cross_validate(spec, template, data, report)
+    cv = cross_validate(spec, template, data, _fold_progress(report, "cross_validation", spec))
+    extra: dict[str, Any] = {}
+    if spec.calibration != "none" and spec.task is Task.CLASSIFICATION:
+        template, cv, extra["calibration"] = calibrate(
+            spec, template, data, cv, _fold_progress(report, "calibration", spec))
     cv_seconds = time.perf_counter() - t_cv
+    decision = _gate(spec, data, cv, context) if "policy" in context else None
 
-    report("final_fit", 0.88, f"fitting on all {len(data.x)} rows", cv["partial"])
+    report("final_fit", 0.88, f"fitting on all {len(data.x)} rows", cv.metrics)
     t_fit = time.perf_counter()
     fitted = template.fit(data.x, data.y)
     fit_seconds = time.perf_counter() - t_fit
-    extra = _anomaly_facts(fitted, data.x) if spec.task is Task.ANOMALY_DETECTION else {}
+    if spec.task is Task.ANOMALY_DETECTION:
+        extra.update(_anomaly_facts(fitted, data.x))
 
-    report("saving", 0.96, "writing artifacts", cv["partial"])
+    report("saving", 0.96, "writing artifacts", cv.metrics)
     fmt = artifacts.save(fitted, staging)
+    label = spec.dataset.target or spec.dataset.eval_label
+    gate.save_row_hashes(staging, data.frame, data.features + ([label] if label else []))
     return {
-        "algorithm": spec.algorithm,
-        "task": spec.task.value,
-        "params": dict(spec.params),
-        "cv_folds": spec.cv_folds,
-        "seed": spec.seed,
-        "format": fmt,
-        "dataset": dataset,
-        "schema": data.schema.to_json(),
-        "features": data.features,
-        "classes": data.classes,
-        "sample_row": data.sample_row,
-        "metrics": cv["metrics"],
-        "confusion_matrix": cv.get("confusion_matrix"),
+        "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
+        "cv_folds": spec.cv_folds, "seed": spec.seed, "format": fmt,
+        "dataset": data.dataset | {"selection": spec.dataset.to_json()},
+        "validation": data.report.to_json(),
+        "schema": data.schema.to_json(), "features": data.features, "classes": data.classes,
+        "sample_row": data.sample_row, "metrics": cv.metrics,
+        "confusion_matrix": cv.confusion_matrix,
+        "gate": decision.to_json() if decision else None,
+        "state": "rejected" if decision is not None and not decision.passed else "available",
         **extra,
         "timings": {"cv_seconds": cv_seconds, "final_fit_seconds": fit_seconds,
                     "total_seconds": time.perf_counter() - started},
@@ -113,119 +120,63 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
     }
 
 
-class _Prepared:
-    def __init__(self, schema: FeatureSchema, features: list[str], x: np.ndarray,
-                 y: np.ndarray | None, classes: list[Any], sample_row: dict[str, Any]) -> None:
-        self.schema, self.features, self.x, self.y = schema, features, x, y
-        self.classes, self.sample_row = classes, sample_row
-        self.eval_label: np.ndarray | None = None
+def _fold_progress(report: Report, phase: str, spec: TrainSpec) -> Any:
+    k = spec.cv_folds
+
+    def progress(i: int, partial: dict[str, Any]) -> None:
+        report(phase, 0.1 + 0.75 * i / k, f"{phase.replace('_', ' ')} fold {i + 1}/{k}", partial)
+
+    return progress
 
 
-def _prepare(spec: TrainSpec, frame: pd.DataFrame, dataset: dict[str, Any]) -> _Prepared:
-    target, eval_label = spec.dataset.target, spec.dataset.eval_label
-    for field, column in (("dataset.target", target), ("dataset.eval_label", eval_label)):
-        if column and column not in frame.columns:
-            raise InvalidArgument(
-                f"{field} {column!r} is not a column of {spec.dataset.path!r} "
-                f"(columns: {', '.join(map(str, frame.columns))})"
-            )
-    if target:
-        missing = frame[target].isna()
-        dataset["rows_dropped_missing_target"] = int(missing.sum())
-        frame = frame.loc[~missing].reset_index(drop=True)
-    if len(frame) < spec.cv_folds:
-        raise InvalidArgument(f"{spec.dataset.path!r} has {len(frame)} rows, fewer than "
-                              f"cv_folds={spec.cv_folds}")
-    features = [str(c) for c in frame.columns if c not in (target, eval_label)]
-    if not features:
-        raise InvalidArgument(f"{spec.dataset.path!r} has no feature columns")
-    schema = FeatureSchema.infer(frame, features, target or eval_label)
-    x = schema.matrix_from_frame(frame)
-    sample = {name: _json_value(frame[name].iloc[0]) for name in features}
-    y, classes = None, []
-    if spec.task is Task.CLASSIFICATION:
-        labels, y = np.unique(frame[target].to_numpy(), return_inverse=True)
-        classes = [_json_value(v) for v in labels]
-        _check_classes(spec, classes, np.bincount(y))
-    elif spec.task is Task.REGRESSION:
-        y = pd.to_numeric(frame[target], errors="raise").to_numpy(dtype=np.float64)
-    dataset["rows"] = len(frame)
-    prepared = _Prepared(schema, features, x, y, classes, sample)
-    if eval_label:
-        prepared.eval_label = frame[eval_label].astype(bool).to_numpy()
-    return prepared
+def _gate(spec: TrainSpec, data: Prepared, cv: CVResult,
+          context: dict[str, Any]) -> gate.Decision:
+    """Compares challenger and champion on the same unseen rows and applies the policy."""
+    policy = gate.Policy.from_json(context["policy"])
+    champion = None
+    if context.get("champion"):
+        info = context["champion"]
+        store = RegistryStore(Path(info["registry"]))
+        manifest = store.read_manifest(info["model"], info["version"])
+        store.verify(info["model"], info["version"], manifest)  # before anything is unpickled
+        folder = store.paths(info["model"]).version(info["version"])
+        why = gate.not_comparable(manifest, data.frame, spec.task, data.classes)
+        comparison = None if why else _compare(spec, data, cv, folder, manifest)
+        champion = (info["version"], comparison, why)
+    return gate.decide(policy, spec.task, len(data.classes), cv.metrics, champion)
 
 
-def _check_classes(spec: TrainSpec, classes: list[Any], counts: np.ndarray) -> None:
-    if len(classes) < 2:
-        raise InvalidArgument(
-            f"dataset.target {spec.dataset.target!r} has a single class {classes!r}: "
-            "classification needs at least two"
-        )
-    smallest = int(counts.min())
-    if smallest < spec.cv_folds:
-        label = classes[int(counts.argmin())]
-        raise InvalidArgument(f"class {label!r} has {smallest} rows, fewer than "
-                              f"cv_folds={spec.cv_folds}")
-
-
-class _Template:
-    """Builds fresh, unfitted preprocessor + estimator pairs for each fold and the final fit."""
-
-    def __init__(self, algorithm: Any, spec: TrainSpec, schema: FeatureSchema) -> None:
-        n = len(schema.numeric)
-        numeric, categorical = list(range(n)), list(range(n, len(schema.columns)))
-        self.preprocess = build_preprocessor(algorithm, numeric, categorical)
-        self.estimator = build_estimator(algorithm, spec.task, spec.params, spec.seed)
-
-    def fit(self, x: np.ndarray, y: np.ndarray | None) -> artifacts.Fitted:
-        preprocess, estimator = clone(self.preprocess), clone(self.estimator)
-        matrix = preprocess.fit_transform(x)
-        estimator.fit(matrix, y)
-        return artifacts.Fitted(preprocess, estimator)
-
-
-def _cross_validate(spec: TrainSpec, template: _Template, data: _Prepared,
-                    report: Report) -> dict[str, Any]:
-    task, k = spec.task, spec.cv_folds
-    if task is Task.ANOMALY_DETECTION and data.eval_label is None:
-        return {"metrics": {}, "partial": {}}
-    stratify = data.y if task is Task.CLASSIFICATION else data.eval_label
-    splitter: Any = (StratifiedKFold if stratify is not None else KFold)(
-        n_splits=k, shuffle=True, random_state=spec.seed)
-    n_classes = len(data.classes)
-    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
-    per_fold: list[dict[str, float]] = []
-    partial: dict[str, Any] = {}
-    for i, (train_idx, test_idx) in enumerate(splitter.split(data.x, stratify)):
-        report("cross_validation", 0.1 + 0.75 * i / k, f"fold {i + 1}/{k}", partial)
-        y_train = None if data.y is None else data.y[train_idx]
-        fitted = template.fit(data.x[train_idx], y_train)
-        matrix = fitted.preprocess.transform(data.x[test_idx])
-        per_fold.append(_fold_metrics(task, fitted, matrix, data, test_idx, n_classes, confusion))
-        partial = {name: s.to_json() for name, s in metric_fns.summarize(per_fold).items()}
-    out: dict[str, Any] = {"metrics": partial, "partial": partial}
-    if task is Task.CLASSIFICATION:
-        out["confusion_matrix"] = {"labels": [str(c) for c in data.classes],
-                                   "counts": confusion.ravel().tolist()}
-    return out
-
-
-def _fold_metrics(task: Task, fitted: artifacts.Fitted, matrix: np.ndarray, data: _Prepared,
-                  test_idx: np.ndarray, n_classes: int, confusion: np.ndarray) -> dict[str, float]:
-    est = fitted.estimator
-    if task is Task.CLASSIFICATION:
-        assert data.y is not None
-        y_true = data.y[test_idx]
-        y_pred = np.asarray(est.predict(matrix)).astype(np.int64)
-        np.add.at(confusion, (y_true, y_pred), 1)
-        return metric_fns.classification_metrics(y_true, y_pred, est.predict_proba(matrix),
-                                                 n_classes)
-    if task is Task.REGRESSION:
-        assert data.y is not None
-        return metric_fns.regression_metrics(data.y[test_idx], est.predict(matrix))
-    assert data.eval_label is not None
-    return metric_fns.detection_metrics(data.eval_label[test_idx], -est.score_samples(matrix))
+def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
+             manifest: dict[str, Any]) -> gate.Comparison | None:
+    if cv.oof_pred is None:
+        return None
+    unseen = gate.unseen_rows(folder, manifest, data.frame)
+    k = len(data.classes)
+    if unseen is not None and unseen.sum() >= gate.MIN_UNSEEN:
+        rows = np.flatnonzero(unseen)
+        pick = (lambda a: None if a is None else a[rows])  # noqa: E731
+        challenger = gate.pooled_metrics(spec.task, pick(data.y), cv.oof_pred[rows],
+                                         pick(cv.oof_proba), k, pick(data.eval_label))
+        champion = gate.score_artifact(folder, manifest, data.frame.iloc[rows], spec.task,
+                                       data.classes, pick(data.y), pick(data.eval_label))
+        return gate.Comparison(champion, challenger, len(rows), "rows the champion never saw")
+    # Same data: refit the champion's recipe in the challenger's folds.
+    recipe = TrainSpec(spec.model, spec.dataset, manifest["algorithm"], spec.task,
+                       dict(manifest.get("params") or {}), spec.cv_folds,
+                       int(manifest.get("seed", spec.seed)))
+    n = len(data.schema.numeric)
+    algorithm = get_algorithm(recipe.algorithm, recipe.task)
+    template = Template(
+        build_preprocessor(algorithm, list(range(n)), list(range(n, len(data.schema.columns)))),
+        build_estimator(algorithm, recipe.task, recipe.params, recipe.seed),
+        (manifest.get("calibration") or {}).get("method", "none"))
+    refit = cross_validate(spec, template, data, lambda i, partial: None)
+    assert refit.oof_pred is not None
+    return gate.Comparison(
+        gate.pooled_metrics(spec.task, data.y, refit.oof_pred, refit.oof_proba, k,
+                            data.eval_label),
+        gate.pooled_metrics(spec.task, data.y, cv.oof_pred, cv.oof_proba, k, data.eval_label),
+        len(data.x), "champion's recipe refitted in the same folds")
 
 
 def _anomaly_facts(fitted: artifacts.Fitted, x: np.ndarray) -> dict[str, Any]:
@@ -238,14 +189,6 @@ def _anomaly_facts(fitted: artifacts.Fitted, x: np.ndarray) -> dict[str, Any]:
         "fraction_flagged": float(np.mean(scores > threshold)),
         "score_distribution": metric_fns.score_distribution(scores),
     }}
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    return value
 
 
 def _library_versions() -> dict[str, str]:

@@ -1,0 +1,234 @@
+"""The quality gate: a challenger must not be worse than the champion on the same rows.
+
+The champion (the active version when the job started) is compared in the job,
+on one set of rows, with neither side having trained on them:
+
+* rows the champion never saw (every version keeps hashes of its training rows):
+  the deployed champion predicts them, the challenger's held-out cross-validation
+  predictions score them;
+* when the dataset holds too few such rows (retraining on the same data), the
+  champion's recipe (algorithm, params, seed) is refitted in the challenger's very
+  folds, and both are scored on their held-out predictions over all rows.
+
+Scores are pooled over the row set, not averaged over folds, so both sides see
+exactly the same rows. Thresholds check the challenger's cross-validated means.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modeld_server import artifacts
+from modeld_server.errors import InvalidArgument
+from modeld_server.features import FeatureSchema
+from modeld_server.training import metrics as metric_fns
+from modeld_server.types import Task
+
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier", "ece"})
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
+DEFAULT_TOLERANCE = 0.01
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A model's promotion policy, as stored in <model>/policy.json."""
+
+    primary_metric: str = ""
+    tolerance: float = DEFAULT_TOLERANCE
+    thresholds: tuple[tuple[str, str, float], ...] = ()
+    disabled: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"primary_metric": self.primary_metric, "tolerance": self.tolerance,
+                "thresholds": [list(t) for t in self.thresholds], "disabled": self.disabled}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Policy:
+        if not data:
+            return cls()
+        return cls(data.get("primary_metric", ""), float(data.get("tolerance", DEFAULT_TOLERANCE)),
+                   tuple((m, op, float(v)) for m, op, v in data.get("thresholds", ())),
+                   bool(data.get("disabled", False)))
+
+    def validated(self) -> Policy:
+        """Raises InvalidArgument naming the bad field."""
+        if not 0 <= self.tolerance <= 1e6 or self.tolerance != self.tolerance:
+            raise InvalidArgument(f"policy.tolerance must be >= 0, got {self.tolerance}")
+        if self.primary_metric and not self.primary_metric.replace("_", "").isalnum():
+            raise InvalidArgument(f"policy.primary_metric {self.primary_metric!r} is not a "
+                                  "metric name")
+        for metric, op, value in self.thresholds:
+            if op not in OPERATORS:
+                raise InvalidArgument(f"policy.thresholds: operator {op!r} for {metric!r} is "
+                                      f"not one of {', '.join(OPERATORS)}")
+            if not metric or value != value:
+                raise InvalidArgument(f"policy.thresholds: {metric!r} {op} {value} is not a "
+                                      "valid bound")
+        return self
+
+
+def primary_metric(policy: Policy, task: Task, n_classes: int) -> str:
+    if policy.primary_metric:
+        return policy.primary_metric
+    if task is Task.CLASSIFICATION:
+        return "f1" if n_classes == 2 else "f1_macro"
+    if task is Task.REGRESSION:
+        return "rmse"
+    return "roc_auc"
+
+
+@dataclass
+class Decision:
+    passed: bool
+    metric: str
+    challenger: float | None = None
+    champion: float | None = None
+    champion_version: int = 0
+    rows: int = 0
+    how: str = ""
+    reasons: list[str] = field(default_factory=list)
+    thresholds: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def summary(self) -> str:
+        verdict = "passed" if self.passed else "rejected"
+        return f"{verdict}: " + "; ".join(self.reasons)
+
+
+def decide(policy: Policy, task: Task, n_classes: int, cv_metrics: dict[str, Any],
+           champion: tuple[int, Comparison | None, str] | None) -> Decision:
+    """Applies the policy.
+
+    Args:
+        cv_metrics: the challenger's cross-validated metrics (mean/std/folds).
+        champion: (version, the comparison on one row set or None, why not comparable).
+    """
+    metric = primary_metric(policy, task, n_classes)
+    decision = Decision(True, metric)
+    for name, op, bound in policy.thresholds:
+        value = (cv_metrics.get(name) or {}).get("mean")
+        ok = value is not None and OPERATORS[op](value, bound)
+        decision.thresholds.append({"metric": name, "op": op, "bound": bound, "value": value,
+                                    "passed": ok})
+        shown = "missing" if value is None else f"{value:.4f}"
+        decision.reasons.append(f"{name} {shown} {op} {bound:g}: {'ok' if ok else 'FAILED'}")
+        decision.passed &= ok
+    if champion is None:
+        decision.reasons.append("no champion: first version, thresholds only")
+        return decision
+    version, comparison, why = champion
+    decision.champion_version = version
+    if (comparison is None or comparison.champion is None or comparison.challenger is None
+            or metric not in comparison.champion):
+        decision.reasons.append(f"champion v{version} not comparable ({why}); thresholds only")
+        return decision
+    decision.champion = comparison.champion[metric]
+    decision.challenger = comparison.challenger[metric]
+    decision.rows, decision.how = comparison.rows, comparison.how
+    rows = comparison.rows
+    lower = metric in LOWER_IS_BETTER
+    margin = policy.tolerance
+    ok = (decision.challenger <= decision.champion + margin if lower
+          else decision.challenger >= decision.champion - margin)
+    decision.reasons.append(
+        f"{metric} challenger {decision.challenger:.4f} vs champion v{version} "
+        f"{decision.champion:.4f} on the same {rows} rows, {comparison.how} "
+        f"(tolerance {margin:g}): "
+        f"{'ok' if ok else 'WORSE'}")
+    decision.passed &= ok
+    return decision
+
+
+def pooled_metrics(task: Task, y: np.ndarray | None, pred: np.ndarray,
+                   proba: np.ndarray | None, n_classes: int,
+                   eval_label: np.ndarray | None = None) -> dict[str, float]:
+    """Metrics over all rows at once (not a mean of folds)."""
+    if task is Task.CLASSIFICATION:
+        assert y is not None and proba is not None
+        return metric_fns.classification_metrics(y, pred.astype(np.int64), proba, n_classes)
+    if task is Task.REGRESSION:
+        assert y is not None
+        return metric_fns.regression_metrics(y, pred)
+    assert eval_label is not None
+    return metric_fns.detection_metrics(eval_label, pred)
+
+
+ROWS_FILE = "train_rows.npy"
+MIN_UNSEEN = 30
+
+
+def row_hashes(frame: Any, columns: list[str]) -> np.ndarray:
+    """A 64-bit hash of each row's values in `columns` (index ignored)."""
+    import pandas as pd
+
+    return pd.util.hash_pandas_object(frame[columns], index=False).to_numpy(dtype=np.uint64)
+
+
+def save_row_hashes(folder: Path, frame: Any, columns: list[str]) -> None:
+    """Stores which rows a version was trained on, so a later gate can find unseen rows."""
+    np.save(folder / ROWS_FILE, np.unique(row_hashes(frame, columns)), allow_pickle=False)
+
+
+@dataclass
+class Comparison:
+    """The champion's and challenger's pooled metrics on one row set, and how it was chosen."""
+
+    champion: dict[str, float] | None
+    challenger: dict[str, float] | None
+    rows: int
+    how: str
+
+
+def unseen_rows(folder: Path, manifest: dict[str, Any], frame: Any) -> np.ndarray | None:
+    """Mask of rows the champion was not trained on; None when it kept no row hashes."""
+    path = folder / ROWS_FILE
+    if not path.exists():
+        return None
+    schema = FeatureSchema.from_json(manifest["schema"])
+    columns = list(manifest.get("features") or schema.columns)
+    if schema.target:
+        columns.append(schema.target)
+    seen = np.load(path, allow_pickle=False)
+    return ~np.isin(row_hashes(frame, columns), seen)
+
+
+def not_comparable(manifest: dict[str, Any], frame: Any, task: Task,
+                   classes: list[Any]) -> str:
+    """Why the champion cannot be scored on this dataset, or ''."""
+    if manifest.get("task") != task.value:
+        return f"it does {manifest.get('task')}"
+    schema = FeatureSchema.from_json(manifest["schema"])
+    missing = [c for c in schema.columns if c not in frame.columns]
+    if missing:
+        return f"this dataset lacks its columns {missing[:5]}"
+    champion_classes = [str(c) for c in manifest.get("classes") or []]
+    if task is Task.CLASSIFICATION and sorted(champion_classes) != sorted(map(str, classes)):
+        return "its classes differ"
+    return ""
+
+
+def score_artifact(folder: Path, manifest: dict[str, Any], frame: Any, task: Task,
+                   classes: list[Any], y: np.ndarray | None,
+                   eval_label: np.ndarray | None) -> dict[str, float]:
+    """The deployed champion's pooled metrics on `frame`'s rows."""
+    schema = FeatureSchema.from_json(manifest["schema"])
+    champion_classes = [str(c) for c in manifest.get("classes") or []]
+    fitted = artifacts.load(folder, manifest["format"], manifest["algorithm"], manifest["task"])
+    matrix = fitted.preprocess.transform(schema.matrix_from_frame(frame))
+    est = fitted.estimator
+    if task is Task.CLASSIFICATION:
+        raw = np.asarray(est.predict_proba(matrix), dtype=np.float64)
+        proba = raw[:, [champion_classes.index(str(c)) for c in classes]]
+        return pooled_metrics(task, y, proba.argmax(axis=1), proba, len(classes))
+    if task is Task.REGRESSION:
+        return pooled_metrics(task, y, np.asarray(est.predict(matrix)), None, 0)
+    return pooled_metrics(task, None, -est.score_samples(matrix), None, 0, eval_label)

@@ -1,0 +1,110 @@
+"""From a dataset file to the matrices a job trains on: load, validate, select, encode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modeld_server.errors import InvalidArgument, ResourceExhausted
+from modeld_server.features import FeatureSchema
+from modeld_server.registry.fsio import sha256_file
+from modeld_server.training import validation
+from modeld_server.types import Task, TrainSpec
+
+
+@dataclass
+class Prepared:
+    """Everything a job trains and evaluates on."""
+
+    frame: pd.DataFrame
+    schema: FeatureSchema
+    features: list[str]
+    x: np.ndarray
+    y: np.ndarray | None
+    classes: list[Any]
+    sample_row: dict[str, Any]
+    dataset: dict[str, Any]
+    report: validation.Report
+    eval_label: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare(spec: TrainSpec, path: Path, max_rows: int) -> Prepared:
+    """Loads and validates the dataset, applies the selection, and encodes X and y.
+
+    Raises:
+        InvalidArgument / FailedPrecondition / ResourceExhausted: with the reason.
+    """
+    ds = spec.dataset
+    frame, report = validation.load_checked(path, ds.path)
+    if len(frame) > max_rows:
+        raise ResourceExhausted(f"dataset {ds.path!r} has {len(frame)} rows, more than "
+                                f"max_dataset_rows={max_rows}")
+    columns = [str(c) for c in frame.columns]
+    frame.columns = columns
+    _require_columns(spec, columns)
+    labels = {c for c in (ds.target, ds.eval_label) if c}
+    features = list(ds.features) or [c for c in columns
+                                      if c not in labels and c not in set(ds.drop_columns)]
+    if not features:
+        raise InvalidArgument(f"{ds.path!r} has no feature columns left to train on")
+    frame = validation.coerce_numeric_text(frame, report, labels)
+    frame = validation.apply_selection(frame, validation.Selection(filters=ds.filters), report)
+    options = validation.ValidationOptions.from_json(spec.validation)
+    frame = validation.check_rows(frame, ds.target, spec.task.value, options, report)
+    if len(frame) < spec.cv_folds:
+        raise InvalidArgument(f"{ds.path!r} has {len(frame)} usable rows, fewer than "
+                              f"cv_folds={spec.cv_folds}")
+    schema = FeatureSchema.infer(frame, features, ds.target or ds.eval_label)
+    dataset = {"path": ds.path, "sha256": sha256_file(path), "rows_read": report.rows_read,
+               "rows": len(frame), "columns": columns}
+    prepared = Prepared(frame, schema, features, schema.matrix_from_frame(frame), None, [],
+                        {name: _json_value(frame[name].iloc[0]) for name in features},
+                        dataset, report)
+    _encode_target(spec, prepared)
+    if ds.eval_label:
+        prepared.eval_label = frame[ds.eval_label].astype(bool).to_numpy()
+    return prepared
+
+
+def _require_columns(spec: TrainSpec, columns: list[str]) -> None:
+    ds = spec.dataset
+    wanted = [("dataset.target", ds.target), ("dataset.eval_label", ds.eval_label)]
+    wanted += [("dataset.features", c) for c in ds.features]
+    wanted += [("dataset.drop_columns", c) for c in ds.drop_columns]
+    wanted += [("dataset.filters.column", f["column"]) for f in ds.filters]
+    for name, column in wanted:
+        if column and column not in columns:
+            raise InvalidArgument(f"{name} {column!r} is not a column of {ds.path!r} "
+                                  f"(columns: {', '.join(columns)})")
+
+
+def _encode_target(spec: TrainSpec, data: Prepared) -> None:
+    target = spec.dataset.target
+    if spec.task is Task.CLASSIFICATION:
+        labels, y = np.unique(data.frame[target].to_numpy(), return_inverse=True)
+        data.classes = [_json_value(v) for v in labels]
+        data.y = y
+        counts = np.bincount(y)
+        if int(counts.min()) < spec.cv_folds:
+            label = data.classes[int(counts.argmin())]
+            raise InvalidArgument(f"class {label!r} has {int(counts.min())} rows, fewer than "
+                                  f"cv_folds={spec.cv_folds}")
+    elif spec.task is Task.REGRESSION:
+        values = pd.to_numeric(data.frame[target], errors="coerce")
+        if values.isna().any():
+            raise InvalidArgument(f"dataset.target {target!r} has values that are not numbers, "
+                                  "so it cannot be a regression target")
+        data.y = values.to_numpy(dtype=np.float64)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value

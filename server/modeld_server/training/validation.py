@@ -1,0 +1,206 @@
+"""Checks a dataset before it is trusted, and says what was done about each problem.
+
+Runs in the worker. Problems that make training meaningless (too few rows, one
+class, too many malformed rows) fail the job; the rest become warnings in the
+report, which is stored in the version's manifest.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modeld_server.errors import FailedPrecondition, InvalidArgument
+
+_FIRST = 10  # line numbers reported per problem
+_MOSTLY_NUMERIC = 0.95  # a text column this numeric is a numeric column with bad cells
+
+
+@dataclass(frozen=True)
+class ValidationOptions:
+    drop_duplicates: bool = False
+    fail_on_missing_target: bool = False
+    min_rows: int = 20
+    max_malformed_fraction: float = 0.01
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> ValidationOptions:
+        return cls(**(data or {}))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which columns and rows to train on."""
+
+    features: tuple[str, ...] = ()
+    drop_columns: tuple[str, ...] = ()
+    filters: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass
+class Report:
+    rows_read: int = 0
+    rows_used: int = 0
+    malformed: dict[str, Any] = field(default_factory=dict)
+    duplicates: dict[str, Any] = field(default_factory=dict)
+    missing_target: dict[str, Any] = field(default_factory=dict)
+    filtered_out: int = 0
+    missing_values: dict[str, int] = field(default_factory=dict)
+    constant_columns: list[str] = field(default_factory=list)
+    target: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def malformed_lines(path: Path) -> tuple[list[int], int]:
+    """1-based line numbers of CSV records whose field count differs from the header's."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    bad: list[int] = []
+    with opener(path, "rb") as raw:
+        reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
+        width = len(next(reader, []))
+        records = 0
+        for record in reader:
+            if not record:
+                continue
+            records += 1
+            if len(record) != width:
+                bad.append(reader.line_num)
+    return bad, records
+
+
+def load_checked(path: Path, shown: str) -> tuple[pd.DataFrame, Report]:
+    """Reads a dataset, dropping malformed records (wrong field count) and reporting them."""
+    report = Report()
+    if path.name.lower().endswith((".parquet", ".pq")):
+        frame = pd.read_parquet(path)
+        report.rows_read = len(frame)
+        report.malformed = {"count": 0, "first_lines": [], "action": "none"}
+        return frame, report
+    bad, records = malformed_lines(path)
+    try:
+        frame = pd.read_csv(path, skiprows=[n - 1 for n in bad])
+    except Exception as exc:  # pandas raises many types for broken files
+        raise InvalidArgument(f"dataset.path {shown!r} is not a readable CSV file: {exc}") from None
+    report.rows_read = records
+    report.malformed = {"count": len(bad), "first_lines": bad[:_FIRST], "action": "dropped",
+                        "wrong_field_count": len(bad), "unparsable_numbers": 0}
+    return frame, report
+
+
+def coerce_numeric_text(frame: pd.DataFrame, report: Report, protect: set[str]) -> pd.DataFrame:
+    """Columns that are numbers but for a few unparsable cells: those rows are malformed."""
+    bad_rows = pd.Series(False, index=frame.index)
+    for column in frame.columns:
+        if column in protect or pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        present = frame[column].notna()
+        parsed = pd.to_numeric(frame[column], errors="coerce")
+        ok = parsed.notna() & present
+        if present.sum() and ok.sum() / present.sum() >= _MOSTLY_NUMERIC:
+            bad_rows |= present & parsed.isna()
+            frame[column] = parsed
+    if bad_rows.any():
+        lines = (np.flatnonzero(bad_rows.to_numpy()) + 2).tolist()  # +1 header, +1 one-based
+        report.malformed["count"] = report.malformed.get("count", 0) + int(bad_rows.sum())
+        report.malformed["unparsable_numbers"] = int(bad_rows.sum())
+        report.malformed["first_lines"] = sorted(report.malformed.get("first_lines", [])
+                                                 + lines)[:_FIRST]
+        frame = frame.loc[~bad_rows].reset_index(drop=True)
+    return frame
+
+
+def apply_selection(frame: pd.DataFrame, selection: Selection, report: Report) -> pd.DataFrame:
+    """Keeps the rows passing every filter."""
+    keep = pd.Series(True, index=frame.index)
+    for flt in selection.filters:
+        keep &= _filter_mask(frame, flt)
+    report.filtered_out = int((~keep).sum())
+    return frame.loc[keep].reset_index(drop=True)
+
+
+def _filter_mask(frame: pd.DataFrame, flt: dict[str, Any]) -> pd.Series:
+    column = frame[flt["column"]]
+    if "range" in flt:
+        values = pd.to_numeric(column, errors="coerce")
+        mask = values.notna()
+        if flt["range"].get("min") is not None:
+            mask &= values >= flt["range"]["min"]
+        if flt["range"].get("max") is not None:
+            mask &= values <= flt["range"]["max"]
+        return mask
+    if "values" in flt:
+        return column.notna() & column.astype(str).isin(set(flt["values"]))
+    dates = pd.to_datetime(column, errors="coerce", utc=True)
+    mask = dates.notna()
+    start, end = flt["dates"].get("start"), flt["dates"].get("end")
+    if start:
+        mask &= dates >= pd.Timestamp(start, tz="UTC")
+    if end:
+        bound = pd.Timestamp(end, tz="UTC")
+        # A bare date as the end means the whole day.
+        mask &= dates < bound + pd.Timedelta(days=1) if len(end) <= 10 else dates <= bound
+    return mask
+
+
+def check_rows(frame: pd.DataFrame, target: str, task: str, options: ValidationOptions,
+               report: Report) -> pd.DataFrame:
+    """Handles missing targets and duplicates, profiles columns, and fails hopeless data."""
+    malformed = report.malformed.get("count", 0)
+    if report.rows_read and malformed / report.rows_read > options.max_malformed_fraction:
+        raise FailedPrecondition(
+            f"{malformed} of {report.rows_read} rows are malformed (first at lines "
+            f"{report.malformed['first_lines']}), more than max_malformed_fraction="
+            f"{options.max_malformed_fraction:g}")
+    if target:
+        missing = frame[target].isna()
+        count = int(missing.sum())
+        if count and options.fail_on_missing_target:
+            raise FailedPrecondition(f"{count} rows have no target {target!r}")
+        report.missing_target = {"count": count, "action": "dropped" if count else "none"}
+        frame = frame.loc[~missing].reset_index(drop=True)
+    duplicated = frame.duplicated()
+    report.duplicates = {"count": int(duplicated.sum()),
+                         "action": "dropped" if options.drop_duplicates else "kept"}
+    if options.drop_duplicates:
+        frame = frame.loc[~duplicated].reset_index(drop=True)
+    if len(frame) < options.min_rows:
+        raise FailedPrecondition(f"{len(frame)} usable rows, fewer than min_rows="
+                                 f"{options.min_rows}")
+    _profile(frame, target, task, report)
+    report.rows_used = len(frame)
+    return frame
+
+
+def _profile(frame: pd.DataFrame, target: str, task: str, report: Report) -> None:
+    counts = frame.isna().sum()
+    report.missing_values = {str(c): int(n) for c, n in counts.items() if n}
+    report.constant_columns = [str(c) for c in frame.columns
+                               if c != target and frame[c].nunique(dropna=False) <= 1]
+    if report.constant_columns:
+        report.warnings.append(f"constant columns kept (they carry no information): "
+                               f"{', '.join(report.constant_columns)}")
+    if report.duplicates.get("count"):
+        report.warnings.append(f"{report.duplicates['count']} exact duplicate rows "
+                               f"{report.duplicates['action']}")
+    if not target:
+        return
+    if task == "classification":
+        balance = frame[target].astype(str).value_counts()
+        report.target = {"classes": {str(k): int(v) for k, v in balance.items()}}
+        if len(balance) < 2:
+            raise FailedPrecondition(f"dataset.target {target!r} has a single class "
+                                     f"{balance.index[0]!r}: classification needs at least two")
+    else:
+        values = pd.to_numeric(frame[target], errors="coerce")
+        report.target = {"mean": float(values.mean()), "std": float(values.std(ddof=0)),
+                         "min": float(values.min()), "max": float(values.max())}
