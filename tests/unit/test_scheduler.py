@@ -1,0 +1,430 @@
+"""training/scheduler.py: timed and data-triggered retraining with an injected clock."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from modeld_server.errors import FailedPrecondition, InvalidArgument, NotFound
+from modeld_server.registry import fsio
+from modeld_server.registry.meta import SCHEDULE, ModelMeta
+from modeld_server.registry.store import RegistryStore
+from modeld_server.training.scheduler import Scheduler, ScheduleSpec, ScheduleState
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC).timestamp()  # a Monday, 00:00 UTC
+HOUR, DAY = 3600.0, 86400.0
+TRAIN = {"model": "m", "dataset": {"path": "d.csv", "target": "y"}}
+
+
+class Jobs:
+    """Fake submit/busy: numbers the jobs it is given; `busy_models` are running."""
+
+    def __init__(self) -> None:
+        self.submitted: list[dict[str, Any]] = []
+        self.busy_models: set[str] = set()
+        self.error: Exception | None = None
+        self.lock = threading.Lock()
+
+    def submit(self, train: dict[str, Any]) -> str:
+        if self.error is not None:
+            raise self.error
+        with self.lock:
+            self.submitted.append(train)
+            return f"j{len(self.submitted)}"
+
+    def busy(self, model: str) -> bool:
+        return model in self.busy_models
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_csv(folder / "d.csv", 10)
+    return folder
+
+
+@pytest.fixture
+def jobs() -> Jobs:
+    return Jobs()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RegistryStore:
+    return RegistryStore(tmp_path / "registry")
+
+
+@pytest.fixture
+def make(store: RegistryStore, data: Path, jobs: Jobs, clock: Clock) -> Any:
+    """A new Scheduler on the same registry (a restart, or another replica)."""
+    def make_scheduler(submit: Any = None, busy: Any = None) -> Scheduler:
+        meta = ModelMeta(RegistryStore(store.root))
+        return Scheduler(meta, data, submit or jobs.submit, busy or jobs.busy, clock=clock)
+    return make_scheduler
+
+
+@pytest.fixture
+def sched(make: Any) -> Scheduler:
+    return make()  # type: ignore[no-any-return]
+
+
+def write_csv(path: Path, rows: int) -> None:
+    path.write_text("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(rows)))
+
+
+def spec(**kw: Any) -> ScheduleSpec:
+    return ScheduleSpec(**{"model": "m", "train": TRAIN, "dataset_path": "d.csv",
+                           "min_interval_seconds": 1.0, **kw})
+
+
+class TestInterval:
+    def test_fires_at_each_interval_and_not_before(self, sched: Scheduler) -> None:
+        """Runs are due every interval after set(); nothing runs at set time or in between."""
+        assert sched.set(spec(interval_seconds=HOUR)).next_run_at == T0 + HOUR
+        assert sched.step(T0) == []
+        assert sched.step(T0 + HOUR - 1) == []
+        assert sched.step(T0 + HOUR) == [("m", "submitted job j1")]
+        assert sched.step(T0 + HOUR + 1) == []
+        assert sched.step(T0 + 2 * HOUR) == [("m", "submitted job j2")]
+        assert sched.get("m")[1].next_run_at == T0 + 3 * HOUR
+
+    def test_submits_the_stored_training_request(self, sched: Scheduler, jobs: Jobs) -> None:
+        """Each run submits the schedule's training request, unchanged."""
+        sched.set(spec(interval_seconds=HOUR))
+        sched.step(T0 + HOUR)
+        assert jobs.submitted == [TRAIN]
+        state = sched.get("m")[1]
+        assert (state.last_run_at, state.last_outcome) == (T0 + HOUR, "submitted job j1")
+
+    def test_a_late_step_keeps_the_grid(self, sched: Scheduler) -> None:
+        """A step a few seconds late does not shift later runs."""
+        sched.set(spec(interval_seconds=HOUR))
+        sched.step(T0 + HOUR + 4)
+        assert sched.get("m")[1].next_run_at == T0 + 2 * HOUR
+
+
+class TestCron:
+    def test_fires_at_three_utc(self, sched: Scheduler) -> None:
+        """"0 3 * * *" is due at 03:00 UTC, then the next day at 03:00."""
+        assert sched.set(spec(cron="0 3 * * *")).next_run_at == T0 + 3 * HOUR
+        assert sched.step(T0 + 3 * HOUR - 1) == []
+        assert sched.step(T0 + 3 * HOUR) == [("m", "submitted job j1")]
+        assert sched.get("m")[1].next_run_at == T0 + DAY + 3 * HOUR
+
+
+class TestMissedRuns:
+    def test_three_days_down_fire_once_at_start_up(self, sched: Scheduler, make: Any,
+                                                   jobs: Jobs) -> None:
+        """After three missed 03:00 slots, the first step after a restart runs one job."""
+        sched.set(spec(cron="0 3 * * *"))
+        restarted = make()
+        now = T0 + 3 * DAY + 5 * HOUR
+        assert restarted.step(now) == [("m", "submitted job j1")]
+        assert restarted.step(now + 1) == []
+        assert len(jobs.submitted) == 1
+        assert restarted.get("m")[1].next_run_at == T0 + 4 * DAY + 3 * HOUR
+
+    def test_missed_intervals_count_from_the_catch_up_run(self, sched: Scheduler) -> None:
+        """An interval schedule that missed slots runs once and counts from that run."""
+        sched.set(spec(interval_seconds=HOUR))
+        assert sched.step(T0 + 10.5 * HOUR) == [("m", "submitted job j1")]
+        assert sched.get("m")[1].next_run_at == T0 + 11.5 * HOUR
+
+
+class TestBusy:
+    def test_due_run_of_a_busy_model_is_skipped_and_consumed(
+            self, sched: Scheduler, store: RegistryStore, jobs: Jobs) -> None:
+        """A due run while a job runs is skipped, recorded, logged; the slot moves on."""
+        sched.set(spec(interval_seconds=HOUR))
+        jobs.busy_models.add("m")
+        with structlog.testing.capture_logs() as logs:
+            assert sched.step(T0 + HOUR) == [("m", "skipped: a job for 'm' is running")]
+        assert jobs.submitted == []
+        state = sched.get("m")[1]
+        assert (state.last_run_at, state.next_run_at) == (None, T0 + 2 * HOUR)
+        assert state.last_outcome == "skipped: a job for 'm' is running"
+        assert {"event": "schedule_skipped", "model": "m", "log_level": "info",
+                "reason": "skipped: a job for 'm' is running"} in logs
+        assert store.read_events("m")[-1]["event"] == "schedule_skipped"
+        jobs.busy_models.clear()
+        assert sched.step(T0 + 1.5 * HOUR) == []
+        assert sched.step(T0 + 2 * HOUR) == [("m", "submitted job j1")]
+
+
+class TestMinInterval:
+    def test_runs_closer_than_min_interval_are_skipped(self, sched: Scheduler) -> None:
+        """With a 60 s interval and a 300 s minimum, runs are 300 s apart at most."""
+        sched.set(spec(interval_seconds=60, min_interval_seconds=300))
+        assert sched.step(T0 + 60) == [("m", "submitted job j1")]
+        [(_, outcome)] = sched.step(T0 + 120)
+        assert outcome == "skipped: min_interval 300s since the last run"
+        assert sched.get("m")[1].last_run_at == T0 + 60
+        for t in (180, 240, 300):
+            sched.step(T0 + t)
+        assert sched.step(T0 + 360) == [("m", "submitted job j2")]
+
+    def test_zero_means_the_default_of_60_seconds(self) -> None:
+        """As in the proto, min_interval_seconds 0 means 60."""
+        assert spec(interval_seconds=HOUR, min_interval_seconds=0).validated() \
+            .min_interval_seconds == 60.0
+
+
+class TestDataTrigger:
+    def test_fires_when_the_csv_gains_enough_rows(self, sched: Scheduler, data: Path) -> None:
+        """K=5: four new rows wait; the fifth fires; the baseline then moves to 15 rows."""
+        assert sched.set(spec(min_new_rows=5)).next_run_at is None
+        write_csv(data / "d.csv", 14)
+        assert sched.step(T0 + 10) == []
+        write_csv(data / "d.csv", 15)
+        assert sched.step(T0 + 20) == [("m", "submitted job j1")]
+        write_csv(data / "d.csv", 19)
+        assert sched.step(T0 + 100) == []
+        write_csv(data / "d.csv", 20)
+        assert sched.step(T0 + 110) == [("m", "submitted job j2")]
+
+    def test_a_touched_or_rewritten_file_does_not_fire(self, sched: Scheduler,
+                                                       data: Path) -> None:
+        """Only content counts: a new mtime, or the same bytes written again, is no change."""
+        sched.set(spec(min_new_rows=1))
+        os.utime(data / "d.csv", ns=(1, 1))
+        assert sched.step(T0 + 10) == []
+        write_csv(data / "d.csv", 10)
+        assert sched.step(T0 + 20) == []
+
+    def test_changed_content_without_new_rows_does_not_fire(self, sched: Scheduler,
+                                                            data: Path) -> None:
+        """Edited rows are not new rows."""
+        sched.set(spec(min_new_rows=1))
+        (data / "d.csv").write_text("x,y\n" + "".join(f"{i},1\n" for i in range(10)))
+        assert sched.step(T0 + 10) == []
+
+    def test_an_unchanged_file_is_not_hashed_again(self, sched: Scheduler, data: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+        """Same (size, mtime_ns) as the last step: no read at all."""
+        sched.set(spec(min_new_rows=1))
+        calls: list[Path] = []
+        real = fsio.sha256_file
+
+        def counting(path: Path) -> str:
+            calls.append(path)
+            return real(path)
+
+        monkeypatch.setattr(fsio, "sha256_file", counting)
+        sched.step(T0 + 10)
+        sched.step(T0 + 20)
+        assert calls == []
+        write_csv(data / "d.csv", 11)
+        sched.step(T0 + 30)
+        assert len(calls) == 1
+
+    def test_parquet_rows_come_from_its_metadata(self, sched: Scheduler, data: Path) -> None:
+        """A Parquet dataset fires on its row count too."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        def write(rows: int) -> None:
+            pq.write_table(pa.table({"x": list(range(rows))}), data / "d.parquet")
+
+        write(10)
+        sched.set(spec(min_new_rows=3, dataset_path="d.parquet"))
+        write(12)
+        assert sched.step(T0 + 10) == []
+        write(13)
+        assert sched.step(T0 + 20) == [("m", "submitted job j1")]
+
+    def test_pending_data_run_waits_for_the_busy_job(self, sched: Scheduler, data: Path,
+                                                     jobs: Jobs) -> None:
+        """New data while a job runs is skipped once, kept, and runs when the job ends."""
+        sched.set(spec(min_new_rows=1))
+        write_csv(data / "d.csv", 11)
+        jobs.busy_models.add("m")
+        assert sched.step(T0 + 10) == [("m", "skipped: a job for 'm' is running")]
+        assert sched.step(T0 + 20) == []
+        jobs.busy_models.clear()
+        assert sched.step(T0 + 30) == [("m", "submitted job j1")]
+
+    def test_pending_data_run_waits_for_min_interval(self, sched: Scheduler, data: Path) -> None:
+        """New data soon after a run is skipped once, then runs when min_interval has passed."""
+        sched.set(spec(min_new_rows=1, min_interval_seconds=300))
+        write_csv(data / "d.csv", 11)
+        assert sched.step(T0 + 10) == [("m", "submitted job j1")]
+        write_csv(data / "d.csv", 12)
+        assert sched.step(T0 + 20) == [("m", "skipped: min_interval 300s since the last run")]
+        assert sched.step(T0 + 30) == []
+        assert sched.step(T0 + 310) == [("m", "submitted job j2")]
+
+    def test_a_missing_dataset_is_refused_at_set(self, sched: Scheduler) -> None:
+        """A data trigger needs its file to exist."""
+        with pytest.raises(NotFound, match=r"dataset\.path 'nope\.csv' not found"):
+            sched.set(spec(min_new_rows=1, dataset_path="nope.csv"))
+
+
+class TestFailures:
+    def test_a_refused_submit_is_recorded_as_failed(self, sched: Scheduler, jobs: Jobs) -> None:
+        """submit raising a domain error becomes the outcome; the slot is still used."""
+        sched.set(spec(interval_seconds=HOUR))
+        jobs.error = FailedPrecondition("queue is closed")
+        assert sched.step(T0 + HOUR) == [("m", "failed: queue is closed")]
+        state = sched.get("m")[1]
+        assert (state.last_run_at, state.last_outcome) == (T0 + HOUR, "failed: queue is closed")
+
+    def test_a_schedule_deleted_while_submitting_stays_deleted(self, make: Any) -> None:
+        """Recording the outcome does not bring back a schedule deleted meanwhile."""
+        def submit(train: dict[str, Any]) -> str:
+            replica.delete("m")
+            return "j1"
+
+        replica = make(submit=submit)
+        replica.set(spec(interval_seconds=HOUR))
+        assert replica.step(T0 + HOUR) == [("m", "submitted job j1")]
+        with pytest.raises(NotFound):
+            replica.get("m")
+
+    def test_a_schedule_replaced_while_submitting_keeps_its_fresh_state(self, make: Any) -> None:
+        """The old run's outcome is not written into the new schedule."""
+        def submit(train: dict[str, Any]) -> str:
+            replica.set(spec(cron="0 3 * * *"))
+            return "j1"
+
+        replica = make(submit=submit)
+        replica.set(spec(interval_seconds=HOUR))
+        replica.step(T0 + HOUR)
+        got_spec, state = replica.get("m")
+        assert (got_spec.cron, state.last_run_at, state.last_outcome) == ("0 3 * * *", None, "")
+
+
+class TestRestart:
+    def test_schedule_and_state_survive_a_new_scheduler(self, sched: Scheduler, make: Any,
+                                                        data: Path) -> None:
+        """The spec, last run, outcome and data baseline are read back from the registry."""
+        sched.set(spec(interval_seconds=HOUR, min_new_rows=2))
+        write_csv(data / "d.csv", 12)
+        sched.step(T0 + HOUR)
+        restarted = make()
+        got_spec, state = restarted.get("m")
+        assert got_spec == spec(interval_seconds=HOUR, min_new_rows=2)
+        assert state == ScheduleState(T0 + 2 * HOUR, T0 + HOUR, "submitted job j1")
+        assert restarted.step(T0 + HOUR + 60) == []  # the 12-row baseline survived
+        assert restarted.step(T0 + 2 * HOUR) == [("m", "submitted job j2")]
+
+
+class TestReplicas:
+    def test_a_due_run_fires_in_one_replica_only(self, make: Any, jobs: Jobs) -> None:
+        """B steps while A is inside its due-check: B waits for A's lock, then sees the claim."""
+        b = make()
+        results: list[list[tuple[str, str]]] = []
+        seen_inside_a: list[int] = []
+        threads: list[threading.Thread] = []
+
+        def a_busy(model: str) -> bool:
+            # A calls this under the model lock: give B a fair chance to step meanwhile.
+            other = threading.Thread(target=lambda: results.append(b.step(T0 + 60)))
+            threads.append(other)
+            other.start()
+            other.join(timeout=0.2)
+            seen_inside_a.append(len(results))
+            return False
+
+        a = make(busy=a_busy)
+        a.set(spec(interval_seconds=60))
+        assert a.step(T0 + 60) == [("m", "submitted job j1")]
+        threads[0].join()
+        assert seen_inside_a == [0]  # B was held at the lock while A decided
+        assert results == [[]]  # and then saw A's claim
+        assert len(jobs.submitted) == 1
+
+    def test_the_second_replica_sees_the_claim(self, make: Any) -> None:
+        """A replica stepping after another sees the run already recorded."""
+        a, b = make(), make()
+        a.set(spec(interval_seconds=60))
+        assert a.step(T0 + 60) == [("m", "submitted job j1")]
+        assert b.step(T0 + 60) == []
+
+
+class TestValidation:
+    @pytest.mark.parametrize(("fields", "named"), [
+        ({}, "cron, interval_seconds or min_new_rows"),
+        ({"cron": "every day"}, "cron"),
+        ({"cron": "61 * * * *"}, "cron"),
+        ({"cron": "0 0 30 2 *"}, "never fires"),
+        ({"interval_seconds": -5}, "interval_seconds"),
+        ({"interval_seconds": 0.5}, "interval_seconds"),
+        ({"interval_seconds": float("nan")}, "interval_seconds"),
+        ({"interval_seconds": 60, "min_interval_seconds": -1}, "min_interval_seconds"),
+        ({"min_new_rows": -1}, "min_new_rows"),
+        ({"min_new_rows": 1, "dataset_path": ""}, "dataset_path"),
+        ({"interval_seconds": 60, "model": "../etc"}, "model"),
+        ({"interval_seconds": 60, "train": {"model": "other"}}, "train.model"),
+    ])
+    def test_errors_name_the_field(self, sched: Scheduler, store: RegistryStore,
+                                   fields: dict[str, Any], named: str) -> None:
+        """set() refuses a bad spec with InvalidArgument naming the field, storing nothing."""
+        with pytest.raises(InvalidArgument, match=re.escape(named)):
+            sched.set(spec(**fields))
+        assert not list(store.root.glob(f"*/{SCHEDULE}"))
+
+    def test_json_round_trip(self) -> None:
+        """to_json and from_json are inverses."""
+        original = spec(cron="0 3 * * *", min_new_rows=4)
+        assert ScheduleSpec.from_json(original.to_json()) == original
+
+
+class TestGetDelete:
+    def test_get_and_delete_without_a_schedule_raise_not_found(self, sched: Scheduler) -> None:
+        """No schedule (or no model folder at all) is NOT_FOUND, naming the model."""
+        with pytest.raises(NotFound, match="schedule of model 'm' not found"):
+            sched.get("m")
+        with pytest.raises(NotFound, match="schedule of model 'm' not found"):
+            sched.delete("m")
+
+    def test_delete_removes_it_and_logs_events(self, sched: Scheduler,
+                                               store: RegistryStore) -> None:
+        """delete() returns the spec; nothing fires afterwards; both changes are in the log."""
+        sched.set(spec(interval_seconds=60))
+        assert sched.delete("m") == spec(interval_seconds=60)
+        assert sched.step(T0 + 600) == []
+        with pytest.raises(NotFound):
+            sched.get("m")
+        events = [e["event"] for e in store.read_events("m")]
+        assert events == ["schedule_set", "schedule_deleted"]
+
+
+class TestThread:
+    def test_start_steps_in_the_background_and_stop_joins(self, make: Any, clock: Clock,
+                                                          jobs: Jobs) -> None:
+        """The thread steps at once on start (catching up a due run); stop() joins it."""
+        fired = threading.Event()
+
+        def submit(train: dict[str, Any]) -> str:
+            fired.set()
+            return jobs.submit(train)
+
+        sched = make(submit=submit)
+        sched.set(spec(interval_seconds=60))
+        clock.now = T0 + 60
+        sched.start()
+        try:
+            assert fired.wait(timeout=10)
+        finally:
+            sched.stop()
+        assert "modeld-scheduler" not in {t.name for t in threading.enumerate()}
+        assert sched.get("m")[1].last_outcome == "submitted job j1"
