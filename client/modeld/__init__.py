@@ -37,23 +37,25 @@ from modeld.errors import (
     from_rpc_error,
 )
 from modeld.jobs import JobHandle
+from modeld.lifecycle import Alias, Policy, Schedule, Threshold
+from modeld.options import RowFilter, TrainSpec, Validation
+from modeld.status import DaemonStatus, ModelStatus, Status
 from modeld.types import (
     ConfusionMatrix,
-    DaemonStatus,
     Job,
     JobState,
     LoadState,
     Metric,
-    ModelStatus,
     RollbackResult,
-    Status,
     Task,
     Version,
     VersionState,
+    to_dict,
 )
 
 __all__ = [
     "DEFAULT_ADDRESS",
+    "Alias",
     "AlreadyExists",
     "Cancelled",
     "Client",
@@ -74,18 +76,25 @@ __all__ = [
     "ModeldError",
     "NotFound",
     "PermissionDenied",
+    "Policy",
     "Predictions",
     "ResourceExhausted",
     "RetryPolicy",
     "RollbackResult",
+    "RowFilter",
+    "Schedule",
     "Status",
     "TLSConfig",
     "Task",
+    "Threshold",
+    "TrainSpec",
     "Unauthenticated",
     "Unavailable",
     "Unimplemented",
     "UnknownError",
+    "Validation",
     "Version",
     "VersionState",
     "from_rpc_error",
+    "to_dict",
 ]

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from contextlib import closing
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from modeld._retry import RetryPolicy
 from modeld.errors import DeadlineExceeded, Unavailable
 from modeld.types import Job
 
-if TYPE_CHECKING:
-    from modeld.client import Client
-
 __all__ = ["JobHandle"]
+
+
+class JobClient(Protocol):
+    """What a JobHandle needs from the Client."""
+
+    @property
+    def address(self) -> str: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def retry(self) -> RetryPolicy | None: ...
+    def get_job(self, job_id: str, *, timeout: float | None = None) -> Job: ...
+    def cancel_job(self, job_id: str, *, timeout: float | None = None) -> Job: ...
+    def watch_job(self, job_id: str, *,
+                  timeout: float | None = None) -> Generator[Job, None, None]: ...
 
 # Each WatchJob stream gets a deadline too; when it passes the handle simply watches
 # again (the first event of a stream is the job's current state, so nothing is lost).
@@ -29,7 +41,7 @@ class JobHandle:
         id: The job's id.
     """
 
-    def __init__(self, client: Client, job_id: str, job: Job | None = None) -> None:
+    def __init__(self, client: JobClient, job_id: str, job: Job | None = None) -> None:
         self._client = client
         self.id = job_id
         self._job = job

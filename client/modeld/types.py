@@ -18,14 +18,11 @@ from modeld.v1 import model_manager_pb2 as pb
 
 __all__ = [
     "ConfusionMatrix",
-    "DaemonStatus",
     "Job",
     "JobState",
     "LoadState",
     "Metric",
-    "ModelStatus",
     "RollbackResult",
-    "Status",
     "Task",
     "Version",
     "VersionState",
@@ -75,6 +72,7 @@ class VersionState(enum.StrEnum):
     UNSPECIFIED = "unspecified"
     ACTIVE = "active"
     INACTIVE = "inactive"
+    REJECTED = "rejected"
 
 
 E = TypeVar("E", bound=enum.StrEnum)
@@ -88,7 +86,7 @@ def enum_from_pb(cls: type[E], pb_enum: Any, prefix: str, value: int) -> E:
         return cls("unspecified")
 
 
-def _time(ts: Any, present: bool) -> datetime | None:
+def from_timestamp(ts: Any, present: bool) -> datetime | None:
     """A Timestamp field as an aware UTC datetime; None when the field is unset."""
     return ts.ToDatetime(tzinfo=UTC) if present else None
 
@@ -106,7 +104,7 @@ class Metric:
         return cls(m.mean, m.std, tuple(m.folds))
 
 
-def _metrics(values: Mapping[str, pb.MetricValue]) -> dict[str, Metric]:
+def metrics_from_pb(values: Mapping[str, pb.MetricValue]) -> dict[str, Metric]:
     return {name: Metric.from_pb(values[name]) for name in sorted(values)}
 
 
@@ -142,11 +140,11 @@ class Job:
             id=m.id, model=m.model,
             state=enum_from_pb(JobState, pb.JobState, "JOB_STATE_", m.state),
             version=m.version, phase=m.phase, progress=m.progress, message=m.message,
-            error=m.error, metrics=_metrics(m.metrics), algorithm=m.request.algorithm,
+            error=m.error, metrics=metrics_from_pb(m.metrics), algorithm=m.request.algorithm,
             dataset=m.request.dataset.path,
-            created_at=_time(m.created_at, m.HasField("created_at")),
-            started_at=_time(m.started_at, m.HasField("started_at")),
-            finished_at=_time(m.finished_at, m.HasField("finished_at")),
+            created_at=from_timestamp(m.created_at, m.HasField("created_at")),
+            started_at=from_timestamp(m.started_at, m.HasField("started_at")),
+            finished_at=from_timestamp(m.finished_at, m.HasField("finished_at")),
             activated=m.activated, raw=m,
         )
 
@@ -187,6 +185,10 @@ class Version:
     training_seconds: float
     #: The whole manifest.json (GetVersion only; None in listings).
     manifest: Mapping[str, Any] | None
+    #: Aliases pointing at this version.
+    aliases: tuple[str, ...]
+    #: The quality gate's decision and reasons, when a gate ran.
+    gate_summary: str
     raw: pb.Version = dataclasses.field(repr=False, compare=False)
 
     @property
@@ -200,80 +202,16 @@ class Version:
             model=m.model, version=m.version,
             state=enum_from_pb(VersionState, pb.VersionState, "VERSION_STATE_", m.state),
             algorithm=m.algorithm, task=enum_from_pb(Task, pb.Task, "TASK_", m.task),
-            params=dict(sorted(m.params.items())), metrics=_metrics(m.metrics),
-            created_at=_time(m.created_at, m.HasField("created_at")), job_id=m.job_id,
+            params=dict(sorted(m.params.items())), metrics=metrics_from_pb(m.metrics),
+            created_at=from_timestamp(m.created_at, m.HasField("created_at")), job_id=m.job_id,
             dataset_path=m.dataset_path, dataset_sha256=m.dataset_sha256, rows=m.rows,
             features=tuple(m.features), classes=tuple(m.classes),
             confusion_matrix=(ConfusionMatrix.from_pb(m.confusion_matrix)
                               if m.confusion_matrix.labels else None),
             training_seconds=m.training_seconds,
-            manifest=json.loads(m.manifest_json) if m.manifest_json else None, raw=m,
+            manifest=json.loads(m.manifest_json) if m.manifest_json else None,
+            aliases=tuple(m.aliases), gate_summary=m.gate_summary, raw=m,
         )
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelStatus:
-    """One model as the daemon sees it: what is active on disk and what answers."""
-
-    model: str
-    active_version: int
-    loaded_version: int
-    state: LoadState
-    last_error: str
-    metrics: Mapping[str, Metric]
-    latest_version: int
-    version_count: int
-    algorithm: str
-    task: Task
-    last_reload_at: datetime | None
-    last_reload_ms: float
-    raw: pb.ModelStatus = dataclasses.field(repr=False, compare=False)
-
-    @classmethod
-    def from_pb(cls, m: pb.ModelStatus) -> ModelStatus:
-        return cls(
-            model=m.model, active_version=m.active_version, loaded_version=m.loaded_version,
-            state=enum_from_pb(LoadState, pb.LoadState, "LOAD_STATE_", m.state),
-            last_error=m.last_error, metrics=_metrics(m.metrics),
-            latest_version=m.latest_version, version_count=m.version_count,
-            algorithm=m.algorithm, task=enum_from_pb(Task, pb.Task, "TASK_", m.task),
-            last_reload_at=_time(m.last_reload_at, m.HasField("last_reload_at")),
-            last_reload_ms=m.last_reload_ms, raw=m,
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class DaemonStatus:
-    """The daemon itself."""
-
-    build_version: str
-    uptime_seconds: float
-    registry_root: str
-    data_root: str
-    jobs_running: int
-    jobs_queued: int
-    started_at: datetime | None
-    raw: pb.DaemonStatus = dataclasses.field(repr=False, compare=False)
-
-    @classmethod
-    def from_pb(cls, m: pb.DaemonStatus) -> DaemonStatus:
-        return cls(m.build_version, m.uptime_seconds, m.registry_root, m.data_root,
-                   m.jobs_running, m.jobs_queued, _time(m.started_at, m.HasField("started_at")),
-                   raw=m)
-
-
-@dataclasses.dataclass(frozen=True)
-class Status:
-    """The daemon and its models (or the one asked for), sorted by name."""
-
-    daemon: DaemonStatus
-    models: tuple[ModelStatus, ...]
-    raw: pb.GetStatusResponse = dataclasses.field(repr=False, compare=False)
-
-    @classmethod
-    def from_pb(cls, m: pb.GetStatusResponse) -> Status:
-        return cls(DaemonStatus.from_pb(m.daemon),
-                   tuple(ModelStatus.from_pb(s) for s in m.models), raw=m)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,8 @@ from rich.text import Text
 
 from modeld._cli.output import Output, fmt_time, key_metric
 from modeld._predict import Predictions
-from modeld.types import Job, JobState, LoadState, Metric, ModelStatus, Status, Version
+from modeld.status import ModelStatus, Status
+from modeld.types import Job, JobState, LoadState, Metric, Version
 
 __all__ = ["show_jobs", "show_metrics", "show_models", "show_predictions", "show_status",
            "show_version", "show_versions"]
