@@ -76,9 +76,9 @@ class LiveDaemon:
     def train(self, model: str, path: str = "spambase.csv", target: str = "is_spam",
               algorithm: str = "xgboost", **fields: object) -> pb.Job:
         """Trains and waits for the job to end; returns the final job."""
+        dataset = fields.pop("dataset", None) or pb.Dataset(path=path, target=target)
         job = self.stub.Train(pb.TrainRequest(
-            model=model, dataset=pb.Dataset(path=path, target=target), algorithm=algorithm,
-            **fields))  # type: ignore[arg-type]
+            model=model, dataset=dataset, algorithm=algorithm, **fields))  # type: ignore[arg-type]
         return wait_job(self.stub, job.id)
 
     def stop(self) -> None:

@@ -8,7 +8,11 @@ on one set of rows, with neither side having trained on them:
   predictions score them;
 * when the dataset holds too few such rows (retraining on the same data), the
   champion's recipe (algorithm, params, seed) is refitted in the challenger's very
-  folds, and both are scored on their held-out predictions over all rows.
+  folds, and both are scored on their held-out predictions over all rows;
+* unless the labels of the known rows changed (more than 5% of them): refitting
+  the recipe on changed labels would judge nothing, so the deployed champion is
+  scored on all rows against the new labels. This favours the champion, which
+  saw those rows, and catches a damaged label column.
 
 Scores are pooled over the row set, not averaged over folds, so both sides see
 exactly the same rows. Thresholds check the challenger's cross-validated means.
@@ -163,7 +167,9 @@ def pooled_metrics(task: Task, y: np.ndarray | None, pred: np.ndarray,
 
 
 ROWS_FILE = "train_rows.npy"
+LABELED_ROWS_FILE = "train_rows_labeled.npy"
 MIN_UNSEEN = 30
+LABEL_DRIFT = 0.05  # known rows whose label changed, above which the labels are suspect
 
 
 def row_hashes(frame: Any, columns: list[str]) -> np.ndarray:
@@ -173,9 +179,13 @@ def row_hashes(frame: Any, columns: list[str]) -> np.ndarray:
     return pd.util.hash_pandas_object(frame[columns], index=False).to_numpy(dtype=np.uint64)
 
 
-def save_row_hashes(folder: Path, frame: Any, columns: list[str]) -> None:
-    """Stores which rows a version was trained on, so a later gate can find unseen rows."""
-    np.save(folder / ROWS_FILE, np.unique(row_hashes(frame, columns)), allow_pickle=False)
+def save_row_hashes(folder: Path, frame: Any, features: list[str], label: str) -> None:
+    """Stores which rows a version was trained on (features alone, and with the label), so a
+    later gate can find the rows it never saw and the known rows whose label changed."""
+    np.save(folder / ROWS_FILE, np.unique(row_hashes(frame, features)), allow_pickle=False)
+    if label:
+        np.save(folder / LABELED_ROWS_FILE,
+                np.unique(row_hashes(frame, [*features, label])), allow_pickle=False)
 
 
 @dataclass
@@ -188,17 +198,31 @@ class Comparison:
     how: str
 
 
-def unseen_rows(folder: Path, manifest: dict[str, Any], frame: Any) -> np.ndarray | None:
-    """Mask of rows the champion was not trained on; None when it kept no row hashes."""
-    path = folder / ROWS_FILE
-    if not path.exists():
+@dataclass(frozen=True)
+class Overlap:
+    """How the challenger's rows relate to the champion's training rows."""
+
+    unseen: np.ndarray
+    """Mask of rows whose features the champion never trained on."""
+    relabeled: float
+    """Fraction of the known rows whose label differs from the champion's."""
+
+
+def overlap(folder: Path, manifest: dict[str, Any], frame: Any) -> Overlap | None:
+    """None when the champion kept no row hashes (then nothing is known about overlap)."""
+    if not (folder / ROWS_FILE).exists():
         return None
-    schema = FeatureSchema.from_json(manifest["schema"])
-    columns = list(manifest.get("features") or schema.columns)
-    if schema.target:
-        columns.append(schema.target)
-    seen = np.load(path, allow_pickle=False)
-    return ~np.isin(row_hashes(frame, columns), seen)
+    features = list(manifest["features"])
+    unseen = ~np.isin(row_hashes(frame, features), np.load(folder / ROWS_FILE,
+                                                           allow_pickle=False))
+    label = FeatureSchema.from_json(manifest["schema"]).target
+    relabeled = 0.0
+    known = int((~unseen).sum())
+    if label and known and label in frame.columns and (folder / LABELED_ROWS_FILE).exists():
+        same = np.isin(row_hashes(frame, [*features, label]),
+                       np.load(folder / LABELED_ROWS_FILE, allow_pickle=False))
+        relabeled = float(((~unseen) & ~same).sum() / known)
+    return Overlap(unseen, relabeled)
 
 
 def not_comparable(manifest: dict[str, Any], frame: Any, task: Task,

@@ -56,9 +56,11 @@ class Report:
     constant_columns: list[str] = field(default_factory=list)
     target: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    lines: np.ndarray | None = field(default=None, repr=False)
+    """The file line of each row still in the frame (not stored)."""
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "lines"}
 
 
 def malformed_lines(path: Path) -> tuple[list[int], int]:
@@ -92,6 +94,8 @@ def load_checked(path: Path, shown: str) -> tuple[pd.DataFrame, Report]:
     except Exception as exc:  # pandas raises many types for broken files
         raise InvalidArgument(f"dataset.path {shown!r} is not a readable CSV file: {exc}") from None
     report.rows_read = records
+    skipped = set(bad)
+    report.lines = np.array([n for n in range(2, records + 2 + len(bad)) if n not in skipped])
     report.malformed = {"count": len(bad), "first_lines": bad[:_FIRST], "action": "dropped",
                         "wrong_field_count": len(bad), "unparsable_numbers": 0}
     return frame, report
@@ -110,7 +114,9 @@ def coerce_numeric_text(frame: pd.DataFrame, report: Report, protect: set[str]) 
             bad_rows |= present & parsed.isna()
             frame[column] = parsed
     if bad_rows.any():
-        lines = (np.flatnonzero(bad_rows.to_numpy()) + 2).tolist()  # +1 header, +1 one-based
+        positions = np.flatnonzero(bad_rows.to_numpy())
+        lines = (report.lines[positions] if report.lines is not None
+                 else positions + 2).tolist()
         report.malformed["count"] = report.malformed.get("count", 0) + int(bad_rows.sum())
         report.malformed["unparsable_numbers"] = int(bad_rows.sum())
         report.malformed["first_lines"] = sorted(report.malformed.get("first_lines", [])

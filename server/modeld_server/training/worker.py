@@ -101,8 +101,8 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
 
     report("saving", 0.96, "writing artifacts", cv.metrics)
     fmt = artifacts.save(fitted, staging)
-    label = spec.dataset.target or spec.dataset.eval_label
-    gate.save_row_hashes(staging, data.frame, data.features + ([label] if label else []))
+    gate.save_row_hashes(staging, data.frame, data.features,
+                         spec.dataset.target or spec.dataset.eval_label)
     return {
         "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
         "cv_folds": spec.cv_folds, "seed": spec.seed, "format": fmt,
@@ -150,16 +150,24 @@ def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
              manifest: dict[str, Any]) -> gate.Comparison | None:
     if cv.oof_pred is None:
         return None
-    unseen = gate.unseen_rows(folder, manifest, data.frame)
+    found = gate.overlap(folder, manifest, data.frame)
     k = len(data.classes)
-    if unseen is not None and unseen.sum() >= gate.MIN_UNSEEN:
-        rows = np.flatnonzero(unseen)
+    if found is not None and found.unseen.sum() >= gate.MIN_UNSEEN:
+        rows = np.flatnonzero(found.unseen)
         pick = (lambda a: None if a is None else a[rows])  # noqa: E731
         challenger = gate.pooled_metrics(spec.task, pick(data.y), cv.oof_pred[rows],
                                          pick(cv.oof_proba), k, pick(data.eval_label))
         champion = gate.score_artifact(folder, manifest, data.frame.iloc[rows], spec.task,
                                        data.classes, pick(data.y), pick(data.eval_label))
         return gate.Comparison(champion, challenger, len(rows), "rows the champion never saw")
+    challenger = gate.pooled_metrics(spec.task, data.y, cv.oof_pred, cv.oof_proba, k,
+                                     data.eval_label)
+    if found is not None and found.relabeled > gate.LABEL_DRIFT:
+        champion = gate.score_artifact(folder, manifest, data.frame, spec.task, data.classes,
+                                       data.y, data.eval_label)
+        return gate.Comparison(champion, challenger, len(data.x),
+                               f"labels changed on {found.relabeled:.0%} of the champion's "
+                               "rows: the deployed champion scored on all rows")
     # Same data: refit the champion's recipe in the challenger's folds.
     recipe = TrainSpec(spec.model, spec.dataset, manifest["algorithm"], spec.task,
                        dict(manifest.get("params") or {}), spec.cv_folds,
@@ -175,8 +183,7 @@ def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
     return gate.Comparison(
         gate.pooled_metrics(spec.task, data.y, refit.oof_pred, refit.oof_proba, k,
                             data.eval_label),
-        gate.pooled_metrics(spec.task, data.y, cv.oof_pred, cv.oof_proba, k, data.eval_label),
-        len(data.x), "champion's recipe refitted in the same folds")
+        challenger, len(data.x), "champion's recipe refitted in the same folds")
 
 
 def _anomaly_facts(fitted: artifacts.Fitted, x: np.ndarray) -> dict[str, Any]:

@@ -1,0 +1,229 @@
+"""The model lifecycle: validation reports, the quality gate, calibration, aliases, retention."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pandas as pd
+import pytest
+
+from modeld.v1 import model_manager_pb2 as pb
+from tests.conftest import SPAMBASE, LiveDaemon, start_daemon
+
+
+def manifest(daemon: LiveDaemon, model: str, version: int) -> dict[str, object]:
+    return json.loads((daemon.registry / model / "versions" / str(version) /
+                       "manifest.json").read_text())
+
+
+def predict_version(daemon: LiveDaemon, model: str = "spam", alias: str = "") -> int:
+    row = pd.read_csv(SPAMBASE).drop(columns="is_spam").iloc[0].to_dict()
+    request = pb.PredictRequest(model=model, alias=alias)
+    request.records.rows.add().update(row)
+    return daemon.stub.Predict(request).version
+
+
+class TestQualityGate:
+    def test_a_challenger_on_shuffled_labels_is_rejected_and_the_champion_serves(
+            self, daemon: LiveDaemon) -> None:
+        frame = pd.read_csv(SPAMBASE)
+        frame["is_spam"] = np.random.default_rng(0).permutation(frame["is_spam"].to_numpy())
+        frame.to_csv(daemon.data_root / "shuffled.csv", index=False)
+        assert daemon.train("spam").activated
+        job = daemon.train("spam", path="shuffled.csv")
+        assert job.state == pb.JOB_STATE_SUCCEEDED and not job.activated
+        assert "REJECTED by the quality gate" in job.message
+        gate = manifest(daemon, "spam", 2)["gate"]
+        assert gate["passed"] is False and gate["champion_version"] == 1
+        assert gate["how"].startswith("labels changed on 48% of the champion's rows")
+        assert gate["rows"] == 4601
+        assert gate["challenger"] < gate["champion"] - 0.01
+        version = daemon.stub.GetVersion(pb.GetVersionRequest(model="spam", version=2))
+        assert version.state == pb.VERSION_STATE_REJECTED
+        assert version.gate_summary.startswith("rejected: f1 challenger")
+        assert predict_version(daemon) == 1
+        events = (daemon.registry / "spam/events.jsonl").read_text()
+        assert '"event": "rejected"' in events
+
+    def test_retraining_on_the_same_data_compares_in_the_same_folds(
+            self, daemon: LiveDaemon) -> None:
+        """The champion saw every row, so its recipe is refitted in the challenger's folds."""
+        daemon.train("spam", algorithm="logistic_regression", cv_folds=3)
+        job = daemon.train("spam", algorithm="xgboost", cv_folds=3)
+        assert job.activated
+        gate = manifest(daemon, "spam", 2)["gate"]
+        assert gate["how"] == "champion's recipe refitted in the same folds"
+        assert gate["rows"] == 4601 and gate["passed"] is True
+        assert gate["challenger"] > gate["champion"]  # xgboost beats logistic regression
+
+    def test_thresholds_block_a_first_version(self, daemon: LiveDaemon) -> None:
+        daemon.stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(
+            model="spam", thresholds=[pb.Threshold(metric="roc_auc", op=">=", value=0.999)])))
+        job = daemon.train("spam", cv_folds=2)
+        assert not job.activated and "roc_auc" in job.message
+        status = daemon.stub.GetStatus(pb.GetStatusRequest(model="spam")).models[0]
+        assert status.active_version == 0 and status.state == pb.LOAD_STATE_NO_ACTIVE_VERSION
+        promoted = daemon.stub.Promote(pb.PromoteRequest(model="spam", version=1,
+                                                         reason="accepted by hand"))
+        assert (promoted.previous_version, promoted.active_version) == (0, 1)
+        assert predict_version(daemon) == 1
+
+    def test_policy_round_trip_and_validation(self, daemon: LiveDaemon) -> None:
+        policy = daemon.stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(
+            model="spam", primary_metric="roc_auc", tolerance=0.0)))
+        assert (policy.primary_metric, policy.tolerance) == ("roc_auc", 0.0)
+        daemon.train("spam", cv_folds=2)
+        assert daemon.stub.GetPolicy(pb.GetPolicyRequest(model="spam")) == policy
+        with pytest.raises(grpc.RpcError) as err:
+            daemon.stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(
+                model="spam", thresholds=[pb.Threshold(metric="f1", op="=>", value=0.9)])))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "operator '=>'" in err.value.details()
+        with pytest.raises(grpc.RpcError) as err:
+            daemon.stub.Promote(pb.PromoteRequest(model="spam", version=1, reason=""))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+class TestValidation:
+    def test_the_report_counts_malformed_duplicate_and_missing_rows(
+            self, daemon: LiveDaemon) -> None:
+        lines = ["a,b,label"] + [f"{i % 7},{i % 5},{'x' if i % 3 else 'y'}" for i in range(200)]
+        lines[10] = "1,2,x,extra"  # a ragged record
+        lines[20] = "1,2,"  # a missing target
+        lines[30] = "oops,2,x"  # an unparsable number in a numeric column
+        (daemon.data_root / "messy.csv").write_text("\n".join(lines) + "\n")
+        job = daemon.train("messy", path="messy.csv", target="label",
+                           algorithm="logistic_regression",
+                           validation=pb.ValidationOptions(max_malformed_fraction=0.05))
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+        report = manifest(daemon, "messy", 1)["validation"]
+        assert report["rows_read"] == 200
+        assert report["malformed"]["count"] == 2
+        assert report["malformed"]["first_lines"] == [11, 31]
+        assert report["missing_target"] == {"count": 1, "action": "dropped"}
+        assert report["duplicates"]["count"] > 0 and report["duplicates"]["action"] == "kept"
+        assert report["rows_used"] == 197
+        assert report["target"]["classes"] == {"x": 131, "y": 66}
+
+    def test_too_many_malformed_rows_fail_the_job(self, daemon: LiveDaemon) -> None:
+        lines = ["a,label"] + [f"{i},{i % 2}" for i in range(100)]
+        for i in range(1, 6):
+            lines[i] = f"{i},1,2"
+        (daemon.data_root / "ragged.csv").write_text("\n".join(lines) + "\n")
+        job = daemon.train("ragged", path="ragged.csv", target="label",
+                           algorithm="logistic_regression")
+        assert job.state == pb.JOB_STATE_FAILED
+        assert job.error.startswith("FailedPrecondition: 5 of 100 rows are malformed "
+                                    "(first at lines [2, 3, 4, 5, 6])")
+
+    def test_a_single_class_and_too_few_rows_fail(self, daemon: LiveDaemon) -> None:
+        (daemon.data_root / "one.csv").write_text("a,label\n" + "1,x\n" * 30)
+        job = daemon.train("one", path="one.csv", target="label", algorithm="logistic_regression")
+        assert "single class 'x'" in job.error
+        (daemon.data_root / "few.csv").write_text("a,label\n" + "1,x\n2,y\n" * 5)
+        job = daemon.train("few", path="few.csv", target="label", algorithm="logistic_regression")
+        assert job.error == "FailedPrecondition: 10 usable rows, fewer than min_rows=20"
+
+    def test_date_range_and_column_selection(self, daemon: LiveDaemon) -> None:
+        days = pd.date_range("2024-01-01", periods=366, freq="D")
+        rng = np.random.default_rng(3)
+        frame = pd.DataFrame({"day": days.strftime("%Y-%m-%d"), "id": range(366),
+                              "x": rng.normal(size=366)})
+        frame["y"] = (frame["x"] > 0).astype(int)
+        frame.to_csv(daemon.data_root / "daily.csv", index=False)
+        job = daemon.train("daily", algorithm="logistic_regression",
+                           dataset=pb.Dataset(
+                               path="daily.csv", target="y", drop_columns=["id", "day"],
+                               filters=[pb.RowFilter(column="day", dates=pb.DateRange(
+                                   start="2024-01-01", end="2024-06-30"))]))
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+        saved = manifest(daemon, "daily", 1)
+        assert saved["dataset"]["rows"] == 182  # 31+29+31+30+31+30 days of 2024
+        assert saved["validation"]["filtered_out"] == 184
+        assert saved["features"] == ["x"]
+
+    def test_selection_errors_name_the_field(self, daemon: LiveDaemon) -> None:
+        with pytest.raises(grpc.RpcError) as err:
+            daemon.stub.Train(pb.TrainRequest(
+                model="m", algorithm="xgboost", dataset=pb.Dataset(
+                    path="spambase.csv", target="is_spam",
+                    filters=[pb.RowFilter(column="nope", values=pb.ValueSet(values=["a"]))])))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details().startswith("dataset.filters[0].column 'nope' is not a column")
+
+
+class TestCalibration:
+    def test_calibration_lowers_ece_of_a_poorly_calibrated_model(self,
+                                                                 daemon: LiveDaemon) -> None:
+        """Gaussian naive Bayes is famously overconfident on spambase... we use a shallow
+        random forest, whose probabilities are squeezed toward the middle."""
+        job = daemon.train("cal", algorithm="random_forest", cv_folds=3,
+                           params={"n_estimators": "30", "max_depth": "3"},
+                           calibration=pb.CALIBRATION_AUTO)
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+        report = manifest(daemon, "cal", 1)["calibration"]
+        assert report["method"] in ("sigmoid", "isotonic")
+        assert report["after"]["ece"] < report["before"]["ece"]
+        assert report["after"]["brier"] < report["before"]["brier"]
+        assert predict_version(daemon, "cal") == 1
+
+    def test_calibration_of_a_regressor_is_refused(self, daemon: LiveDaemon) -> None:
+        with pytest.raises(grpc.RpcError) as err:
+            daemon.stub.Train(pb.TrainRequest(
+                model="d", algorithm="ridge", calibration=pb.CALIBRATION_SIGMOID,
+                dataset=pb.Dataset(path="diabetes.csv", target="target")))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+class TestAliases:
+    def test_aliases_compare_and_set_and_address_predict(self, daemon: LiveDaemon) -> None:
+        for _ in range(2):
+            daemon.train("spam", cv_folds=2)
+        daemon.stub.SetAlias(pb.SetAliasRequest(model="spam", alias="challenger", version=1,
+                                                expected_version=0))
+        assert predict_version(daemon, alias="challenger") == 1
+        with pytest.raises(grpc.RpcError) as err:
+            daemon.stub.SetAlias(pb.SetAliasRequest(model="spam", alias="challenger", version=2,
+                                                    expected_version=2))
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert err.value.details() == ("alias 'challenger' of model 'spam' points at version 1, "
+                                       "not the expected version 2")
+        daemon.stub.SetAlias(pb.SetAliasRequest(model="spam", alias="challenger", version=2,
+                                                expected_version=1))
+        assert predict_version(daemon, alias="challenger") == 2
+        status = daemon.stub.GetStatus(pb.GetStatusRequest(model="spam")).models[0]
+        assert dict(status.aliases) == {"challenger": 2}
+        for bad, code in (("Bad Name", grpc.StatusCode.INVALID_ARGUMENT),
+                          ("ghost", grpc.StatusCode.NOT_FOUND)):
+            with pytest.raises(grpc.RpcError) as err:
+                daemon.stub.DeleteAlias(pb.DeleteAliasRequest(model="spam", alias=bad))
+            assert err.value.code() == code
+
+
+def test_retention_spares_active_previous_and_aliased(tmp_path: Path, datasets: Path) -> None:
+    shutil.copytree(datasets, tmp_path / "data")
+    live = start_daemon(tmp_path, keep_versions=2, keep_loaded=0)
+    try:
+        def train() -> None:
+            live.train("iris", path="iris.csv", target="species",
+                       algorithm="logistic_regression", cv_folds=2)
+
+        train()
+        live.stub.SetAlias(pb.SetAliasRequest(model="iris", alias="golden", version=1))
+        train()
+        train()
+        live.stub.Rollback(pb.RollbackRequest(model="iris", to_version=2))
+        for _ in range(3):
+            train()
+        kept = sorted(int(p.name) for p in (tmp_path / "registry/iris/versions").iterdir())
+        # newest two (5, 6), active (6), previous (5), aliased (1); 2, 3, 4 deleted
+        assert kept == [1, 5, 6]
+        events = [json.loads(line) for line in
+                  (tmp_path / "registry/iris/events.jsonl").read_text().splitlines()]
+        assert sorted(e["version"] for e in events if e["event"] == "deleted") == [2, 3, 4]
+    finally:
+        live.stop()
