@@ -44,6 +44,7 @@ class Runtime:
         self.daemon.server.start()
         self.service.start()
         self.watcher.start()
+        self.service.scheduler.start()
         threading.Thread(target=self.service.warm_up, name="warm-up",
                          daemon=True).start()
         if self.settings.metrics_listen:

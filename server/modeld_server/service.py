@@ -29,6 +29,7 @@ from modeld_server.training.selection import check_selection, check_validation_o
 from modeld_server.training.estimators import check_params, get_algorithm
 from modeld_server.training.jobrecord import JobRecord
 from modeld_server.training.jobs import JobLimits, JobManager
+from modeld_server.training.scheduler import Scheduler, ScheduleSpec, ScheduleState
 from modeld_server.types import DatasetSpec, Task, TrainSpec
 
 log = structlog.get_logger(__name__)
@@ -99,6 +100,11 @@ class ModelService(LifecycleMixin):
                              max_rows=settings.max_dataset_rows),
             on_published=self.after_publish, context_for=self.job_context,
         )
+        self.scheduler = Scheduler(
+            self.meta, settings.data_root,
+            submit=lambda train: self.jobs.submit(TrainSpec.from_json(train)).id,
+            busy=self.jobs.has_active,
+        )
 
     def warm_up(self) -> None:
         """Imports what validating a Train needs and starts the training forkserver.
@@ -122,6 +128,10 @@ class ModelService(LifecycleMixin):
 
     def train(self, request: TrainInput) -> JobRecord:
         """Validates a training request synchronously and queues it."""
+        return self.jobs.submit(self.validate_train(request))
+
+    def validate_train(self, request: TrainInput) -> TrainSpec:
+        """Every check Train makes before queueing; returns the job's spec."""
         model = validate_model_name(request.model)
         spec_dataset = request.dataset
         path = resolve_dataset(self.settings.data_root, spec_dataset.path)
@@ -149,10 +159,9 @@ class ModelService(LifecycleMixin):
         if request.calibration != "none" and task is not Task.CLASSIFICATION:
             raise InvalidArgument(f"calibration {request.calibration} needs a classifier; this "
                                   f"is {task.value}")
-        spec = TrainSpec(model, spec_dataset, request.algorithm, task, params, folds, seed,
+        return TrainSpec(model, spec_dataset, request.algorithm, task, params, folds, seed,
                          request.request_id, request.activate,
                          check_validation_options(dict(request.validation)), request.calibration)
-        return self.jobs.submit(spec)
 
     def _infer_task(self, request: TrainInput, path: Any) -> Task:
         by_algorithm = {"logistic_regression": Task.CLASSIFICATION, "ridge": Task.REGRESSION,
@@ -303,7 +312,37 @@ class ModelService(LifecycleMixin):
             models[name] = (view.active, view.loaded)
         return {"models": models, "running": running, "queued": queued}
 
+    # ---- schedules ------------------------------------------------------------------------
+
+    def set_schedule(self, model: str, request: TrainInput, cron: str, interval: float,
+                     min_new_rows: int, min_interval: float) -> tuple[ScheduleSpec, ScheduleState]:
+        """Validates the schedule's training request as Train would, then stores the schedule."""
+        validate_model_name(model)
+        if request.model != model:
+            raise InvalidArgument(f"schedule.train.model {request.model!r} differs from "
+                                  f"schedule.model {model!r}")
+        spec = self.validate_train(request)
+        if spec.request_id:
+            raise InvalidArgument("schedule.train.request_id must be empty: every run is new")
+        schedule = ScheduleSpec(model, spec.to_json(), spec.dataset.path, cron, interval,
+                                min_new_rows, min_interval).validated()
+        return schedule, self.scheduler.set(schedule)
+
+    def get_schedule(self, model: str) -> tuple[ScheduleSpec, ScheduleState]:
+        return self.scheduler.get(validate_model_name(model))
+
+    def delete_schedule(self, model: str) -> ScheduleSpec:
+        return self.scheduler.delete(validate_model_name(model))
+
+    def schedule_of(self, model: str) -> tuple[ScheduleSpec, ScheduleState] | None:
+        """The model's schedule for GetStatus, or None."""
+        try:
+            return self.scheduler.get(model)
+        except NotFound:
+            return None
+
     def close(self) -> None:
+        self.scheduler.stop()
         self.jobs.close()
 
 

@@ -227,3 +227,39 @@ def test_retention_spares_active_previous_and_aliased(tmp_path: Path, datasets: 
         assert sorted(e["version"] for e in events if e["event"] == "deleted") == [2, 3, 4]
     finally:
         live.stop()
+
+
+class TestSchedules:
+    def test_a_schedule_round_trips_fires_and_shows_in_status(self, daemon: LiveDaemon) -> None:
+        train = pb.TrainRequest(model="iris", algorithm="logistic_regression", cv_folds=2,
+                                dataset=pb.Dataset(path="iris.csv", target="species"))
+        stored = daemon.stub.SetSchedule(pb.SetScheduleRequest(schedule=pb.Schedule(
+            model="iris", interval_seconds=3600, train=train)))
+        assert stored.train.algorithm == "logistic_regression"
+        assert stored.next_run_at.seconds > 0 and stored.min_interval_seconds == 60
+        scheduler = daemon.runtime.service.scheduler
+        fired = scheduler.step(now=stored.next_run_at.seconds + 1)
+        assert fired and fired[0][0] == "iris" and fired[0][1].startswith("submitted job j")
+        daemon.runtime.service.jobs.drain()
+        status = daemon.stub.GetStatus(pb.GetStatusRequest(model="iris")).models[0]
+        assert status.active_version == 1
+        assert status.schedule.last_outcome.startswith("submitted job j")
+        daemon.stub.DeleteSchedule(pb.DeleteScheduleRequest(model="iris"))
+        with pytest.raises(grpc.RpcError) as err:
+            daemon.stub.GetSchedule(pb.GetScheduleRequest(model="iris"))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+    @pytest.mark.parametrize(("schedule", "details"), [
+        (pb.Schedule(model="iris", cron="every day"), "cron"),
+        (pb.Schedule(model="iris", interval_seconds=-5), "interval_seconds"),
+        (pb.Schedule(model="other", interval_seconds=60), "differs from schedule.model"),
+    ])
+    def test_bad_schedules_are_invalid_argument(self, daemon: LiveDaemon, schedule: pb.Schedule,
+                                                details: str) -> None:
+        schedule.train.CopyFrom(pb.TrainRequest(
+            model="iris", algorithm="logistic_regression",
+            dataset=pb.Dataset(path="iris.csv", target="species")))
+        with pytest.raises(grpc.RpcError) as err:
+            daemon.stub.SetSchedule(pb.SetScheduleRequest(schedule=schedule))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert details in err.value.details()

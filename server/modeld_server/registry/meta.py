@@ -39,10 +39,11 @@ class ModelMeta:
         paths = self.store.paths(model)
         paths.root.mkdir(parents=True, exist_ok=True)
         with fsio.file_lock(paths.lock):
-            self._write_unlocked(model, name, data)
+            self.write_unlocked(model, name, data)
             self.store.append_event(model, event, **fields)
 
-    def _write_unlocked(self, model: str, name: str, data: dict[str, Any] | None) -> None:
+    def write_unlocked(self, model: str, name: str, data: dict[str, Any] | None) -> None:
+        """Replaces (None: deletes) a document; the caller holds the model lock."""
         path = self.store.paths(model).root / name
         if data is None:
             path.unlink(missing_ok=True)
@@ -71,7 +72,7 @@ class ModelMeta:
             current = self.aliases(model)
             self._compare(model, alias, current.get(alias, 0), expected)
             current[alias] = version
-            self._write_unlocked(model, ALIASES, current)
+            self.write_unlocked(model, ALIASES, current)
             self.store.append_event(model, "alias_set", alias=alias, version=version,
                                     previous=current.get(alias, 0))
 
@@ -85,7 +86,7 @@ class ModelMeta:
                 raise NotFound(f"alias {alias!r} of model {model!r} not found")
             self._compare(model, alias, current[alias], expected)
             version = current.pop(alias)
-            self._write_unlocked(model, ALIASES, current)
+            self.write_unlocked(model, ALIASES, current)
             self.store.append_event(model, "alias_deleted", alias=alias, version=version)
         return version
 

@@ -20,6 +20,7 @@ from modeld_server.service import (
     version_state,
 )
 from modeld_server.training.gate import Policy
+from modeld_server.training.scheduler import ScheduleSpec, ScheduleState
 from modeld_server.training.jobrecord import JobRecord
 from modeld_server.types import DatasetSpec, JobState, LoadState, Task
 
@@ -168,7 +169,9 @@ def job_to_pb(record: JobRecord) -> pb.Job:
 
 
 def model_view_to_pb(view: ModelView, summary: Mapping[str, Any] | None,
-                     versions: list[int], aliases: Mapping[str, int]) -> pb.ModelStatus:
+                     versions: list[int], aliases: Mapping[str, int],
+                     schedule: tuple[ScheduleSpec, ScheduleState] | None = None
+                     ) -> pb.ModelStatus:
     current = view.current
     message = pb.ModelStatus(
         model=view.model, active_version=view.active, loaded_version=view.loaded,
@@ -181,6 +184,8 @@ def model_view_to_pb(view: ModelView, summary: Mapping[str, Any] | None,
             message.metrics[name].CopyFrom(value)
         message.algorithm = summary.get("algorithm", "")
         message.task = TASK_TO_PB.get(Task(summary["task"]), pb.TASK_UNSPECIFIED)
+    if schedule is not None:
+        message.schedule.CopyFrom(schedule_to_pb(*schedule))
     if current is not None:
         message.last_reload_at.CopyFrom(_timestamp(current.loaded_at))
         message.last_reload_ms = current.load_ms
@@ -270,3 +275,19 @@ def policy_from_pb(message: pb.Policy) -> Policy:
                   message.tolerance if message.HasField("tolerance") else DEFAULT_TOLERANCE,
                   tuple((t.metric, t.op, t.value) for t in message.thresholds),
                   message.disabled)
+
+
+def schedule_to_pb(spec: ScheduleSpec, state: ScheduleState) -> pb.Schedule:
+    from modeld_server.types import TrainSpec
+
+    train = TrainSpec.from_json(spec.train)
+    message = pb.Schedule(
+        model=spec.model, cron=spec.cron, interval_seconds=spec.interval_seconds,
+        min_new_rows=spec.min_new_rows, min_interval_seconds=spec.min_interval_seconds,
+        train=spec_to_pb(JobRecord(id="", spec=train)), last_outcome=state.last_outcome,
+    )
+    if state.next_run_at is not None:
+        message.next_run_at.CopyFrom(_timestamp(state.next_run_at))
+    if state.last_run_at is not None:
+        message.last_run_at.CopyFrom(_timestamp(state.last_run_at))
+    return message

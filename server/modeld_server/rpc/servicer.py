@@ -116,7 +116,27 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
         self._service.delete_alias(request.model, request.alias, expected)
         return pb.Alias(model=request.model, alias=request.alias, version=0)
 
+    @rpc
+    def SetSchedule(self, request: pb.SetScheduleRequest, context: Ctx) -> pb.Schedule:
+        s = request.schedule
+        spec, state = self._service.set_schedule(
+            s.model, convert.train_input(s.train), s.cron, s.interval_seconds, s.min_new_rows,
+            s.min_interval_seconds)
+        return convert.schedule_to_pb(spec, state)
+
+    @rpc
+    def GetSchedule(self, request: pb.GetScheduleRequest, context: Ctx) -> pb.Schedule:
+        return convert.schedule_to_pb(*self._service.get_schedule(request.model))
+
+    @rpc
+    def DeleteSchedule(self, request: pb.DeleteScheduleRequest, context: Ctx) -> pb.Schedule:
+        spec = self._service.delete_schedule(request.model)
+        return pb.Schedule(model=spec.model, cron=spec.cron,
+                           interval_seconds=spec.interval_seconds,
+                           min_new_rows=spec.min_new_rows)
+
     def _model_status(self, view: convert.ModelView) -> pb.ModelStatus:
         entry = self._service.index.entry(view.model)
         return convert.model_view_to_pb(view, entry.summaries.get(view.active), entry.versions,
-                                        self._service.aliases(view.model))
+                                        self._service.aliases(view.model),
+                                        self._service.schedule_of(view.model))

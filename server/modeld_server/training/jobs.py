@@ -163,6 +163,12 @@ class JobManager:
         with self._cond:
             return self._require(job_id).snapshot()
 
+    def has_active(self, model: str) -> bool:
+        """Whether a job of `model` is queued or running (the scheduler never stacks runs)."""
+        with self._cond:
+            return any(self._jobs[j].model == model and not self._jobs[j].state.final
+                       for j in (*self._queue, *self._running))
+
     def counts(self) -> tuple[int, int]:
         """(running, queued)."""
         with self._cond:

@@ -12,7 +12,6 @@ lock and its outcome is recorded after. Tests inject the clock and call step().
 from __future__ import annotations
 
 import gzip
-import json
 import math
 import threading
 import time
@@ -312,14 +311,8 @@ class Scheduler:
         return doc
 
     def _save(self, model: str, doc: dict[str, Any] | None) -> None:
-        """Replaces schedule.json. The caller holds the model lock, which ModelMeta.write
-        would take again (a second flock from this process waits on the first)."""
-        path = self._store.paths(model).root / SCHEDULE
-        if doc is None:
-            path.unlink(missing_ok=True)
-            fsio.fsync_dir(path.parent)
-        else:
-            fsio.write_atomic(path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+        """Replaces schedule.json; the caller holds the model lock."""
+        self._meta.write_unlocked(model, SCHEDULE, doc)
 
     def _observe(self, dataset_path: str) -> Baseline | None:
         """The dataset's sha256 and data rows; None when it is missing or unreadable."""
