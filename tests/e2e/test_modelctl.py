@@ -131,7 +131,8 @@ class TestInspect:
         assert (spam["state"], spam["version_count"], spam["latest_version"]) == ("ready", 2, 2)
 
         rows = [line.split() for line in ok(modelctl("versions", "spam")).splitlines()]
-        assert rows[0] == ["VERSION", "STATE", "CREATED", "ALGORITHM", "KEY", "METRIC", "ROWS"]
+        assert rows[0] == ["VERSION", "STATE", "CREATED", "ALGORITHM", "KEY", "METRIC", "ROWS",
+                           "ALIASES"]
         assert rows[1][:2] == ["2", "inactive"]
         assert rows[2][:3] == ["*", "1", "active"]
         assert rows[2][-1] == "4601"

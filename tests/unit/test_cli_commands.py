@@ -89,7 +89,7 @@ class TestVersions:
             versions=[version(2, active=True), version(1)], active_version=2))
         lines = modelctl(live, "versions", "spam").stdout.splitlines()
         assert lines[0].split() == ["VERSION", "STATE", "CREATED", "ALGORITHM", "KEY", "METRIC",
-                                    "ROWS"]
+                                    "ROWS", "ALIASES"]
         assert lines[1].split()[:3] == ["*", "2", "active"]
         assert lines[2].split()[:2] == ["1", "inactive"]
 

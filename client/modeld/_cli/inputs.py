@@ -10,7 +10,9 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["InputError", "RowsInput", "parse_params", "read_rows"]
+from modeld.options import RowFilter
+
+__all__ = ["InputError", "RowsInput", "parse_filter", "parse_params", "read_rows"]
 
 
 class InputError(ValueError):
@@ -42,6 +44,40 @@ def parse_params(pairs: Sequence[str]) -> dict[str, str]:
             raise InputError(f"{name!r} is given twice")
         params[name] = value
     return params
+
+
+def parse_filter(text: str) -> RowFilter:
+    """Parses one --filter: ``col=LO..HI`` (numbers), ``col=A,B`` (values), ``col@START..END``.
+
+    Args:
+        text: The option's value.
+
+    Returns:
+        The row filter.
+
+    Raises:
+        InputError: The text matches none of the forms.
+    """
+    name, sep, rest = text.partition("=")
+    dated, at, span = text.partition("@")
+    if at and (not sep or len(dated) < len(name)):
+        start, dots, end = span.partition("..")
+        if dated and dots:
+            return RowFilter.dates(dated.strip(), start.strip(), end.strip())
+    elif sep and name.strip():
+        low, dots, high = rest.partition("..")
+        if dots:
+            try:
+                return RowFilter.range(name.strip(), _bound(low), _bound(high))
+            except ValueError:
+                pass  # not numbers: read it as a list of values
+        if rest:
+            return RowFilter.isin(name.strip(), [v.strip() for v in rest.split(",")])
+    raise InputError(f"{text!r} is not col=LO..HI, col=A,B or col@START..END")
+
+
+def _bound(text: str) -> float | None:
+    return float(text) if text.strip() else None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,14 +10,16 @@ from rich.text import Text
 
 from modeld._cli.output import Output, fmt_time, key_metric
 from modeld._predict import Predictions
+from modeld.lifecycle import Policy, Schedule
 from modeld.status import ModelStatus, Status
-from modeld.types import Job, JobState, LoadState, Metric, Version
+from modeld.types import Job, JobState, LoadState, Metric, Version, VersionState
 
-__all__ = ["show_jobs", "show_metrics", "show_models", "show_predictions", "show_status",
-           "show_version", "show_versions"]
+__all__ = ["show_jobs", "show_metrics", "show_models", "show_policy", "show_predictions",
+           "show_schedule", "show_status", "show_version", "show_versions"]
 
 _LOAD_STYLE = {LoadState.READY: "green", LoadState.LOADING: "yellow", LoadState.STALE: "yellow",
                LoadState.FAILED: "bold red", LoadState.NO_ACTIVE_VERSION: "dim"}
+_VERSION_STYLE = {VersionState.ACTIVE: "green", VersionState.REJECTED: "red"}
 _JOB_STYLE = {JobState.SUCCEEDED: "green", JobState.RUNNING: "cyan", JobState.QUEUED: "yellow",
               JobState.FAILED: "bold red", JobState.CANCELLED: "dim"}
 
@@ -58,19 +60,16 @@ def show_versions(out: Output, model: str, versions: Sequence[Version]) -> None:
     """Newest first, the active one marked with * (and bold on a terminal)."""
     rows = [[
         "*" if v.active else "", _styled(str(v.version), "bold" if v.active else ""),
-        v.state.value, fmt_time(v.created_at), v.algorithm, key_metric(v.metrics) or "-",
-        str(v.rows),
+        _styled(v.state.value, _VERSION_STYLE.get(v.state, "")), fmt_time(v.created_at),
+        v.algorithm, key_metric(v.metrics) or "-", str(v.rows), ",".join(v.aliases),
     ] for v in versions]
-    out.result(out.table(["", "VERSION", "STATE", "CREATED", "ALGORITHM", "KEY METRIC", "ROWS"],
-                         rows, title=f"{model}: {len(versions)} version(s)"))
+    out.result(out.table(["", "VERSION", "STATE", "CREATED", "ALGORITHM", "KEY METRIC", "ROWS",
+                          "ALIASES"], rows, title=f"{model}: {len(versions)} version(s)"))
 
 
 def show_version(out: Output, v: Version) -> None:
     """One version: its facts, metrics, params and confusion matrix."""
-    facts = Table.grid(padding=(0, 2))
-    facts.add_column(style="bold")
-    facts.add_column()
-    for name, value in [
+    _facts(out, [
         ("model", v.model), ("version", f"{v.version} ({v.state.value})"),
         ("task", v.task.value), ("algorithm", v.algorithm), ("created", fmt_time(v.created_at)),
         ("job", v.job_id), ("dataset", f"{v.dataset_path} ({v.rows} rows)"),
@@ -80,9 +79,8 @@ def show_version(out: Output, v: Version) -> None:
         ("classes", ", ".join(v.classes) or "-"),
         ("training", f"{v.training_seconds:.2f} s"),
         ("params", ", ".join(f"{k}={p}" for k, p in v.params.items()) or "(defaults)"),
-    ]:
-        facts.add_row(name, escape(value))
-    out.result(facts)
+        ("aliases", ", ".join(v.aliases) or "-"), ("gate", v.gate_summary or "-"),
+    ])
     show_metrics(out, v.metrics)
     if v.confusion_matrix is not None:
         cm = v.confusion_matrix
@@ -129,6 +127,39 @@ def show_predictions(out: Output, p: Predictions) -> None:
             row.append(f"{record['anomaly_score']:.4f}")
         rows.append(row)
     out.result(out.table(header, rows, title=f"{p.model} v{p.version} ({p.task.value})"))
+
+
+def show_policy(out: Output, p: Policy) -> None:
+    """The quality gate: primary metric, tolerance, thresholds, on or off."""
+    _facts(out, [
+        ("model", p.model), ("gate", "off" if p.disabled else "on"),
+        ("primary metric", p.primary_metric or "(the task's default)"),
+        ("tolerance", "(daemon default)" if p.tolerance is None else f"{p.tolerance:g}"),
+        ("thresholds", ", ".join(str(t) for t in p.thresholds) or "-"),
+    ])
+
+
+def show_schedule(out: Output, s: Schedule) -> None:
+    """When the model retrains, what each run trains, and how the last run went."""
+    t = s.train
+    _facts(out, [
+        ("model", s.model), ("cron", s.cron or "-"),
+        ("every", f"{s.interval_seconds:g} s" if s.interval_seconds else "-"),
+        ("new rows", str(s.min_new_rows) if s.min_new_rows else "-"),
+        ("min interval", f"{s.min_interval_seconds:g} s" if s.min_interval_seconds else "-"),
+        ("trains", f"{t.algorithm} on {t.data}" + (f" -> {t.target}" if t.target else "")),
+        ("next run", fmt_time(s.next_run_at)), ("last run", fmt_time(s.last_run_at)),
+        ("last outcome", s.last_outcome or "-"),
+    ])
+
+
+def _facts(out: Output, pairs: Sequence[tuple[str, str]]) -> None:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for name, value in pairs:
+        grid.add_row(name, escape(value))
+    out.result(grid)
 
 
 def _plain(value: object) -> str:
