@@ -158,6 +158,24 @@ class TestRollback:
         assert swapped == {"model": "spam", "previous_version": 1, "active_version": 2}
 
 
+class TestLifecycle:
+    def test_alias_predict_and_promote(self, modelctl: Run, daemon: Daemon) -> None:
+        """A challenger kept inactive gets an alias, answers by it, then is promoted."""
+        ok(modelctl(*TRAIN_SPAM, "--folds", "2", "--follow"))
+        ok(modelctl(*TRAIN_SPAM, "--folds", "2", "--param", "max_depth=3", "--no-activate",
+                    "--follow"))
+        assert ok(modelctl("alias", "set", "spam", "challenger", "2")) == (
+            "spam@challenger -> v2\n")
+        rows = [line.split() for line in ok(modelctl("versions", "spam")).splitlines()]
+        assert rows[1][:2] == ["2", "inactive"] and rows[1][-1] == "challenger"
+        rows = str(daemon.data_root / "spambase.csv")
+        by_alias = as_json(modelctl("--json", "predict", "spam", rows, "--alias", "challenger"))
+        assert by_alias["version"] == 2 and len(by_alias["predictions"]) == 4601
+        assert as_json(modelctl("--json", "predict", "spam", rows))["version"] == 1
+        promoted = ok(modelctl("promote", "spam", "2", "--reason", "e2e", "--yes"))
+        assert promoted == "spam: v1 -> v2\n"
+
+
 class TestPredict:
     def test_predict_from_the_training_csv(self, modelctl: Run, daemon: Daemon,
                                            tmp_path: Path) -> None:

@@ -129,6 +129,19 @@ class TestAlias:
         assert result.stdout == "spam@challenger -> v4\n"
         assert live.fake.requests("SetAlias")[0].expected_version == 3
 
+    def test_predict_by_alias_reads_that_versions_schema(self, live: Running) -> None:
+        """predict --alias resolves the alias for the schema, then sends the alias."""
+        live.fake.on("GetStatus", pb.GetStatusResponse(models=[pb.ModelStatus(
+            model="spam", aliases={"challenger": 4})]))
+        live.fake.on("GetVersion", pb.Version(model="spam", version=4))
+        live.fake.on("Predict", pb.PredictResponse(model="spam", version=4,
+                                                   task=pb.TASK_REGRESSION, values=[1.0]))
+        result = runner.invoke(app, ["--address", live.address, "predict", "spam", "-",
+                                     "--alias", "challenger"], input='[{"a": 1}]')
+        assert result.exit_code == 0, result.stderr
+        assert live.fake.requests("GetVersion")[0].version == 4
+        assert live.fake.requests("Predict")[0].alias == "challenger"
+
     def test_delete(self, live: Running) -> None:
         """alias delete removes the alias."""
         live.fake.on("DeleteAlias", pb.Alias(model="spam", alias="challenger"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.prompt import Confirm
@@ -14,6 +14,7 @@ from modeld._cli import views
 from modeld._cli.app import FormatChoice, Model, OptionalModel, StateChoice, app
 from modeld._cli.inputs import InputError, read_rows
 from modeld._cli.session import EXIT_SERVER, Session, session
+from modeld.client import Client
 from modeld.types import to_dict
 
 __all__ = ["health", "predict", "promote", "reload", "rollback", "show", "status", "versions"]
@@ -91,6 +92,16 @@ def rollback(
                   result.active_version)
 
 
+def _schema(client: Client, model: str, version: int, alias: str) -> dict[str, Any]:
+    """The input schema of the version that will answer (target, categorical columns)."""
+    if alias and not version:
+        version = client.status(model).models[0].aliases.get(alias, 0)
+        if not version:
+            return {}  # an unknown alias: let Predict report it
+    schema = (client.get_version(model, version).manifest or {}).get("schema")
+    return schema if isinstance(schema, dict) else {}
+
+
 def _confirm(s: Session, model: str, action: str) -> int:
     """Asks before changing what serves; returns the active version the question showed."""
     current = s.client().status(model).models[0].active_version
@@ -138,6 +149,8 @@ def predict(
     model: Model,
     source: Annotated[str, typer.Argument(help="CSV or JSON file of rows; - for stdin.")] = "-",
     version: Annotated[int, typer.Option(help="A pinned version; 0 for the active one.")] = 0,
+    alias: Annotated[str, typer.Option(help="The version an alias names (e.g. challenger).")
+                     ] = "",
     fmt: Annotated[FormatChoice, typer.Option("--format", help="Input format.")
                    ] = FormatChoice.auto,
 ) -> None:
@@ -152,11 +165,11 @@ def predict(
     except InputError as exc:
         raise typer.BadParameter(str(exc), param_hint="SOURCE") from None
     client = s.client()
-    schema = (client.get_version(model, version).manifest or {}).get("schema") or {}
+    schema = _schema(client, model, version, alias)
     target = schema.get("target") or ""
     typed = rows.typed(text_columns=set(schema.get("categorical") or ()),
                        drop={target} if target else set())
-    result = client.predict(model, typed, version=version)
+    result = client.predict(model, typed, version=version, alias=alias)
     if s.out.as_json:
         s.out.json({"model": result.model, "version": result.version,
                     "task": result.task.value, "predictions": result.records()})
