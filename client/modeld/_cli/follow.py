@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import NoReturn
 
 import typer
 from rich.progress import (
@@ -50,7 +51,6 @@ def follow(out: Output, client: Client, handle: JobHandle) -> Job:
             return handle.wait(progress=show)
     except KeyboardInterrupt:
         _interrupted(out, client, handle.id)
-        raise  # not reached: _interrupted exits
 
 
 def summarize(out: Output, job: Job) -> int:
@@ -118,7 +118,7 @@ def _lines(out: Output) -> Callable[[Job], None]:
     return show
 
 
-def _interrupted(out: Output, client: Client, job_id: str) -> None:
+def _interrupted(out: Output, client: Client, job_id: str) -> NoReturn:
     choice = "detach"
     if out.interactive:
         try:

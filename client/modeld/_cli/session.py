@@ -120,6 +120,8 @@ def hoist_global_options(args: list[str]) -> list[str]:
 
     Returns:
         The same words, global options first. Words after "--" are left alone.
+        A command option whose value looks like a global flag (``--reason --json``)
+        would be split; write it as ``--reason=--json``.
     """
     front: list[str] = []
     rest: list[str] = []
