@@ -1,0 +1,175 @@
+"""What the benchmarks share: a daemon in a subprocess on 127.0.0.1, and small statistics.
+
+The daemon runs in its own process (not in the benchmark's interpreter) so its
+threads do not compete with the benchmark for one GIL: that is how it runs for
+real, and the only honest way to time it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from modeld.v1 import model_manager_pb2 as pb
+from modeld.v1 import model_manager_pb2_grpc as pb_grpc
+
+ROOT = Path(__file__).resolve().parents[1]
+SPAMBASE = ROOT / "data" / "spambase.csv"
+HOST = "127.0.0.1"
+# Never route a loopback benchmark through an http_proxy from the environment.
+CHANNEL_OPTIONS = [("grpc.enable_http_proxy", 0)]
+
+
+@dataclass
+class DaemonProcess:
+    """A `modeld serve` subprocess with its folders under `base`, and a stub on 127.0.0.1."""
+
+    base: Path
+    process: subprocess.Popen[bytes]
+    address: str
+    channel: grpc.Channel
+    stub: pb_grpc.ModelManagerStub
+
+    @property
+    def registry(self) -> Path:
+        return self.base / "registry"
+
+    @property
+    def data_root(self) -> Path:
+        return self.base / "data"
+
+    @property
+    def log_path(self) -> Path:
+        return self.base / "daemon.log"
+
+    def new_channel(self) -> grpc.Channel:
+        return grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no daemon log)"
+
+
+@contextlib.contextmanager
+def running_daemon(base: Path, extra_args: Sequence[str] = (),
+                   start_timeout: float = 60.0) -> Iterator[DaemonProcess]:
+    """Starts `python -m modeld_server serve` on 127.0.0.1:0 and stops it on exit.
+
+    Args:
+        base: holds registry/, data/ (already filled by the caller), state/ and the log.
+        extra_args: more `modeld serve` flags; none means the daemon's defaults.
+        start_timeout: seconds to wait for the port file and a ready channel.
+
+    Yields:
+        The running daemon. On exit: SIGTERM, then SIGKILL if it has not stopped in 15 s.
+    """
+    port_file = base / "port"
+    argv = [sys.executable, "-m", "modeld_server", "serve", "--listen", f"{HOST}:0",
+            "--registry", str(base / "registry"), "--data-root", str(base / "data"),
+            "--state-dir", str(base / "state"), "--port-file", str(port_file),
+            "--log-format", "json", *extra_args]
+    with (base / "daemon.log").open("wb") as log:
+        # Its own session: a Ctrl-C at the terminal reaches only the benchmark, whose
+        # `finally` then stops the daemon in order.
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                   start_new_session=True)
+    daemon: DaemonProcess | None = None
+    try:
+        port = _wait_port(port_file, process, start_timeout)
+        address = f"{HOST}:{port}"
+        channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        grpc.channel_ready_future(channel).result(timeout=start_timeout)
+        daemon = DaemonProcess(base, process, address, channel, pb_grpc.ModelManagerStub(channel))
+        yield daemon
+    finally:
+        if daemon is not None:
+            daemon.channel.close()
+        _stop(process)
+
+
+def _wait_port(port_file: Path, process: subprocess.Popen[bytes], timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the daemon exited with code {process.returncode} before serving")
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            return int(port_file.read_text().strip())
+        time.sleep(0.02)
+    raise TimeoutError(f"the daemon wrote no port file in {timeout:.0f} s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        # Our own child's process group (start_new_session made it its leader).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+def train_and_wait(stub: pb_grpc.ModelManagerStub, request: pb.TrainRequest,
+                   timeout: float = 600.0) -> pb.Job:
+    """Submits a job and follows WatchJob to its final state; returns the final job."""
+    job: pb.Job = stub.Train(request, timeout=60)
+    for event in stub.WatchJob(pb.WatchJobRequest(job_id=job.id), timeout=timeout):
+        job = event.job
+    return job
+
+
+def write_pointer(path: Path, version: int) -> float:
+    """Rewrites an ACTIVE pointer as an operator would: temp file beside it, fsync, os.replace.
+
+    Returns:
+        time.perf_counter() taken just before os.replace, the moment the change becomes visible.
+    """
+    tmp = path.with_name(f".{path.name}.bench-{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, f"{version}\n".encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    started = time.perf_counter()
+    os.replace(tmp, path)
+    return started
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) with linear interpolation, as numpy's default."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def load_note() -> str:
+    """The 1-minute load average against the CPU count, flagged when others compete for CPU."""
+    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    busy = "  WARNING: the machine is busy, figures are not reliable" if load > 0.5 * cpus else ""
+    return f"load average {load:.2f} on {cpus} CPUs{busy}"
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"

@@ -1,0 +1,312 @@
+"""What training through the daemon costs over doing the same work with the plain libraries.
+
+Measured, in one run, on spambase (4601 rows, 57 features):
+
+* daemon: from the Train call until WatchJob delivers the job's final state. That
+  covers validation, queueing, the worker process, reading the CSV, 5-fold
+  stratified CV (shuffled, seed 42) with metrics from predict + predict_proba per
+  fold, the final fit on all rows, saving, publishing the version and loading it
+  for serving. The daemon runs in a subprocess (`python -m modeld_server serve`),
+  so its threads never share this script's GIL.
+* plain: the same work in this process: pandas.read_csv, StratifiedKFold(5,
+  shuffle=True, random_state=42), per fold fit + predict + predict_proba and the
+  same eight metrics, a final fit on all rows, and saving the model to a file.
+
+Both are warmed up first (the daemon's first job may still pay for its forkserver),
+then runs alternate daemon / plain. Each timed daemon run trains a new model name,
+so the quality gate has no champion to compare with and the job does the plain
+work; a few retrains of an existing name (gate on) are timed apart, as an extra.
+It prints medians and minima, the ratio daemon / plain (target <= 1.10), where the
+daemon's time goes, and lines ready for the README. The load average is printed
+before and after: other work on the machine makes the figures meaningless.
+
+Algorithms: xgboost with defaults (XGBClassifier(random_state=42)) and logistic_regression
+(make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))).
+
+Run:  .venv/bin/python bench/train_overhead.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+import xgboost
+from _common import SPAMBASE, load_note, median, running_daemon, verdict
+from modeld.v1 import model_manager_pb2 as pb
+from modeld.v1 import model_manager_pb2_grpc as pb_grpc
+from sklearn import metrics as m
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from xgboost import XGBClassifier
+
+TARGET = "is_spam"
+FOLDS = 5
+SEED = 42
+TARGET_RATIO = 1.10
+ALGORITHMS: dict[str, Callable[[], Any]] = {
+    "xgboost": lambda: XGBClassifier(random_state=SEED),
+    "logistic_regression": lambda: make_pipeline(StandardScaler(),
+                                                 LogisticRegression(max_iter=2000)),
+}
+
+
+@dataclass
+class Run:
+    """One timed run: its wall time, the parts of it, and the CV accuracy it reported."""
+
+    seconds: float
+    accuracy: float
+    parts: dict[str, float] = field(default_factory=dict)
+
+
+# ---- the plain libraries, in this process ---------------------------------------------------
+
+def plain_run(algorithm: str, csv: Path, out_dir: Path) -> Run:
+    """The daemon's work done by hand: read, 5-fold CV with metrics, final fit, save."""
+    make = ALGORITHMS[algorithm]
+    t0 = time.perf_counter()
+    frame = pd.read_csv(csv)
+    x = frame.drop(columns=TARGET).to_numpy(dtype=np.float64)
+    y = frame[TARGET].to_numpy()
+    t_read = time.perf_counter()
+    folds = []
+    splitter = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=SEED)
+    for train_idx, test_idx in splitter.split(x, y):
+        estimator = make().fit(x[train_idx], y[train_idx])
+        folds.append(fold_metrics(y[test_idx], estimator.predict(x[test_idx]),
+                                  estimator.predict_proba(x[test_idx])))
+    t_cv = time.perf_counter()
+    final = make().fit(x, y)
+    t_fit = time.perf_counter()
+    save(final, out_dir / f"{algorithm}-model")
+    t_end = time.perf_counter()
+    parts = {"read": t_read - t0, "cv": t_cv - t_read, "final_fit": t_fit - t_cv,
+             "save": t_end - t_fit}
+    return Run(t_end - t0, float(np.mean([f["accuracy"] for f in folds])), parts)
+
+
+def fold_metrics(y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """The eight binary metrics the daemon reports per fold (class 1 positive)."""
+    positive = proba[:, 1]
+    return {
+        "accuracy": m.accuracy_score(y_true, y_pred),
+        "precision": m.precision_score(y_true, y_pred, zero_division=0),
+        "recall": m.recall_score(y_true, y_pred, zero_division=0),
+        "f1": m.f1_score(y_true, y_pred, zero_division=0),
+        "roc_auc": m.roc_auc_score(y_true, positive),
+        "average_precision": m.average_precision_score(y_true, positive),
+        "brier": m.brier_score_loss(y_true, positive),
+        "log_loss": m.log_loss(y_true, proba, labels=[0, 1]),
+    }
+
+
+def save(estimator: Any, stem: Path) -> None:
+    """XGBoost in its own format (as the daemon stores it); anything else with joblib."""
+    if isinstance(estimator, XGBClassifier):
+        estimator.save_model(stem.with_suffix(".ubj"))
+    else:
+        joblib.dump(estimator, stem.with_suffix(".joblib"))
+
+
+# ---- the daemon --------------------------------------------------------------------------
+
+def daemon_run(stub: pb_grpc.ModelManagerStub, algorithm: str, model: str) -> Run:
+    """Train -> final WatchJob event, timed; the parts come from the job and its manifest.
+
+    A new model name has no champion, so the quality gate has nothing to compare with and
+    the job does exactly the plain work; retraining a name does more (see measure()).
+    """
+    request = pb.TrainRequest(model=model,
+                              dataset=pb.Dataset(path="spambase.csv", target=TARGET),
+                              algorithm=algorithm, cv_folds=FOLDS, seed=SEED)
+    wall0, t0 = time.time(), time.perf_counter()
+    job = stub.Train(request, timeout=60)
+    t_rpc = time.perf_counter()
+    final = job
+    for event in stub.WatchJob(pb.WatchJobRequest(job_id=job.id), timeout=600):
+        final = event.job
+    seconds = time.perf_counter() - t0
+    if final.state != pb.JOB_STATE_SUCCEEDED:
+        raise RuntimeError(f"daemon job {final.id} ended {pb.JobState.Name(final.state)}: "
+                           f"{final.error}")
+    return Run(seconds, final.metrics["accuracy"].mean,
+               daemon_parts(stub, final, wall0, t_rpc - t0, seconds))
+
+
+def daemon_parts(stub: pb_grpc.ModelManagerStub, job: pb.Job, wall0: float, rpc: float,
+                 total: float) -> dict[str, float]:
+    """Splits a daemon run using the job's server-side timestamps and the worker's timings.
+
+    train_rpc: the Train call; to_worker_start: Train accepted -> worker process started;
+    worker_*: inside the worker, from its own timings in the manifest (worker_other: reading
+    and validating the data, the quality gate, saving); after_worker: the rest of
+    started -> finished (process start-up, result hand-off, publish, loading for serving);
+    watch_tail: finished -> this script saw the final event. Client and daemon share one
+    machine and one wall clock, so their timestamps compare.
+    """
+    version = stub.GetVersion(pb.GetVersionRequest(model=job.model, version=job.version),
+                              timeout=10)
+    timings = json.loads(version.manifest_json)["timings"]
+    worker = timings["total_seconds"]
+    created = job.created_at.ToNanoseconds() / 1e9
+    started = job.started_at.ToNanoseconds() / 1e9
+    finished = job.finished_at.ToNanoseconds() / 1e9
+    return {
+        "train_rpc": rpc,
+        "to_worker_start": started - created,
+        "worker_other": worker - timings["cv_seconds"] - timings["final_fit_seconds"],
+        "worker_cv": timings["cv_seconds"],
+        "worker_final_fit": timings["final_fit_seconds"],
+        "after_worker": finished - started - worker,
+        "watch_tail": (wall0 + total) - finished,
+    }
+
+
+# ---- the benchmark -----------------------------------------------------------------------
+
+@dataclass
+class Result:
+    """One algorithm's runs: daemon and plain alternating, then daemon retrains."""
+
+    daemon: list[Run]
+    plain: list[Run]
+    retrain: list[Run]
+
+
+def measure(stub: pb_grpc.ModelManagerStub, algorithm: str, csv: Path, out_dir: Path,
+            args: argparse.Namespace) -> Result:
+    """Warms both sides up, then alternates daemon / plain; then times daemon retrains.
+
+    Each timed daemon run trains a new model name, so no quality gate comparison runs. The
+    retrains train the first of those names again: with the default policy the gate then
+    compares against the champion (refitting its recipe in the same folds), which is more
+    work than the plain side does, so they are reported apart and not in the ratio.
+    """
+    stem = f"bench-{algorithm.replace('_', '-')}"
+    for i in range(args.warmup):
+        daemon_run(stub, algorithm, f"{stem}-warmup-{i}")
+        plain_run(algorithm, csv, out_dir)
+    result = Result([], [], [])
+    for i in range(args.repeats):
+        result.daemon.append(daemon_run(stub, algorithm, f"{stem}-{i}"))
+        result.plain.append(plain_run(algorithm, csv, out_dir))
+        print(f"  {algorithm} run {i + 1}/{args.repeats}: daemon {result.daemon[-1].seconds:.3f} s,"
+              f" plain {result.plain[-1].seconds:.3f} s", flush=True)
+    for _ in range(args.retrains):
+        result.retrain.append(daemon_run(stub, algorithm, f"{stem}-0"))
+    return result
+
+
+def report(results: dict[str, Result], repeats: int) -> None:
+    print()
+    print(f"{'algorithm':<20} {'daemon med':>11} {'daemon min':>11} {'plain med':>10} "
+          f"{'plain min':>10} {'ratio med':>10} {'ratio min':>10}  target <= {TARGET_RATIO:.2f}")
+    for algorithm, r in results.items():
+        d_med, d_min = median([x.seconds for x in r.daemon]), min(x.seconds for x in r.daemon)
+        p_med, p_min = median([x.seconds for x in r.plain]), min(x.seconds for x in r.plain)
+        ratio = d_med / p_med
+        print(f"{algorithm:<20} {d_med:>9.3f} s {d_min:>9.3f} s {p_med:>8.3f} s {p_min:>8.3f} s "
+              f"{ratio:>10.3f} {d_min / p_min:>10.3f}  {verdict(ratio <= TARGET_RATIO)}")
+    print()
+    print("where the time goes (medians over the repeats, ms):")
+    for algorithm, r in results.items():
+        print(f"  {algorithm} daemon: " + parts_line(r.daemon))
+        print(f"  {algorithm} plain:  " + parts_line(r.plain))
+    if any(r.retrain for r in results.values()):
+        print()
+        print("extra, not in the ratio: retraining a model that has an active version (the "
+              "default quality gate compares with it):")
+        for algorithm, r in results.items():
+            if r.retrain:
+                print(f"  {algorithm}: median {median([x.seconds for x in r.retrain]):.3f} s over "
+                      f"{len(r.retrain)}; " + parts_line(r.retrain))
+    print()
+    print(f"CV accuracy (mean of {FOLDS} folds), daemon vs plain:")
+    for algorithm, r in results.items():
+        d, p = r.daemon[-1].accuracy, r.plain[-1].accuracy
+        same = "equal" if abs(d - p) < 1e-12 else f"DIFFER by {abs(d - p):.2e}"
+        print(f"  {algorithm}: {d:.4f} vs {p:.4f} ({same})")
+    print()
+    print("README lines:")
+    for algorithm, r in results.items():
+        d_med = median([x.seconds for x in r.daemon])
+        p_med = median([x.seconds for x in r.plain])
+        print(f"- `{algorithm}` on spambase, {FOLDS}-fold CV + final fit: daemon {d_med:.2f} s, "
+              f"plain libraries {p_med:.2f} s (medians of {repeats}), ratio {d_med / p_med:.2f} "
+              f"(target <= {TARGET_RATIO:.2f})")
+
+
+def parts_line(runs: list[Run]) -> str:
+    names = list(runs[0].parts)
+    return ", ".join(f"{name} {1000 * median([r.parts[name] for r in runs]):.1f}"
+                     for name in names)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Daemon Train vs the plain libraries on spambase.")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (default 5)")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="untimed runs per side before timing (default 1)")
+    parser.add_argument("--retrains", type=int, default=3,
+                        help="extra daemon retrains of an existing model, 0 skips (default 3)")
+    parser.add_argument("--settle", type=float, default=3.0,
+                        help="seconds to let the daemon's background warm-up finish (default 3)")
+    parser.add_argument("--algorithms", nargs="+", choices=sorted(ALGORITHMS),
+                        default=list(ALGORITHMS), help="which algorithms (default: both)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary folder (daemon log, registry) and print it")
+    args = parser.parse_args(argv)
+    if not (1 <= args.repeats <= 100 and 0 <= args.warmup <= 10 and 0 <= args.retrains <= 100):
+        parser.error("--repeats must be 1..100, --warmup 0..10 and --retrains 0..100")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    base = Path(tempfile.mkdtemp(prefix="modeld-bench-train-"))
+    print(f"modeld train overhead: spambase, {FOLDS}-fold stratified CV (seed {SEED}) + final fit;"
+          f" {args.repeats} timed runs per side, alternating, after {args.warmup} warm-up")
+    print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, xgboost "
+          f"{xgboost.__version__}, scikit-learn {sklearn.__version__}, pandas {pd.__version__}")
+    print(f"before: {load_note()}", flush=True)
+    try:
+        (base / "data").mkdir()
+        shutil.copy(SPAMBASE, base / "data" / "spambase.csv")
+        out_dir = base / "plain"
+        out_dir.mkdir()
+        with running_daemon(base) as daemon:
+            time.sleep(args.settle)
+            results = {}
+            for algorithm in args.algorithms:
+                results[algorithm] = measure(daemon.stub, algorithm,
+                                             base / "data" / "spambase.csv", out_dir, args)
+        print(f"after: {load_note()}")
+        report(results, args.repeats)
+    finally:
+        if args.keep:
+            print(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
