@@ -8,7 +8,7 @@ VAR := var
 LISTEN ?= 127.0.0.1:50051
 PROTOS := $(wildcard proto/modeld/v1/*.proto)
 
-.PHONY: install run test test-slow check-proto proto lint typecheck bench clean
+.PHONY: install run test test-slow fuzz check-proto proto lint typecheck bench clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -q -p no:cacheprovider -m slow
+
+# New hypothesis draws, ten times as many; `make test` replays a fixed set.
+fuzz: install
+	MODELD_FUZZ_EXPLORE=1 $(PY) -m pytest -q -p no:cacheprovider tests/integration/test_fuzz.py
 
 # Generated code lives in client/modeld/v1 and is committed; only this target writes it.
 proto: install

@@ -60,7 +60,8 @@ class TestAcceptanceFigures:
         assert manifest["dataset"]["rows"] == 4601
         assert len(manifest["dataset"]["sha256"]) == 64
         assert "char_freq_[" in manifest["features"]
-        assert set(manifest["artifacts"]) == {"model.ubj", "preprocess.joblib", "train_rows.npy"}
+        assert set(manifest["artifacts"]) == {"model.ubj", "preprocess.joblib", "train_rows.npy",
+                                              "train_rows_labeled.npy"}
         assert sum(manifest["confusion_matrix"]["counts"]) == 4601
         assert manifest["libraries"]["xgboost"] == "3.2.0"
         assert (daemon.registry / "spam/ACTIVE").read_text() == "1\n"

@@ -369,6 +369,8 @@ class TestValidation:
         ({"interval_seconds": -5}, "interval_seconds"),
         ({"interval_seconds": 0.5}, "interval_seconds"),
         ({"interval_seconds": float("nan")}, "interval_seconds"),
+        ({"interval_seconds": 1e300}, "interval_seconds must be between 0 and 3.1536e+08"),
+        ({"interval_seconds": 60, "min_interval_seconds": 4e8}, "min_interval_seconds"),
         ({"interval_seconds": 60, "min_interval_seconds": -1}, "min_interval_seconds"),
         ({"min_new_rows": -1}, "min_new_rows"),
         ({"min_new_rows": 1, "dataset_path": ""}, "dataset_path"),

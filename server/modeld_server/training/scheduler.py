@@ -33,6 +33,8 @@ from modeld_server.training.datasets import PARQUET_SUFFIXES, resolve_dataset
 log = structlog.get_logger(__name__)
 
 DEFAULT_MIN_INTERVAL = 60.0
+#: The longest interval a schedule accepts; beyond it the next run cannot be stamped.
+MAX_INTERVAL = 10 * 365 * 86400.0
 Baseline = dict[str, Any]  # {"sha256": str, "rows": int}: the dataset as of the last run
 
 
@@ -82,8 +84,9 @@ class ScheduleSpec:
         validate_model_name(self.model)
         for name in ("interval_seconds", "min_interval_seconds"):
             value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                raise InvalidArgument(f"{name} must be a finite number >= 0, not {value}")
+            if not math.isfinite(value) or not 0 <= value <= MAX_INTERVAL:
+                raise InvalidArgument(
+                    f"{name} must be between 0 and {MAX_INTERVAL:g} (ten years), not {value:g}")
         if 0 < self.interval_seconds < 1:
             raise InvalidArgument(
                 f"interval_seconds must be 0 (none) or at least 1, not {self.interval_seconds}")
