@@ -13,6 +13,7 @@ from modeld_server.errors import InvalidArgument
 from modeld_server.registry.layout import (
     MODEL_NAME_PATTERN,
     ModelPaths,
+    is_model_name,
     model_paths,
     parse_version_dir,
     validate_model_name,
@@ -87,6 +88,18 @@ class TestValidateModelName:
         assert model_paths(ROOT, name).root.parent == ROOT
 
 
+class TestIsModelName:
+    @given(_NAME_TEXT)
+    def test_agrees_with_the_validator(self, name: str) -> None:
+        """is_model_name is True exactly for the names validate_model_name accepts."""
+        try:
+            validate_model_name(name)
+        except InvalidArgument:
+            assert not is_model_name(name)
+        else:
+            assert is_model_name(name)
+
+
 class TestParseVersionDir:
     @pytest.mark.parametrize(("name", "number"),
                              [("1", 1), ("9", 9), ("10", 10), ("123456", 123456)])
@@ -106,8 +119,6 @@ class TestParseVersionDir:
         number = parse_version_dir(name)
         assert number is None or (number > 0 and str(number) == name)
 
-    @pytest.mark.xfail(strict=True, reason="str.isdigit accepts non-ASCII digits: U+00B2 makes "
-                       "int() raise ValueError, U+0661 parses as version 1 (layout.py:58)")
     @pytest.mark.parametrize("name", ["\u00b2", "\u0661", "1\u0662"])
     def test_non_ascii_digits_are_not_versions(self, name: str) -> None:
         """A folder named with non-ASCII digits (superscript two, Arabic-Indic one) is not one."""

@@ -20,6 +20,7 @@ MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 """A model name: 1-64 characters, letters, digits, '.', '_' and '-', not starting with '.'."""
 
 _MODEL_NAME_RE = re.compile(MODEL_NAME_PATTERN)
+_VERSION_DIR_RE = re.compile(r"[1-9][0-9]*")
 
 MANIFEST = "manifest.json"
 ACTIVE = "ACTIVE"
@@ -44,7 +45,7 @@ def validate_model_name(name: str, field: str = "model") -> str:
     """
     if not name:
         raise InvalidArgument(f"{field} is required")
-    if not _MODEL_NAME_RE.fullmatch(name):
+    if not is_model_name(name):
         shown = name if len(name) <= 80 else name[:80] + "..."
         raise InvalidArgument(
             f"{field} {shown!r} is not a valid model name: use 1-64 characters from "
@@ -53,9 +54,15 @@ def validate_model_name(name: str, field: str = "model") -> str:
     return name
 
 
+def is_model_name(name: str) -> bool:
+    """Whether `name` matches MODEL_NAME_PATTERN (the test validate_model_name makes)."""
+    return _MODEL_NAME_RE.fullmatch(name) is not None
+
+
 def parse_version_dir(name: str) -> int | None:
     """Returns the version number a versions/ entry stands for, or None for anything else."""
-    if not name.isdigit() or name.startswith("0"):
+    # Not str.isdigit: it accepts non-ASCII digits (U+00B2 makes int() fail, U+0661 is 1).
+    if not _VERSION_DIR_RE.fullmatch(name):
         return None
     return int(name)
 
