@@ -211,9 +211,6 @@ class TestPointer:
         entry = index.entry("m")
         assert (entry.active, entry.pointer_error) == (1, "")
 
-    @pytest.mark.xfail(strict=True, reason="RegistryStore.read_active raises UnicodeDecodeError "
-                       "for non-UTF-8 bytes; _refresh_one only catches IntegrityError, so the "
-                       "whole refresh fails (store.py:125, index.py:86-89)")
     def test_an_undecodable_pointer_is_reported_not_raised(
         self, store: RegistryStore, index: RegistryIndex
     ) -> None:

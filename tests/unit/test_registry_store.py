@@ -366,9 +366,8 @@ class TestReadActive:
             store.read_active("m")
         assert info.value.message == f"{path} holds {text.strip()!r}, not a version number"
 
-    @pytest.mark.xfail(strict=True, reason="read_active lets UnicodeDecodeError (non-UTF-8) and "
-                       "ValueError ('²' passes str.isdigit, fails int) escape (store.py:125-130)")
-    @pytest.mark.parametrize("raw", [b"\xff\xfe", b"\x80", "\u00b2".encode()])
+    @pytest.mark.parametrize("raw", [b"\xff\xfe", b"\x80", "\u00b2".encode(), "\u0661".encode(),
+                                     "1\u00a0".encode(), b"1\x00"])
     def test_any_garbage_bytes_are_an_integrity_error(
         self, store: RegistryStore, raw: bytes
     ) -> None:
@@ -378,9 +377,15 @@ class TestReadActive:
         with pytest.raises(IntegrityError, match="not a version number"):
             store.read_active("m")
 
-    @pytest.mark.xfail(strict=True, reason="publish(activate=True) reads the old pointer with "
-                       "_read_active_unlocked, which only suppresses IntegrityError; a non-UTF-8 "
-                       "ACTIVE raises after the rename, so the new version is never activated")
+    def test_more_digits_than_int_parses_is_an_integrity_error(
+        self, store: RegistryStore
+    ) -> None:
+        """A pointer of 5000 digits (past int()'s limit) is garbage, not a ValueError."""
+        publish_fake(store)
+        store.paths("m").active.write_text("9" * 5000)
+        with pytest.raises(IntegrityError, match="not a version number"):
+            store.read_active("m")
+
     def test_publish_over_an_undecodable_pointer_still_activates(
         self, store: RegistryStore
     ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -33,6 +34,9 @@ from modeld_server.registry.layout import (
 log = structlog.get_logger(__name__)
 
 MANIFEST_SCHEMA = 1
+
+# Matched on bytes, not text: str.isdigit accepts '²', and decoding fails on non-UTF-8.
+_POINTER_RE = re.compile(rb"[0-9]+")
 
 
 @dataclass
@@ -118,16 +122,18 @@ class RegistryStore:
         """The active version number, 0 when the model has none.
 
         Raises:
-            IntegrityError: the pointer holds something other than a version number.
+            IntegrityError: the pointer holds anything but ASCII digits (and whitespace).
         """
         path = self.paths(model).active
         try:
-            text = path.read_text().strip()
+            raw = path.read_bytes().strip()
         except FileNotFoundError:
             return 0
-        if not text.isdigit():
-            raise IntegrityError(f"{path} holds {text[:40]!r}, not a version number")
-        return int(text)
+        if _POINTER_RE.fullmatch(raw):
+            with contextlib.suppress(ValueError):  # more digits than int() agrees to parse
+                return int(raw)
+        shown = raw.decode("utf-8", errors="replace")[:40]
+        raise IntegrityError(f"{path} holds {shown!r}, not a version number")
 
     def read_events(self, model: str) -> list[dict[str, Any]]:
         """The model's event log, oldest first; a torn last line (a crash mid-append) is skipped."""
