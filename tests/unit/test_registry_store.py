@@ -328,8 +328,6 @@ class TestReadManifest:
         with pytest.raises(IntegrityError, match="does not describe version 1"):
             store.read_manifest("m", 1)
 
-    @pytest.mark.xfail(strict=True, reason="`manifest.get('version') != version` is False for "
-                       "JSON true and 1.0, since True == 1 == 1.0 in Python (store.py:113)")
     @pytest.mark.parametrize("value", [True, 1.0])
     def test_a_version_that_is_not_an_integer_is_refused(
         self, store: RegistryStore, value: object
