@@ -164,10 +164,6 @@ class TestRefresh:
         index.refresh(["a"])
         assert index.models() == []
 
-    @pytest.mark.xfail(strict=True, reason="store.models() lists any folder holding versions/, "
-                       "even one whose name validate_model_name rejects; _refresh_one calls "
-                       "store.paths() and the InvalidArgument aborts the whole refresh "
-                       "(store.py:71-79, index.py:60-66)")
     def test_a_folder_with_an_invalid_name_does_not_break_refresh(
         self, store: RegistryStore, index: RegistryIndex
     ) -> None:

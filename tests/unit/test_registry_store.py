@@ -658,6 +658,15 @@ class TestReading:
         store.begin_staging("only-staging").discard()
         assert store.models() == ["Alpha", "mid", "zeta"]
 
+    def test_models_skips_folders_whose_name_is_not_a_model_name(
+        self, store: RegistryStore
+    ) -> None:
+        """A copied 'spam copy' folder holding versions/ is not listed; 'spam' still is."""
+        publish_fake(store, "spam")
+        shutil.copytree(store.root / "spam", store.root / "spam copy")
+        (store.root / ("x" * 65) / "versions").mkdir(parents=True)
+        assert store.models() == ["spam"]
+
     def test_version_numbers_ignore_other_entries_and_sort_numerically(
         self, store: RegistryStore
     ) -> None:

@@ -26,6 +26,7 @@ from modeld_server.registry.layout import (
     MANIFEST,
     STAGING,
     ModelPaths,
+    is_model_name,
     model_paths,
     parse_version_dir,
     validate_model_name,
@@ -73,13 +74,15 @@ class RegistryStore:
     # ---- reading -------------------------------------------------------------------------
 
     def models(self) -> list[str]:
-        """Names of the models in the registry (folders with a versions/ folder), sorted."""
-        names = []
+        """Names of the models in the registry (folders with a versions/ folder), sorted.
+
+        A folder whose name is not a valid model name (a hand-made 'spam copy', a
+        dot-folder) is skipped: paths() would refuse it, failing whoever lists models.
+        """
         with os.scandir(self.root) as entries:
-            for entry in entries:
-                if entry.is_dir() and not entry.name.startswith("."):
-                    if os.path.isdir(os.path.join(entry.path, "versions")):
-                        names.append(entry.name)
+            names = [entry.name for entry in entries
+                     if is_model_name(entry.name) and entry.is_dir()
+                     and os.path.isdir(os.path.join(entry.path, "versions"))]
         return sorted(names)
 
     def require_model(self, model: str) -> ModelPaths:
@@ -230,7 +233,8 @@ class RegistryStore:
         with fsio.file_lock(paths.lock):
             numbers = self.version_numbers(staging.model)
             version = (numbers[-1] if numbers else 0) + 1
-            body = dict(manifest, manifest_schema=MANIFEST_SCHEMA, model=staging.model, version=version)
+            body = dict(manifest, manifest_schema=MANIFEST_SCHEMA, model=staging.model,
+                        version=version)
             body["artifacts"] = artifacts
             manifest_path = staging.path / MANIFEST
             manifest_path.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
