@@ -58,8 +58,6 @@ class TestWriteAtomic:
             fsio.write_atomic(target, b"2\n")
         assert target.read_bytes() == b"1\n"
 
-    @pytest.mark.xfail(strict=True, reason="write_atomic only unlinks the temp file when "
-                       "os.replace fails; a failed os.write/os.fsync leaves it (fsio.py:40-45)")
     def test_a_failed_fsync_leaves_no_temporary_file(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -69,6 +67,26 @@ class TestWriteAtomic:
         monkeypatch.setattr("modeld_server.registry.fsio.os.fsync", _fail)
         with pytest.raises(OSError):
             fsio.write_atomic(target, b"2\n")
+        assert os.listdir(tmp_path) == ["ACTIVE"]
+
+    @pytest.mark.parametrize("step", ["write", "fsync", "close"])
+    def test_an_interrupt_at_any_step_leaves_no_temporary_file(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+    ) -> None:
+        """A KeyboardInterrupt (a BaseException) in write, fsync or close removes the temp too."""
+        target = tmp_path / "ACTIVE"
+        fsio.write_atomic(target, b"1\n")
+        real = getattr(os, step)
+
+        def interrupt(*args: object) -> None:
+            real(*args)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(f"modeld_server.registry.fsio.os.{step}", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            fsio.write_atomic(target, b"2\n")
+        monkeypatch.undo()
+        assert target.read_bytes() == b"1\n"
         assert os.listdir(tmp_path) == ["ACTIVE"]
 
     def test_readers_never_see_a_partial_or_missing_file(
