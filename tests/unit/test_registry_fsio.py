@@ -130,6 +130,20 @@ class TestAppendLine:
         fsio.append_line(log, b"two\n")
         assert log.read_bytes() == b"one\ntwo\n"
 
+    def test_a_line_after_a_torn_one_starts_on_its_own_line(self, tmp_path: Path) -> None:
+        """A file left without its final newline gets one before the next line."""
+        log = tmp_path / "events.jsonl"
+        log.write_bytes(b"one\n{tor")
+        fsio.append_line(log, b"two\n")
+        assert log.read_bytes() == b"one\n{tor\ntwo\n"
+
+    def test_an_empty_file_gets_no_leading_newline(self, tmp_path: Path) -> None:
+        """An existing empty file is not torn: the first line starts at offset 0."""
+        log = tmp_path / "events.jsonl"
+        log.touch()
+        fsio.append_line(log, b"one\n")
+        assert log.read_bytes() == b"one\n"
+
     def test_concurrent_appends_do_not_interleave(self, tmp_path: Path) -> None:
         """Lines appended from several threads arrive whole (one O_APPEND write each)."""
         log = tmp_path / "events.jsonl"

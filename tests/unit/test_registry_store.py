@@ -419,8 +419,6 @@ class TestReadEvents:
         fsio.append_line(store.paths("m").events, b"42\n[1]\n\n")
         assert event_names(store) == ["published", "activated"]
 
-    @pytest.mark.xfail(strict=True, reason="append_line does not end a torn line first, so the "
-                       "next event is glued onto it and skipped as invalid JSON (store.py:324-326)")
     def test_the_event_after_a_torn_line_is_kept(self, store: RegistryStore) -> None:
         """After a crash mid-append, the next event logged is still read back."""
         publish_fake(store)

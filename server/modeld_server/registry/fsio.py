@@ -55,9 +55,16 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def append_line(path: Path, line: bytes) -> None:
-    """Appends one line in a single write with O_APPEND, then fsyncs it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    """Appends one line in a single write with O_APPEND, then fsyncs it.
+
+    If the file does not end with a newline (a crash tore the last append), the line
+    goes after one, so it is not glued onto the fragment and lost with it.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
     try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
         os.write(fd, line)
         os.fsync(fd)
     finally:
