@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import threading
@@ -188,7 +189,43 @@ class TestFsync:
             fsio.fsync_dir(path)
 
 
+def _unlink_before_the_first_flock(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    """Makes the next flock find `path` unlinked after its open, as a racing sweep would."""
+    real_flock = fcntl.flock
+    first_call = [True]
+
+    def flock(fd: int, operation: int) -> None:
+        if first_call[0]:
+            first_call[0] = False
+            path.unlink()
+        real_flock(fd, operation)
+
+    monkeypatch.setattr("modeld_server.registry.fsio.fcntl.flock", flock)
+
+
 class TestLocks:
+    def test_try_lock_retries_when_the_file_is_unlinked_before_its_flock(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The fd try_lock returns holds the file the path names, not an unlinked one."""
+        lock = tmp_path / "x.lock"
+        _unlink_before_the_first_flock(monkeypatch, lock)
+        fd = fsio.try_lock(lock)
+        assert fd is not None
+        assert os.path.samestat(os.fstat(fd), os.stat(lock))
+        assert fsio.try_lock(lock) is None
+        os.close(fd)
+
+    def test_file_lock_retries_when_the_file_is_unlinked_before_its_flock(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Inside file_lock the lock is on the file the path names, so others are kept out."""
+        lock = tmp_path / ".lock"
+        _unlink_before_the_first_flock(monkeypatch, lock)
+        with fsio.file_lock(lock):
+            assert lock.exists()
+            assert fsio.try_lock(lock) is None
+
     def test_try_lock_fails_while_another_open_holds_it(self, tmp_path: Path) -> None:
         """A second try_lock on the same path returns None until the first fd is closed."""
         lock = tmp_path / "x.lock"

@@ -621,9 +621,6 @@ class TestCleanStaleStaging:
         assert store.clean_stale_staging() == 0
         assert (store.root / ".trash" / ".staging" / "x").is_dir()
 
-    @pytest.mark.xfail(strict=True, reason="begin_staging creates the lock file before flocking "
-                       "it; a sweep in between unlinks it as an orphan, so the builder locks a "
-                       "dead inode and the next sweep deletes its live folder (fsio.py:90-92)")
     def test_a_sweep_racing_begin_staging_spares_the_builder(
         self, store: RegistryStore, monkeypatch: pytest.MonkeyPatch
     ) -> None:

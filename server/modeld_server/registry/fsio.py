@@ -87,9 +87,8 @@ def file_lock(path: Path) -> Iterator[None]:
     flock locks belong to the open file, so two processes (or two threads with
     their own open) exclude each other, and a crashed holder releases it.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _lock(path, fcntl.LOCK_EX)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
@@ -97,10 +96,34 @@ def file_lock(path: Path) -> Iterator[None]:
 
 def try_lock(path: Path) -> int | None:
     """Takes an exclusive lock without waiting; returns the fd holding it, or None if taken."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return _lock(path, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        os.close(fd)
         return None
-    return fd
+
+
+def _lock(path: Path, operation: int) -> int:
+    """Opens (creating) `path` and flocks it; returns the fd holding the lock.
+
+    A sweep may unlink the lock file between our open and our flock: we would then
+    hold a lock on an inode no one else can see, and the next sweep would take the
+    path as free. So once locked, check the path still names our file, else retry.
+    """
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, operation)
+            if _names(path, fd):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether `path` still names the open file `fd` (it was not unlinked or replaced)."""
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(fd))
+    except FileNotFoundError:
+        return False
