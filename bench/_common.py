@@ -38,6 +38,14 @@ class DaemonProcess:
     address: str
     channel: grpc.Channel
     stub: pb_grpc.ModelManagerStub
+    spawned_at: float = 0.0
+    """time.perf_counter() just before the process was started."""
+    serving_at: float = 0.0
+    """time.perf_counter() when its port file appeared (written once its models are loaded)."""
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     @property
     def registry(self) -> Path:
@@ -79,6 +87,7 @@ def running_daemon(base: Path, extra_args: Sequence[str] = (),
             "--registry", str(base / "registry"), "--data-root", str(base / "data"),
             "--state-dir", str(base / "state"), "--port-file", str(port_file),
             "--log-format", "json", *extra_args]
+    spawned_at = time.perf_counter()
     with (base / "daemon.log").open("wb") as log:
         # Its own session: a Ctrl-C at the terminal reaches only the benchmark, whose
         # `finally` then stops the daemon in order.
@@ -87,10 +96,12 @@ def running_daemon(base: Path, extra_args: Sequence[str] = (),
     daemon: DaemonProcess | None = None
     try:
         port = _wait_port(port_file, process, start_timeout)
+        serving_at = time.perf_counter()
         address = f"{HOST}:{port}"
         channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         grpc.channel_ready_future(channel).result(timeout=start_timeout)
-        daemon = DaemonProcess(base, process, address, channel, pb_grpc.ModelManagerStub(channel))
+        daemon = DaemonProcess(base, process, address, channel, pb_grpc.ModelManagerStub(channel),
+                               spawned_at, serving_at)
         yield daemon
     finally:
         if daemon is not None:
@@ -105,7 +116,7 @@ def _wait_port(port_file: Path, process: subprocess.Popen[bytes], timeout: float
             raise RuntimeError(f"the daemon exited with code {process.returncode} before serving")
         with contextlib.suppress(FileNotFoundError, ValueError):
             return int(port_file.read_text().strip())
-        time.sleep(0.02)
+        time.sleep(0.005)  # cold-start figures read this moment
     raise TimeoutError(f"the daemon wrote no port file in {timeout:.0f} s")
 
 
@@ -173,3 +184,57 @@ def load_note() -> str:
 
 def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
+
+
+# ---- what a process costs, read from /proc (Linux) ----------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of every thread of `pid` so far (10 ms resolution)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # The command name (field 2) may hold spaces; the fields after its ")" are fixed.
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def rss_mib(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of `pid` in MiB: resident memory now, and its peak."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid`'s child processes, their children, and so on (by scanning /proc for parents)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (entry / "stat").read_text()
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            parents.setdefault(ppid, []).append(int(entry.name))
+    out: list[int] = []
+    pending = [pid]
+    while pending:
+        children = parents.get(pending.pop(), [])
+        out.extend(children)
+        pending.extend(children)
+    return out
+
+
+def pss_mib(pids: Sequence[int]) -> float:
+    """Proportional set size summed over `pids`, in MiB: shared pages are split, not repeated."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+    return total / 1024
