@@ -117,9 +117,9 @@ class RegistryStore:
             manifest = json.loads(raw)
         except ValueError as exc:
             raise IntegrityError(f"{path} is not valid JSON: {exc}") from None
-        number = manifest.get("version") if isinstance(manifest, dict) else None
-        # type() rather than ==: JSON true and 1.0 both compare equal to 1 in Python.
-        if type(number) is not int or number != version:
+        # The type checked with `is`: JSON true and 1.0 both compare equal to 1 in Python.
+        if not (isinstance(manifest, dict) and type(manifest.get("version")) is int
+                and manifest["version"] == version):
             raise IntegrityError(f"{path} does not describe version {version}")
         return manifest
 
