@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 WORKER_MODULE = "modeld_server.training.worker"
+PREHEAT_MODULE = "modeld_server.training.preheat"  # runs a tiny job at import (see there)
 
 
 def run_job(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,

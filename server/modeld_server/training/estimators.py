@@ -165,10 +165,24 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def median_or_zero(values: Any) -> float:
+    """The median of a column's present values; 0.0 for a column with none.
+
+    SimpleImputer(strategy="median") gives the same statistics but takes its median
+    through numpy.ma, four times slower on spambase (26 ms against 7 ms per fit). A
+    module-level function, so the fitted imputer pickles by reference.
+    """
+    import numpy as np
+
+    return float(np.median(values)) if len(values) else 0.0
+
+
 def build_preprocessor(
     algorithm: Algorithm, numeric: list[int], categorical: list[int]
 ) -> Any:
     """A ColumnTransformer over column positions: numeric first, then one-hot categoricals.
+
+    Without categorical columns, just the numeric steps (a Pipeline over every column).
 
     Positions, not names, so Predict can hand it a plain NumPy array and names such
     as 'char_freq_[' (which XGBoost refuses) never reach the estimator.
@@ -184,9 +198,13 @@ def build_preprocessor(
         # Only a cast to float: NaN stays for the estimator's own missing-value logic.
         steps.append(FunctionTransformer(np.asarray, kw_args={"dtype": np.float64}))
     else:
-        steps.append(SimpleImputer(strategy="median", keep_empty_features=True))
+        steps.append(SimpleImputer(strategy=median_or_zero, keep_empty_features=True))
     if algorithm.scale:
         steps.append(StandardScaler())
+    if numeric == list(range(len(numeric))) and not categorical:
+        # All columns numeric (spambase): the same steps without the ColumnTransformer
+        # around them, whose per-call overhead is most of a one-row Predict.
+        return make_pipeline(*steps)
     transformers: list[tuple[str, Any, list[int]]] = []
     if numeric:
         transformers.append(("numeric", make_pipeline(*steps), numeric))

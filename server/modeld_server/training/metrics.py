@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from modeld_server.types import MetricSummary
@@ -23,18 +21,17 @@ def classification_metrics(
     out: dict[str, float] = {"accuracy": m.accuracy_score(y_true, y_pred)}
     if n_classes == 2:
         positive = proba[:, 1]
-        out["precision"] = m.precision_score(y_true, y_pred, zero_division=0)
-        out["recall"] = m.recall_score(y_true, y_pred, zero_division=0)
-        out["f1"] = m.f1_score(y_true, y_pred, zero_division=0)
+        # One call gives the three values precision_score, recall_score and f1_score would.
+        out["precision"], out["recall"], out["f1"], _ = m.precision_recall_fscore_support(
+            y_true, y_pred, average="binary", zero_division=0)
         out["roc_auc"] = m.roc_auc_score(y_true, positive)
         out["average_precision"] = m.average_precision_score(y_true, positive)
         out["brier"] = m.brier_score_loss(y_true, positive)
     else:
         for avg in ("macro", "weighted"):
-            kw: dict[str, Any] = {"average": avg, "labels": labels, "zero_division": 0}
-            out[f"precision_{avg}"] = m.precision_score(y_true, y_pred, **kw)
-            out[f"recall_{avg}"] = m.recall_score(y_true, y_pred, **kw)
-            out[f"f1_{avg}"] = m.f1_score(y_true, y_pred, **kw)
+            (out[f"precision_{avg}"], out[f"recall_{avg}"], out[f"f1_{avg}"],
+             _) = m.precision_recall_fscore_support(y_true, y_pred, average=avg, labels=labels,
+                                                    zero_division=0)
         out["roc_auc"] = m.roc_auc_score(y_true, proba, multi_class="ovr", labels=labels)
         onehot = np.eye(n_classes)[y_true]
         out["brier"] = float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
