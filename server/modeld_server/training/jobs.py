@@ -36,7 +36,7 @@ from modeld_server.types import JobState, TrainSpec
 log = structlog.get_logger(__name__)
 
 _CTX = multiprocessing.get_context("forkserver")
-_CTX.set_forkserver_preload([entry.WORKER_MODULE])
+_CTX.set_forkserver_preload([entry.WORKER_MODULE, entry.PREHEAT_MODULE])
 
 OnPublished = Callable[[str, int], None]
 ContextFor = Callable[[TrainSpec], dict[str, Any]]
