@@ -65,5 +65,5 @@ class _Combined:
 def registry_for(read: Callable[[], dict[str, Any]]) -> CollectorRegistry:
     """A registry exposing every modeld metric with this daemon's gauges."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Combined(StateCollector(read)))  # type: ignore[arg-type]
+    registry.register(_Combined(StateCollector(read)))
     return registry

@@ -15,8 +15,8 @@ from typing import Any
 import structlog
 
 from modeld_server.config import Settings
-from modeld_server.lifecycle import LifecycleMixin
 from modeld_server.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from modeld_server.lifecycle import LifecycleMixin
 from modeld_server.metrics import PREDICT_ROWS
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.layout import validate_model_name
@@ -25,11 +25,11 @@ from modeld_server.registry.store import RegistryStore
 from modeld_server.serving.loaded import Prediction
 from modeld_server.serving.manager import ModelServer, ModelView
 from modeld_server.training.datasets import infer_task, read_columns, resolve_dataset
-from modeld_server.training.selection import check_selection, check_validation_options
 from modeld_server.training.estimators import check_params, get_algorithm
 from modeld_server.training.jobrecord import JobRecord
 from modeld_server.training.jobs import JobLimits, JobManager
 from modeld_server.training.scheduler import Scheduler, ScheduleSpec, ScheduleState
+from modeld_server.training.selection import check_selection, check_validation_options
 from modeld_server.types import DatasetSpec, Task, TrainSpec
 
 log = structlog.get_logger(__name__)
@@ -112,11 +112,10 @@ class ModelService(LifecycleMixin):
         Run in the background after the daemon serves: the first Train then answers
         in milliseconds instead of paying for the imports.
         """
-        import pandas  # noqa: F401
-        import sklearn.ensemble  # noqa: F401
-        import sklearn.linear_model  # noqa: F401
-        import xgboost  # noqa: F401
+        import importlib
 
+        for module in ("pandas", "sklearn.ensemble", "sklearn.linear_model", "xgboost"):
+            importlib.import_module(module)
         self.jobs.warm_up()
 
     def start(self) -> None:

@@ -10,8 +10,6 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from modeld.v1 import model_manager_pb2 as pb
-from modeld_server.serving.loaded import Prediction
-from modeld_server.serving.manager import ModelView
 from modeld_server.service import (
     DaemonInfo,
     RollbackResult,
@@ -19,9 +17,11 @@ from modeld_server.service import (
     VersionPage,
     version_state,
 )
+from modeld_server.serving.loaded import Prediction
+from modeld_server.serving.manager import ModelView
 from modeld_server.training.gate import Policy
-from modeld_server.training.scheduler import ScheduleSpec, ScheduleState
 from modeld_server.training.jobrecord import JobRecord
+from modeld_server.training.scheduler import ScheduleSpec, ScheduleState
 from modeld_server.types import DatasetSpec, JobState, LoadState, Task
 
 TASK_TO_PB = {

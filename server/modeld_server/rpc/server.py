@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from concurrent import futures
 import ipaddress
+from concurrent import futures
 from dataclasses import dataclass
 
-import structlog
-
 import grpc
+import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -59,7 +58,8 @@ def build_server(settings: Settings, service: ModelService | None = None) -> Dae
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.rpc_threads,
                                                     thread_name_prefix="rpc"),
                          options=options, interceptors=interceptors)
-    pb_grpc.add_ModelManagerServicer_to_server(ModelManagerServicer(service), server)
+    pb_grpc.add_ModelManagerServicer_to_server(  # type: ignore[no-untyped-call]
+        ModelManagerServicer(service), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -106,4 +106,4 @@ def _bind(server: grpc.Server, settings: Settings) -> int:
         port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {address}")
-    return port
+    return int(port)

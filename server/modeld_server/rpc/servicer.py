@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypeAlias
 
 import grpc
 
@@ -12,8 +13,9 @@ from modeld_server.errors import InvalidArgument
 from modeld_server.rpc import convert
 from modeld_server.rpc.status import rpc
 from modeld_server.service import ModelService
+from modeld_server.serving.manager import ModelView
 
-Ctx = grpc.ServicerContext
+Ctx: TypeAlias = grpc.ServicerContext
 
 
 class ModelManagerServicer(pb_grpc.ModelManagerServicer):
@@ -51,7 +53,8 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
                                     models=[self._model_status(v) for v in views])
 
     @rpc
-    def ListVersions(self, request: pb.ListVersionsRequest, context: Ctx) -> pb.ListVersionsResponse:
+    def ListVersions(self, request: pb.ListVersionsRequest,
+                     context: Ctx) -> pb.ListVersionsResponse:
         state = convert.VERSION_STATE_FROM_PB.get(request.state)
         if state is None:
             raise InvalidArgument(f"state {request.state} is not a known VersionState value")
@@ -135,7 +138,7 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
                            interval_seconds=spec.interval_seconds,
                            min_new_rows=spec.min_new_rows)
 
-    def _model_status(self, view: convert.ModelView) -> pb.ModelStatus:
+    def _model_status(self, view: ModelView) -> pb.ModelStatus:
         entry = self._service.index.entry(view.model)
         return convert.model_view_to_pb(view, entry.summaries.get(view.active), entry.versions,
                                         self._service.aliases(view.model),

@@ -176,7 +176,8 @@ def row_hashes(frame: Any, columns: list[str]) -> np.ndarray:
     """A 64-bit hash of each row's values in `columns` (index ignored)."""
     import pandas as pd
 
-    return pd.util.hash_pandas_object(frame[columns], index=False).to_numpy(dtype=np.uint64)
+    hashes = pd.util.hash_pandas_object(frame[columns], index=False)
+    return np.asarray(hashes, dtype=np.uint64)
 
 
 def save_row_hashes(folder: Path, frame: Any, features: list[str], label: str) -> None:

@@ -154,7 +154,10 @@ def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
     k = len(data.classes)
     if found is not None and found.unseen.sum() >= gate.MIN_UNSEEN:
         rows = np.flatnonzero(found.unseen)
-        pick = (lambda a: None if a is None else a[rows])  # noqa: E731
+
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[rows]
+
         challenger = gate.pooled_metrics(spec.task, pick(data.y), cv.oof_pred[rows],
                                          pick(cv.oof_proba), k, pick(data.eval_label))
         champion = gate.score_artifact(folder, manifest, data.frame.iloc[rows], spec.task,
