@@ -210,6 +210,51 @@ class TestZeroDowntime:
         assert set(answers) <= {1, 2} and len(answers) > 20
 
 
+    def test_every_answer_comes_from_the_version_it_names(self, tmp_path: Path,
+                                                         datasets: Path) -> None:
+        """Two versions that answer differently; while the pointer flips, 8 callers'
+        answers always carry the probabilities of the version they report."""
+        shutil.copytree(datasets, tmp_path / "data")
+        live = start_daemon(tmp_path, watch=False, poll_interval=0.0)
+        try:
+            for c in ("0.02", "1.0"):
+                job = live.train("iris", path="iris.csv", target="species",
+                                 algorithm="logistic_regression", cv_folds=2, params={"C": c})
+                assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+
+            def answer(version: int = 0) -> tuple[int, tuple[float, ...]]:
+                request = pb.PredictRequest(model="iris", version=version)
+                request.records.rows.add().update(ROW)
+                reply = live.stub.Predict(request)
+                return reply.version, tuple(reply.probabilities)
+
+            expected = dict(answer(v) for v in (1, 2))
+            assert expected[1] != expected[2]
+            seen: list[tuple[int, tuple[float, ...]]] = []
+            stop = threading.Event()
+
+            def caller() -> None:
+                while not stop.is_set():
+                    seen.append(answer())
+
+            threads = [threading.Thread(target=caller) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for i in range(30):
+                set_pointer(live, 1 + i % 2)
+                live.runtime.watcher.poll_once()
+                answered, deadline = len(seen), time.monotonic() + 5
+                while len(seen) < answered + 8 and time.monotonic() < deadline:
+                    time.sleep(0.001)  # let the callers answer from this version too
+            stop.set()
+            for thread in threads:
+                thread.join()
+            wrong = [(v, p) for v, p in seen if p != expected[v]]
+            assert wrong == [] and {v for v, _ in seen} == {1, 2}
+        finally:
+            live.stop()
+
+
 class TestWatching:
     def test_file_events_reload_without_any_call(self, tmp_path: Path, datasets: Path) -> None:
         shutil.copytree(datasets, tmp_path / "data")
