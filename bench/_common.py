@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+
 from modeld.v1 import model_manager_pb2 as pb
 from modeld.v1 import model_manager_pb2_grpc as pb_grpc
 
@@ -83,6 +84,7 @@ def running_daemon(base: Path, extra_args: Sequence[str] = (),
         The running daemon. On exit: SIGTERM, then SIGKILL if it has not stopped in 15 s.
     """
     port_file = base / "port"
+    port_file.unlink(missing_ok=True)  # left by an earlier daemon on the same folders
     argv = [sys.executable, "-m", "modeld_server", "serve", "--listen", f"{HOST}:0",
             "--registry", str(base / "registry"), "--data-root", str(base / "data"),
             "--state-dir", str(base / "state"), "--port-file", str(port_file),
@@ -173,6 +175,19 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def git_commit() -> str:
+    """The checkout's commit, marked when the daemon's code differs from it."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, cwd=here, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "../server", "../client"],
+                               capture_output=True, text=True, cwd=here).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return commit + (" with uncommitted server/client changes" if dirty else "")
 
 
 def load_note() -> str:

@@ -38,7 +38,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -51,6 +50,7 @@ from _common import (
     SPAMBASE,
     DaemonProcess,
     cpu_seconds,
+    git_commit,
     load_note,
     median,
     percentile,
@@ -59,6 +59,7 @@ from _common import (
     train_and_wait,
     verdict,
 )
+
 from modeld.v1 import model_manager_pb2 as pb
 from modeld.v1 import model_manager_pb2_grpc as pb_grpc
 
@@ -455,9 +456,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="modeld-bench-registry-"))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=Path(__file__).parent).stdout.strip()
-    print(f"modeld registry scale: {args.versions:,} versions of one model; commit {commit}; "
+    print(f"modeld registry scale: {args.versions:,} versions of one model; commit {git_commit()}; "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}, grpcio {grpc.__version__}")
     print(f"before: {load_note()}", flush=True)
     try:

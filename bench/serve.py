@@ -63,6 +63,7 @@ from _common import (
     DaemonProcess,
     cpu_seconds,
     descendants,
+    git_commit,
     load_note,
     median,
     percentile,
@@ -72,6 +73,7 @@ from _common import (
     train_and_wait,
     verdict,
 )
+
 from modeld.v1 import model_manager_pb2 as pb
 
 MODELS = {"xgboost": "bench-xgboost", "logistic_regression": "bench-logistic-regression"}
@@ -599,12 +601,13 @@ def report_latency(run: ModelRun, args: argparse.Namespace) -> None:
     print(f"  daemon vs floor on 100 rows: max |probability difference| {run.max_abs_diff:.2e}")
     if run.core_note:
         print(f"  in-process modeld core: unavailable ({run.core_note})")
-    print(f"  {'kind':<44} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'x floor p50':>12} "
+    width = max(len(name) for name in lat)
+    print(f"  {'kind':<{width}} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'x floor p50':>12} "
           f"{'daemon CPU ms/call':>19}")
     for name, t in lat.items():
         base = floor100 if "100 rows" in name else floor
         cpu = f"{t.cpu_ms_per_call:.3f}" if t.daemon else ""
-        print(f"  {name:<44} {t.ms(50):>8.3f} {t.ms(99):>8.3f} {t.mean_ms:>8.3f} "
+        print(f"  {name:<{width}} {t.ms(50):>8.3f} {t.ms(99):>8.3f} {t.mean_ms:>8.3f} "
               f"{t.ms(50) / base.ms(50):>12.2f} {cpu:>19}")
     for form in ("dense", "records"):
         t = lat[f"Predict {form}"]
@@ -710,13 +713,28 @@ class _Context:
         raise RuntimeError(f"{code.name}: {details}")
 
 
-def _per_call_us(fn: Callable[[], object], calls: int) -> float:
-    for _ in range(min(200, calls)):
-        fn()
-    started = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return 1e6 * (time.perf_counter() - started) / calls
+def time_stages(stages: list[tuple[str, Callable[[], object]]], calls: int,
+                rounds: int = 10) -> dict[str, float]:
+    """Median over `rounds` of each stage's mean microseconds per call, stages interleaved
+    round by round so that load from elsewhere hits them alike; NaN for a stage that fails."""
+    per_round = max(1, calls // rounds)
+    samples: dict[str, list[float]] = {name: [] for name, _ in stages}
+    broken: set[str] = set()
+    for name, fn in stages:
+        try:
+            for _ in range(min(200, per_round)):
+                fn()
+        except Exception:  # a renamed internal: leave that stage out, keep the rest
+            broken.add(name)
+    for _ in range(rounds):
+        for name, fn in stages:
+            if name in broken:
+                continue
+            started = time.perf_counter()
+            for _ in range(per_round):
+                fn()
+            samples[name].append(1e6 * (time.perf_counter() - started) / per_round)
+    return {name: median(values) if values else float("nan") for name, values in samples.items()}
 
 
 def profile(registry: Path, base: Path, runs: list[ModelRun], calls: int, top: int) -> None:
@@ -737,14 +755,21 @@ def profile(registry: Path, base: Path, runs: list[ModelRun], calls: int, top: i
     service.start()
     servicer, ctx = ModelManagerServicer(service), _Context()
     print()
-    print(f"profile: one 1-row Predict in this process (no network), {calls} calls per stage, "
-          f"logging JSON to a file as the daemon does")
+    print(f"profile: one 1-row Predict in this process (no network), {calls} calls per stage "
+          "in 10 interleaved rounds (medians), logging JSON lines to a file as the daemon does; "
+          "microseconds per call:")
+    columns: dict[str, dict[str, float]] = {}
     for run in runs:
         for form in ("dense1", "records1"):
-            raw = run.inputs.payloads[form][0]
-            stages = profile_stages(service, servicer, ctx, raw, run.inputs.model, calls)
-            print(f"  {run.algorithm} {form}: " + "; ".join(
-                f"{name} {us:.1f} us" for name, us in stages))
+            stages = profile_stages(service, servicer, ctx, run.inputs.payloads[form][0],
+                                    run.inputs.model)
+            columns[f"{run.algorithm} {form}"] = time_stages(stages, calls)
+    names = list(dict.fromkeys(name for col in columns.values() for name in col))
+    width = max(len(name) for name in names)
+    print(f"  {'stage':<{width}} " + " ".join(f"{label:>26}" for label in columns))
+    for name in names:
+        print(f"  {name:<{width}} " + " ".join(f"{col.get(name, float('nan')):>26.1f}"
+                                               for col in columns.values()))
     for run in runs:
         for form in ("dense1", "records1"):
             request = pb.PredictRequest.FromString(run.inputs.payloads[form][0])
@@ -761,44 +786,62 @@ def profile(registry: Path, base: Path, runs: list[ModelRun], calls: int, top: i
     log_file.close()
 
 
-def profile_stages(service: Any, servicer: Any, ctx: _Context, raw: bytes, model: str,
-                   calls: int) -> list[tuple[str, float]]:
-    """Mean microseconds per call of each stage on its own; 'n/a' stages are left out."""
+def profile_stages(service: Any, servicer: Any, ctx: _Context, raw: bytes,
+                   model: str) -> list[tuple[str, Callable[[], object]]]:
+    """The parts of one Predict, each callable on its own (internals named as of this commit)."""
+    import structlog
+
+    from modeld_server.metrics import PREDICT_ROWS, RPC_LATENCY, RPC_REQUESTS
     from modeld_server.rpc import convert, status
 
     request = pb.PredictRequest.FromString(raw)
     loaded = service.server.get(model)
     schema = loaded.schema
     if request.WhichOneof("rows") == "dense":
-        def to_matrix() -> object:
+        def to_matrix() -> Any:
             return schema.matrix_from_dense(request.dense.columns, request.dense.values)
     else:
-        def to_matrix() -> object:
+        def to_matrix() -> Any:
             return schema.matrix_from_records(convert.records_from_pb(request.records.rows))
     matrix = to_matrix()
     prediction = loaded.predict(matrix)
     response = servicer.Predict(request, ctx)
+    pre = getattr(loaded, "_preprocess", None)
+    booster = getattr(loaded, "_booster", None)
+    x_model = pre.transform(matrix) if pre is not None else matrix
+
+    def bound() -> None:
+        with structlog.contextvars.bound_contextvars(model=model):
+            pass
+
+    def metrics() -> None:
+        RPC_REQUESTS.labels("Predict", "OK").inc()
+        RPC_LATENCY.labels("Predict").observe(0.001)
+        PREDICT_ROWS.labels(model).inc(1)
+
     stages: list[tuple[str, Callable[[], object]]] = [
         ("whole: parse + servicer.Predict + serialize",
          lambda: servicer.Predict(pb.PredictRequest.FromString(raw), ctx).SerializeToString()),
         ("servicer.Predict", lambda: servicer.Predict(request, ctx)),
-        ("parse request", lambda: pb.PredictRequest.FromString(raw)),
-        ("rows -> matrix", to_matrix),
-        ("LoadedModel.predict", lambda: loaded.predict(matrix)),
-        ("prediction_to_pb", lambda: convert.prediction_to_pb(model, 1, prediction)),
-        ("serialize response", response.SerializeToString),
-        ("log line + metrics (status._log)",
-         lambda: status._log("Predict", grpc.StatusCode.OK, time.perf_counter())),
-        ("server.get + pick_version",
+        ("  parse request", lambda: pb.PredictRequest.FromString(raw)),
+        ("  pick_version + server.get",
          lambda: (service.pick_version(model, 0, ""), service.server.get(model))),
+        ("  rows -> matrix (records_from_pb + schema)", to_matrix),
+        ("  LoadedModel.predict", lambda: loaded.predict(matrix)),
+        ("    preprocess.transform (nan: not used)", lambda: pre.transform(matrix)),
+        ("    estimator / booster alone",
+         (lambda: booster.inplace_predict(x_model, validate_features=False)) if booster is not None
+         else (lambda: loaded._estimator.predict_proba(x_model))),
+        ("  prediction_to_pb", lambda: convert.prediction_to_pb(model, 1, prediction)),
+        ("  serialize response", response.SerializeToString),
+        ("  status._log: log line + 2 metrics",
+         lambda: status._log("Predict", grpc.StatusCode.OK, time.perf_counter())),
+        ("    log line alone", lambda: status.log.info("rpc", method="Predict", code="OK",
+                                                       duration_ms=0.5)),
+        ("    3 prometheus metrics alone", metrics),
+        ("  bound_contextvars(model=...)", bound),
     ]
-    out = []
-    for name, fn in stages:
-        try:
-            out.append((name, _per_call_us(fn, calls)))
-        except Exception as exc:  # a renamed internal: say so, keep the rest
-            out.append((f"{name} n/a ({type(exc).__name__})", float("nan")))
-    return out
+    return stages
 
 
 # ---- main -----------------------------------------------------------------------------------
@@ -847,9 +890,7 @@ def main(argv: list[str] | None = None) -> int:
     import xgboost
 
     base = Path(tempfile.mkdtemp(prefix="modeld-bench-serve-"))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=Path(__file__).parent).stdout.strip()
-    print(f"modeld serving: spambase, {', '.join(args.algorithms)}; commit {commit}")
+    print(f"modeld serving: spambase, {', '.join(args.algorithms)}; commit {git_commit()}")
     print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, grpcio "
           f"{grpc.__version__}, xgboost {xgboost.__version__}, scikit-learn {sklearn.__version__}")
     print(f"before: {load_note()}", flush=True)
