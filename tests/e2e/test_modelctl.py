@@ -80,9 +80,11 @@ class TestTrain:
         """train --follow prints plain progress lines, a metrics table and `spam v1 (active)`."""
         result = modelctl(*TRAIN_SPAM, "--param", "max_depth=6", "--folds", "3", "--follow")
         out = ok(result)
-        steps = [line.split(" ", 1)[1] for line in result.stderr.splitlines()]  # drop the time
+        *lines, title = result.stderr.splitlines()  # progress lines, then the table's title
+        steps = [line.split(" ", 1)[1] for line in lines]  # drop the time
         assert any(step.startswith("running cross_validation ") for step in steps)
         assert steps[-1].startswith("succeeded done 100%")
+        assert title == "cross-validated metrics"
         table = [line.split() for line in out.splitlines()]
         assert table[0] == ["METRIC", "MEAN", "STD", "FOLDS"]
         f1 = next(row for row in table if row[0] == "f1")

@@ -157,9 +157,10 @@ class TestTrain:
                 activated=True, metrics=METRICS, message="published version 3")])
         result = modelctl(live, *self.ARGS, "--follow")
         assert result.exit_code == 0
-        steps = [line.split(" ", 1)[1] for line in result.stderr.splitlines()]
+        steps = [line.split(" ", 1)[1] for line in result.stderr.splitlines()[:-1]]
         assert steps == ["running cross_validation 35% fold 2/3",
                          "succeeded done 100% published version 3"]
+        assert result.stderr.splitlines()[-1] == "cross-validated metrics"  # the table's title
         assert result.stdout.splitlines()[-1] == "spam v3 (active)"
         assert ["f1", "0.9380", "0.0020", "0.936", "0.940"] in [
             line.split() for line in result.stdout.splitlines()]
@@ -246,6 +247,7 @@ class TestPredict:
                                                        {"a": None, "zip": "02"}]
         assert [line.split() for line in result.stdout.splitlines()] == [
             ["ROW", "PREDICTION", "PROBABILITY"], ["0", "1", "0.9000"], ["1", "0", "0.8000"]]
+        assert result.stderr.splitlines() == ["spam v2 (classification)"]  # which version
 
     def test_json_from_stdin_and_json_out(self, live: Running) -> None:
         """Rows as a JSON array on stdin; --json output lists predictions in order."""

@@ -25,8 +25,8 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(alias_app, name="alias")
 app.add_typer(schedule_app, name="schedule")
 
-AliasName = Annotated[str, typer.Argument(help="The alias, [a-z][a-z0-9_-]*.",
-                                          show_default=False)]
+AliasName = Annotated[str, typer.Argument(
+    help="The alias: a lowercase letter, then letters, digits, _ or -.", show_default=False)]
 Expect = Annotated[int | None, typer.Option(
     "--expect", help="Only if the alias points at this version now (0: only if new).",
     show_default=False)]

@@ -35,8 +35,9 @@ def status(ctx: typer.Context, model: OptionalModel = None) -> None:
 def versions(
     ctx: typer.Context,
     model: Model,
-    state: Annotated[StateChoice | None, typer.Option(help="Only active or inactive ones.",
-                                                      show_default=False)] = None,
+    state: Annotated[StateChoice | None, typer.Option(
+        help="Only versions in this state (active, inactive or rejected).",
+        show_default=False)] = None,
     limit: Annotated[int, typer.Option(min=0, help="At most this many; 0 for all.")] = 0,
 ) -> None:
     """List a model's versions, newest first; * marks the active one."""

@@ -100,12 +100,15 @@ class Output:
         Args:
             columns: Header names.
             rows: Cell values, already formatted.
-            title: Shown above the table on a terminal only.
+            title: Shown above the table on a terminal; when piped it goes to stderr, so
+                stdout stays bare columns and a reader still sees e.g. which version answered.
 
         Returns:
             The table, to pass to ``result``.
         """
         terminal = self.out.is_terminal
+        if title and not terminal and not self.quiet:
+            self.err.print(title, soft_wrap=True, markup=False, highlight=False)
         table = Table(box=box.SIMPLE_HEAD if terminal else None, show_edge=False,
                       title=title if terminal else None, title_justify="left",
                       header_style="bold" if terminal else "", pad_edge=False)
