@@ -10,9 +10,45 @@
     ├── ResourceExhausted      a queue or a limit is full
     ├── Unavailable            try again later (a model still loading)
     └── IntegrityError         an artifact does not match its manifest
+
+Messages quote what the caller sent through quoted() and clip(), never whole: a status
+message travels in a header, and one over a client's metadata limit (8 KiB by default)
+reaches it as RESOURCE_EXHAUSTED instead of the code the daemon chose.
 """
 
 from __future__ import annotations
+
+SHOWN_CHARS = 80
+"""How much of a caller's value an error message quotes."""
+
+
+def clip(text: str, limit: int = SHOWN_CHARS) -> str:
+    """`text` cut to `limit` characters, marked with '...' and the full length when cut.
+
+    Args:
+        text: a value the caller sent (a name, a path, an id).
+        limit: characters kept.
+
+    Returns:
+        The text unchanged when short enough.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
+def quoted(value: object, limit: int = SHOWN_CHARS) -> str:
+    """The repr of a caller's value for an error message, at most about `limit` characters.
+
+    Short values read exactly as `{value!r}` would. Strings are cut before quoting, so the
+    marker stays outside the quotes: 'jjjj'... (20000 characters).
+    """
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return repr(value)
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 class ModeldError(Exception):

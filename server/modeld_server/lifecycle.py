@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from modeld_server.errors import FailedPrecondition, InvalidArgument, ModeldError, NotFound
+from modeld_server.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    ModeldError,
+    NotFound,
+    quoted,
+)
 from modeld_server.registry import retention
 from modeld_server.registry.layout import validate_model_name
 from modeld_server.registry.meta import ALIASES, POLICY, check_alias
@@ -98,7 +104,7 @@ class LifecycleMixin:
         check_alias(alias)
         version = self.meta.aliases(validate_model_name(model)).get(alias)
         if version is None:
-            raise NotFound(f"alias {alias!r} of model {model!r} not found")
+            raise NotFound(f"alias {quoted(alias)} of model {model!r} not found")
         return version
 
     def aliases(self: ModelService, model: str) -> dict[str, int]:

@@ -8,7 +8,7 @@ import pytest
 from modeld.v1 import model_manager_pb2 as pb
 from modeld_server import errors
 from modeld_server.rpc.servicer import ModelManagerServicer
-from modeld_server.rpc.status import WRAPPED_ATTR, status_for
+from modeld_server.rpc.status import MAX_DETAILS_BYTES, WRAPPED_ATTR, fit_details, status_for
 
 
 def test_every_rpc_in_the_contract_is_implemented_and_wrapped() -> None:
@@ -60,3 +60,40 @@ def test_an_unexpected_exception_is_internal_with_a_generic_message() -> None:
         servicer.ListVersions(pb.ListVersionsRequest(model="m"), context)  # type: ignore[arg-type]
     assert context.aborted == (grpc.StatusCode.INTERNAL,
                                "internal error; the daemon log has the details")
+
+
+class _Jobs:
+    def get_job(self, job_id: str) -> object:
+        raise errors.NotFound(f"job {job_id} not found")  # quoting it whole, as a bug would
+
+
+def _wire_size(details: str) -> int:
+    """Bytes of grpc-message: printable ASCII as is, every other byte percent-encoded."""
+    return sum(1 if 0x20 <= b <= 0x7E and b != 0x25 else 3 for b in details.encode())
+
+
+class TestDetailsCap:
+    """Whatever a domain error quotes, a default client (8 KiB of metadata) gets its code."""
+
+    def test_a_domain_error_with_a_huge_message_keeps_its_code(self) -> None:
+        servicer = ModelManagerServicer(_Jobs())  # type: ignore[arg-type]
+        context = _Context()
+        with pytest.raises(RuntimeError):
+            servicer.GetJob(pb.GetJobRequest(job_id="j" * 20_000), context)  # type: ignore[arg-type]
+        assert context.aborted is not None
+        code, details = context.aborted
+        assert code == grpc.StatusCode.NOT_FOUND
+        assert details == "job " + "j" * (MAX_DETAILS_BYTES - 22) + " ... (message cut)"
+        assert _wire_size(details) == MAX_DETAILS_BYTES
+
+    def test_a_message_within_the_limit_is_untouched(self) -> None:
+        fits = "x" * MAX_DETAILS_BYTES
+        assert fit_details(fits) == fits
+        assert fit_details("é" * 100) == "é" * 100
+
+    def test_percent_encoded_bytes_count_three_times(self) -> None:
+        """Non-ASCII and '%' cost 3 wire bytes per UTF-8 byte; the cut never splits one."""
+        for char in ("é", "模", "🙂", "%", "\x00"):
+            details = fit_details(char * 5000)
+            assert details.endswith(" ... (message cut)")
+            assert MAX_DETAILS_BYTES - 12 < _wire_size(details) <= MAX_DETAILS_BYTES, char

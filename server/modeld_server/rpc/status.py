@@ -2,7 +2,8 @@
 
 The wrapper logs one canonical line per RPC (method, code, duration) with the
 request's model/job ids bound, and turns anything unexpected into INTERNAL with
-a generic message and the traceback in the log: never UNKNOWN.
+a generic message and the traceback in the log: never UNKNOWN. Every message is cut
+to MAX_DETAILS_BYTES on the wire, whatever a domain error quoted.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ ERROR_TO_STATUS: dict[type[errors.ModeldError], grpc.StatusCode] = {
 }
 
 WRAPPED_ATTR = "__modeld_rpc__"
+MAX_DETAILS_BYTES = 4096
+"""The most a status message may take in its header (grpc-message, percent-encoded): half
+a default client's 8 KiB metadata limit, past which the client sees RESOURCE_EXHAUSTED
+instead of our code. errors.quoted() keeps messages far below it; this is the backstop."""
+_CUT = " ... (message cut)"
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -43,6 +49,29 @@ def status_for(exc: errors.ModeldError) -> grpc.StatusCode:
         if code is not None:
             return code
     return grpc.StatusCode.INTERNAL
+
+
+def fit_details(message: str, limit: int = MAX_DETAILS_BYTES) -> str:
+    """`message` cut so that its percent-encoded UTF-8 takes at most `limit` bytes.
+
+    gRPC sends printable ASCII as is and every other byte (and '%') as '%XX'.
+    """
+    if len(message) * 12 <= limit:  # 4 UTF-8 bytes a character, 3 wire bytes each
+        return message
+    budget, used, cut = limit - len(_CUT), 0, 0
+    for i, char in enumerate(message):
+        if used <= budget:
+            cut = i
+        used += _wire_bytes(char)
+        if used > limit:
+            return message[:cut] + _CUT
+    return message
+
+
+def _wire_bytes(char: str) -> int:
+    if " " <= char <= "~" and char != "%":
+        return 1
+    return 3 * len(char.encode("utf-8", "surrogatepass"))
 
 
 def _ids(request: Any) -> dict[str, str]:
@@ -57,7 +86,7 @@ def _ids(request: Any) -> dict[str, str]:
 def _fail(context: grpc.ServicerContext, method: str, exc: BaseException) -> grpc.StatusCode:
     """Aborts the call with the right code; returns it for the log line."""
     if isinstance(exc, errors.ModeldError):
-        code, message = status_for(exc), exc.message
+        code, message = status_for(exc), fit_details(exc.message)
     else:
         log.exception("rpc_internal_error", method=method)
         code, message = grpc.StatusCode.INTERNAL, "internal error; the daemon log has the details"

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from modeld_server import artifacts
-from modeld_server.errors import InvalidArgument
+from modeld_server.errors import InvalidArgument, quoted
 from modeld_server.features import FeatureSchema
 from modeld_server.training import metrics as metric_fns
 from modeld_server.types import Task
@@ -66,14 +66,14 @@ class Policy:
         if not 0 <= self.tolerance <= 1e6 or self.tolerance != self.tolerance:
             raise InvalidArgument(f"policy.tolerance must be >= 0, got {self.tolerance}")
         if self.primary_metric and not self.primary_metric.replace("_", "").isalnum():
-            raise InvalidArgument(f"policy.primary_metric {self.primary_metric!r} is not a "
+            raise InvalidArgument(f"policy.primary_metric {quoted(self.primary_metric)} is not a "
                                   "metric name")
         for metric, op, value in self.thresholds:
             if op not in OPERATORS:
-                raise InvalidArgument(f"policy.thresholds: operator {op!r} for {metric!r} is "
-                                      f"not one of {', '.join(OPERATORS)}")
+                raise InvalidArgument(f"policy.thresholds: operator {quoted(op)} for "
+                                      f"{quoted(metric)} is not one of {', '.join(OPERATORS)}")
             if not metric or value != value:
-                raise InvalidArgument(f"policy.thresholds: {metric!r} {op} {value} is not a "
+                raise InvalidArgument(f"policy.thresholds: {quoted(metric)} {op} {value} is not a "
                                       "valid bound")
         return self
 

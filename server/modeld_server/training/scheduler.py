@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 from croniter import croniter
 
-from modeld_server.errors import InvalidArgument, ModeldError, NotFound
+from modeld_server.errors import InvalidArgument, ModeldError, NotFound, quoted
 from modeld_server.registry import fsio
 from modeld_server.registry.layout import validate_model_name
 from modeld_server.registry.meta import SCHEDULE, ModelMeta
@@ -99,7 +99,8 @@ class ScheduleSpec:
         if self.min_new_rows and not self.dataset_path:
             raise InvalidArgument("dataset_path is required for a data trigger (min_new_rows)")
         if self.train.get("model") not in (None, "", self.model):
-            raise InvalidArgument(f"train.model {self.train['model']!r} must be {self.model!r}")
+            raise InvalidArgument(f"train.model {quoted(self.train['model'])} must be "
+                                  f"{self.model!r}")
         return replace(self, min_interval_seconds=self.min_interval_seconds or DEFAULT_MIN_INTERVAL)
 
     def next_after(self, t: float) -> float | None:
@@ -355,11 +356,11 @@ def count_rows(path: Path) -> int:
 
 def _check_cron(expr: str) -> None:
     if not croniter.is_valid(expr):
-        raise InvalidArgument(f"cron {expr[:80]!r} is not a valid cron expression")
+        raise InvalidArgument(f"cron {quoted(expr)} is not a valid cron expression")
     try:
         croniter(expr, datetime.now(tz=UTC)).get_next(float)
     except Exception as exc:  # croniter has its own error types for dates that never come
-        raise InvalidArgument(f"cron {expr[:80]!r} never fires: {exc}") from None
+        raise InvalidArgument(f"cron {quoted(expr)} never fires: {exc}") from None
 
 
 def _data_due(spec: ScheduleSpec, baseline: Baseline | None, observed: Baseline | None) -> bool:

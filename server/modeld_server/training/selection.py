@@ -1,4 +1,5 @@
-"""Train-time checks of dataset selection and validation options (in the daemon, from the header)."""
+"""Train-time checks of dataset selection and validation options (in the daemon, from the
+header)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from modeld_server.errors import InvalidArgument
+from modeld_server.errors import InvalidArgument, clip, quoted
 from modeld_server.types import DatasetSpec
 
 _OPTIONS = {"drop_duplicates": bool, "fail_on_missing_target": bool, "min_rows": int,
@@ -26,13 +27,14 @@ def check_selection(dataset: DatasetSpec, columns: list[str]) -> None:
               for i, f in enumerate(dataset.filters)]
     for field, column in named:
         if column and column not in columns:
-            shown = ", ".join(columns[:60]) + (" ..." if len(columns) > 60 else "")
-            raise InvalidArgument(f"{field} {column!r} is not a column of {dataset.path!r} "
-                                  f"(columns: {shown})")
+            shown = ", ".join(clip(c, 40) for c in columns[:60])
+            shown += " ..." if len(columns) > 60 else ""
+            raise InvalidArgument(f"{field} {quoted(column)} is not a column of "
+                                  f"{quoted(dataset.path)} (columns: {shown})")
     labels = {dataset.target, dataset.eval_label} - {""}
     for column in dataset.features:
         if column in labels:
-            raise InvalidArgument(f"dataset.features names the label column {column!r}")
+            raise InvalidArgument(f"dataset.features names the label column {quoted(column)}")
     for i, flt in enumerate(dataset.filters):
         _check_filter(i, flt)
 
@@ -59,7 +61,7 @@ def _check_filter(i: int, flt: dict[str, Any]) -> None:
                 try:
                     parsed.append(datetime.fromisoformat(text))
                 except ValueError:
-                    raise InvalidArgument(f"{where}.dates.{side} {text!r} is not an ISO-8601 "
+                    raise InvalidArgument(f"{where}.dates.{side} {quoted(text)} is not an ISO-8601 "
                                           "date") from None
         if len(parsed) == 2 and parsed[0] > parsed[1]:
             raise InvalidArgument(f"{where}.dates start is after end")
@@ -67,7 +69,7 @@ def _check_filter(i: int, flt: dict[str, Any]) -> None:
 
 def check_validation_options(options: dict[str, Any]) -> dict[str, Any]:
     """Only the set options, checked; returns them for the job spec."""
-    for name, value in options.items():
+    for name in options:
         if name not in _OPTIONS:
             raise InvalidArgument(f"validation.{name} is not an option")
     if options.get("min_rows", 20) < 1:
