@@ -9,16 +9,20 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modeld_server.errors import InvalidArgument, NotFound, PermissionDenied
+from modeld_server.errors import InvalidArgument, NotFound, PermissionDenied, quoted
 
 if TYPE_CHECKING:
     import pandas as pd
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_READ_ERRORS = (UnicodeDecodeError, EOFError, OSError, csv.Error, zlib.error)
+"""What reading a (gzipped) CSV file raises for a bad file: binary bytes, a truncated or
+corrupt gzip stream (EOFError, BadGzipFile, zlib.error), a broken quote."""
 
 
 def resolve_dataset(data_root: Path, relative: str) -> Path:
@@ -32,25 +36,37 @@ def resolve_dataset(data_root: Path, relative: str) -> Path:
         The absolute, symlink-free path of an existing file.
 
     Raises:
-        InvalidArgument: empty path or unsupported file type.
-        PermissionDenied: absolute path, '..' or a symlink leading outside the root.
+        InvalidArgument: empty path, unsupported file type, or a path the OS cannot look
+            up (a name too long, a symlink loop).
+        PermissionDenied: absolute path, '..' or a symlink leading outside the root, or a
+            file the daemon may not read.
         NotFound: no such file.
     """
     if not relative:
         raise InvalidArgument("dataset.path is required")
     if "\x00" in relative:
         raise InvalidArgument("dataset.path contains a NUL character")
+    shown = quoted(relative)
     if Path(relative).is_absolute():
-        raise PermissionDenied(f"dataset.path {relative!r} is absolute; give a path under the data root")
+        raise PermissionDenied(f"dataset.path {shown} is absolute; give a path under the data root")
     root = data_root.resolve()
-    full = (root / relative).resolve()
-    if not full.is_relative_to(root):
-        raise PermissionDenied(f"dataset.path {relative!r} leads outside the data root")
-    if not full.is_file():
-        raise NotFound(f"dataset.path {relative!r} not found under the data root")
+    try:
+        full = (root / relative).resolve()
+        if not full.is_relative_to(root):
+            raise PermissionDenied(f"dataset.path {shown} leads outside the data root")
+        found = full.is_file()
+    except RuntimeError:  # Python 3.11's Path.resolve() on ELOOP
+        raise InvalidArgument(f"dataset.path {shown} is a symlink loop") from None
+    except PermissionError:
+        raise PermissionDenied(f"dataset.path {shown} is not readable by the daemon") from None
+    except OSError as exc:  # ENAMETOOLONG and kin: the OS cannot even look it up
+        raise InvalidArgument(f"dataset.path {shown} cannot be looked up: "
+                              f"{exc.strerror or exc}") from None
+    if not found:
+        raise NotFound(f"dataset.path {shown} not found under the data root")
     if not full.name.lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES):
         raise InvalidArgument(
-            f"dataset.path {relative!r} is not a supported file: use .csv, .csv.gz, .parquet or .pq"
+            f"dataset.path {shown} is not a supported file: use .csv, .csv.gz, .parquet or .pq"
         )
     return full
 
@@ -71,18 +87,20 @@ def read_columns(path: Path, shown: str) -> list[str]:
         try:
             return list(pq.read_schema(path).names)
         except Exception as exc:  # pyarrow raises several unrelated types for bad files
-            raise InvalidArgument(f"dataset.path {shown!r} is not a readable Parquet file: {exc}") from None
+            raise InvalidArgument(f"dataset.path {quoted(shown)} is not a readable Parquet "
+                                  f"file: {exc}") from None
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rb") as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
             header = next(csv.reader(text), None)
-    except (UnicodeDecodeError, OSError, csv.Error) as exc:
-        raise InvalidArgument(f"dataset.path {shown!r} is not a readable CSV file: {exc}") from None
+    except CSV_READ_ERRORS as exc:
+        raise InvalidArgument(f"dataset.path {quoted(shown)} is not a readable CSV file: "
+                              f"{exc}") from None
     if not header or not any(name.strip() for name in header):
-        raise InvalidArgument(f"dataset.path {shown!r} is empty: it has no header row")
+        raise InvalidArgument(f"dataset.path {quoted(shown)} is empty: it has no header row")
     if "\x00" in "".join(header):
-        raise InvalidArgument(f"dataset.path {shown!r} is not a text CSV file")
+        raise InvalidArgument(f"dataset.path {quoted(shown)} is not a text CSV file")
     return header
 
 
@@ -100,7 +118,8 @@ def load_frame(path: Path, shown: str) -> pd.DataFrame:
         return pd.read_csv(path)
     except Exception as exc:  # pandas and pyarrow raise many types for malformed files
         kind = "Parquet" if _is_parquet(path) else "CSV"
-        raise InvalidArgument(f"dataset.path {shown!r} is not a readable {kind} file: {exc}") from None
+        raise InvalidArgument(f"dataset.path {quoted(shown)} is not a readable {kind} "
+                              f"file: {exc}") from None
 
 
 def infer_task(path: Path, target: str, shown: str) -> str:
@@ -118,7 +137,8 @@ def infer_task(path: Path, target: str, shown: str) -> str:
         else:
             column = pd.read_csv(path, usecols=[target])[target]
     except Exception as exc:  # pandas and pyarrow raise many types for malformed files
-        raise InvalidArgument(f"dataset.path {shown!r}: cannot read column {target!r}: {exc}") from None
+        raise InvalidArgument(f"dataset.path {quoted(shown)}: cannot read column "
+                              f"{quoted(target)}: {exc}") from None
     column = column.dropna()
     if is_bool_dtype(column) or not (is_integer_dtype(column) or is_float_dtype(column)):
         return "classification"

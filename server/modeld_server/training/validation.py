@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modeld_server.errors import FailedPrecondition, InvalidArgument
+from modeld_server.errors import FailedPrecondition, InvalidArgument, quoted
+from modeld_server.training.datasets import CSV_READ_ERRORS
 
 _FIRST = 10  # line numbers reported per problem
 _MOSTLY_NUMERIC = 0.95  # a text column this numeric is a numeric column with bad cells
@@ -84,15 +85,24 @@ def load_checked(path: Path, shown: str) -> tuple[pd.DataFrame, Report]:
     """Reads a dataset, dropping malformed records (wrong field count) and reporting them."""
     report = Report()
     if path.name.lower().endswith((".parquet", ".pq")):
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several unrelated types for bad files
+            raise InvalidArgument(f"dataset.path {quoted(shown)} is not a readable Parquet "
+                                  f"file: {exc}") from None
         report.rows_read = len(frame)
         report.malformed = {"count": 0, "first_lines": [], "action": "none"}
         return frame, report
-    bad, records = malformed_lines(path)
+    try:
+        bad, records = malformed_lines(path)
+    except CSV_READ_ERRORS as exc:  # a truncated .csv.gz ends in EOFError
+        raise InvalidArgument(f"dataset.path {quoted(shown)} is not a readable CSV file: "
+                              f"{exc}") from None
     try:
         frame = pd.read_csv(path, skiprows=[n - 1 for n in bad])
     except Exception as exc:  # pandas raises many types for broken files
-        raise InvalidArgument(f"dataset.path {shown!r} is not a readable CSV file: {exc}") from None
+        raise InvalidArgument(f"dataset.path {quoted(shown)} is not a readable CSV file: "
+                              f"{exc}") from None
     report.rows_read = records
     skipped = set(bad)
     report.lines = np.array([n for n in range(2, records + 2 + len(bad)) if n not in skipped])
@@ -171,7 +181,7 @@ def check_rows(frame: pd.DataFrame, target: str, task: str, options: ValidationO
         missing = frame[target].isna()
         count = int(missing.sum())
         if count and options.fail_on_missing_target:
-            raise FailedPrecondition(f"{count} rows have no target {target!r}")
+            raise FailedPrecondition(f"{count} rows have no target {quoted(target)}")
         report.missing_target = {"count": count, "action": "dropped" if count else "none"}
         frame = frame.loc[~missing].reset_index(drop=True)
     duplicated = frame.duplicated()
@@ -204,8 +214,9 @@ def _profile(frame: pd.DataFrame, target: str, task: str, report: Report) -> Non
         balance = frame[target].astype(str).value_counts()
         report.target = {"classes": {str(k): int(v) for k, v in balance.items()}}
         if len(balance) < 2:
-            raise FailedPrecondition(f"dataset.target {target!r} has a single class "
-                                     f"{balance.index[0]!r}: classification needs at least two")
+            raise FailedPrecondition(f"dataset.target {quoted(target)} has a single "
+                                     f"class {quoted(balance.index[0])}: classification "
+                                     "needs at least two")
     else:
         values = pd.to_numeric(frame[target], errors="coerce")
         report.target = {"mean": float(values.mean()), "std": float(values.std(ddof=0)),

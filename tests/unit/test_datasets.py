@@ -1,0 +1,94 @@
+"""Dataset paths resolve under the data root or are refused precisely, whatever the OS says."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from modeld_server.errors import InvalidArgument, ModeldError, NotFound, PermissionDenied
+from modeld_server.training.datasets import read_columns, resolve_dataset
+
+IRIS = "a,b,species\n1,2,x\n3,4,y\n"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "iris.csv").write_text(IRIS)
+    return data
+
+
+def refusal(root: Path, path: str) -> tuple[type[ModeldError], str]:
+    with pytest.raises(ModeldError) as err:
+        resolve_dataset(root, path)
+    return type(err.value), err.value.message
+
+
+class TestResolve:
+    def test_a_file_under_the_root_resolves(self, root: Path) -> None:
+        assert resolve_dataset(root, "./iris.csv") == (root / "iris.csv").resolve()
+
+    def test_a_component_over_255_bytes_is_invalid_argument(self, root: Path) -> None:
+        """ENAMETOOLONG from the lookup, once INTERNAL; the path is quoted cut short."""
+        assert refusal(root, "a" * 300 + ".csv") == (
+            InvalidArgument,
+            f"dataset.path {'a' * 80!r}... (304 characters) cannot be looked up: "
+            "File name too long")
+
+    def test_a_path_over_path_max_is_invalid_argument(self, root: Path) -> None:
+        kind, message = refusal(root, "a/" * 3000 + "x.csv")
+        assert kind is InvalidArgument
+        assert message.endswith("... (6005 characters) cannot be looked up: File name too long")
+
+    def test_a_symlink_loop_is_invalid_argument(self, root: Path) -> None:
+        """Path.resolve() raises RuntimeError on Python 3.11: once INTERNAL."""
+        (root / "loop.csv").symlink_to("loop.csv")
+        assert refusal(root, "loop.csv") == (InvalidArgument,
+                                             "dataset.path 'loop.csv' is a symlink loop")
+
+    def test_a_two_link_loop_is_invalid_argument(self, root: Path) -> None:
+        (root / "a.csv").symlink_to("b.csv")
+        (root / "b.csv").symlink_to("a.csv")
+        assert refusal(root, "a.csv") == (InvalidArgument, "dataset.path 'a.csv' is a symlink loop")
+
+    def test_a_file_the_daemon_may_not_look_at_is_permission_denied(
+            self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """EACCES on the lookup (a folder without search permission; root never sees it)."""
+        def denied(self: Path) -> bool:
+            raise PermissionError(13, "Permission denied", str(self))
+
+        monkeypatch.setattr(Path, "is_file", denied)
+        assert refusal(root, "iris.csv") == (
+            PermissionDenied, "dataset.path 'iris.csv' is not readable by the daemon")
+
+    def test_a_missing_file_is_not_found(self, root: Path) -> None:
+        assert refusal(root, "nope.csv") == (
+            NotFound, "dataset.path 'nope.csv' not found under the data root")
+
+    def test_a_long_path_outside_the_root_is_quoted_short(self, root: Path) -> None:
+        kind, message = refusal(root, "../" + "x" * 200)
+        assert (kind, message) == (PermissionDenied, f"dataset.path {'../' + 'x' * 77!r}... "
+                                   "(203 characters) leads outside the data root")
+
+
+class TestReadColumns:
+    def test_a_truncated_gzip_is_not_a_readable_csv(self, tmp_path: Path) -> None:
+        """EOFError from gzip: once INTERNAL when the header itself is cut."""
+        whole = gzip.compress(IRIS.encode())
+        (tmp_path / "cut.csv.gz").write_bytes(whole[:12])
+        with pytest.raises(InvalidArgument) as err:
+            read_columns(tmp_path / "cut.csv.gz", "cut.csv.gz")
+        assert err.value.message == (
+            "dataset.path 'cut.csv.gz' is not a readable CSV file: Compressed file ended "
+            "before the end-of-stream marker was reached")
+
+    def test_a_corrupt_gzip_stream_is_not_a_readable_csv(self, tmp_path: Path) -> None:
+        whole = bytearray(gzip.compress(IRIS.encode() * 50))
+        whole[20:40] = b"\xff" * 20  # zlib.error: invalid block type, or similar
+        (tmp_path / "bad.csv.gz").write_bytes(bytes(whole))
+        with pytest.raises(InvalidArgument,
+                           match=r"^dataset\.path 'bad\.csv\.gz' is not a readable CSV file: "):
+            read_columns(tmp_path / "bad.csv.gz", "bad.csv.gz")
