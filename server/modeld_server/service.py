@@ -15,7 +15,13 @@ from typing import Any
 import structlog
 
 from modeld_server.config import Settings
-from modeld_server.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from modeld_server.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    quoted,
+)
 from modeld_server.lifecycle import LifecycleMixin
 from modeld_server.metrics import PREDICT_ROWS
 from modeld_server.registry.index import RegistryIndex
@@ -28,6 +34,7 @@ from modeld_server.training.datasets import infer_task, read_columns, resolve_da
 from modeld_server.training.estimators import check_params, get_algorithm
 from modeld_server.training.jobrecord import JobRecord
 from modeld_server.training.jobs import JobLimits, JobManager
+from modeld_server.training.params import bounded_for_check
 from modeld_server.training.scheduler import Scheduler, ScheduleSpec, ScheduleState
 from modeld_server.training.selection import check_selection, check_validation_options
 from modeld_server.types import DatasetSpec, Task, TrainSpec
@@ -136,8 +143,9 @@ class ModelService(LifecycleMixin):
         path = resolve_dataset(self.settings.data_root, spec_dataset.path)
         size = path.stat().st_size
         if size > self.settings.max_dataset_bytes:
-            raise ResourceExhausted(f"dataset.path {spec_dataset.path!r} has {size} bytes, more "
-                                    f"than max_dataset_bytes={self.settings.max_dataset_bytes}")
+            raise ResourceExhausted(f"dataset.path {quoted(spec_dataset.path)} has {size} "
+                                    f"bytes, more than max_dataset_bytes="
+                                    f"{self.settings.max_dataset_bytes}")
         check_selection(spec_dataset, read_columns(path, spec_dataset.path))
         if not request.algorithm:
             raise InvalidArgument("algorithm is required")
@@ -154,7 +162,7 @@ class ModelService(LifecycleMixin):
             raise InvalidArgument("request_id is longer than 128 characters")
         algorithm = get_algorithm(request.algorithm, task)
         params = dict(request.params)
-        check_params(algorithm, task, params, seed)
+        check_params(algorithm, task, bounded_for_check(algorithm.name, params), seed)
         if request.calibration != "none" and task is not Task.CLASSIFICATION:
             raise InvalidArgument(f"calibration {request.calibration} needs a classifier; this "
                                   f"is {task.value}")
@@ -168,7 +176,8 @@ class ModelService(LifecycleMixin):
         if request.algorithm in by_algorithm:
             return by_algorithm[request.algorithm]
         if not request.dataset.target:
-            raise InvalidArgument(f"dataset.target is required for algorithm {request.algorithm!r}")
+            raise InvalidArgument(f"dataset.target is required for algorithm "
+                                  f"{quoted(request.algorithm)}")
         return Task(infer_task(path, request.dataset.target, request.dataset.path))
 
     def get_job(self, job_id: str) -> JobRecord:
@@ -318,8 +327,8 @@ class ModelService(LifecycleMixin):
         """Validates the schedule's training request as Train would, then stores the schedule."""
         validate_model_name(model)
         if request.model != model:
-            raise InvalidArgument(f"schedule.train.model {request.model!r} differs from "
-                                  f"schedule.model {model!r}")
+            raise InvalidArgument(f"schedule.train.model {quoted(request.model)} differs "
+                                  f"from schedule.model {model!r}")
         spec = self.validate_train(request)
         if spec.request_id:
             raise InvalidArgument("schedule.train.request_id must be empty: every run is new")
@@ -375,4 +384,4 @@ def _decode_token(token: str) -> int:
             return int(number)
     except (ValueError, UnicodeError):
         pass
-    raise InvalidArgument(f"page_token {token[:40]!r} is not a token this server issued")
+    raise InvalidArgument(f"page_token {quoted(token, 40)} is not a token this server issued")
