@@ -2,7 +2,8 @@
 
 The matrix a model sees has its numeric columns first, then its categorical
 columns, by position. All-numeric models get a float64 array (the fast path);
-models with categorical columns get an object array.
+models with categorical columns get an object array. Numbers must be finite: NaN
+(or null) is a missing value, infinity is refused, naming the row and column.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modeld_server.errors import InvalidArgument
+from modeld_server.errors import InvalidArgument, quoted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,8 +68,8 @@ class FeatureSchema:
         """The model's matrix from one mapping per row.
 
         Raises:
-            InvalidArgument: a row misses a feature, has an unknown column, or a value
-                of the wrong kind, naming the row index and the column.
+            InvalidArgument: a row misses a feature, has an unknown column, a value of
+                the wrong kind or an infinite one, naming the row index and the column.
         """
         columns = self.columns
         n_numeric = len(self.numeric)
@@ -84,6 +85,8 @@ class FeatureSchema:
                     raise InvalidArgument(f"rows[{i}] has no column {name!r}") from None
                 out[i, j] = (_number(value, i, name) if j < n_numeric
                              else _category(value, i, name))
+        numbers = out if not self.categorical else out[:, :n_numeric].astype(np.float64)
+        self._check_finite(numbers, "rows[{row}].{column}")
         return out
 
     def _check_keys(self, i: int, row: Mapping[str, Any]) -> None:
@@ -91,25 +94,30 @@ class FeatureSchema:
         for key in row:
             if key not in known and key != self.target:
                 raise InvalidArgument(
-                    f"rows[{i}] has column {key!r}, which is not a feature of this model"
+                    f"rows[{i}] has column {quoted(key)}, which is not a feature of this model"
                 )
 
     def matrix_from_dense(self, columns: Sequence[str], values: Sequence[float]) -> np.ndarray:
         """The model's matrix from column names and row-major doubles.
 
+        The target column may be among the columns, as in records: it is ignored.
+
         Raises:
-            InvalidArgument: categorical model, columns not exactly the features, bad length.
+            InvalidArgument: categorical model, columns not exactly the features (and
+                maybe the target), bad length, an infinite value (naming row and column).
         """
         if self.categorical:
             raise InvalidArgument(
                 "dense rows carry numbers only, but this model has categorical columns "
                 f"({', '.join(self.categorical)}): send records instead"
             )
-        if sorted(columns) != sorted(self.numeric) or len(set(columns)) != len(columns):
-            missing = sorted(set(self.numeric) - set(columns))
-            extra = sorted(set(columns) - set(self.numeric))
+        features = [c for c in columns if c != self.target] if self.target else list(columns)
+        if sorted(features) != sorted(self.numeric) or len(set(columns)) != len(columns):
+            missing = sorted(set(self.numeric) - set(features))
+            extra = [quoted(c) for c in sorted(set(features) - set(self.numeric))]
             raise InvalidArgument(
-                f"dense.columns must name each feature once; missing {missing}, unknown {extra}"
+                f"dense.columns must name each feature once; missing {missing}, unknown "
+                f"[{', '.join(extra[:10])}{', ...' if len(extra) > 10 else ''}]"
             )
         width = len(columns)
         flat = np.asarray(values, dtype=np.float64)
@@ -118,10 +126,23 @@ class FeatureSchema:
                 f"dense.values has {flat.size} values, not a multiple of {width} columns"
             )
         matrix = flat.reshape(-1, width)
-        if tuple(columns) == self.numeric:
-            return matrix
-        order = [list(columns).index(name) for name in self.numeric]
-        return matrix[:, order]
+        if tuple(columns) != self.numeric:
+            matrix = matrix[:, [list(columns).index(name) for name in self.numeric]]
+        self._check_finite(matrix, "dense row {row} column {column!r}")
+        return matrix
+
+    def _check_finite(self, numbers: np.ndarray, where: str) -> None:
+        """Refuses infinities in the numeric block (NaN is a missing value, and passes).
+
+        One vectorised pass; the first offender is located only when there is one.
+        """
+        infinite = np.isinf(numbers)
+        if not infinite.any():
+            return
+        row, j = (int(k) for k in np.argwhere(infinite)[0])
+        place = where.format(row=row, column=self.numeric[j])
+        raise InvalidArgument(f"{place} is {numbers[row, j]}: numbers must be finite "
+                              "(send NaN or null for a missing value)")
 
 
 def _number(value: Any, row: int, column: str) -> float:
@@ -129,10 +150,16 @@ def _number(value: Any, row: int, column: str) -> float:
         return math.nan
     if isinstance(value, bool):
         return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond the float range: infinite to the model
+            return math.inf if value > 0 else -math.inf
     raise InvalidArgument(
-        f"rows[{row}].{column} must be a number or null, got {type(value).__name__} {value!r}"
+        f"rows[{row}].{column} must be a number or null, got {type(value).__name__} "
+        f"{quoted(value)}"
     )
 
 

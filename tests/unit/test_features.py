@@ -79,3 +79,61 @@ class TestDense:
     def test_categorical_models_refuse_dense_rows(self) -> None:
         with pytest.raises(InvalidArgument, match="has categorical columns"):
             SCHEMA.matrix_from_dense(["a", "char_freq_["], [1, 2])
+
+    def test_the_target_column_is_ignored_as_in_records(self) -> None:
+        """Rows copied from the training file, label included, predict as they are."""
+        schema = FeatureSchema(numeric=("a", "b"), categorical=(), target="y")
+        matrix = schema.matrix_from_dense(["y", "b", "a"], [9, 2, 1, 8, 4, 3])
+        assert matrix.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+    def test_the_target_still_counts_once(self) -> None:
+        schema = FeatureSchema(numeric=("a",), categorical=(), target="y")
+        with pytest.raises(InvalidArgument, match="must name each feature once"):
+            schema.matrix_from_dense(["a", "y", "y"], [1, 2, 3])
+
+    def test_long_unknown_columns_are_cut(self) -> None:
+        with pytest.raises(InvalidArgument) as err:
+            self.numeric.matrix_from_dense(["a", "b", "c", "z" * 5000], [1, 2, 3, 4])
+        assert err.value.message == ("dense.columns must name each feature once; missing [], "
+                                     f"unknown [{'z' * 80!r}... (5000 characters)]")
+
+
+class TestFinite:
+    """Infinity is refused, naming where; NaN and null stay missing values."""
+
+    numeric = FeatureSchema(numeric=("a", "b"), categorical=())
+
+    @pytest.mark.parametrize(("value", "shown"), [(math.inf, "inf"), (-math.inf, "-inf")])
+    def test_dense_infinity_names_row_and_column(self, value: float, shown: str) -> None:
+        with pytest.raises(InvalidArgument) as err:
+            self.numeric.matrix_from_dense(["b", "a"], [1, 2, 3, value])
+        assert err.value.message == (f"dense row 1 column 'a' is {shown}: numbers must be "
+                                     "finite (send NaN or null for a missing value)")
+
+    def test_records_infinity_names_row_and_column(self) -> None:
+        rows = [{"a": 1, "b": 2}, {"a": 1, "b": -math.inf}]
+        with pytest.raises(InvalidArgument) as err:
+            self.numeric.matrix_from_records(rows)
+        assert err.value.message == ("rows[1].b is -inf: numbers must be finite "
+                                     "(send NaN or null for a missing value)")
+
+    def test_categorical_models_check_their_numbers_too(self) -> None:
+        row = {"a": math.inf, "char_freq_[": 0, "color": "red"}
+        with pytest.raises(InvalidArgument, match=r"^rows\[0\]\.a is inf: numbers must be finite"):
+            SCHEMA.matrix_from_records([row])
+
+    def test_an_int_beyond_the_float_range_is_infinite(self) -> None:
+        with pytest.raises(InvalidArgument, match=r"^rows\[0\]\.a is inf"):
+            self.numeric.matrix_from_records([{"a": 10**400, "b": 0}])
+
+    def test_nan_null_and_the_largest_doubles_pass(self) -> None:
+        matrix = self.numeric.matrix_from_records([{"a": None, "b": math.nan},
+                                                   {"a": 1.7e308, "b": -1.7e308}])
+        assert np.isnan(matrix[0]).all() and matrix[1].tolist() == [1.7e308, -1.7e308]
+        assert np.isnan(self.numeric.matrix_from_dense(["a", "b"], [math.nan] * 2)).all()
+
+    def test_a_long_string_value_is_quoted_short(self) -> None:
+        with pytest.raises(InvalidArgument) as err:
+            self.numeric.matrix_from_records([{"a": "x" * 100_000, "b": 0}])
+        assert err.value.message == ("rows[0].a must be a number or null, got str "
+                                     f"{'x' * 80!r}... (100000 characters)")

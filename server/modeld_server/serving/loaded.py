@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from modeld_server import artifacts
+from modeld_server.errors import InvalidArgument
 from modeld_server.features import FeatureSchema
 from modeld_server.training.estimators import ALGORITHMS
 from modeld_server.types import Task
@@ -64,7 +65,23 @@ class LoadedModel:
         return loaded
 
     def predict(self, matrix: np.ndarray) -> Prediction:
-        """Predicts rows already in the model's column order (see FeatureSchema)."""
+        """Predicts rows already in the model's column order (see FeatureSchema).
+
+        Raises:
+            InvalidArgument: finite values the model cannot take (scaled past the float
+                range, or past float32 for the tree ensembles), naming the first one.
+        """
+        try:
+            return self._predict(matrix)
+        except ValueError as exc:
+            # scikit-learn's input check: "Input X contains infinity or a value too large
+            # for dtype('float64')". The rows passed FeatureSchema, so the values are what
+            # the model cannot take; anything else is ours, and stays INTERNAL.
+            if "infinity" not in str(exc) and "too large" not in str(exc):
+                raise
+            raise InvalidArgument(_too_large(matrix, self.schema)) from None
+
+    def _predict(self, matrix: np.ndarray) -> Prediction:
         x = matrix if self._preprocess is None else self._preprocess.transform(matrix)
         if self.task is Task.CLASSIFICATION:
             proba = self._predict_proba(x)
@@ -89,6 +106,20 @@ class LoadedModel:
         if raw.ndim == 1:  # binary:logistic gives P(class 1)
             return np.column_stack((1.0 - raw, raw))
         return raw
+
+
+def _too_large(matrix: np.ndarray, schema: FeatureSchema) -> str:
+    """Names the first value above float32's range: the ones that overflow, once scaled or
+    cast by the estimator (this runs only on the error path)."""
+    numbers = np.asarray(matrix[:, : len(schema.numeric)], dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        huge = np.argwhere(np.abs(numbers) > np.finfo(np.float32).max)
+    reason = ("values this large overflow inside this model (scaled, or cast to float32); "
+              f"keep numbers within +-{np.finfo(np.float32).max:.3g}")
+    if not len(huge):
+        return f"the model cannot take these rows: {reason}"
+    row, j = (int(k) for k in huge[0])
+    return f"row {row} column {schema.numeric[j]!r} is {numbers[row, j]:g}: {reason}"
 
 
 def _serving_booster(estimator: Any) -> Any:
