@@ -1,4 +1,4 @@
-"""A training job's record, and its persistence as one JSON file per job."""
+"""A training job's record, its persistence as one JSON file per job, and its recovery."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from typing import Any
 
 import structlog
 
+from modeld_server.errors import ModeldError
 from modeld_server.registry.fsio import write_atomic
+from modeld_server.registry.store import RegistryStore
 from modeld_server.types import JobState, TrainSpec
 
 log = structlog.get_logger(__name__)
@@ -87,3 +89,59 @@ class JobFiles:
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("job_record_unreadable", file=name, error=str(exc))
         return records
+
+
+def recover_published(record: JobRecord, store: RegistryStore) -> bool:
+    """Marks an interrupted job SUCCEEDED when a version's manifest names it.
+
+    The daemon can die after publish renamed the version into place and before the
+    record said so: the version is complete (and maybe active), so the job did not fail.
+
+    Returns:
+        Whether such a version was found (the record is changed only then).
+    """
+    try:
+        found = _published_by(record, store)
+    except ModeldError:  # a record naming no valid model published nothing
+        return False
+    if found is None:
+        return False
+    version, manifest = found
+    activated = _activated(record, store, version)
+    message = f"published version {version} (recorded at restart)"
+    if manifest.get("state") == "rejected":
+        message += " as REJECTED by the quality gate"
+    elif record.spec.activate and not activated:
+        message += "; not activated: the daemon stopped before it could"
+    record.state, record.phase, record.progress = JobState.SUCCEEDED, "done", 1.0
+    record.version, record.activated, record.error = version, activated, ""
+    record.metrics, record.message = manifest.get("metrics") or {}, message
+    log.warning("job_recovered_as_published", job_id=record.id, model=record.model,
+                version=version, activated=activated)
+    return True
+
+
+def _published_by(record: JobRecord, store: RegistryStore) -> tuple[int, dict[str, Any]] | None:
+    """(version, manifest) of the version the job published, searched newest first."""
+    if record.started_at is None:
+        return None  # never ran: cannot have published
+    for version in reversed(store.version_numbers(record.model)):
+        try:
+            manifest = store.read_manifest(record.model, version)
+        except ModeldError:
+            continue  # a broken version is the index's problem, not this job's
+        if manifest.get("job_id") == record.id:
+            return version, manifest
+    return None
+
+
+def _activated(record: JobRecord, store: RegistryStore, version: int) -> bool:
+    """Whether publish moved ACTIVE to `version`: its event, or the pointer when the daemon
+    died between writing the pointer and logging the event."""
+    if any(e.get("event") == "activated" and e.get("version") == version
+           and e.get("job_id") == record.id for e in store.read_events(record.model)):
+        return True
+    try:
+        return store.read_active(record.model) == version
+    except ModeldError:
+        return False

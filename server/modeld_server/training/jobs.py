@@ -26,11 +26,17 @@ from modeld_server.errors import (
     InvalidArgument,
     NotFound,
     ResourceExhausted,
+    quoted,
 )
 from modeld_server.metrics import JOB_DURATION, JOBS_FINISHED
 from modeld_server.registry.store import RegistryStore, Staging
 from modeld_server.training import entry
-from modeld_server.training.jobrecord import JobFiles, JobRecord, new_job_id
+from modeld_server.training.jobrecord import (
+    JobFiles,
+    JobRecord,
+    new_job_id,
+    recover_published,
+)
 from modeld_server.types import JobState, TrainSpec
 
 log = structlog.get_logger(__name__)
@@ -80,14 +86,16 @@ class JobManager:
     # ---- lifecycle ------------------------------------------------------------------------
 
     def _recover(self) -> None:
-        """Loads past records; a job that was queued or running when we stopped is FAILED."""
+        """Loads past records; a job that was queued or running when we stopped is FAILED,
+        unless it had published its version (see recover_published)."""
         for record in self._files.load_all():
             if not record.state.final:
-                record.state, record.phase = JobState.FAILED, "done"
-                record.error = "interrupted by restart"
+                if not recover_published(record, self._store):
+                    record.state, record.phase = JobState.FAILED, "done"
+                    record.error = "interrupted by restart"
+                    log.warning("job_interrupted", job_id=record.id, model=record.model)
                 record.finished_at = record.finished_at or time.time()
                 self._files.save(record)
-                log.warning("job_interrupted", job_id=record.id, model=record.model)
             self._jobs[record.id] = record
             if record.spec.request_id:
                 self._by_request[record.spec.request_id] = record.id
@@ -137,7 +145,7 @@ class JobManager:
                 existing = self._jobs[self._by_request[spec.request_id]]
                 if existing.spec != spec:
                     raise AlreadyExists(
-                        f"request_id {spec.request_id!r} was used for job {existing.id} "
+                        f"request_id {quoted(spec.request_id)} was used for job {existing.id} "
                         "with a different request"
                     )
                 return existing.snapshot()
@@ -184,7 +192,7 @@ class JobManager:
         if after:
             ids = [r.id for r in records]
             if after not in ids:
-                raise InvalidArgument(f"page_token refers to unknown job {after!r}")
+                raise InvalidArgument(f"page_token refers to unknown job {quoted(after)}")
             records = records[ids.index(after) + 1 :]
         return [r.snapshot() for r in records[:page_size]]
 
@@ -230,7 +238,7 @@ class JobManager:
     def _require(self, job_id: str) -> JobRecord:
         record = self._jobs.get(job_id)
         if record is None:
-            raise NotFound(f"job {job_id!r} not found")
+            raise NotFound(f"job {quoted(job_id)} not found")
         return record
 
     # ---- running --------------------------------------------------------------------------
@@ -280,7 +288,8 @@ class JobManager:
             # Started under the lock so close() and cancel() only ever see started processes.
             process.start()
             self._running[record.id] = process
-            record.state, record.phase, record.started_at = JobState.RUNNING, "starting", time.time()
+            record.state, record.phase = JobState.RUNNING, "starting"
+            record.started_at = time.time()
             self._changed(record, persist=True)
         child.close()
         log.info("job_started", job_id=record.id, model=record.model, pid=process.pid)

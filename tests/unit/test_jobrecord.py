@@ -1,0 +1,120 @@
+"""Job records across a restart: what was cut short fails, what had published succeeded."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from modeld_server.registry.store import RegistryStore
+from modeld_server.training.jobrecord import JobFiles, JobRecord, recover_published
+from modeld_server.training.jobs import JobManager
+from modeld_server.types import DatasetSpec, JobState, Task, TrainSpec
+from tests.unit._registry_helpers import skip_disk_flush
+
+SPEC = TrainSpec("m", DatasetSpec("iris.csv", "species"), "logistic_regression",
+                 Task.CLASSIFICATION)
+METRICS = {"accuracy": {"mean": 0.9, "std": 0.01, "folds": [0.89, 0.91]}}
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RegistryStore:
+    skip_disk_flush(monkeypatch)
+    return RegistryStore(tmp_path / "registry")
+
+
+def running(job_id: str = "j1", spec: TrainSpec = SPEC) -> JobRecord:
+    """A record as the daemon left it when killed mid-job."""
+    return JobRecord(id=job_id, spec=spec, state=JobState.RUNNING, phase="publishing",
+                     progress=0.98, started_at=time.time())
+
+
+def publish(store: RegistryStore, job_id: str, *, activate: bool = True,
+            log_job: bool = True, **fields: object) -> int:
+    """Publishes a version the way the job runner does (its manifest names the job)."""
+    staging = store.begin_staging("m")
+    (staging.path / "model.bin").write_bytes(b"weights")
+    manifest = {"algorithm": "logistic_regression", "task": "classification",
+                "job_id": job_id, "metrics": METRICS, **fields}
+    return store.publish(staging, manifest, activate=activate,
+                         job_id=job_id if log_job else "")
+
+
+class TestRecoverPublished:
+    def test_a_job_whose_version_exists_succeeded(self, store: RegistryStore) -> None:
+        """Killed between the rename into versions/ and saving the record."""
+        publish(store, "other")
+        version = publish(store, "j1")
+        record = running()
+        assert recover_published(record, store)
+        assert (record.state, record.phase, record.progress) == (JobState.SUCCEEDED, "done", 1.0)
+        assert (record.version, record.activated, record.error) == (version, True, "")
+        assert record.metrics == METRICS
+        assert record.message == "published version 2 (recorded at restart)"
+
+    def test_a_job_without_a_version_is_left_alone(self, store: RegistryStore) -> None:
+        publish(store, "other")
+        record = running()
+        assert not recover_published(record, store)
+        assert (record.state, record.version) == (JobState.RUNNING, 0)
+
+    def test_a_queued_job_never_published(self, store: RegistryStore) -> None:
+        publish(store, "j1")
+        record = JobRecord(id="j1", spec=SPEC)  # started_at None: it never ran
+        assert not recover_published(record, store)
+
+    def test_a_version_published_but_not_activated_says_so(self, store: RegistryStore) -> None:
+        """Killed inside publish, after the rename and before the pointer moved."""
+        publish(store, "j1", activate=False)
+        record = running()
+        assert recover_published(record, store)
+        assert (record.state, record.version, record.activated) == (JobState.SUCCEEDED, 1, False)
+        assert record.message == ("published version 1 (recorded at restart); not activated: "
+                                  "the daemon stopped before it could")
+
+    def test_the_pointer_counts_when_the_event_was_not_logged(self, store: RegistryStore) -> None:
+        """Killed after ACTIVE moved and before the 'activated' event was appended."""
+        publish(store, "j1", log_job=False)
+        record = running()
+        assert recover_published(record, store)
+        assert record.activated
+
+    def test_a_rejected_version_is_reported_as_such(self, store: RegistryStore) -> None:
+        publish(store, "j1", state="rejected", gate={"reasons": ["accuracy fell"]})
+        record = running()
+        assert recover_published(record, store)
+        assert (record.state, record.activated) == (JobState.SUCCEEDED, False)
+        assert record.message == ("published version 1 (recorded at restart) as REJECTED by "
+                                  "the quality gate")
+
+    def test_a_broken_manifest_is_skipped(self, store: RegistryStore) -> None:
+        version = publish(store, "j1")
+        publish(store, "other")
+        store.paths("m").manifest(2).write_text("{")
+        record = running()
+        assert recover_published(record, store)
+        assert record.version == version
+
+    def test_a_model_never_created_published_nothing(self, store: RegistryStore) -> None:
+        assert not recover_published(running(), store)
+
+
+class TestJobManagerRestart:
+    def test_recovery_marks_each_interrupted_job_by_what_is_on_disk(
+            self, store: RegistryStore, tmp_path: Path) -> None:
+        files = JobFiles(tmp_path / "state")
+        files.save(running("j1"))
+        files.save(running("j2"))
+        publish(store, "j1")
+        jobs = JobManager(store, tmp_path / "data", tmp_path / "state")
+        try:
+            published, cut_short = jobs.get("j1"), jobs.get("j2")
+        finally:
+            jobs.close()
+        assert (published.state, published.version, published.activated) == (
+            JobState.SUCCEEDED, 1, True)
+        assert (cut_short.state, cut_short.error) == (JobState.FAILED, "interrupted by restart")
+        assert published.finished_at is not None and cut_short.finished_at is not None
+        on_disk = {r.id: r.state for r in files.load_all()}
+        assert on_disk == {"j1": JobState.SUCCEEDED, "j2": JobState.FAILED}
