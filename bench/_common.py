@@ -8,6 +8,7 @@ real, and the only honest way to time it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import statistics
@@ -142,6 +143,33 @@ def train_and_wait(stub: pb_grpc.ModelManagerStub, request: pb.TrainRequest,
     for event in stub.WatchJob(pb.WatchJobRequest(job_id=job.id), timeout=timeout):
         job = event.job
     return job
+
+
+class RpcLog:
+    """Reads the daemon's canonical per-RPC log lines (JSON) as they are appended.
+
+    Each line's duration_ms is the handler's own time, from the rpc wrapper's start to its
+    log call: no transport, no gRPC framework, no waiting for a thread.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+
+    def durations_ms(self) -> list[float]:
+        """duration_ms of every `rpc` line appended since the last call."""
+        with self.path.open("rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read()
+        end = data.rfind(b"\n") + 1  # a line still being written waits for the next call
+        self.offset += end
+        out = []
+        for line in data[:end].splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict) and record.get("event") == "rpc":
+                    out.append(float(record.get("duration_ms", "nan")))
+        return out
 
 
 def write_pointer(path: Path, version: int) -> float:

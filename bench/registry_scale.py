@@ -187,9 +187,10 @@ class Startup:
     serving: float  # process start -> port file
     first_predict: float  # process start -> first Predict answered
     rss: float  # MiB after --settle seconds
+    idle_cpu: float  # ms of CPU per second, measured after --settle
 
 
-def start_once(base: Path, settle: float) -> Startup:
+def start_once(base: Path, settle: float, idle: float) -> Startup:
     request = predict_request(SMALL).SerializeToString()
     with running_daemon(base, DAEMON_FLAGS, start_timeout=300) as daemon:
         predict = daemon.channel.unary_unary(PREDICT)
@@ -205,26 +206,57 @@ def start_once(base: Path, settle: float) -> Startup:
         first = time.perf_counter()
         time.sleep(settle)
         return Startup(daemon.serving_at - daemon.spawned_at, first - daemon.spawned_at,
-                       rss_mib(daemon.pid)[0])
+                       rss_mib(daemon.pid)[0], idle_cpu(daemon.pid, idle))
 
 
-def measure_startups(small: Path, full: Path, starts: int,
-                     settle: float) -> dict[str, list[Startup]]:
+def measure_startups(small: Path, full: Path, args: argparse.Namespace
+                     ) -> dict[str, list[Startup]]:
     out: dict[str, list[Startup]] = {"small": [], "full": []}
-    for _ in range(starts):
-        out["small"].append(start_once(small, settle))
-        out["full"].append(start_once(full, settle))
+    for _ in range(args.starts):
+        out["small"].append(start_once(small, args.settle, args.idle_seconds))
+        out["full"].append(start_once(full, args.settle, args.idle_seconds))
     return out
 
 
-def index_refresh_seconds(registry: Path) -> float:
-    """The daemon's own index build, timed in this process (the first thing start-up does)."""
+@dataclass
+class IndexCost:
+    """The daemon's own index, built in this process: what start-up and every GC pay for it."""
+
+    build: float  # seconds for RegistryIndex.refresh() from nothing
+    rescan: float  # seconds for a refresh that finds nothing new (the watcher's 2 s re-scan)
+    objects: int  # objects the garbage collector tracks, with the index alive
+    full_gc: float  # seconds for one full collection, with the index alive
+
+
+def index_cost(registry: Path) -> IndexCost:
+    import gc
+
     from modeld_server.registry.index import RegistryIndex
     from modeld_server.registry.store import RegistryStore
 
     started = time.perf_counter()
-    RegistryIndex(RegistryStore(registry)).refresh()
-    return time.perf_counter() - started
+    index = RegistryIndex(RegistryStore(registry))
+    index.refresh()
+    build = time.perf_counter() - started
+    started = time.perf_counter()
+    index.refresh()
+    rescan = time.perf_counter() - started
+    gcs = []
+    for _ in range(3):
+        started = time.perf_counter()
+        gc.collect()
+        gcs.append(time.perf_counter() - started)
+    out = IndexCost(build, rescan, len(gc.get_objects()), min(gcs))
+    del index
+    gc.collect()
+    return out
+
+
+def idle_cpu(pid: int, seconds: float) -> float:
+    """The daemon's CPU milliseconds per second while nobody calls it."""
+    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+    time.sleep(seconds)
+    return 1000 * (cpu_seconds(pid) - cpu0) / (time.perf_counter() - t0)
 
 
 # ---- (4) latency ---------------------------------------------------------------------------
@@ -261,8 +293,12 @@ def latency_kinds(versions: int, token: str, below: int, calls: int,
     return kinds
 
 
-def measure_latency(channel: grpc.Channel, kinds: list[Kind], block: int, pid: int) -> None:
-    """Each kind's calls in rotating blocks (fewer per block for kinds with fewer calls)."""
+def measure_latency(channel: grpc.Channel, kinds: list[Kind], block: int, pid: int,
+                    idle_ms_per_s: float) -> None:
+    """Each kind's calls in rotating blocks (fewer per block for kinds with fewer calls).
+
+    The daemon's CPU per call has its idle rate (the periodic re-scan) taken out.
+    """
     calls = {k.name: channel.unary_unary(k.method) for k in kinds}
     for kind in kinds:
         calls[kind.name](kind.payload, timeout=CALL_TIMEOUT)  # one untimed call each
@@ -270,12 +306,13 @@ def measure_latency(channel: grpc.Channel, kinds: list[Kind], block: int, pid: i
     for start in range(0, most, block):
         for kind in kinds:
             n = min(kind.calls, (start + block) * kind.calls // most) - start * kind.calls // most
-            cpu0 = cpu_seconds(pid)
+            cpu0, began = cpu_seconds(pid), time.perf_counter()
             for _ in range(n):
                 t0 = time.perf_counter()
                 calls[kind.name](kind.payload, timeout=CALL_TIMEOUT)
                 kind.seconds.append(time.perf_counter() - t0)
-            kind.daemon_cpu += cpu_seconds(pid) - cpu0
+            idle = idle_ms_per_s / 1000 * (time.perf_counter() - began)
+            kind.daemon_cpu += cpu_seconds(pid) - cpu0 - idle
 
 
 # ---- (5) GetStatus while training -------------------------------------------------------------
@@ -361,31 +398,45 @@ def measure_under_training(daemon: DaemonProcess, seconds: float,
 
 # ---- report ----------------------------------------------------------------------------------
 
-def report_startups(startups: dict[str, list[Startup]], versions: int,
-                    refresh: dict[str, float]) -> None:
+def report_startups(startups: dict[str, list[Startup]], versions: int) -> None:
     small, full = startups["small"], startups["full"]
     s_first, f_first = median([s.first_predict for s in small]), median([s.first_predict
                                                                          for s in full])
     print()
     print(f"start-up, medians of {len(full)} starts each, alternating:")
-    print(f"  {'registry':<46} {'-> port file':>12} {'-> 1st Predict':>15} {'RSS MiB':>8}")
+    print(f"  {'registry':<46} {'-> port file':>12} {'-> 1st Predict':>15} {'RSS MiB':>8} "
+          f"{'idle CPU ms/s':>14}")
     for label, runs in ((f"{SMALL} only (1 version)", small),
                         (f"{SMALL} + {MIDDLE} + {LARGE} ({versions + MIDDLE_COUNT + 1:,} "
                          f"versions)", full)):
         print(f"  {label:<46} {median([s.serving for s in runs]):>10.3f} s "
               f"{median([s.first_predict for s in runs]):>13.3f} s "
-              f"{median([s.rss for s in runs]):>8.0f}")
-    print(f"  ratio full / one version: {f_first / s_first:.2f}; the index build alone, in this "
-          f"process: {refresh['full']:.3f} s vs {refresh['small']:.4f} s")
+              f"{median([s.rss for s in runs]):>8.0f} {median([s.idle_cpu for s in runs]):>14.1f}")
+    print(f"  ratio full / one version: start-up {f_first / s_first:.2f} (idle CPU is read in "
+          "10 ms ticks, so a small figure is rough)")
 
 
-def report_latency(kinds: list[Kind], block: int) -> None:
+def report_index(cost: dict[str, IndexCost]) -> None:
+    small, full = cost["small"], cost["full"]
+    print()
+    print("the daemon's registry index, built in this process (RegistryIndex.refresh):")
+    print(f"  {'registry':<22} {'build s':>8} {'re-scan ms':>11} {'GC objects':>11} "
+          f"{'full GC ms':>11}")
+    for label, c in (("one version", small), ("full", full)):
+        print(f"  {label:<22} {c.build:>8.3f} {1000 * c.rescan:>11.1f} {c.objects:>11,} "
+              f"{1000 * c.full_gc:>11.1f}")
+    print(f"  ratio full / one version: build {full.build / small.build:.0f}, full GC pass "
+          f"{full.full_gc / small.full_gc:.1f} (a full collection stops every thread)")
+
+
+def report_latency(kinds: list[Kind], block: int, idle_ms_per_s: float) -> None:
     by_name = {k.name: k for k in kinds}
     floor = by_name["gRPC round trip: health Check"]
     print()
     print(f"latency, one call at a time, kinds interleaved in blocks (up to {block} calls):")
     print(f"  {'kind':<44} {'calls':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
           f"{'x health p50':>13} {'x baseline p50':>15} {'daemon CPU ms/call':>19}")
+    print(f"  (daemon CPU per call: with its idle rate, {idle_ms_per_s:.1f} ms/s, taken out)")
     for k in kinds:
         baseline = ""
         if LARGE in k.name and "below" not in k.name:
@@ -438,6 +489,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="daemon starts per registry, 0 skips them (default 3)")
     parser.add_argument("--settle", type=float, default=3.0,
                         help="seconds for a daemon's background warm-up (default 3)")
+    parser.add_argument("--idle-seconds", type=float, default=4.0,
+                        help="seconds the daemon's idle CPU is measured over (default 4)")
     parser.add_argument("--train-seconds", type=float, default=20.0,
                         help="seconds of GetStatus with no job, then with two (default 20; "
                         "0 skips)")
@@ -463,22 +516,23 @@ def main(argv: list[str] | None = None) -> int:
         small, full, build_s = build_registries(base, args.versions)
         print(f"built {args.versions + MIDDLE_COUNT:,} version folders in {build_s:.1f} s "
               "(artifacts hard-linked, manifests rewritten)", flush=True)
-        refresh = {"small": index_refresh_seconds(small / "registry"),
-                   "full": index_refresh_seconds(full / "registry")}
-        startups = measure_startups(small, full, args.starts, args.settle) if args.starts else {}
+        cost = {"small": index_cost(small / "registry"), "full": index_cost(full / "registry")}
+        startups = measure_startups(small, full, args) if args.starts else {}
         with running_daemon(full, DAEMON_FLAGS, start_timeout=300) as daemon:
             time.sleep(args.settle)
             seen = check_copies(daemon, args.versions)
             print(seen, flush=True)
             token, below = middle_token(daemon.stub, args.versions)
             kinds = latency_kinds(args.versions, token, below, args.calls, args.large_calls)
-            measure_latency(daemon.channel, kinds, args.block, daemon.pid)
+            idle = idle_cpu(daemon.pid, args.idle_seconds)
+            measure_latency(daemon.channel, kinds, args.block, daemon.pid, idle)
             trained = (measure_under_training(daemon, args.train_seconds, args.status_interval)
                        if args.train_seconds else None)
         print(f"after: {load_note()}")
         if startups:
-            report_startups(startups, args.versions, refresh)
-        report_latency(kinds, args.block)
+            report_startups(startups, args.versions)
+        report_index(cost)
+        report_latency(kinds, args.block, idle)
         if trained:
             report_training(*trained, args.status_interval)
     finally:

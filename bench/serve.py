@@ -61,6 +61,7 @@ from _common import (
     CHANNEL_OPTIONS,
     SPAMBASE,
     DaemonProcess,
+    RpcLog,
     cpu_seconds,
     descendants,
     git_commit,
@@ -190,6 +191,7 @@ class Timing:
     daemon: bool
     seconds: list[float] = field(default_factory=list)
     daemon_cpu: float = 0.0
+    handler_ms: list[float] = field(default_factory=list)  # from the daemon's rpc log lines
 
     def ms(self, q: float) -> float:
         return 1000 * percentile(self.seconds, q)
@@ -234,11 +236,13 @@ def latency_kinds(daemon: DaemonProcess, inputs: Inputs, floor: Callable[[Any], 
     return kinds
 
 
-def measure_latency(kinds: list[Kind], calls: int, block: int, pid: int) -> dict[str, Timing]:
+def measure_latency(kinds: list[Kind], calls: int, block: int, pid: int,
+                    log: RpcLog) -> dict[str, Timing]:
     """`calls` of each kind, in rotating blocks of `block`, after one untimed block each."""
     for kind in kinds:
         for i in range(block):
             kind.call(i)
+    log.durations_ms()  # skip the warm-up's lines
     out = {kind.name: Timing(kind.daemon) for kind in kinds}
     for start in range(0, calls, block):
         for kind in kinds:
@@ -250,6 +254,7 @@ def measure_latency(kinds: list[Kind], calls: int, block: int, pid: int) -> dict
                 timing.seconds.append(time.perf_counter() - t0)
             if kind.daemon:
                 timing.daemon_cpu += cpu_seconds(pid) - cpu0
+                timing.handler_ms.extend(log.durations_ms())
     return out
 
 
@@ -566,7 +571,8 @@ def run_all(base: Path, args: argparse.Namespace
             print(f"latency: {algorithm}", flush=True)
             run.latency = measure_latency(latency_kinds(daemon, run.inputs, floor,
                                                         run.floor_name, core),
-                                          args.calls, args.block, daemon.pid)
+                                          args.calls, args.block, daemon.pid,
+                                          RpcLog(daemon.log_path))
             runs.append(run)
         if args.seconds > 0:
             print(f"throughput: {args.callers} callers, daemon defaults", flush=True)
@@ -603,12 +609,15 @@ def report_latency(run: ModelRun, args: argparse.Namespace) -> None:
         print(f"  in-process modeld core: unavailable ({run.core_note})")
     width = max(len(name) for name in lat)
     print(f"  {'kind':<{width}} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'x floor p50':>12} "
-          f"{'daemon CPU ms/call':>19}")
+          f"{'daemon CPU ms/call':>19} {'handler p50 ms':>15}")
     for name, t in lat.items():
         base = floor100 if "100 rows" in name else floor
         cpu = f"{t.cpu_ms_per_call:.3f}" if t.daemon else ""
+        handler = f"{median(t.handler_ms):.3f}" if t.handler_ms else ""
         print(f"  {name:<{width}} {t.ms(50):>8.3f} {t.ms(99):>8.3f} {t.mean_ms:>8.3f} "
-              f"{t.ms(50) / base.ms(50):>12.2f} {cpu:>19}")
+              f"{t.ms(50) / base.ms(50):>12.2f} {cpu:>19} {handler:>15}")
+    print("  (handler: the daemon's own duration_ms for the call, from its per-RPC log line: the "
+          "servicer alone, without gRPC, transport or thread hand-off)")
     for form in ("dense", "records"):
         t = lat[f"Predict {form}"]
         ok = t.ms(50) <= TARGET_P50_MS and t.ms(50) / floor.ms(50) <= TARGET_FLOOR_RATIO
