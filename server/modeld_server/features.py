@@ -55,7 +55,8 @@ class FeatureSchema:
 
     def matrix_from_frame(self, frame: pd.DataFrame) -> np.ndarray:
         """The model's matrix from a DataFrame holding (at least) the feature columns."""
-        numeric = frame[list(self.numeric)].to_numpy(dtype=np.float64, na_value=np.nan)
+        numeric: np.ndarray = frame[list(self.numeric)].to_numpy(dtype=np.float64,
+                                                                 na_value=np.nan)
         if not self.categorical:
             return numeric
         out = np.empty((len(frame), len(self.columns)), dtype=object)

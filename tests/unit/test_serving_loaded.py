@@ -50,6 +50,16 @@ class TestPredict:
             loaded("random_forest").predict(np.array([[-1e39, 0.5]]))
         assert err.value.message == f"row 0 column 'x0' is -1e+39: {TOO_LARGE}"
 
+    def test_an_answer_that_is_not_a_number_is_refused(self, monkeypatch: Any) -> None:
+        """A model whose arithmetic overflowed to NaN (inf - inf in a linear margin) must
+        not answer OK with NaN probabilities and a meaningless label."""
+        model = loaded("logistic_regression")
+        monkeypatch.setattr(model._estimator, "predict_proba",
+                            lambda x: np.full((len(x), 2), np.nan))
+        with pytest.raises(InvalidArgument) as err:
+            model.predict(np.array([[0.5, 4e307]]))
+        assert err.value.message == f"row 0 column 'x1' is 4e+307: {TOO_LARGE}"
+
     def test_other_value_errors_stay_internal(self) -> None:
         """A matrix of the wrong width is the daemon's bug, not the caller's input."""
         with pytest.raises(ValueError, match="features"):

@@ -45,7 +45,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 def status_for(exc: errors.ModeldError) -> grpc.StatusCode:
     """The status code of a domain error, looked up along its MRO."""
     for cls in type(exc).__mro__:
-        code = ERROR_TO_STATUS.get(cls)  # type: ignore[call-overload]
+        code = ERROR_TO_STATUS.get(cls)
         if code is not None:
             return code
     return grpc.StatusCode.INTERNAL

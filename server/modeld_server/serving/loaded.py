@@ -72,7 +72,7 @@ class LoadedModel:
                 range, or past float32 for the tree ensembles), naming the first one.
         """
         try:
-            return self._predict(matrix)
+            result = self._predict(matrix)
         except ValueError as exc:
             # scikit-learn's input check: "Input X contains infinity or a value too large
             # for dtype('float64')". The rows passed FeatureSchema, so the values are what
@@ -80,6 +80,13 @@ class LoadedModel:
             if "infinity" not in str(exc) and "too large" not in str(exc):
                 raise
             raise InvalidArgument(_too_large(matrix, self.schema)) from None
+        numbers = next(a for a in (result.probabilities, result.values, result.anomaly_scores,
+                                   np.zeros(0)) if a is not None)
+        if not np.isfinite(numbers).all():
+            # Finite inputs so large that the model's arithmetic overflowed (a linear
+            # model's margin at 1e300): its answer would be NaN, so it is refused.
+            raise InvalidArgument(_too_large(matrix, self.schema))
+        return result
 
     def _predict(self, matrix: np.ndarray) -> Prediction:
         x = matrix if self._preprocess is None else self._preprocess.transform(matrix)

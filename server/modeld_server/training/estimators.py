@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modeld_server.errors import InvalidArgument
+from modeld_server.errors import InvalidArgument, quoted
 from modeld_server.training.params import parse_params
 from modeld_server.types import Task
 
@@ -95,11 +95,13 @@ def get_algorithm(name: str, task: Task) -> Algorithm:
     algorithm = ALGORITHMS.get(name)
     if algorithm is None:
         raise InvalidArgument(
-            f"algorithm {name!r} is not supported; choose one of {', '.join(sorted(ALGORITHMS))}"
+            f"algorithm {quoted(name)} is not supported; "
+            f"choose one of {', '.join(sorted(ALGORITHMS))}"
         )
     if task not in algorithm.classes:
         tasks = ", ".join(t.value for t in algorithm.classes)
-        raise InvalidArgument(f"algorithm {name!r} does not do {task.value} (it does {tasks})")
+        raise InvalidArgument(
+            f"algorithm {quoted(name)} does not do {task.value} (it does {tasks})")
     return algorithm
 
 
@@ -117,7 +119,7 @@ def build_estimator(algorithm: Algorithm, task: Task, params: dict[str, str], se
     for name in values:
         if name not in known:
             raise InvalidArgument(
-                f"params: {name!r} is not a parameter of {cls.__name__} "
+                f"params: {quoted(name)} is not a parameter of {cls.__name__} "
                 f"(it has {', '.join(sorted(known))})"
             )
     if "random_state" in known and "random_state" not in params:
