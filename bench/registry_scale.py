@@ -1,9 +1,9 @@
 """Whether the registry's read RPCs and start-up cost the same for 1 version and 10,000.
 
-A daemon runs in a subprocess, only on 127.0.0.1, with `--max-concurrent-jobs 2` (so
-two jobs can run at once) and otherwise its defaults. Steps:
+Daemons run in subprocesses, only on 127.0.0.1, with `--max-concurrent-jobs 2` (so two
+jobs can run at once) and otherwise their defaults. Steps:
 
-1. The daemon trains one real version: logistic_regression on spambase, cv_folds 2,
+1. A daemon trains one real version: logistic_regression on spambase, cv_folds 2,
    model `scale-1`.
 2. With the daemon stopped, that version folder is copied into `scale-1k` (1,000
    versions) and `scale-10k` (--versions, default 10,000): each copy gets the same
@@ -12,22 +12,27 @@ two jobs can run at once) and otherwise its defaults. Steps:
    version and ACTIVE names the newest, as publishing would leave them. The daemon must
    accept them: the script checks GetStatus counts them, the newest is served, and a
    Predict pinned to a version in the middle loads it (sha256 verified) and answers.
-3. Start-up: a daemon on the full registry (the three models) against a daemon on a
-   registry holding only `scale-1`, alternating, --starts each: process start -> port
-   file (models loaded) -> first Predict.
-4. Latency, one call at a time, kinds interleaved in blocks: health Check (the bare gRPC
-   round trip), GetStatus of `scale-1` / `scale-10k`, ListVersions first pages of 50,
-   100 and 1000 on `scale-1k` (the baseline) and `scale-10k`, and a page of 100 from the
-   middle of `scale-10k` (its page_token got by paging).
-5. GetStatus of `scale-10k`, one call every --status-interval, for --train-seconds with no
-   job, then for --train-seconds while two training jobs run (xgboost on spambase, 5
-   folds, models `train-a` and `train-b`, each resubmitted as soon as it ends). Only calls
-   whose answer reports two jobs running count.
+3. The daemon's own index (RegistryIndex) built in this process on both registries:
+   build time, a re-scan that finds nothing new, objects the garbage collector tracks,
+   and one full collection.
+4. Start-up, alternating, --starts each: a registry holding only `scale-1`, then the full
+   registry (the three models) with each daemon variant (its defaults, and `--watch
+   false`): process start -> port file (models loaded) -> first Predict; resident memory
+   and CPU while idle.
+5. Per variant, on the full registry: latency, one call at a time, kinds interleaved in
+   blocks: health Check (the bare gRPC round trip), GetStatus of `scale-1` / `scale-10k`,
+   ListVersions first pages of 50, 100 and 1000 on `scale-1k` (the baseline) and
+   `scale-10k`, and a page of 100 from the middle of `scale-10k` (its page_token got by
+   paging); the handler's own time from the daemon's per-RPC log line.
+6. Per variant: GetStatus of `scale-10k`, one call every --status-interval, for
+   --train-seconds with no job, then for --train-seconds while two training jobs run
+   (xgboost on spambase, 5 folds, models `train-a` and `train-b`, each resubmitted as soon
+   as it ends). Only calls whose answer reports two jobs running count.
 
 Targets (issue 7): ListVersions page of 100 on 10,000 versions p99 <= 20 ms; GetStatus
 p99 <= 5 ms while two training jobs run.
 
-Run:  .venv/bin/python bench/registry_scale.py [--versions 10000] [--calls 300] [--starts 3]
+Run:  .venv/bin/python bench/registry_scale.py [--versions 10000] [--starts 3] [--variants default]
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ import grpc
 from _common import (
     SPAMBASE,
     DaemonProcess,
+    RpcLog,
     cpu_seconds,
     git_commit,
     load_note,
@@ -66,6 +72,9 @@ from modeld.v1 import model_manager_pb2_grpc as pb_grpc
 SMALL, MIDDLE, LARGE = "scale-1", "scale-1k", "scale-10k"
 MIDDLE_COUNT = 1000
 DAEMON_FLAGS = ["--max-concurrent-jobs", "2"]
+# The daemon as configured by default, and without its file-system watch (an existing flag).
+VARIANTS = {"default": [], "--watch false": ["--watch", "false"]}
+OVERFLOW = b"Inotify queue overflowed"
 HEALTH = "/grpc.health.v1.Health/Check"
 GET_STATUS = "/modeld.v1.ModelManager/GetStatus"
 LIST_VERSIONS = "/modeld.v1.ModelManager/ListVersions"
@@ -190,9 +199,9 @@ class Startup:
     idle_cpu: float  # ms of CPU per second, measured after --settle
 
 
-def start_once(base: Path, settle: float, idle: float) -> Startup:
+def start_once(base: Path, flags: list[str], settle: float, idle: float) -> Startup:
     request = predict_request(SMALL).SerializeToString()
-    with running_daemon(base, DAEMON_FLAGS, start_timeout=300) as daemon:
+    with running_daemon(base, DAEMON_FLAGS + flags, start_timeout=300) as daemon:
         predict = daemon.channel.unary_unary(PREDICT)
         deadline = time.perf_counter() + 300
         while True:
@@ -211,10 +220,15 @@ def start_once(base: Path, settle: float, idle: float) -> Startup:
 
 def measure_startups(small: Path, full: Path, args: argparse.Namespace
                      ) -> dict[str, list[Startup]]:
-    out: dict[str, list[Startup]] = {"small": [], "full": []}
+    """Alternates: one version (defaults), then the full registry in each variant."""
+    out: dict[str, list[Startup]] = {}
     for _ in range(args.starts):
-        out["small"].append(start_once(small, args.settle, args.idle_seconds))
-        out["full"].append(start_once(full, args.settle, args.idle_seconds))
+        out.setdefault(f"{SMALL} only (1 version), default", []).append(
+            start_once(small, [], args.settle, args.idle_seconds))
+        for variant in args.variants:
+            out.setdefault(f"full ({args.versions + MIDDLE_COUNT + 1:,} versions), {variant}",
+                           []).append(start_once(full, VARIANTS[variant], args.settle,
+                                                 args.idle_seconds))
     return out
 
 
@@ -269,6 +283,7 @@ class Kind:
     calls: int
     seconds: list[float] = field(default_factory=list)
     daemon_cpu: float = 0.0
+    handler_ms: list[float] = field(default_factory=list)  # from the daemon's rpc log lines
 
     def ms(self, q: float) -> float:
         return 1000 * percentile(self.seconds, q)
@@ -294,7 +309,7 @@ def latency_kinds(versions: int, token: str, below: int, calls: int,
 
 
 def measure_latency(channel: grpc.Channel, kinds: list[Kind], block: int, pid: int,
-                    idle_ms_per_s: float) -> None:
+                    idle_ms_per_s: float, log: RpcLog) -> None:
     """Each kind's calls in rotating blocks (fewer per block for kinds with fewer calls).
 
     The daemon's CPU per call has its idle rate (the periodic re-scan) taken out.
@@ -302,6 +317,7 @@ def measure_latency(channel: grpc.Channel, kinds: list[Kind], block: int, pid: i
     calls = {k.name: channel.unary_unary(k.method) for k in kinds}
     for kind in kinds:
         calls[kind.name](kind.payload, timeout=CALL_TIMEOUT)  # one untimed call each
+    log.durations_ms()
     most = max(k.calls for k in kinds)
     for start in range(0, most, block):
         for kind in kinds:
@@ -313,6 +329,7 @@ def measure_latency(channel: grpc.Channel, kinds: list[Kind], block: int, pid: i
                 kind.seconds.append(time.perf_counter() - t0)
             idle = idle_ms_per_s / 1000 * (time.perf_counter() - began)
             kind.daemon_cpu += cpu_seconds(pid) - cpu0 - idle
+            kind.handler_ms.extend(log.durations_ms())
 
 
 # ---- (5) GetStatus while training -------------------------------------------------------------
@@ -398,22 +415,22 @@ def measure_under_training(daemon: DaemonProcess, seconds: float,
 
 # ---- report ----------------------------------------------------------------------------------
 
-def report_startups(startups: dict[str, list[Startup]], versions: int) -> None:
-    small, full = startups["small"], startups["full"]
-    s_first, f_first = median([s.first_predict for s in small]), median([s.first_predict
-                                                                         for s in full])
+def report_startups(startups: dict[str, list[Startup]]) -> None:
+    labels = list(startups)
+    base = median([s.first_predict for s in startups[labels[0]]])
     print()
-    print(f"start-up, medians of {len(full)} starts each, alternating:")
-    print(f"  {'registry':<46} {'-> port file':>12} {'-> 1st Predict':>15} {'RSS MiB':>8} "
-          f"{'idle CPU ms/s':>14}")
-    for label, runs in ((f"{SMALL} only (1 version)", small),
-                        (f"{SMALL} + {MIDDLE} + {LARGE} ({versions + MIDDLE_COUNT + 1:,} "
-                         f"versions)", full)):
-        print(f"  {label:<46} {median([s.serving for s in runs]):>10.3f} s "
-              f"{median([s.first_predict for s in runs]):>13.3f} s "
-              f"{median([s.rss for s in runs]):>8.0f} {median([s.idle_cpu for s in runs]):>14.1f}")
-    print(f"  ratio full / one version: start-up {f_first / s_first:.2f} (idle CPU is read in "
-          "10 ms ticks, so a small figure is rough)")
+    print(f"start-up, medians of {len(startups[labels[0]])} starts each, alternating (full: "
+          f"{SMALL} + {MIDDLE} + {LARGE}):")
+    width = max(len(label) for label in labels)
+    print(f"  {'registry, daemon':<{width}} {'-> port file':>12} {'-> 1st Predict':>15} "
+          f"{'x baseline':>10} {'RSS MiB':>8} {'idle CPU ms/s':>14}")
+    for label, runs in startups.items():
+        first = median([s.first_predict for s in runs])
+        print(f"  {label:<{width}} {median([s.serving for s in runs]):>10.3f} s "
+              f"{first:>13.3f} s {first / base:>10.2f} {median([s.rss for s in runs]):>8.0f} "
+              f"{median([s.idle_cpu for s in runs]):>14.1f}")
+    print("  (idle CPU: the daemon's CPU while nobody calls it, after --settle; read in 10 ms "
+          "ticks)")
 
 
 def report_index(cost: dict[str, IndexCost]) -> None:
@@ -429,14 +446,15 @@ def report_index(cost: dict[str, IndexCost]) -> None:
           f"{full.full_gc / small.full_gc:.1f} (a full collection stops every thread)")
 
 
-def report_latency(kinds: list[Kind], block: int, idle_ms_per_s: float) -> None:
+def report_latency(label: str, kinds: list[Kind], block: int, idle_ms_per_s: float) -> None:
     by_name = {k.name: k for k in kinds}
     floor = by_name["gRPC round trip: health Check"]
     print()
-    print(f"latency, one call at a time, kinds interleaved in blocks (up to {block} calls):")
+    print(f"latency, daemon {label}, one call at a time, kinds interleaved in blocks (up to "
+          f"{block} calls):")
     print(f"  {'kind':<44} {'calls':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-          f"{'x health p50':>13} {'x baseline p50':>15} {'daemon CPU ms/call':>19}")
-    print(f"  (daemon CPU per call: with its idle rate, {idle_ms_per_s:.1f} ms/s, taken out)")
+          f"{'x health p50':>13} {'x baseline p50':>15} {'daemon CPU ms/call':>19} "
+          f"{'handler p50 ms':>15}")
     for k in kinds:
         baseline = ""
         if LARGE in k.name and "below" not in k.name:
@@ -445,11 +463,14 @@ def report_latency(kinds: list[Kind], block: int, idle_ms_per_s: float) -> None:
             baseline = f"{k.ms(50) / other.ms(50):.2f}" if other else ""
         elif "below" in k.name:
             baseline = f"{k.ms(50) / by_name[f'ListVersions {LARGE} page 100'].ms(50):.2f}"
+        handler = f"{median(k.handler_ms):.2f}" if k.handler_ms else ""
         print(f"  {k.name:<44} {len(k.seconds):>6} {k.ms(50):>8.2f} {k.ms(99):>8.2f} "
               f"{1000 * max(k.seconds):>8.2f} {k.ms(50) / floor.ms(50):>13.2f} {baseline:>15} "
-              f"{1000 * k.daemon_cpu / max(1, len(k.seconds)):>19.3f}")
+              f"{1000 * k.daemon_cpu / max(1, len(k.seconds)):>19.3f} {handler:>15}")
     print(f"  (x baseline: {LARGE} against {MIDDLE} for ListVersions, against {SMALL} for "
-          "GetStatus; the middle page against the first page)")
+          "GetStatus; the middle page against the first page. Daemon CPU per call: its idle "
+          f"rate, {idle_ms_per_s:.1f} ms/s, taken out. Handler: the daemon's own duration_ms "
+          "from its per-RPC log line)")
     middle = next(k.name for k in kinds if "below" in k.name)
     for name in (f"ListVersions {LARGE} page 100", middle):
         p99 = by_name[name].ms(99)
@@ -457,9 +478,10 @@ def report_latency(kinds: list[Kind], block: int, idle_ms_per_s: float) -> None:
               f"{verdict(p99 <= TARGET_LIST_P99_MS)}")
 
 
-def report_training(idle: StatusSamples, busy: StatusSamples, interval: float) -> None:
+def report_training(label: str, idle: StatusSamples, busy: StatusSamples,
+                    interval: float) -> None:
     print()
-    print(f"GetStatus {LARGE}, one call every {1000 * interval:.0f} ms:")
+    print(f"GetStatus {LARGE}, daemon {label}, one call every {1000 * interval:.0f} ms:")
     for label, s in (("no job running", idle), ("two training jobs running", busy)):
         print(f"  {label:<28} {len(s.seconds):>5} calls: p50 {1000 * percentile(s.seconds, 50):.2f}"
               f" ms, p99 {1000 * percentile(s.seconds, 99):.2f} ms, max "
@@ -491,11 +513,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds for a daemon's background warm-up (default 3)")
     parser.add_argument("--idle-seconds", type=float, default=4.0,
                         help="seconds the daemon's idle CPU is measured over (default 4)")
-    parser.add_argument("--train-seconds", type=float, default=20.0,
-                        help="seconds of GetStatus with no job, then with two (default 20; "
+    parser.add_argument("--train-seconds", type=float, default=15.0,
+                        help="seconds of GetStatus with no job, then with two (default 15; "
                         "0 skips)")
     parser.add_argument("--status-interval", type=float, default=0.01,
                         help="seconds between GetStatus calls in that phase (default 0.01)")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="daemon settings to measure on the full registry (default: both)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary folder (daemon log, registry) and print it")
     args = parser.parse_args(argv)
@@ -504,6 +528,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("need --versions >= 2, --calls >= --block >= 1, --large-calls >= 1, "
                      "--starts >= 0 and --train-seconds >= 0")
     return args
+
+
+@dataclass
+class VariantRun:
+    """One daemon on the full registry: its latency table, GetStatus while training, and
+    how often watchdog said it lost events."""
+
+    kinds: list[Kind]
+    idle: float
+    trained: tuple[StatusSamples, StatusSamples] | None
+    overflows: int
+
+
+def run_variant(full: Path, variant: str, args: argparse.Namespace) -> VariantRun:
+    with running_daemon(full, DAEMON_FLAGS + VARIANTS[variant], start_timeout=300) as daemon:
+        log = RpcLog(daemon.log_path)
+        time.sleep(args.settle)
+        print(f"{variant}: {check_copies(daemon, args.versions)}", flush=True)
+        token, below = middle_token(daemon.stub, args.versions)
+        kinds = latency_kinds(args.versions, token, below, args.calls, args.large_calls)
+        idle = idle_cpu(daemon.pid, args.idle_seconds)
+        measure_latency(daemon.channel, kinds, args.block, daemon.pid, idle, log)
+        trained = (measure_under_training(daemon, args.train_seconds, args.status_interval)
+                   if args.train_seconds else None)
+        overflows = daemon.log_path.read_bytes().count(OVERFLOW)
+    return VariantRun(kinds, idle, trained, overflows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -518,23 +568,19 @@ def main(argv: list[str] | None = None) -> int:
               "(artifacts hard-linked, manifests rewritten)", flush=True)
         cost = {"small": index_cost(small / "registry"), "full": index_cost(full / "registry")}
         startups = measure_startups(small, full, args) if args.starts else {}
-        with running_daemon(full, DAEMON_FLAGS, start_timeout=300) as daemon:
-            time.sleep(args.settle)
-            seen = check_copies(daemon, args.versions)
-            print(seen, flush=True)
-            token, below = middle_token(daemon.stub, args.versions)
-            kinds = latency_kinds(args.versions, token, below, args.calls, args.large_calls)
-            idle = idle_cpu(daemon.pid, args.idle_seconds)
-            measure_latency(daemon.channel, kinds, args.block, daemon.pid, idle)
-            trained = (measure_under_training(daemon, args.train_seconds, args.status_interval)
-                       if args.train_seconds else None)
+        runs = {variant: run_variant(full, variant, args) for variant in args.variants}
         print(f"after: {load_note()}")
         if startups:
-            report_startups(startups, args.versions)
+            report_startups(startups)
         report_index(cost)
-        report_latency(kinds, args.block, idle)
-        if trained:
-            report_training(*trained, args.status_interval)
+        for variant, run in runs.items():
+            print()
+            print(f"daemon {variant}: idle CPU {run.idle:.1f} ms/s; watchdog logged "
+                  f"{run.overflows} inotify queue overflows (each one re-walks and re-watches "
+                  "every folder under the registry)")
+            report_latency(variant, run.kinds, args.block, run.idle)
+            if run.trained:
+                report_training(variant, *run.trained, args.status_interval)
     finally:
         if args.keep:
             print(f"kept {base}")
