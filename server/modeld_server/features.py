@@ -114,11 +114,11 @@ class FeatureSchema:
             )
         features = [c for c in columns if c != self.target] if self.target else list(columns)
         if sorted(features) != sorted(self.numeric) or len(set(columns)) != len(columns):
-            missing = sorted(set(self.numeric) - set(features))
+            missing = [repr(c) for c in self.numeric if c not in set(features)]
             extra = [quoted(c) for c in sorted(set(features) - set(self.numeric))]
             raise InvalidArgument(
-                f"dense.columns must name each feature once; missing {missing}, unknown "
-                f"[{', '.join(extra[:10])}{', ...' if len(extra) > 10 else ''}]"
+                f"dense.columns must name each of the model's {len(self.numeric)} features "
+                f"once; missing {_some(missing)}, unknown {_some(extra)}"
             )
         width = len(columns)
         flat = np.asarray(values, dtype=np.float64)
@@ -144,6 +144,12 @@ class FeatureSchema:
         place = where.format(row=row, column=self.numeric[j])
         raise InvalidArgument(f"{place} is {numbers[row, j]}: numbers must be finite "
                               "(send NaN or null for a missing value)")
+
+
+def _some(names: list[str], shown: int = 10) -> str:
+    """A bracketed list of the first `shown` names, with how many more there are."""
+    more = f", ... ({len(names) - shown} more)" if len(names) > shown else ""
+    return f"[{', '.join(names[:shown])}{more}]"
 
 
 def _number(value: Any, row: int, column: str) -> float:

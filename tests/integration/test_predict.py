@@ -12,7 +12,8 @@ from modeld.v1 import model_manager_pb2 as pb
 from tests.conftest import SPAMBASE, LiveDaemon
 
 
-def records_request(model: str, rows: list[dict[str, object]], version: int = 0) -> pb.PredictRequest:
+def records_request(model: str, rows: list[dict[str, object]],
+                    version: int = 0) -> pb.PredictRequest:
     request = pb.PredictRequest(model=model, version=version)
     for row in rows:
         request.records.rows.add().update(row)
@@ -93,8 +94,8 @@ class TestBadRows:
         request = dense_request("spam", x.drop(columns="char_freq_["))
         with pytest.raises(grpc.RpcError) as err:
             spam.stub.Predict(request)
-        assert err.value.details() == ("dense.columns must name each feature once; "
-                                       "missing ['char_freq_['], unknown []")
+        assert err.value.details() == ("dense.columns must name each of the model's 57 "
+                                       "features once; missing ['char_freq_['], unknown []")
 
     @pytest.mark.parametrize(("request_", "code"), [
         (pb.PredictRequest(model="spam"), grpc.StatusCode.INVALID_ARGUMENT),

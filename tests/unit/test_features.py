@@ -68,7 +68,7 @@ class TestDense:
 
     @pytest.mark.parametrize(("columns", "values", "message"), [
         (["a", "b"], [1, 2], "missing ['c'], unknown []"),
-        (["a", "b", "b"], [1, 2, 3], "must name each feature once"),
+        (["a", "b", "b"], [1, 2, 3], "must name each of the model's 3 features once"),
         (["a", "b", "c"], [1, 2], "2 values, not a multiple of 3 columns"),
     ])
     def test_bad_dense_rows(self, columns: list[str], values: list[float], message: str) -> None:
@@ -88,14 +88,23 @@ class TestDense:
 
     def test_the_target_still_counts_once(self) -> None:
         schema = FeatureSchema(numeric=("a",), categorical=(), target="y")
-        with pytest.raises(InvalidArgument, match="must name each feature once"):
+        with pytest.raises(InvalidArgument, match="must name each of the model's 1 features"):
             schema.matrix_from_dense(["a", "y", "y"], [1, 2, 3])
 
     def test_long_unknown_columns_are_cut(self) -> None:
         with pytest.raises(InvalidArgument) as err:
             self.numeric.matrix_from_dense(["a", "b", "c", "z" * 5000], [1, 2, 3, 4])
-        assert err.value.message == ("dense.columns must name each feature once; missing [], "
-                                     f"unknown [{'z' * 80!r}... (5000 characters)]")
+        assert err.value.message == ("dense.columns must name each of the model's 3 features "
+                                     f"once; missing [], unknown [{'z' * 80!r}... (5000 characters)]")
+
+    def test_a_long_list_of_missing_columns_is_cut(self) -> None:
+        """A client that sent one of 57 columns learns which, not all 56 names."""
+        schema = FeatureSchema(numeric=tuple(f"f{i}" for i in range(57)), categorical=())
+        with pytest.raises(InvalidArgument) as err:
+            schema.matrix_from_dense(["f0"], [1.0])
+        assert err.value.message == (
+            "dense.columns must name each of the model's 57 features once; missing ['f1', "
+            "'f2', 'f3', 'f4', 'f5', 'f6', 'f7', 'f8', 'f9', 'f10', ... (46 more)], unknown []")
 
 
 class TestFinite:
