@@ -23,8 +23,10 @@ class Settings:
     """Everything the daemon can be told. Each field maps to a --flag and a MODELD_* variable."""
 
     listen: str = _f("127.0.0.1:50051", "host:port to serve gRPC on; port 0 picks a free port.")
-    registry: Path = _f(Path("var/registry"), "Root folder of the file registry (created if missing).")
-    data_root: Path = _f(Path("var/data"), "Datasets in TrainRequest.dataset.path resolve under it.")
+    registry: Path = _f(Path("var/registry"),
+                        "Root folder of the file registry (created if missing).")
+    data_root: Path = _f(Path("var/data"),
+                         "Datasets in TrainRequest.dataset.path resolve under it.")
     state_dir: Path = _f(
         Path("var/state"), "This daemon's own state (job records); one per replica."
     )

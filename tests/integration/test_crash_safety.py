@@ -44,10 +44,10 @@ from typing import Any
 
 import grpc
 import pytest
+
 from modeld.v1 import model_manager_pb2 as pb
 from modeld.v1 import model_manager_pb2_grpc as pb_grpc
 from modeld_server.registry.store import RegistryStore
-
 from tests.conftest import write_datasets
 
 pytestmark = pytest.mark.slow

@@ -38,9 +38,9 @@ from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+
 from modeld.v1 import model_manager_pb2 as pb
 from modeld.v1 import model_manager_pb2_grpc as pb_grpc
-
 from tests.conftest import LiveDaemon, start_daemon, wait_job, write_datasets
 
 CODE = grpc.StatusCode

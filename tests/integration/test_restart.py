@@ -14,7 +14,7 @@ import pytest
 
 from modeld.v1 import model_manager_pb2 as pb
 from modeld.v1 import model_manager_pb2_grpc as pb_grpc
-from tests.conftest import LiveDaemon, start_daemon, write_datasets
+from tests.conftest import start_daemon, write_datasets
 
 SLOW = pb.TrainRequest(model="slow", algorithm="random_forest",
                        dataset=pb.Dataset(path="spambase.csv", target="is_spam"),

@@ -53,7 +53,8 @@ class TestTokens:
         with pytest.raises(grpc.RpcError) as err:
             secured.stub.Train(train, metadata=bearer(READER_TOKEN))
         assert (err.value.code(), err.value.details()) == (
-            grpc.StatusCode.PERMISSION_DENIED, "Train needs the operator role; this token is a reader")
+            grpc.StatusCode.PERMISSION_DENIED,
+            "Train needs the operator role; this token is a reader")
         job = secured.stub.Train(train, metadata=bearer(OPERATOR_TOKEN))
         for _ in secured.stub.WatchJob(pb.WatchJobRequest(job_id=job.id),
                                        metadata=bearer(READER_TOKEN)):
@@ -67,8 +68,8 @@ class TestTokens:
         answer = health.Check(health_pb2.HealthCheckRequest(service="modeld.v1.ModelManager"))
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
-    def test_metrics_are_scraped_and_tokens_never_logged(self, secured: LiveDaemon,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    def test_metrics_are_scraped_and_tokens_never_logged(
+            self, secured: LiveDaemon, capsys: pytest.CaptureFixture[str]) -> None:
         secured.stub.GetStatus(pb.GetStatusRequest(), metadata=bearer(READER_TOKEN))
         url = f"http://127.0.0.1:{secured.runtime.metrics_port}/metrics"
         text = urllib.request.urlopen(url, timeout=5).read().decode()

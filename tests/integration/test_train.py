@@ -8,10 +8,10 @@ import grpc
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.linear_model import LogisticRegression
 from xgboost import XGBClassifier
 
 from modeld.v1 import model_manager_pb2 as pb

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from modeld_server.registry.store import RegistryStore
 
 FAKE_MANIFEST: dict[str, Any] = {"algorithm": "x", "task": "classification"}

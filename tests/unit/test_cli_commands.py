@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from modeld.cli import app
-from modeld.v1 import model_manager_pb2 as pb
 from typer.testing import CliRunner, Result
 
+from modeld.cli import app
+from modeld.v1 import model_manager_pb2 as pb
 from tests.unit.client_fakes import Running, job, metric, running_fake
 
 runner = CliRunner()

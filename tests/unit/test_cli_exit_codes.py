@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from modeld.cli import app
-from modeld.v1 import model_manager_pb2 as pb
 from typer.testing import CliRunner, Result
 
+from modeld.cli import app
+from modeld.v1 import model_manager_pb2 as pb
 from tests.unit.client_fakes import Fail, Running, running_fake
 
 runner = CliRunner()

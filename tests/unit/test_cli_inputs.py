@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import pytest
+
 from modeld._cli.inputs import InputError, parse_params, read_rows
 from modeld._cli.session import hoist_global_options
 

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from typer.testing import CliRunner, Result
+
 from modeld._cli.inputs import InputError, parse_filter
 from modeld.cli import app
 from modeld.options import RowFilter
 from modeld.v1 import model_manager_pb2 as pb
-from typer.testing import CliRunner, Result
-
 from tests.unit.client_fakes import Fail, Running, job, running_fake
 
 runner = CliRunner()

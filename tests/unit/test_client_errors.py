@@ -6,11 +6,11 @@ import socket
 from collections.abc import Iterator
 
 import grpc
-import modeld
 import pytest
+
+import modeld
 from modeld import errors
 from modeld.v1 import model_manager_pb2 as pb
-
 from tests.unit.client_fakes import Fail, Running, running_fake
 
 CODE_TO_CLASS = [

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import grpc
-import modeld
 import pytest
+
+import modeld
 from modeld import Policy, RowFilter, Schedule, Threshold, TrainSpec, Validation
 from modeld.v1 import model_manager_pb2 as pb
-
 from tests.unit.client_fakes import Fail, Running, job, running_fake
 
 UNAVAILABLE = Fail(grpc.StatusCode.UNAVAILABLE, "daemon restarting")

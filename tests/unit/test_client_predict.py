@@ -6,13 +6,13 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-import modeld
 import pandas as pd
 import pytest
 from google.protobuf import json_format
+
+import modeld
 from modeld._predict import encode_rows
 from modeld.v1 import model_manager_pb2 as pb
-
 from tests.unit.client_fakes import Running, running_fake
 
 

@@ -7,12 +7,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
-import modeld
 import pytest
+
+import modeld
 from modeld import RetryPolicy
 from modeld._retry import call_with_retry
 from modeld.v1 import model_manager_pb2 as pb
-
 from tests.unit.client_fakes import Fail, Running, after, job, running_fake
 
 UNAVAILABLE = Fail(grpc.StatusCode.UNAVAILABLE, "daemon restarting")

@@ -9,10 +9,10 @@ import sys
 import types
 from collections.abc import Iterator
 
-import modeld
 import pytest
-from modeld.v1 import model_manager_pb2 as pb
 
+import modeld
+from modeld.v1 import model_manager_pb2 as pb
 from tests.unit.client_fakes import Running, job, metric, running_fake
 
 FORBIDDEN_IMPORTS = ["modeld_server", "sklearn", "xgboost", "pandas", "numpy", "typer", "rich"]

@@ -9,11 +9,11 @@ from concurrent import futures
 from pathlib import Path
 
 import grpc
-import modeld
 import pytest
+
+import modeld
 from modeld.v1 import model_manager_pb2 as pb
 from modeld.v1 import model_manager_pb2_grpc as pb_grpc
-
 from tests.unit.client_fakes import FakeModelManager
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")

@@ -94,8 +94,9 @@ class TestDense:
     def test_long_unknown_columns_are_cut(self) -> None:
         with pytest.raises(InvalidArgument) as err:
             self.numeric.matrix_from_dense(["a", "b", "c", "z" * 5000], [1, 2, 3, 4])
-        assert err.value.message == ("dense.columns must name each of the model's 3 features "
-                                     f"once; missing [], unknown [{'z' * 80!r}... (5000 characters)]")
+        assert err.value.message == (
+            "dense.columns must name each of the model's 3 features once; missing [], "
+            f"unknown [{'z' * 80!r}... (5000 characters)]")
 
     def test_a_long_list_of_missing_columns_is_cut(self) -> None:
         """A client that sent one of 57 columns learns which, not all 56 names."""

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from modeld_server.registry import fsio
 
+from modeld_server.registry import fsio
 from tests.unit._registry_helpers import skip_disk_flush
 
 FLIPS = 500

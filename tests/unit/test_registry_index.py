@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from modeld_server.errors import NotFound
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.store import RegistryStore
-
 from tests.unit._registry_helpers import publish_fake, skip_disk_flush
 
 

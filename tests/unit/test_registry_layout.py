@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from modeld_server.errors import InvalidArgument
 from modeld_server.registry.layout import (
     MODEL_NAME_PATTERN,

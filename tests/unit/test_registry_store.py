@@ -10,10 +10,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from modeld_server.errors import FailedPrecondition, IntegrityError, InvalidArgument, NotFound
 from modeld_server.registry import fsio
 from modeld_server.registry.store import MANIFEST_SCHEMA, RegistryStore, Staging
-
 from tests.unit._registry_helpers import (
     event_names,
     manifest_on_disk,

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import structlog
+
 from modeld_server.errors import FailedPrecondition, InvalidArgument, NotFound
 from modeld_server.registry import fsio
 from modeld_server.registry.meta import SCHEDULE, ModelMeta

@@ -228,7 +228,8 @@ class ModelServer:
         started = time.perf_counter()
         manifest = self.store.read_manifest(model, version)
         self.store.verify(model, version, manifest)
-        loaded = LoadedModel.load(model, version, self.store.paths(model).version(version), manifest)
+        folder = self.store.paths(model).version(version)
+        loaded = LoadedModel.load(model, version, folder, manifest)
         seconds = time.perf_counter() - started
         loaded.load_ms = seconds * 1000
         RELOADS.labels(model, "ok").inc()
