@@ -62,6 +62,9 @@ def append_line(path: Path, line: bytes) -> None:
     """
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
     try:
+        # Exclusive while checking the last byte and writing: a concurrent append that
+        # spans a page can show a size that ends mid-line, which would look torn.
+        fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             line = b"\n" + line
