@@ -13,7 +13,19 @@ import time
 from pathlib import Path
 
 import structlog
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 from modeld_server.registry.layout import STAGING
@@ -23,6 +35,12 @@ log = structlog.get_logger(__name__)
 
 # Events that change nothing on disk (opening a file, closing one not written).
 _IGNORED = {"opened", "closed_no_write"}
+# What is asked of inotify: writes only. Reads must not even queue an event: the daemon
+# reads every manifest at start-up and lists folders on each re-scan, and with 10,000
+# versions those opens overflowed the kernel's queue; watchdog answers an overflow by
+# walking the tree again, whose own opens overflowed it again, a loop that kept a core busy.
+_WRITES = [FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent,
+           FileClosedEvent, DirCreatedEvent, DirModifiedEvent, DirDeletedEvent, DirMovedEvent]
 
 
 class RegistryWatcher:
@@ -48,10 +66,17 @@ class RegistryWatcher:
     def start(self) -> None:
         if self._watch:
             observer = Observer()
-            observer.schedule(_Handler(self), str(self._root), recursive=True)
+            observer.schedule(_Handler(self), str(self._root), recursive=True,
+                              event_filter=_WRITES)
             observer.daemon = True
-            observer.start()
-            self._observer = observer
+            try:
+                observer.start()
+                self._observer = observer
+            except OSError as exc:
+                # inotify's watch or instance limit (fs.inotify.max_user_watches): the
+                # re-scan alone keeps the daemon current, only later.
+                log.warning("registry_watch_unavailable", error=str(exc),
+                            poll_interval=self._poll_interval)
         self._thread = threading.Thread(target=self._loop, name="registry-watcher", daemon=True)
         self._thread.start()
 
