@@ -230,12 +230,29 @@ def version_to_pb(model: str, summary: Mapping[str, Any], active: int,
     return message
 
 
+# A version's manifest never changes, so its message (less state and aliases, which do)
+# is built once and kept serialized: a page of 100 cost 12 ms to convert, field by field.
+_VERSION_BYTES: dict[tuple[str, int, str, str], bytes] = {}
+_VERSION_BYTES_MAX = 50_000
+
+
 def versions_to_pb(model: str, page: VersionPage,
                    aliases: Mapping[str, int]) -> pb.ListVersionsResponse:
-    return pb.ListVersionsResponse(
-        versions=[version_to_pb(model, s, page.active, aliases) for s in page.versions],
-        next_page_token=page.next_token, active_version=page.active,
-    )
+    response = pb.ListVersionsResponse(next_page_token=page.next_token,
+                                       active_version=page.active)
+    for summary in page.versions:
+        number = summary["version"]
+        key = (model, number, summary.get("created_at", ""), summary.get("job_id", ""))
+        cached = _VERSION_BYTES.get(key)
+        if cached is None:
+            if len(_VERSION_BYTES) >= _VERSION_BYTES_MAX:
+                _VERSION_BYTES.clear()
+            cached = _VERSION_BYTES[key] = version_to_pb(model, summary, 0, {}).SerializeToString()
+        message = response.versions.add()
+        message.MergeFromString(cached)
+        message.state = VERSION_STATE_TO_PB[version_state(summary, page.active)]
+        message.aliases.extend(sorted(a for a, v in aliases.items() if v == number))
+    return response
 
 
 def rollback_to_pb(result: RollbackResult) -> pb.RollbackResponse:
