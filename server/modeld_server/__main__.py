@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 import threading
@@ -35,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     runtime.start()
+    # The index and the loaded models live as long as the process: out of the collector's
+    # sight, a full collection no longer walks them (0.5 s with 10,000 versions).
+    gc.freeze()
     stop.wait()
     runtime.stop()
     return 0
