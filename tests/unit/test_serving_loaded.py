@@ -54,6 +54,7 @@ class TestPredict:
         """A model whose arithmetic overflowed to NaN (inf - inf in a linear margin) must
         not answer OK with NaN probabilities and a meaningless label."""
         model = loaded("logistic_regression")
+        monkeypatch.setattr(model, "_linear", None)  # the library path, patched below
         monkeypatch.setattr(model._estimator, "predict_proba",
                             lambda x: np.full((len(x), 2), np.nan))
         with pytest.raises(InvalidArgument) as err:
@@ -62,5 +63,49 @@ class TestPredict:
 
     def test_other_value_errors_stay_internal(self) -> None:
         """A matrix of the wrong width is the daemon's bug, not the caller's input."""
-        with pytest.raises(ValueError, match="features"):
+        with pytest.raises(ValueError, match=r"broadcast|features"):
             loaded("logistic_regression").predict(np.zeros((1, 3)))
+
+
+class TestFoldedLogisticRegression:
+    """Predict computes logistic regression's pipeline as plain NumPy; it must agree."""
+
+    @pytest.mark.parametrize("classes", [2, 3])
+    @pytest.mark.parametrize("wrapped", [False, True], ids=["pipeline", "column-transformer"])
+    def test_probabilities_equal_the_fitted_pipeline(self, classes: int, wrapped: bool) -> None:
+        from sklearn.compose import ColumnTransformer
+
+        rng = np.random.default_rng(7)
+        x = rng.normal(size=(300, 5)) * [1, 10, 100, 0.1, 5] + [0, 3, -50, 1, 0]
+        y = (x[:, 0] + x[:, 1] / 10 > 0).astype(int) + (classes == 3) * (x[:, 3] > 1)
+        x[rng.random(x.shape) < 0.05] = np.nan  # missing values, imputed by the median
+        spec = get_algorithm("logistic_regression", Task.CLASSIFICATION)
+        preprocess = build_preprocessor(spec, list(range(5)), [])
+        if wrapped:  # artifacts saved before the ColumnTransformer was dropped
+            preprocess = ColumnTransformer([("numeric", preprocess, list(range(5)))])
+        preprocess.fit(x)
+        estimator = build_estimator(spec, Task.CLASSIFICATION, {}, 0).fit(
+            preprocess.transform(x), y)
+        manifest: dict[str, Any] = {
+            "task": "classification", "algorithm": "logistic_regression",
+            "classes": [str(c) for c in range(classes)],
+            "schema": {"numeric": [f"x{i}" for i in range(5)], "categorical": [], "target": "y"}}
+        model = LoadedModel("m", 1, manifest, Fitted(preprocess, estimator))
+        assert model._linear is not None  # the folded path is the one under test
+        rows = np.vstack([x, rng.normal(size=(50, 5)) * 1000, np.full((1, 5), np.nan)])
+        got = model.predict(rows)
+        want = estimator.predict_proba(preprocess.transform(rows))
+        np.testing.assert_allclose(got.probabilities, want, rtol=0, atol=1e-12)
+        assert got.labels == [str(c) for c in estimator.predict(preprocess.transform(rows))]
+
+    def test_other_preprocessing_keeps_the_library_path(self) -> None:
+        """Categorical columns (one-hot) are not folded."""
+        spec = get_algorithm("logistic_regression", Task.CLASSIFICATION)
+        x = np.array([[0.1, "a"], [0.9, "b"], [0.2, "a"], [0.8, "b"]], dtype=object)
+        preprocess = build_preprocessor(spec, [0], [1]).fit(x)
+        estimator = build_estimator(spec, Task.CLASSIFICATION, {}, 0).fit(
+            preprocess.transform(x), [0, 1, 0, 1])
+        manifest: dict[str, Any] = {
+            "task": "classification", "algorithm": "logistic_regression", "classes": ["0", "1"],
+            "schema": {"numeric": ["n"], "categorical": ["c"], "target": "y"}}
+        assert LoadedModel("m", 1, manifest, Fitted(preprocess, estimator))._linear is None
