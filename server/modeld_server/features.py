@@ -112,23 +112,26 @@ class FeatureSchema:
                 "dense rows carry numbers only, but this model has categorical columns "
                 f"({', '.join(self.categorical)}): send records instead"
             )
-        features = [c for c in columns if c != self.target] if self.target else list(columns)
-        if sorted(features) != sorted(self.numeric) or len(set(columns)) != len(columns):
+        names = tuple(columns)
+        in_order = names == self.numeric  # what clients send; no name checks then
+        features = [c for c in names if c != self.target] if self.target else list(names)
+        if not in_order and (sorted(features) != sorted(self.numeric)
+                             or len(set(names)) != len(names)):
             missing = [repr(c) for c in self.numeric if c not in set(features)]
             extra = [quoted(c) for c in sorted(set(features) - set(self.numeric))]
             raise InvalidArgument(
                 f"dense.columns must name each of the model's {len(self.numeric)} features "
                 f"once; missing {_some(missing)}, unknown {_some(extra)}"
             )
-        width = len(columns)
+        width = len(names)
         flat = np.asarray(values, dtype=np.float64)
         if width == 0 or flat.size % width:
             raise InvalidArgument(
                 f"dense.values has {flat.size} values, not a multiple of {width} columns"
             )
         matrix = flat.reshape(-1, width)
-        if tuple(columns) != self.numeric:
-            matrix = matrix[:, [list(columns).index(name) for name in self.numeric]]
+        if not in_order:
+            matrix = matrix[:, [names.index(name) for name in self.numeric]]
         self._check_finite(matrix, "dense row {row} column {column!r}")
         return matrix
 
