@@ -10,12 +10,22 @@ from typing import Any
 
 WORKER_MODULE = "modeld_server.training.worker"
 PREHEAT_MODULE = "modeld_server.training.preheat"  # runs a tiny job at import (see there)
+TRAINING_NICENESS = 10
 
 
 def run_job(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
             max_rows: int, context: dict[str, Any]) -> None:
-    """Runs one job (see worker.run)."""
+    """Runs one job (see worker.run), at a lower CPU priority than the daemon.
+
+    Training is throughput work and serving is latency work: when both want the CPUs,
+    Predict and GetStatus should not wait behind a fold of cross-validation. On an
+    idle machine the niceness changes nothing.
+    """
+    import os
+
     from modeld_server.training import worker
+
+    os.nice(TRAINING_NICENESS)
 
     worker.run(spec_json, data_root, staging, conn, max_rows, context)
 
