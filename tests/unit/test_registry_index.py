@@ -109,11 +109,13 @@ class TestRefresh:
         self, store: RegistryStore, index: RegistryIndex
     ) -> None:
         """The index keeps summary fields; per-file hashes and bookkeeping stay on disk."""
-        publish_fake(store, metrics={"auc": 0.9}, job_id="j1")
+        gate = {"passed": False, "reasons": ["f1 worse than v1"]}
+        publish_fake(store, metrics={"auc": 0.9}, job_id="j1", gate=gate)
         index.refresh()
         summary = index.entry("m").summaries[1]
+        # The gate's verdict too: ListVersions shows it (it was once left out, and empty).
         assert summary == {"version": 1, "algorithm": "x", "task": "classification",
-                           "metrics": {"auc": 0.9}, "job_id": "j1"}
+                           "metrics": {"auc": 0.9}, "job_id": "j1", "gate": gate}
 
     def test_a_version_removed_from_disk_leaves_the_entry(
         self, store: RegistryStore, index: RegistryIndex

@@ -354,7 +354,8 @@ class TestReadActive:
         store.paths("m").active.write_text(text)
         assert store.read_active("m") == number
 
-    @pytest.mark.parametrize("text", ["", "\n", "abc", "-1", "1.5", "v2", "1 2", "0x1"])
+    @pytest.mark.parametrize("text", ["", "\n", "abc", "-1", "1.5", "v2", "1 2", "0x1", "0",
+                                      "0007", "9" * 19])
     def test_garbage_is_an_integrity_error(self, store: RegistryStore, text: str) -> None:
         """Anything but digits: IntegrityError naming the path and 'not a version number'."""
         publish_fake(store)

@@ -21,7 +21,7 @@ log = structlog.get_logger(__name__)
 
 # Manifest keys the index keeps; the rest (sample rows, per-file hashes) stays on disk.
 _SUMMARY_KEYS = ("version", "algorithm", "task", "params", "metrics", "created_at", "job_id",
-                 "dataset", "features", "classes", "confusion_matrix", "timings", "state")
+                 "dataset", "features", "classes", "confusion_matrix", "timings", "state", "gate")
 
 
 @dataclass

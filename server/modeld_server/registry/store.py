@@ -37,7 +37,8 @@ log = structlog.get_logger(__name__)
 MANIFEST_SCHEMA = 1
 
 # Matched on bytes, not text: str.isdigit accepts '²', and decoding fails on non-UTF-8.
-_POINTER_RE = re.compile(rb"[0-9]+")
+# A version number: no sign, no leading zero, within the proto's int64 (18 digits is plenty).
+_POINTER_RE = re.compile(rb"[1-9][0-9]{0,17}")
 
 
 @dataclass
@@ -127,7 +128,8 @@ class RegistryStore:
         """The active version number, 0 when the model has none.
 
         Raises:
-            IntegrityError: the pointer holds anything but ASCII digits (and whitespace).
+            IntegrityError: the pointer holds anything but a version number (ASCII digits,
+                no leading zero, at most 18 of them) and whitespace.
         """
         path = self.paths(model).active
         try:
@@ -135,8 +137,7 @@ class RegistryStore:
         except FileNotFoundError:
             return 0
         if _POINTER_RE.fullmatch(raw):
-            with contextlib.suppress(ValueError):  # more digits than int() agrees to parse
-                return int(raw)
+            return int(raw)
         shown = raw.decode("utf-8", errors="replace")[:40]
         raise IntegrityError(f"{path} holds {shown!r}, not a version number")
 

@@ -233,11 +233,13 @@ def version_to_pb(model: str, summary: Mapping[str, Any], active: int,
 # A version's manifest never changes, so its message (less state and aliases, which do)
 # is built once and kept serialized: a page of 100 cost 12 ms to convert, field by field.
 _VERSION_BYTES: dict[tuple[str, int, str, str], bytes] = {}
-_VERSION_BYTES_MAX = 50_000
+_VERSION_BYTES_MAX = 64 << 20  # bytes kept; past it the cache starts over
+_version_bytes_total = 0
 
 
 def versions_to_pb(model: str, page: VersionPage,
                    aliases: Mapping[str, int]) -> pb.ListVersionsResponse:
+    global _version_bytes_total
     response = pb.ListVersionsResponse(next_page_token=page.next_token,
                                        active_version=page.active)
     for summary in page.versions:
@@ -245,9 +247,12 @@ def versions_to_pb(model: str, page: VersionPage,
         key = (model, number, summary.get("created_at", ""), summary.get("job_id", ""))
         cached = _VERSION_BYTES.get(key)
         if cached is None:
-            if len(_VERSION_BYTES) >= _VERSION_BYTES_MAX:
+            cached = version_to_pb(model, summary, 0, {}).SerializeToString()
+            if _version_bytes_total + len(cached) > _VERSION_BYTES_MAX:
                 _VERSION_BYTES.clear()
-            cached = _VERSION_BYTES[key] = version_to_pb(model, summary, 0, {}).SerializeToString()
+                _version_bytes_total = 0
+            _VERSION_BYTES[key] = cached
+            _version_bytes_total += len(cached)
         message = response.versions.add()
         message.MergeFromString(cached)
         message.state = VERSION_STATE_TO_PB[version_state(summary, page.active)]
