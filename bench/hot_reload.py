@@ -48,6 +48,7 @@ from _common import (
     verdict,
     write_pointer,
 )
+
 from modeld.v1 import model_manager_pb2 as pb
 from modeld.v1 import model_manager_pb2_grpc as pb_grpc
 

@@ -47,14 +47,15 @@ import pandas as pd
 import sklearn
 import xgboost
 from _common import SPAMBASE, load_note, median, running_daemon, verdict
-from modeld.v1 import model_manager_pb2 as pb
-from modeld.v1 import model_manager_pb2_grpc as pb_grpc
 from sklearn import metrics as m
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from xgboost import XGBClassifier
+
+from modeld.v1 import model_manager_pb2 as pb
+from modeld.v1 import model_manager_pb2_grpc as pb_grpc
 
 TARGET = "is_spam"
 FOLDS = 5
