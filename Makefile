@@ -53,8 +53,12 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy client/modeld server/modeld_server
 
+# Every benchmark in turn (about 20 minutes on 2 CPUs); run them on a quiet machine.
 bench: install
 	$(PY) bench/train_overhead.py
+	$(PY) bench/hot_reload.py
+	$(PY) bench/serve.py
+	$(PY) bench/registry_scale.py
 
 clean:
 	rm -rf $(VENV) .proto-check .pytest_cache
