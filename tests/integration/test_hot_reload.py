@@ -6,13 +6,16 @@ sleeps; one test proves the file-system events work on their own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import pytest
@@ -20,6 +23,8 @@ import pytest
 from modeld.v1 import model_manager_pb2 as pb
 from modeld_server.serving import manager as manager_module
 from tests.conftest import LiveDaemon, start_daemon
+
+T = TypeVar("T")
 
 ROW = {"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4,
        "petal width (cm)": 0.2}
@@ -66,6 +71,35 @@ def copy_version(daemon: LiveDaemon, source: int, target: int, model: str = "iri
     manifest["version"] = target
     manifest_path.write_text(json.dumps(manifest))
     return versions / str(target)
+
+
+@contextlib.contextmanager
+def callers(call: Callable[[], T], count: int = 8) -> Iterator[list[T]]:
+    """`count` threads calling `call` until the block ends; yields their answers as they come.
+
+    A caller that meets an RpcError records it and goes on; the test fails after the block.
+    """
+    answers: list[T] = []
+    failures: list[grpc.RpcError] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                answers.append(call())
+            except grpc.RpcError as exc:
+                failures.append(exc)
+
+    threads = [threading.Thread(target=loop) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield answers
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert failures == []
 
 
 @pytest.fixture
@@ -186,29 +220,11 @@ class TestZeroDowntime:
         assert predict(quiet) == 3 and status(quiet).state == pb.LOAD_STATE_READY
 
     def test_concurrent_predicts_during_swaps_never_fail(self, quiet: LiveDaemon) -> None:
-        answers: list[int] = []
-        failures: list[BaseException] = []
-        stop = threading.Event()
-
-        def caller() -> None:
-            while not stop.is_set():
-                try:
-                    answers.append(predict(quiet))
-                except grpc.RpcError as exc:
-                    failures.append(exc)
-
-        threads = [threading.Thread(target=caller) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for i in range(20):
-            set_pointer(quiet, 1 + i % 2)
-            quiet.runtime.watcher.poll_once()
-        stop.set()
-        for thread in threads:
-            thread.join()
-        assert failures == []
+        with callers(lambda: predict(quiet)) as answers:
+            for i in range(20):
+                set_pointer(quiet, 1 + i % 2)
+                quiet.runtime.watcher.poll_once()
         assert set(answers) <= {1, 2} and len(answers) > 20
-
 
     def test_every_answer_comes_from_the_version_it_names(self, tmp_path: Path,
                                                          datasets: Path) -> None:
@@ -230,25 +246,13 @@ class TestZeroDowntime:
 
             expected = dict(answer(v) for v in (1, 2))
             assert expected[1] != expected[2]
-            seen: list[tuple[int, tuple[float, ...]]] = []
-            stop = threading.Event()
-
-            def caller() -> None:
-                while not stop.is_set():
-                    seen.append(answer())
-
-            threads = [threading.Thread(target=caller) for _ in range(8)]
-            for thread in threads:
-                thread.start()
-            for i in range(30):
-                set_pointer(live, 1 + i % 2)
-                live.runtime.watcher.poll_once()
-                answered, deadline = len(seen), time.monotonic() + 5
-                while len(seen) < answered + 8 and time.monotonic() < deadline:
-                    time.sleep(0.001)  # let the callers answer from this version too
-            stop.set()
-            for thread in threads:
-                thread.join()
+            with callers(answer) as seen:
+                for i in range(30):
+                    set_pointer(live, 1 + i % 2)
+                    live.runtime.watcher.poll_once()
+                    answered, deadline = len(seen), time.monotonic() + 5
+                    while len(seen) < answered + 8 and time.monotonic() < deadline:
+                        time.sleep(0.001)  # let the callers answer from this version too
             wrong = [(v, p) for v, p in seen if p != expected[v]]
             assert wrong == [] and {v for v, _ in seen} == {1, 2}
         finally:

@@ -11,18 +11,25 @@ import gzip
 import io
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from modeld_server.errors import InvalidArgument, NotFound, PermissionDenied, quoted
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_READ_ERRORS = (UnicodeDecodeError, EOFError, OSError, csv.Error, zlib.error)
 """What reading a (gzipped) CSV file raises for a bad file: binary bytes, a truncated or
 corrupt gzip stream (EOFError, BadGzipFile, zlib.error), a broken quote."""
+
+
+def unreadable(shown: str, kind: str, exc: BaseException) -> InvalidArgument:
+    """The error for a dataset file the library could not parse, with its own reason.
+
+    Args:
+        shown: dataset.path as the request spelled it.
+        kind: "CSV" or "Parquet".
+        exc: what the reader raised.
+    """
+    return InvalidArgument(f"dataset.path {quoted(shown)} is not a readable {kind} file: {exc}")
 
 
 def resolve_dataset(data_root: Path, relative: str) -> Path:
@@ -87,39 +94,19 @@ def read_columns(path: Path, shown: str) -> list[str]:
         try:
             return list(pq.read_schema(path).names)
         except Exception as exc:  # pyarrow raises several unrelated types for bad files
-            raise InvalidArgument(f"dataset.path {quoted(shown)} is not a readable Parquet "
-                                  f"file: {exc}") from None
+            raise unreadable(shown, "Parquet", exc) from None
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rb") as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
             header = next(csv.reader(text), None)
     except CSV_READ_ERRORS as exc:
-        raise InvalidArgument(f"dataset.path {quoted(shown)} is not a readable CSV file: "
-                              f"{exc}") from None
+        raise unreadable(shown, "CSV", exc) from None
     if not header or not any(name.strip() for name in header):
         raise InvalidArgument(f"dataset.path {quoted(shown)} is empty: it has no header row")
     if "\x00" in "".join(header):
         raise InvalidArgument(f"dataset.path {quoted(shown)} is not a text CSV file")
     return header
-
-
-def load_frame(path: Path, shown: str) -> pd.DataFrame:
-    """Reads a whole dataset into a DataFrame (in a worker process).
-
-    Raises:
-        InvalidArgument: the file cannot be parsed.
-    """
-    import pandas as pd
-
-    try:
-        if _is_parquet(path):
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
-    except Exception as exc:  # pandas and pyarrow raise many types for malformed files
-        kind = "Parquet" if _is_parquet(path) else "CSV"
-        raise InvalidArgument(f"dataset.path {quoted(shown)} is not a readable {kind} "
-                              f"file: {exc}") from None
 
 
 def infer_task(path: Path, target: str, shown: str) -> str:

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modeld_server.errors import FailedPrecondition, InvalidArgument, quoted
-from modeld_server.training.datasets import CSV_READ_ERRORS
+from modeld_server.errors import FailedPrecondition, quoted
+from modeld_server.training.datasets import CSV_READ_ERRORS, unreadable
 
 _FIRST = 10  # line numbers reported per problem
 _MOSTLY_NUMERIC = 0.95  # a text column this numeric is a numeric column with bad cells
@@ -88,21 +88,18 @@ def load_checked(path: Path, shown: str) -> tuple[pd.DataFrame, Report]:
         try:
             frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several unrelated types for bad files
-            raise InvalidArgument(f"dataset.path {quoted(shown)} is not a readable Parquet "
-                                  f"file: {exc}") from None
+            raise unreadable(shown, "Parquet", exc) from None
         report.rows_read = len(frame)
         report.malformed = {"count": 0, "first_lines": [], "action": "none"}
         return frame, report
     try:
         bad, records = malformed_lines(path)
     except CSV_READ_ERRORS as exc:  # a truncated .csv.gz ends in EOFError
-        raise InvalidArgument(f"dataset.path {quoted(shown)} is not a readable CSV file: "
-                              f"{exc}") from None
+        raise unreadable(shown, "CSV", exc) from None
     try:
         frame = pd.read_csv(path, skiprows=[n - 1 for n in bad])
     except Exception as exc:  # pandas raises many types for broken files
-        raise InvalidArgument(f"dataset.path {quoted(shown)} is not a readable CSV file: "
-                              f"{exc}") from None
+        raise unreadable(shown, "CSV", exc) from None
     report.rows_read = records
     skipped = set(bad)
     report.lines = np.array([n for n in range(2, records + 2 + len(bad)) if n not in skipped])
