@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,6 +170,21 @@ class RpcLog:
                 if isinstance(record, dict) and record.get("event") == "rpc":
                     out.append(float(record.get("duration_ms", "nan")))
         return out
+
+
+def first_answer(call: Callable[..., object], payload: bytes, call_timeout: float,
+                 give_up: float) -> float:
+    """Calls `call(payload)` until it answers (a daemon still loading refuses); returns
+    time.perf_counter() at the answer. Re-raises the last RpcError after `give_up` seconds."""
+    deadline = time.perf_counter() + give_up
+    while True:
+        try:
+            call(payload, timeout=call_timeout)
+            return time.perf_counter()
+        except grpc.RpcError:
+            if time.perf_counter() > deadline:
+                raise
+            time.sleep(0.002)
 
 
 def write_pointer(path: Path, version: int) -> float:

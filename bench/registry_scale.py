@@ -56,6 +56,7 @@ from _common import (
     DaemonProcess,
     RpcLog,
     cpu_seconds,
+    first_answer,
     git_commit,
     load_note,
     median,
@@ -203,17 +204,7 @@ class Startup:
 def start_once(base: Path, flags: list[str], settle: float, idle: float) -> Startup:
     request = predict_request(SMALL).SerializeToString()
     with running_daemon(base, DAEMON_FLAGS + flags, start_timeout=300) as daemon:
-        predict = daemon.channel.unary_unary(PREDICT)
-        deadline = time.perf_counter() + 300
-        while True:
-            try:
-                predict(request, timeout=CALL_TIMEOUT)
-                break
-            except grpc.RpcError:
-                if time.perf_counter() > deadline:
-                    raise
-                time.sleep(0.002)
-        first = time.perf_counter()
+        first = first_answer(daemon.channel.unary_unary(PREDICT), request, CALL_TIMEOUT, 300)
         time.sleep(settle)
         return Startup(daemon.serving_at - daemon.spawned_at, first - daemon.spawned_at,
                        rss_mib(daemon.pid)[0], idle_cpu(daemon.pid, idle))

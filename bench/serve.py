@@ -64,6 +64,7 @@ from _common import (
     RpcLog,
     cpu_seconds,
     descendants,
+    first_answer,
     git_commit,
     load_note,
     median,
@@ -445,16 +446,7 @@ def cold_start(model_dir: Path, model: str, payload: bytes, folder: Path,
     shutil.copytree(model_dir, folder / "registry" / model)
     with running_daemon(folder) as daemon:
         predict = daemon.channel.unary_unary(PREDICT)
-        deadline = time.perf_counter() + 60
-        while True:
-            try:
-                predict(payload, timeout=CALL_TIMEOUT)
-                break
-            except grpc.RpcError:
-                if time.perf_counter() > deadline:
-                    raise
-                time.sleep(0.002)
-        first = time.perf_counter()
+        first = first_answer(predict, payload, CALL_TIMEOUT, 60)
         rss_first, _ = rss_mib(daemon.pid)
         for _ in range(200):
             predict(payload, timeout=CALL_TIMEOUT)
