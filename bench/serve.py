@@ -831,8 +831,11 @@ def profile_stages(service: Any, servicer: Any, ctx: _Context, raw: bytes,
         ("  LoadedModel.predict", lambda: loaded.predict(matrix)),
         ("    preprocess.transform (nan: not used)", lambda: pre.transform(matrix)),
         ("    estimator / booster alone",
-         (lambda: booster.inplace_predict(x_model, validate_features=False)) if booster is not None
+         (lambda: booster(x_model)) if booster is not None
          else (lambda: loaded._estimator.predict_proba(x_model))),
+        ("    xgboost Booster.inplace_predict instead (nan: not xgboost)",
+         lambda: loaded._estimator.get_booster().inplace_predict(x_model,
+                                                                 validate_features=False)),
         ("  prediction_to_pb", lambda: convert.prediction_to_pb(model, 1, prediction)),
         ("  serialize response", response.SerializeToString),
         ("  status._log: log line + 2 metrics",
