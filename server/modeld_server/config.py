@@ -57,7 +57,13 @@ class Settings:
     max_dataset_bytes: int = _f(1 << 30, "Largest dataset file Train accepts.")
     max_dataset_rows: int = _f(10_000_000, "Most rows a training dataset may have.")
     train_timeout: float = _f(3600.0, "Seconds a training job may run before it is killed.")
-    train_memory_mb: int = _f(8192, "Resident memory (MiB) a training process may use.")
+    train_memory_mb: int = _f(
+        8192, "Memory (MiB, proportional set size) a training job's processes may use together."
+    )
+    job_cpus: int = _f(
+        0, "Fits one job may run at once (folds side by side, for single-threaded "
+        "estimators); 0: every CPU, 1: one after another."
+    )
     log_format: str = _f("auto", "auto (JSON unless on a terminal), json or console.")
     log_level: str = _f("info", "debug, info, warning or error.")
 
@@ -137,6 +143,8 @@ def _validate(s: Settings, parser: argparse.ArgumentParser) -> None:
         parser.error(f"--keep-versions must be >= 0, got {s.keep_versions}")
     if s.keep_loaded < 0:
         parser.error(f"--keep-loaded must be >= 0, got {s.keep_loaded}")
+    if s.job_cpus < 0:
+        parser.error(f"--job-cpus must be >= 0, got {s.job_cpus}")
     if (s.tls_cert is None) != (s.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     if s.tls_client_ca is not None and s.tls_cert is None:

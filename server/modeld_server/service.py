@@ -104,7 +104,7 @@ class ModelService(LifecycleMixin):
             self.store, settings.data_root, settings.state_dir,
             max_concurrent=settings.max_concurrent_jobs, max_queued=settings.max_queued_jobs,
             limits=JobLimits(timeout=settings.train_timeout, memory_mb=settings.train_memory_mb,
-                             max_rows=settings.max_dataset_rows),
+                             max_rows=settings.max_dataset_rows, cpus=settings.job_cpus),
             on_published=self.after_publish, context_for=self.job_context,
         )
         self.scheduler = Scheduler(

@@ -29,6 +29,9 @@ class Algorithm:
     """Standardise numeric features (linear models need it)."""
     native_missing: bool
     """The estimator handles NaN itself, so numeric columns are not imputed."""
+    single_threaded: bool
+    """It trains on one core unless its n_jobs says otherwise, and starts no OpenMP threads
+    (which do not survive a fork): its folds may run side by side (parallel.fork_map)."""
 
     def estimator_class(self, task: Task) -> Any:
         import importlib
@@ -45,6 +48,7 @@ ALGORITHMS: dict[str, Algorithm] = {
             {Task.CLASSIFICATION: "xgboost:XGBClassifier", Task.REGRESSION: "xgboost:XGBRegressor"},
             scale=False,
             native_missing=True,
+            single_threaded=False,
         ),
         Algorithm(
             "random_forest",
@@ -54,6 +58,7 @@ ALGORITHMS: dict[str, Algorithm] = {
             },
             scale=False,
             native_missing=False,
+            single_threaded=True,
         ),
         Algorithm(
             "hist_gradient_boosting",
@@ -63,24 +68,28 @@ ALGORITHMS: dict[str, Algorithm] = {
             },
             scale=False,
             native_missing=True,
+            single_threaded=False,
         ),
         Algorithm(
             "logistic_regression",
             {Task.CLASSIFICATION: "sklearn.linear_model:LogisticRegression"},
             scale=True,
             native_missing=False,
+            single_threaded=True,
         ),
         Algorithm(
             "ridge",
             {Task.REGRESSION: "sklearn.linear_model:Ridge"},
             scale=True,
             native_missing=False,
+            single_threaded=True,
         ),
         Algorithm(
             "isolation_forest",
             {Task.ANOMALY_DETECTION: "sklearn.ensemble:IsolationForest"},
             scale=False,
             native_missing=False,
+            single_threaded=True,
         ),
     )
 }
@@ -129,6 +138,16 @@ def build_estimator(algorithm: Algorithm, task: Task, params: dict[str, str], se
     except (ValueError, TypeError) as exc:
         raise InvalidArgument(f"params: {exc}") from None
     return estimator
+
+
+def fold_workers(algorithm: Algorithm, params: dict[str, str], cpus: int) -> int:
+    """How many of a job's fits may run at once: `cpus` for a single-threaded estimator,
+    1 for one that threads itself (XGBoost, HistGradientBoosting, or any n_jobs other
+    than 1 in the request: the user gave its cores to the estimator)."""
+    threads = parse_params(params).get("n_jobs", None)
+    if not algorithm.single_threaded or threads not in (None, 1):
+        return 1
+    return max(1, cpus)
 
 
 def check_params(algorithm: Algorithm, task: Task, params: dict[str, str], seed: int) -> None:

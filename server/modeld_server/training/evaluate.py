@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 from modeld_server import artifacts
 from modeld_server.training import metrics as metric_fns
+from modeld_server.training.parallel import fork_map
 from modeld_server.training.prepare import Prepared
 from modeld_server.types import Task, TrainSpec
 
@@ -44,6 +46,22 @@ class CVResult:
     confusion_matrix: dict[str, Any] | None = None
     oof_pred: np.ndarray | None = None
     oof_proba: np.ndarray | None = None
+    final: artifacts.Fitted | None = None
+    """The fit on all rows, when it was asked for alongside the folds."""
+    final_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class _FoldOutcome:
+    """What one fold sends back (from a forked child, pickled): predictions and scores."""
+
+    pred: np.ndarray
+    proba: np.ndarray | None
+    scores: dict[str, float]
+
+
+_FINAL = None
+"""The work item that stands for the fit on all rows."""
 
 
 def splitter(spec: TrainSpec, data: Prepared) -> tuple[Any, np.ndarray | None]:
@@ -52,69 +70,97 @@ def splitter(spec: TrainSpec, data: Prepared) -> tuple[Any, np.ndarray | None]:
     return cls(n_splits=spec.cv_folds, shuffle=True, random_state=spec.seed), stratify
 
 
-def cross_validate(spec: TrainSpec, template: Template, data: Prepared,
-                   progress: Any) -> CVResult:
+def cross_validate(spec: TrainSpec, template: Template, data: Prepared, progress: Any,
+                   workers: int = 1, fit_final: bool = False) -> CVResult:
     """Fits on k-1 folds, predicts the held-out fold, k times; metrics come from those predictions.
 
     Args:
-        progress: called as progress(fold_index, partial_metrics_json).
+        progress: called as progress(folds_done, partial_metrics_json).
+        workers: processes to fit in at once (see parallel.fork_map); 1 fits here, in order.
+        fit_final: also fit on all rows, as one more piece of work beside the folds
+            (result.final); it goes first, being the longest.
     """
     task, n = spec.task, len(data.x)
-    if task is Task.ANOMALY_DETECTION and data.eval_label is None:
-        return CVResult()
-    split, stratify = splitter(spec, data)
     k = len(data.classes)
-    result = CVResult(oof_pred=np.zeros(n), oof_proba=np.zeros((n, k)) if k else None)
+    splits: list[Any] = []
+    if task is not Task.ANOMALY_DETECTION or data.eval_label is not None:
+        split, stratify = splitter(spec, data)
+        splits = list(split.split(data.x, stratify))
+    result = CVResult()
+    if splits:
+        result.oof_pred = np.zeros(n)
+        result.oof_proba = np.zeros((n, k)) if k else None
     confusion = np.zeros((k, k), dtype=np.int64)
-    per_fold: list[dict[str, float]] = []
-    for i, (train_idx, test_idx) in enumerate(split.split(data.x, stratify)):
-        progress(i, result.metrics)
-        y_train = None if data.y is None else data.y[train_idx]
-        fitted = template.fit(data.x[train_idx], y_train)
-        matrix = fitted.preprocess.transform(data.x[test_idx])
-        per_fold.append(_fold(task, fitted.estimator, matrix, data, test_idx, confusion, result))
-        result.metrics = {name: s.to_json()
-                          for name, s in metric_fns.summarize(per_fold).items()}
-    if task is Task.CLASSIFICATION:
+    per_fold: dict[int, dict[str, float]] = {}
+    items: list[Any] = ([_FINAL] if fit_final else []) + splits
+
+    def run(item: Any) -> Any:
+        if item is _FINAL:
+            started = time.perf_counter()
+            return template.fit(data.x, data.y), time.perf_counter() - started
+        train_idx, test_idx = item
+        fitted = template.fit(data.x[train_idx], None if data.y is None else data.y[train_idx])
+        return _fold(task, fitted.estimator, fitted.preprocess.transform(data.x[test_idx]),
+                     data, test_idx)
+
+    progress(0, result.metrics)
+    for index, outcome in fork_map(run, items, workers):
+        if items[index] is _FINAL:
+            result.final, result.final_seconds = outcome
+            continue
+        test_idx = items[index][1]
+        _merge(outcome, test_idx, data, confusion, result)
+        per_fold[index] = outcome.scores
+        result.metrics = {name: s.to_json() for name, s in
+                          metric_fns.summarize([per_fold[i] for i in sorted(per_fold)]).items()}
+        if len(per_fold) < len(splits):
+            progress(len(per_fold), result.metrics)
+    if task is Task.CLASSIFICATION and splits:
         result.confusion_matrix = {"labels": [str(c) for c in data.classes],
                                    "counts": confusion.ravel().tolist()}
     return result
 
 
-def _fold(task: Task, est: Any, matrix: np.ndarray, data: Prepared, test_idx: np.ndarray,
-          confusion: np.ndarray, result: CVResult) -> dict[str, float]:
-    assert result.oof_pred is not None
+def _fold(task: Task, est: Any, matrix: np.ndarray, data: Prepared,
+          test_idx: np.ndarray) -> _FoldOutcome:
     if task is Task.CLASSIFICATION:
-        assert data.y is not None and result.oof_proba is not None
+        assert data.y is not None
         y_true = data.y[test_idx]
         y_pred = np.asarray(est.predict(matrix)).astype(np.int64)
-        proba = est.predict_proba(matrix)
-        np.add.at(confusion, (y_true, y_pred), 1)
-        result.oof_pred[test_idx] = y_pred
-        result.oof_proba[test_idx] = proba
+        proba = est.predict_proba(matrix)  # float32 from XGBoost: metrics as the library's
         scores = metric_fns.classification_metrics(y_true, y_pred, proba, len(data.classes))
         scores["ece"] = metric_fns.expected_calibration_error(y_true, proba)
-        return scores
+        return _FoldOutcome(y_pred, proba, scores)
     if task is Task.REGRESSION:
         assert data.y is not None
         pred = est.predict(matrix)
-        result.oof_pred[test_idx] = pred
-        return metric_fns.regression_metrics(data.y[test_idx], pred)
+        return _FoldOutcome(pred, None, metric_fns.regression_metrics(data.y[test_idx], pred))
     assert data.eval_label is not None
     scores = -est.score_samples(matrix)
-    result.oof_pred[test_idx] = scores
-    return metric_fns.detection_metrics(data.eval_label[test_idx], scores)
+    return _FoldOutcome(scores, None,
+                        metric_fns.detection_metrics(data.eval_label[test_idx], scores))
+
+
+def _merge(outcome: _FoldOutcome, test_idx: np.ndarray, data: Prepared, confusion: np.ndarray,
+           result: CVResult) -> None:
+    """Puts one fold's held-out predictions in place, in the out-of-fold arrays."""
+    assert result.oof_pred is not None
+    result.oof_pred[test_idx] = outcome.pred
+    if outcome.proba is not None:
+        assert result.oof_proba is not None and data.y is not None
+        result.oof_proba[test_idx] = outcome.proba
+        np.add.at(confusion, (data.y[test_idx], outcome.pred.astype(np.int64)), 1)
 
 
 def calibrate(spec: TrainSpec, template: Template, data: Prepared, base: CVResult,
-              progress: Any) -> tuple[Template, CVResult, dict[str, Any]]:
+              progress: Any, workers: int = 1) -> tuple[Template, CVResult, dict[str, Any]]:
     """Cross-validates calibrated variants; returns the chosen template, its CV and a report.
 
     The report holds Brier score and ECE before (the uncalibrated model's held-out
     predictions) and after, and for `auto` each candidate's Brier score.
     """
     methods = CALIBRATION_METHODS if spec.calibration == "auto" else (spec.calibration,)
-    candidates = {m: cross_validate(spec, template.with_calibration(m), data, progress)
+    candidates = {m: cross_validate(spec, template.with_calibration(m), data, progress, workers)
                   for m in methods}
     chosen = min(candidates, key=lambda m: candidates[m].metrics["brier"]["mean"])
     after = candidates[chosen]

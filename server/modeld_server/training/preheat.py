@@ -43,7 +43,8 @@ def preheat() -> None:
         (root / "staging").mkdir()
         spec = TrainSpec("preheat", DatasetSpec("rows.csv", target="label"),
                          "logistic_regression", Task.CLASSIFICATION, cv_folds=2)
-        worker.train(spec, root, root / "staging", lambda *args: None)
+        # One process: a pool forked here would leave threads in the forkserver.
+        worker.train(spec, root, root / "staging", lambda *args: None, cpus=1)
 
 
 # A failed preheat only means colder jobs; the job that hits the same fault reports it.

@@ -26,8 +26,14 @@ from modeld_server.registry.store import RegistryStore
 from modeld_server.training import gate
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.datasets import resolve_dataset
-from modeld_server.training.estimators import build_estimator, build_preprocessor, get_algorithm
+from modeld_server.training.estimators import (
+    build_estimator,
+    build_preprocessor,
+    fold_workers,
+    get_algorithm,
+)
 from modeld_server.training.evaluate import CVResult, Template, calibrate, cross_validate
+from modeld_server.training.parallel import available_cpus
 from modeld_server.training.prepare import Prepared, prepare
 from modeld_server.types import Task, TrainSpec
 
@@ -36,7 +42,8 @@ Report = Callable[[str, float, str, dict[str, Any]], None]
 
 
 def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
-        max_rows: int = 10_000_000, context: dict[str, Any] | None = None) -> None:
+        max_rows: int = 10_000_000, context: dict[str, Any] | None = None,
+        cpus: int = 0) -> None:
     """Process entry point: trains, saves into `staging`, and sends the outcome on `conn`."""
     def report(phase: str, progress: float, message: str, partial: dict[str, Any]) -> None:
         conn.send(("progress", phase, progress, message, partial))
@@ -44,7 +51,7 @@ def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
     try:
         outcome: tuple[Any, ...] = (
             "result", train(TrainSpec.from_json(spec_json), Path(data_root), Path(staging), report,
-                            max_rows, context or {}))
+                            max_rows, context or {}, cpus))
     except (BrokenPipeError, ConnectionResetError):
         return  # the daemon is gone or cancelled us: nobody to tell
     except ModeldError as exc:
@@ -61,12 +68,15 @@ def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
 
 
 def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
-          max_rows: int = 10_000_000, context: dict[str, Any] | None = None) -> dict[str, Any]:
+          max_rows: int = 10_000_000, context: dict[str, Any] | None = None,
+          cpus: int = 0) -> dict[str, Any]:
     """Validates the dataset, cross-validates, gates, fits on all rows and saves the artifacts.
 
     Args:
         context: {"policy": policy JSON, "champion": {"registry", "model", "version"}} from
             the daemon when the model has a quality gate.
+        cpus: processes a single-threaded estimator's fits may use at once (0: every CPU
+            this process may run on; 1: one fit at a time).
 
     Returns:
         The manifest fields the training produced (metrics, schema, reports...).
@@ -83,19 +93,27 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         build_preprocessor(algorithm, list(range(n)), list(range(n, len(data.schema.columns)))),
         build_estimator(algorithm, spec.task, spec.params, spec.seed))
 
+    cpus = cpus or available_cpus()
+    workers = fold_workers(algorithm, spec.params, cpus)
+    calibrating = spec.calibration != "none" and spec.task is Task.CLASSIFICATION
     t_cv = time.perf_counter()
-    cv = cross_validate(spec, template, data, _fold_progress(report, "cross_validation", spec))
+    # Fitted side by side, the final fit goes with the folds, unless calibration may
+    # still change what the final fit is.
+    cv = cross_validate(spec, template, data, _fold_progress(report, "cross_validation", spec),
+                        workers, fit_final=workers > 1 and not calibrating)
     extra: dict[str, Any] = {}
-    if spec.calibration != "none" and spec.task is Task.CLASSIFICATION:
+    if calibrating:
         template, cv, extra["calibration"] = calibrate(
-            spec, template, data, cv, _fold_progress(report, "calibration", spec))
+            spec, template, data, cv, _fold_progress(report, "calibration", spec), workers)
     cv_seconds = time.perf_counter() - t_cv
-    decision = _gate(spec, data, cv, context) if "policy" in context else None
+    decision = _gate(spec, data, cv, context, cpus) if "policy" in context else None
 
-    report("final_fit", 0.88, f"fitting on all {len(data.x)} rows", cv.metrics)
-    t_fit = time.perf_counter()
-    fitted = template.fit(data.x, data.y)
-    fit_seconds = time.perf_counter() - t_fit
+    fitted, fit_seconds = cv.final, 0.0
+    if fitted is None:
+        report("final_fit", 0.88, f"fitting on all {len(data.x)} rows", cv.metrics)
+        t_fit = time.perf_counter()
+        fitted = template.fit(data.x, data.y)
+        fit_seconds = time.perf_counter() - t_fit
     if spec.task is Task.ANOMALY_DETECTION:
         extra.update(_anomaly_facts(fitted, data.x))
 
@@ -114,7 +132,10 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         "gate": decision.to_json() if decision else None,
         "state": "rejected" if decision is not None and not decision.passed else "available",
         **extra,
+        # With the final fit among the folds, its time is inside cv_seconds and
+        # final_fit_alongside holds its own duration.
         "timings": {"cv_seconds": cv_seconds, "final_fit_seconds": fit_seconds,
+                    "final_fit_alongside": cv.final_seconds, "fit_processes": workers,
                     "total_seconds": time.perf_counter() - started},
         "libraries": _library_versions(),
     }
@@ -130,7 +151,7 @@ def _fold_progress(report: Report, phase: str, spec: TrainSpec) -> Any:
 
 
 def _gate(spec: TrainSpec, data: Prepared, cv: CVResult,
-          context: dict[str, Any]) -> gate.Decision:
+          context: dict[str, Any], cpus: int) -> gate.Decision:
     """Compares challenger and champion on the same unseen rows and applies the policy."""
     policy = gate.Policy.from_json(context["policy"])
     champion = None
@@ -141,13 +162,13 @@ def _gate(spec: TrainSpec, data: Prepared, cv: CVResult,
         store.verify(info["model"], info["version"], manifest)  # before anything is unpickled
         folder = store.paths(info["model"]).version(info["version"])
         why = gate.not_comparable(manifest, data.frame, spec.task, data.classes)
-        comparison = None if why else _compare(spec, data, cv, folder, manifest)
+        comparison = None if why else _compare(spec, data, cv, folder, manifest, cpus)
         champion = (info["version"], comparison, why)
     return gate.decide(policy, spec.task, len(data.classes), cv.metrics, champion)
 
 
 def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
-             manifest: dict[str, Any]) -> gate.Comparison | None:
+             manifest: dict[str, Any], cpus: int) -> gate.Comparison | None:
     if cv.oof_pred is None:
         return None
     found = gate.overlap(folder, manifest, data.frame)
@@ -181,7 +202,8 @@ def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
         build_preprocessor(algorithm, list(range(n)), list(range(n, len(data.schema.columns)))),
         build_estimator(algorithm, recipe.task, recipe.params, recipe.seed),
         (manifest.get("calibration") or {}).get("method", "none"))
-    refit = cross_validate(spec, template, data, lambda i, partial: None)
+    refit = cross_validate(spec, template, data, lambda i, partial: None,
+                           fold_workers(algorithm, recipe.params, cpus))
     assert refit.oof_pred is not None
     return gate.Comparison(
         gate.pooled_metrics(spec.task, data.y, refit.oof_pred, refit.oof_proba, k,

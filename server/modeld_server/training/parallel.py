@@ -1,0 +1,159 @@
+"""Runs a job's independent fits (the folds, the final fit) side by side in forked processes.
+
+Cross-validation folds do not depend on each other, and the final fit on all rows does
+not depend on them either. An estimator that trains on one core (logistic regression,
+ridge, random forests and isolation forests as modeld builds them) leaves the machine's
+other cores idle while the folds run one after the other; here they run at once.
+
+The children are forked from the job's worker process with os.fork, so they inherit the
+training data without copying or pickling it, and send back only what they computed: a
+fold's predictions and scores, or the fitted final pipeline. Forking is safe because it
+happens only for estimators that start no OpenMP threads (Algorithm.single_threaded) in
+a process with one thread. (multiprocessing's pools refuse to start from the worker, a
+daemonic process, and its Pool waits forever for the task of a child the OOM killer took.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.connection import Connection, Pipe, wait
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+
+
+class FitProcessDied(RuntimeError):
+    """A fit process ended without an answer (killed: most often out of memory)."""
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, so a container's cpuset counts)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def fork_map(fn: Callable[[Any], Any], items: Sequence[Any],
+             workers: int) -> Iterator[tuple[int, Any]]:
+    """Yields (index, fn(items[index])) for every item, in the order they finish.
+
+    With `workers` > 1 (and more than one item) the calls run in that many forked
+    processes, each taking the next item when it is done; otherwise here, in order.
+
+    Args:
+        fn: a function of one item, returning something picklable.
+        items: the work; inherited by the children, never pickled.
+        workers: processes to use at most.
+
+    Raises:
+        Whatever a call raised; FitProcessDied when a child ended without answering.
+    """
+    workers = min(workers, len(items))
+    if workers <= 1:
+        for index, item in enumerate(items):
+            yield index, fn(item)
+        return
+    children: dict[Connection, int] = {}
+    try:
+        for _ in range(workers):
+            conn, pid = _fork_child(fn, items)
+            children[conn] = pid
+        pending = iter(range(len(items)))
+        busy: list[Connection] = []
+        for conn in children:
+            _hand_out(conn, pending, busy)
+        while busy:
+            for ready in wait(busy):
+                assert isinstance(ready, Connection)
+                busy.remove(ready)
+                yield _answer(ready)
+                _hand_out(ready, pending, busy)
+    finally:
+        _reap(children)
+
+
+def _fork_child(fn: Callable[[Any], Any], items: Sequence[Any]) -> tuple[Connection, int]:
+    ours, theirs = Pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: it never returns from here
+        ours.close()
+        _child(fn, items, theirs, os.getppid())
+    theirs.close()
+    return ours, pid
+
+
+def _hand_out(conn: Connection, pending: Iterator[int], busy: list[Connection]) -> None:
+    index = next(pending, None)
+    conn.send(index)  # None tells the child to exit
+    if index is not None:
+        busy.append(conn)
+
+
+def _answer(conn: Connection) -> tuple[int, Any]:
+    try:
+        ok, index, value = conn.recv()
+    except (EOFError, OSError):
+        raise FitProcessDied("a fit process died without an answer (out of memory, or "
+                             "killed by an operator)") from None
+    if not ok:
+        raise value
+    return index, value
+
+
+def _reap(children: dict[Connection, int]) -> None:
+    """Ends the children: on success they have exited or are exiting; on an error, stop
+    them at once rather than wait for fits nobody needs."""
+    for conn, pid in children.items():
+        conn.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+
+def _child(fn: Callable[[Any], Any], items: Sequence[Any], conn: Connection,
+           parent: int) -> None:
+    """Answers items until told to stop, then exits without running the parent's cleanup."""
+    code = 1
+    try:
+        _child_setup(parent)
+        while (index := conn.recv()) is not None:
+            try:
+                conn.send((True, index, fn(items[index])))
+            except Exception as exc:  # the parent raises it, as the job's failure
+                conn.send((False, index, _picklable(exc)))
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _child_setup(parent: int) -> None:
+    """Dies with the job's process, and keeps BLAS to one thread.
+
+    CancelJob and the job limits kill the worker process with SIGKILL; without the
+    death signal its children would go on fitting for nobody. One BLAS thread each,
+    so two children on two cores do not fight over them.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        os._exit(1)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def _picklable(exc: Exception) -> Exception:
+    import pickle
+
+    try:
+        pickle.dumps(exc)
+    except Exception:  # an exception holding something unpicklable: keep its text
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
