@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import gzip
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from modeld_server.errors import InvalidArgument
-from modeld_server.training.validation import load_checked
+from modeld_server.training.validation import (
+    _constant,
+    _count_fields_unquoted,
+    _scan_records,
+    load_checked,
+    malformed_lines,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 ROWS = "a,b,species\n" + "1.5,2,x\n3,4.25,y\n" * 200
 
@@ -45,3 +57,53 @@ class TestLoadChecked:
         with pytest.raises(InvalidArgument,
                            match=r"^dataset\.path 'cut\.parquet' is not a readable Parquet file: "):
             load_checked(tmp_path / "cut.parquet", "cut.parquet")
+
+
+# Lines of a CSV file without quotes: fields of letters, digits and spaces; blank lines;
+# and each line ending in \n or \r\n.
+_FIELD = st.text(alphabet="ab1. -é", max_size=3)
+_LINE = st.lists(_FIELD, min_size=0, max_size=4).map(",".join)
+
+
+class TestMalformedLines:
+    @given(header=st.lists(_FIELD, min_size=1, max_size=4).map(",".join).filter(bool),
+           lines=st.lists(st.tuples(_LINE, st.sampled_from(["\n", "\r\n"])), max_size=12),
+           last_newline=st.booleans())
+    def test_the_numpy_count_agrees_with_the_csv_module(
+        self, header: str, lines: list[tuple[str, str]], last_newline: bool
+    ) -> None:
+        text = header + "\n" + "".join(line + end for line, end in lines)
+        if not last_newline:
+            text = text.rstrip("\r\n")
+        data = text.encode()
+        fast = _count_fields_unquoted(data)
+        assert fast is not None
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "rows.csv"
+            path.write_bytes(data)
+            assert fast == _scan_records(path, open)
+
+    def test_spambase_has_no_malformed_line_and_4601_records(self) -> None:
+        assert malformed_lines(ROOT / "data" / "spambase.csv") == ([], 4601)
+
+    def test_quoted_files_go_through_the_csv_module(self, tmp_path: Path) -> None:
+        """A quoted field may hold commas and line breaks: only the csv module counts those."""
+        data = b'a,b\n"x,y",1\n"two\nlines",2\n3\n'
+        assert _count_fields_unquoted(data) is None
+        (tmp_path / "q.csv").write_bytes(data)
+        assert malformed_lines(tmp_path / "q.csv") == ([5], 3)
+
+    def test_a_wrong_field_count_is_reported_by_line_number(self, tmp_path: Path) -> None:
+        (tmp_path / "w.csv").write_bytes(b"a,b\r\n1,2\r\n\r\n1,2,3\r\n4\r\n5,6")
+        assert malformed_lines(tmp_path / "w.csv") == ([4, 5], 4)
+
+
+class TestConstantColumns:
+    @pytest.mark.parametrize("values", [
+        [1.0, 1.0, 1.0], [np.nan, np.nan], [1.0, np.nan], [0.0, -0.0], [1, 2], [3, 3],
+        [True, True], [True, False], ["a", "a"], ["a", None], [None, None], [2**62, 2**62 + 1],
+        [], [5.0],
+    ])
+    def test_agrees_with_nunique(self, values: list[object]) -> None:
+        column = pd.Series(values)
+        assert _constant(column) == (column.nunique(dropna=False) <= 1)

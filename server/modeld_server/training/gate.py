@@ -173,20 +173,52 @@ LABEL_DRIFT = 0.05  # known rows whose label changed, above which the labels are
 
 
 def row_hashes(frame: Any, columns: list[str]) -> np.ndarray:
-    """A 64-bit hash of each row's values in `columns` (index ignored)."""
+    """A 64-bit hash of each row's values in `columns` (index ignored): the values of
+    pandas.util.hash_pandas_object(frame[columns], index=False)."""
+    return hashes_of_rows(frame, [columns])[0]
+
+
+def hashes_of_rows(frame: Any, column_sets: list[list[str]]) -> list[np.ndarray]:
+    """row_hashes for several column lists, hashing each column once.
+
+    hash_pandas_object hashes each column and then mixes the columns' hashes in order;
+    the mixing is repeated here (pandas' combine_hash_arrays), so the features-alone and
+    the with-label hashes share the costly part. The stored hashes stay the ones pandas
+    gives (a test checks), so row files of older versions still compare.
+    """
     import pandas as pd
 
-    hashes = pd.util.hash_pandas_object(frame[columns], index=False)
-    return np.asarray(hashes, dtype=np.uint64)
+    names = {name for columns in column_sets for name in columns}
+    column_hashes = {name: np.asarray(pd.util.hash_pandas_object(frame[name], index=False),
+                                      dtype=np.uint64) for name in names}
+    return [_combine([column_hashes[name] for name in columns], len(frame))
+            for columns in column_sets]
+
+
+def _combine(arrays: list[np.ndarray], rows: int) -> np.ndarray:
+    """pandas.core.util.hashing.combine_hash_arrays, as hash_pandas_object applies it."""
+    if not arrays:
+        return np.zeros(rows, dtype=np.uint64)
+    mult = np.uint64(1000003)
+    out = np.zeros(rows, dtype=np.uint64) + np.uint64(0x345678)
+    count = len(arrays)
+    for i, values in enumerate(arrays):
+        inverse = count - i
+        out ^= values
+        out *= mult
+        mult += np.uint64(82520 + inverse + inverse)
+    out += np.uint64(97531)
+    return out
 
 
 def save_row_hashes(folder: Path, frame: Any, features: list[str], label: str) -> None:
     """Stores which rows a version was trained on (features alone, and with the label), so a
     later gate can find the rows it never saw and the known rows whose label changed."""
-    np.save(folder / ROWS_FILE, np.unique(row_hashes(frame, features)), allow_pickle=False)
+    sets = [features, [*features, label]] if label else [features]
+    hashes = hashes_of_rows(frame, sets)
+    np.save(folder / ROWS_FILE, np.unique(hashes[0]), allow_pickle=False)
     if label:
-        np.save(folder / LABELED_ROWS_FILE,
-                np.unique(row_hashes(frame, [*features, label])), allow_pickle=False)
+        np.save(folder / LABELED_ROWS_FILE, np.unique(hashes[1]), allow_pickle=False)
 
 
 @dataclass

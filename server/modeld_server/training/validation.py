@@ -64,9 +64,53 @@ class Report:
         return {k: v for k, v in self.__dict__.items() if k != "lines"}
 
 
+_FAST_SCAN_BYTES = 256 * 1024 * 1024
+"""Files up to this size (uncompressed) are scanned in memory when they allow it."""
+
+
 def malformed_lines(path: Path) -> tuple[list[int], int]:
-    """1-based line numbers of CSV records whose field count differs from the header's."""
+    """1-based line numbers of CSV records whose field count differs from the header's,
+    and the number of records (blank lines are not records)."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as raw:
+        data = raw.read(_FAST_SCAN_BYTES + 1)
+    if len(data) <= _FAST_SCAN_BYTES:
+        counted = _count_fields_unquoted(data)
+        if counted is not None:
+            return counted
+    return _scan_records(path, opener)
+
+
+def _count_fields_unquoted(data: bytes) -> tuple[list[int], int] | None:
+    """malformed_lines for a file without quotes, counting commas per line with NumPy.
+
+    Without a quote character a CSV record is one line and its fields are the commas
+    plus one, exactly as the csv module splits it, at a fraction of the cost of making
+    a string of every field (spambase: 1.5 ms against 20). None for anything else
+    (quotes, NUL bytes, lone carriage returns, a blank header): the csv module decides.
+    """
+    data.decode("utf-8")  # raises like the csv path on bytes that are not text
+    if b'"' in data or b"\x00" in data:
+        return None
+    if b"\r" in data:
+        if data.count(b"\r") != data.count(b"\r\n"):
+            return None
+        data = data.replace(b"\r\n", b"\n")
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw == ord("\n"))
+    if not data.endswith(b"\n"):
+        ends = np.append(ends, len(data))
+    if not len(ends) or ends[0] == 0:
+        return None
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    commas = np.flatnonzero(raw == ord(","))
+    fields = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
+    record = (ends > starts)[1:]  # blank lines are no records; line 1 is the header
+    wrong = record & (fields[1:] != fields[0])
+    return (np.flatnonzero(wrong) + 2).tolist(), int(record.sum())
+
+
+def _scan_records(path: Path, opener: Any) -> tuple[list[int], int]:
     bad: list[int] = []
     with opener(path, "rb") as raw:
         reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
@@ -138,7 +182,7 @@ def apply_selection(frame: pd.DataFrame, selection: Selection, report: Report) -
     for flt in selection.filters:
         keep &= _filter_mask(frame, flt)
     report.filtered_out = int((~keep).sum())
-    return frame.loc[keep].reset_index(drop=True)
+    return frame.loc[keep].reset_index(drop=True) if report.filtered_out else frame
 
 
 def _filter_mask(frame: pd.DataFrame, flt: dict[str, Any]) -> pd.Series:
@@ -180,7 +224,8 @@ def check_rows(frame: pd.DataFrame, target: str, task: str, options: ValidationO
         if count and options.fail_on_missing_target:
             raise FailedPrecondition(f"{count} rows have no target {quoted(target)}")
         report.missing_target = {"count": count, "action": "dropped" if count else "none"}
-        frame = frame.loc[~missing].reset_index(drop=True)
+        if count:
+            frame = frame.loc[~missing].reset_index(drop=True)
     duplicated = frame.duplicated()
     report.duplicates = {"count": int(duplicated.sum()),
                          "action": "dropped" if options.drop_duplicates else "kept"}
@@ -194,11 +239,24 @@ def check_rows(frame: pd.DataFrame, target: str, task: str, options: ValidationO
     return frame
 
 
+def _constant(column: pd.Series) -> bool:
+    """Whether a column holds one value (all missing counts as one): nunique(dropna=False)
+    <= 1, without the hash table for plain number columns (9 ms on spambase, now 1)."""
+    values = column.to_numpy() if isinstance(column.dtype, np.dtype) else None
+    if values is None or values.dtype.kind not in "fiub" or not len(values):
+        return bool(column.nunique(dropna=False) <= 1)
+    if values.dtype.kind == "f":
+        missing = np.isnan(values)
+        if missing.any():
+            return bool(missing.all())
+    return bool(values.min() == values.max())
+
+
 def _profile(frame: pd.DataFrame, target: str, task: str, report: Report) -> None:
     counts = frame.isna().sum()
     report.missing_values = {str(c): int(n) for c, n in counts.items() if n}
     report.constant_columns = [str(c) for c in frame.columns
-                               if c != target and frame[c].nunique(dropna=False) <= 1]
+                               if c != target and _constant(frame[c])]
     if report.constant_columns:
         report.warnings.append(f"constant columns kept (they carry no information): "
                                f"{', '.join(report.constant_columns)}")
