@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import time
+from typing import Any
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 
 def configure(fmt: str = "auto", level: str = "info") -> None:
@@ -17,14 +21,15 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
     """
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer() if use_console
+        else structlog.processors.JSONRenderer(serializer=_dumps)
     )
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _utc_timestamp,
             structlog.processors.format_exc_info,
             renderer,
         ],
@@ -33,3 +38,31 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
+
+
+# Every RPC writes a line, so the two costliest processors are done leaner, with the same
+# output: json.dumps(obj, default=...) builds a JSONEncoder per call, and TimeStamper
+# formats a whole datetime each time (together about 8 us of the line's 30).
+_ENCODER = json.JSONEncoder(default=repr)
+
+
+def _dumps(obj: Any, **_: Any) -> str:
+    """JSONRenderer's serializer: one shared encoder; repr() for what JSON cannot hold."""
+    return _ENCODER.encode(obj)
+
+
+_second: tuple[int, str] = (-1, "")  # the last whole second seen, and its formatted prefix
+
+
+def _utc_timestamp(logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
+    """`timestamp` as TimeStamper(fmt="iso", utc=True) writes it, e.g.
+    2026-11-29T13:45:27.123456Z, with the date and time formatted once per second."""
+    global _second
+    now = time.time()
+    whole = int(now)
+    second, prefix = _second
+    if whole != second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second = (whole, prefix)
+    event_dict["timestamp"] = f"{prefix}.{int((now - whole) * 1e6):06d}Z"
+    return event_dict

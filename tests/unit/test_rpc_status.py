@@ -97,3 +97,32 @@ class TestDetailsCap:
             details = fit_details(char * 5000)
             assert details.endswith(" ... (message cut)")
             assert MAX_DETAILS_BYTES - 12 < _wire_size(details) <= MAX_DETAILS_BYTES, char
+
+
+class TestCanonicalLogLine:
+    def test_one_line_per_rpc_with_method_code_duration_and_the_model(self) -> None:
+        import structlog
+
+        servicer = ModelManagerServicer(_Jobs())  # type: ignore[arg-type]
+        merge = [structlog.contextvars.merge_contextvars]
+        with structlog.testing.capture_logs(processors=merge) as logs, \
+                pytest.raises(RuntimeError):
+            servicer.GetJob(pb.GetJobRequest(job_id="j1"), _Context())  # type: ignore[arg-type]
+        [line] = logs
+        assert (line["event"], line["method"], line["code"], line["job_id"]) == (
+            "rpc", "GetJob", "NOT_FOUND", "j1")
+        assert line["duration_ms"] >= 0
+
+    def test_the_request_ids_do_not_outlive_the_call(self) -> None:
+        """Pool threads are reused: a later line must not carry an earlier call's model."""
+        import structlog
+
+        structlog.contextvars.bind_contextvars(model="outer")
+        try:
+            servicer = ModelManagerServicer(_Broken())  # type: ignore[arg-type]
+            with pytest.raises(RuntimeError):
+                servicer.ListVersions(pb.ListVersionsRequest(model="m"),  # type: ignore[arg-type]
+                                      _Context())
+            assert structlog.contextvars.get_contextvars() == {"model": "outer"}
+        finally:
+            structlog.contextvars.clear_contextvars()

@@ -1,0 +1,43 @@
+"""The JSON log lines: the fast timestamp and serializer write what structlog's own would."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import time
+from typing import Any
+
+import pytest
+
+from modeld_server import logging as modeld_logging
+
+
+class TestTimestamp:
+    def test_the_format_is_iso_utc_with_microseconds_and_z(self) -> None:
+        stamped = modeld_logging._utc_timestamp(None, "info", {})["timestamp"]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamped)
+
+    def test_it_is_the_time_now(self) -> None:
+        before = datetime.datetime.now(tz=datetime.UTC)
+        stamped = modeld_logging._utc_timestamp(None, "info", {})["timestamp"]
+        after = datetime.datetime.now(tz=datetime.UTC)
+        parsed = datetime.datetime.fromisoformat(stamped.replace("Z", "+00:00"))
+        assert before - datetime.timedelta(microseconds=1) <= parsed <= after
+
+    def test_a_new_second_gets_a_new_prefix(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The cached date and time are rebuilt when the second changes."""
+        for now, expected in ((86399.25, "1970-01-01T23:59:59.250000Z"),
+                              (86400.5, "1970-01-02T00:00:00.500000Z")):
+            monkeypatch.setattr(time, "time", lambda now=now: now)
+            assert modeld_logging._utc_timestamp(None, "info", {})["timestamp"] == expected
+
+
+def test_values_json_cannot_hold_are_written_with_repr() -> None:
+    class Odd:
+        def __repr__(self) -> str:
+            return "<odd>"
+
+    line: Any = json.loads(modeld_logging._dumps({"event": "x", "value": Odd(), "n": 1.5},
+                                                 default=None))
+    assert line == {"event": "x", "value": "<odd>", "n": 1.5}
