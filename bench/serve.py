@@ -803,7 +803,7 @@ def profile_stages(service: Any, servicer: Any, ctx: _Context, raw: bytes,
             return schema.matrix_from_dense(request.dense.columns, request.dense.values)
     else:
         def to_matrix() -> Any:
-            return schema.matrix_from_records(convert.records_from_pb(request.records.rows))
+            return schema.matrix_from_records(convert.records_from_pb(request.records))
     matrix = to_matrix()
     prediction = loaded.predict(matrix)
     response = servicer.Predict(request, ctx)

@@ -72,6 +72,10 @@ class FeatureSchema:
             InvalidArgument: a row misses a feature, has an unknown column, a value of
                 the wrong kind or an infinite one, naming the row index and the column.
         """
+        if not self.categorical:
+            fast = self._numeric_records(rows)
+            if fast is not None:
+                return fast
         columns = self.columns
         n_numeric = len(self.numeric)
         dtype = np.float64 if not self.categorical else object
@@ -89,6 +93,22 @@ class FeatureSchema:
         numbers = out if not self.categorical else out[:, :n_numeric].astype(np.float64)
         self._check_finite(numbers, "rows[{row}].{column}")
         return out
+
+    def _numeric_records(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
+        """The matrix from rows that offer `uniform_numbers()` (rpc's StructRows) when
+        they hold exactly the features (and maybe the target); None sends the caller
+        down the general path, which also words the errors."""
+        uniform = getattr(rows, "uniform_numbers", None)
+        found = uniform() if uniform is not None else None
+        if found is None:
+            return None
+        keys, values = found
+        order = _column_order(keys, self.numeric, self.target)
+        if order is None:
+            return None
+        matrix = values if order is _SAME else np.ascontiguousarray(values[:, order])
+        self._check_finite(matrix, "rows[{row}].{column}")
+        return matrix
 
     def _check_keys(self, i: int, row: Mapping[str, Any]) -> None:
         known = set(self.columns)
@@ -147,6 +167,29 @@ class FeatureSchema:
         place = where.format(row=row, column=self.numeric[j])
         raise InvalidArgument(f"{place} is {numbers[row, j]}: numbers must be finite "
                               "(send NaN or null for a missing value)")
+
+
+_SAME = np.arange(0)  # _column_order's answer when the keys are the features, in order
+_orders: dict[tuple[tuple[str, ...], tuple[str, ...], str], tuple[np.ndarray | None]] = {}
+
+
+def _column_order(keys: tuple[str, ...], features: tuple[str, ...],
+                  target: str) -> np.ndarray | None:
+    """Positions in `keys` of each feature, if `keys` are the features and maybe the
+    target; None otherwise. Remembered: callers send the same keys again and again."""
+    cache_key = (keys, features, target)
+    known = _orders.get(cache_key)
+    if known is not None:
+        return known[0]
+    where = {key: i for i, key in enumerate(keys)}
+    extra = set(keys) - set(features) - {target}
+    order = (None if extra or any(f not in where for f in features)
+             else _SAME if keys == features
+             else np.array([where[f] for f in features], dtype=np.intp))
+    if len(_orders) >= 256:  # a bound, should callers vary their columns
+        _orders.clear()
+    _orders[cache_key] = (order,)
+    return order
 
 
 def _some(names: list[str], shown: int = 10) -> str:

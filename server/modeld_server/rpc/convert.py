@@ -10,6 +10,7 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from modeld.v1 import model_manager_pb2 as pb
+from modeld_server.rpc.struct_rows import StructRows
 from modeld_server.service import (
     DaemonInfo,
     RollbackResult,
@@ -265,9 +266,10 @@ def rollback_to_pb(result: RollbackResult) -> pb.RollbackResponse:
                                active_version=result.active)
 
 
-def records_from_pb(rows: Any) -> list[dict[str, Any]]:
-    """Struct rows as dicts of Python scalars (nested values stay messages and are refused)."""
-    return [dict(row.items()) for row in rows]
+def records_from_pb(records: pb.RecordRows) -> StructRows:
+    """Struct rows as dicts of Python scalars (nested values stay messages and are refused),
+    built only if needed: uniform numeric rows are read from their bytes (struct_rows)."""
+    return StructRows(records)
 
 
 def prediction_to_pb(model: str, version: int, p: Prediction) -> pb.PredictResponse:

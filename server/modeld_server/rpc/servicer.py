@@ -82,7 +82,7 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
                 request.model, pinned, request.dense.columns, request.dense.values)
         elif kind == "records":
             version, prediction = self._service.predict_records(
-                request.model, pinned, convert.records_from_pb(request.records.rows))
+                request.model, pinned, convert.records_from_pb(request.records))
         else:
             raise InvalidArgument("rows is required: send records or dense")
         return convert.prediction_to_pb(request.model, version, prediction)

@@ -1,0 +1,144 @@
+"""Records read from their wire bytes give exactly what the dict path gives, or step aside."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modeld.v1 import model_manager_pb2 as pb
+from modeld_server.errors import InvalidArgument
+from modeld_server.features import FeatureSchema
+from modeld_server.rpc.convert import records_from_pb
+from modeld_server.rpc.struct_rows import StructRows
+
+SPAMBASE = Path(__file__).resolve().parents[2] / "data" / "spambase.csv"
+
+
+def records(rows: list[dict[str, Any]]) -> pb.RecordRows:
+    """As the daemon sees them: built, sent over the wire, parsed."""
+    message = pb.PredictRequest(model="m")
+    for row in rows:
+        message.records.rows.add().update(row)
+    return pb.PredictRequest.FromString(message.SerializeToString()).records
+
+
+def both_ways(schema: FeatureSchema, rows: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """matrix_from_records through the fast view and through plain dicts: the matrix, or
+    the InvalidArgument message."""
+    out = []
+    for given in (records_from_pb(records(rows)), StructRows(records(rows)).dicts()):
+        try:
+            out.append(schema.matrix_from_records(given))
+        except InvalidArgument as exc:
+            out.append(exc.message)
+    return out[0], out[1]
+
+
+def same(a: Any, b: Any) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    if a.dtype == object:
+        return b.dtype == object and str(a.tolist()) == str(b.tolist())
+    return a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+
+
+@pytest.fixture(scope="module")
+def spam() -> tuple[FeatureSchema, pd.DataFrame]:
+    frame = pd.read_csv(SPAMBASE)
+    features = [c for c in frame.columns if c != "is_spam"]
+    return FeatureSchema(tuple(features), (), "is_spam"), frame
+
+
+class TestUniformNumbers:
+    def test_spambase_rows_read_from_bytes_equal_the_rows(
+            self, spam: tuple[FeatureSchema, pd.DataFrame]) -> None:
+        schema, frame = spam
+        x = frame[list(schema.numeric)].to_numpy()
+        for n in (1, 2, 100):
+            rows = [dict(zip(schema.numeric, r.tolist(), strict=True)) for r in x[:n]]
+            found = StructRows(records(rows)).uniform_numbers()
+            assert found is not None
+            keys, values = found
+            assert values.dtype == np.float64 and values.flags.c_contiguous
+            assert np.array_equal(values[:, [keys.index(c) for c in schema.numeric]], x[:n])
+            assert np.array_equal(schema.matrix_from_records(records_from_pb(records(rows))), x[:n])
+
+    @pytest.mark.parametrize("value", [0.0, -0.0, math.nan, 1e308, -5e-324, 3.5, 2.0**60])
+    def test_every_double_survives_bit_for_bit(self, value: float) -> None:
+        found = StructRows(records([{"a": 1.0, "b": value}])).uniform_numbers()
+        assert found is not None
+        keys, values = found
+        got = values[0, keys.index("b")]
+        assert np.float64(got).tobytes() == np.float64(value).tobytes()
+
+    def test_long_keys_and_many_columns_with_multi_byte_lengths(self) -> None:
+        """Keys over 127 bytes and rows over 16 KiB take varints of two and three bytes."""
+        names = [f"{'é' * 70}{i}" for i in range(300)]
+        rows = [{name: float(i * j) for j, name in enumerate(names)} for i in range(3)]
+        schema = FeatureSchema(tuple(names), ())
+        assert StructRows(records(rows)).uniform_numbers() is not None
+        assert same(*both_ways(schema, rows))
+
+    @pytest.mark.parametrize("odd", [None, True, "1.5", {"x": 1}, [1.0]],
+                             ids=["null", "bool", "string", "struct", "list"])
+    def test_a_value_that_is_not_a_double_steps_aside(self, odd: Any) -> None:
+        rows = [{"a": 1.0, "b": 2.0}, {"a": 3.0, "b": odd}]
+        assert StructRows(records(rows)).uniform_numbers() is None
+        assert StructRows(records(rows[::-1])).uniform_numbers() is None
+
+    def test_rows_with_other_keys_step_aside(self) -> None:
+        assert StructRows(records([{"a": 1.0, "b": 2.0}, {"a": 1.0, "c": 2.0}])
+                          ).uniform_numbers() is None
+        assert StructRows(records([{"a": 1.0, "b": 2.0}, {"a": 1.0}])).uniform_numbers() is None
+
+    def test_no_rows_and_an_empty_row(self) -> None:
+        assert StructRows(records([])).uniform_numbers() is None
+        found = StructRows(records([{}])).uniform_numbers()
+        assert found is not None and found[0] == () and found[1].shape == (1, 0)
+
+    def test_a_template_seen_before_serves_new_values(self) -> None:
+        first = StructRows(records([{"p": 1.0, "q": 2.0}])).uniform_numbers()
+        again = StructRows(records([{"p": 7.0, "q": 8.0}] * 3)).uniform_numbers()
+        assert first is not None and again is not None
+        assert again[0] == first[0]
+        assert again[1][:, [again[0].index("p"), again[0].index("q")]].tolist() == [[7, 8]] * 3
+
+
+class TestSameAsTheDictPath:
+    """Whatever the rows, matrix_from_records answers the same matrix or the same error."""
+
+    SCHEMA = FeatureSchema(("a", "b", "c"), (), "y")
+
+    @pytest.mark.parametrize("rows", [
+        [{"a": 1.0, "b": 2.0, "c": 3.0}],
+        [{"c": 3.0, "a": 1.0, "b": 2.0}, {"b": 5.0, "c": 6.0, "a": 4.0}],
+        [{"a": 1.0, "b": 2.0, "c": 3.0, "y": 1.0}],
+        [{"a": 1.0, "b": math.nan, "c": 3.0}],
+        [{"a": 1.0, "b": math.inf, "c": 3.0}],
+        [{"a": 1.0, "b": 2.0, "c": 3.0}, {"a": 1.0, "b": 2.0, "c": -math.inf}],
+        [{"a": 1.0, "b": 2.0}],
+        [{"a": 1.0, "b": 2.0, "c": 3.0, "z": 4.0}],
+        [{"a": 1.0, "b": 2.0, "c": None}],
+        [{"a": 1.0, "b": True, "c": 3.0}],
+        [{"a": 1.0, "b": "x", "c": 3.0}],
+        [{"a": 1.0, "b": 2.0, "c": 3.0}, {"a": 1.0, "b": 2.0, "d": 3.0}],
+    ], ids=["plain", "key-order", "target", "nan", "inf", "inf-row-1", "missing", "unknown",
+            "null", "bool", "string", "other-keys"])
+    def test_numeric_schema(self, rows: list[dict[str, Any]]) -> None:
+        fast, plain = both_ways(self.SCHEMA, rows)
+        assert same(fast, plain), (fast, plain)
+
+    def test_a_categorical_schema_keeps_the_dict_path(self) -> None:
+        schema = FeatureSchema(("a",), ("kind",))
+        fast, plain = both_ways(schema, [{"a": 1.0, "kind": 2.0}])
+        assert same(fast, plain) and fast.dtype == object and fast[0, 1] == "2"
+
+    def test_the_sequence_view_is_the_rows_as_dicts(self) -> None:
+        rows = [{"a": 1.0, "b": None}, {"a": 2.5, "b": "x"}]
+        view = records_from_pb(records(rows))
+        assert len(view) == 2 and list(view) == rows and view[1] == rows[1]
