@@ -157,7 +157,9 @@ def daemon_parts(stub: pb_grpc.ModelManagerStub, job: pb.Job, wall0: float, rpc:
 
     train_rpc: the Train call; to_worker_start: Train accepted -> worker process started;
     worker_*: inside the worker, from its own timings in the manifest (worker_other: reading
-    and validating the data, the quality gate, saving); after_worker: the rest of
+    and validating the data, the quality gate, saving; for a single-threaded estimator the
+    folds and the final fit run side by side in forked processes, so worker_final_fit is 0
+    and its time is inside worker_cv); after_worker: the rest of
     started -> finished (process start-up, result hand-off, publish, loading for serving);
     watch_tail: finished -> this script saw the final event. Client and daemon share one
     machine and one wall clock, so their timestamps compare.

@@ -23,6 +23,9 @@ from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection, Pipe, wait
 from typing import Any
 
+# Imported here, so the forkserver preloads it and no child pays for the import.
+from threadpoolctl import threadpool_limits
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -144,8 +147,6 @@ def _child_setup(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before the death signal was armed
         os._exit(1)
-    from threadpoolctl import threadpool_limits
-
     threadpool_limits(1)
 
 
