@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -15,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 from xgboost import XGBClassifier
 
 from modeld.v1 import model_manager_pb2 as pb
-from tests.conftest import SPAMBASE, LiveDaemon, wait_job
+from tests.conftest import SPAMBASE, LiveDaemon, start_daemon, wait_job
 
 
 def plain_cv(estimator: object) -> dict[str, np.ndarray]:
@@ -128,6 +131,25 @@ class TestJobs:
         with pytest.raises(grpc.RpcError) as err:
             daemon.stub.CancelJob(pb.CancelJobRequest(job_id=job.id))
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    def test_job_cpus_sets_how_many_processes_fit_side_by_side(
+        self, daemon: LiveDaemon, tmp_path: Path
+    ) -> None:
+        """Default: one per CPU for logistic regression; --job-cpus 1: the worker alone."""
+        def fit_processes(live: LiveDaemon) -> int:
+            job = live.train("iris", path="iris.csv", target="species",
+                             algorithm="logistic_regression", cv_folds=3)
+            version = live.stub.GetVersion(pb.GetVersionRequest(model="iris",
+                                                                version=job.version))
+            return int(json.loads(version.manifest_json)["timings"]["fit_processes"])
+
+        assert fit_processes(daemon) == len(os.sched_getaffinity(0))
+        shutil.copytree(daemon.data_root, tmp_path / "one" / "data")
+        single = start_daemon(tmp_path / "one", job_cpus=1)
+        try:
+            assert fit_processes(single) == 1
+        finally:
+            single.stop()
 
     def test_the_same_request_id_returns_the_same_job(self, daemon: LiveDaemon) -> None:
         request = pb.TrainRequest(model="spam", dataset=pb.Dataset(path="iris.csv",

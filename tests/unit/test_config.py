@@ -14,6 +14,11 @@ def test_defaults() -> None:
     assert load_settings([], env={}) == Settings()
 
 
+def test_job_cpus_reads_its_environment_variable() -> None:
+    settings = load_settings([], env={"MODELD_JOB_CPUS": "1"})
+    assert settings.job_cpus == 1
+
+
 def test_flag_beats_environment_beats_default() -> None:
     env = {"MODELD_LISTEN": "0.0.0.0:1", "MODELD_POLL_INTERVAL": "0.5", "MODELD_WATCH": "no"}
     settings = load_settings(["--listen", "127.0.0.1:0", "--registry", "/r"], env=env)
@@ -24,7 +29,7 @@ def test_flag_beats_environment_beats_default() -> None:
 
 @pytest.mark.parametrize("argv", [
     ["--max-concurrent-jobs", "0"], ["--poll-interval", "-1"], ["--watch", "maybe"],
-    ["--rpc-threads", "many"], ["--no-such-flag", "1"],
+    ["--rpc-threads", "many"], ["--no-such-flag", "1"], ["--job-cpus", "-1"],
 ])
 def test_bad_values_exit_with_usage_error(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
