@@ -134,15 +134,8 @@ class FeatureSchema:
             )
         names = tuple(columns)
         in_order = names == self.numeric  # what clients send; no name checks then
-        features = [c for c in names if c != self.target] if self.target else list(names)
-        if not in_order and (sorted(features) != sorted(self.numeric)
-                             or len(set(names)) != len(names)):
-            missing = [repr(c) for c in self.numeric if c not in set(features)]
-            extra = [quoted(c) for c in sorted(set(features) - set(self.numeric))]
-            raise InvalidArgument(
-                f"dense.columns must name each of the model's {len(self.numeric)} features "
-                f"once; missing {_some(missing)}, unknown {_some(extra)}"
-            )
+        if not in_order:
+            self._check_dense_names(names)
         width = len(names)
         flat = np.asarray(values, dtype=np.float64)
         if width == 0 or flat.size % width:
@@ -151,9 +144,21 @@ class FeatureSchema:
             )
         matrix = flat.reshape(-1, width)
         if not in_order:
-            matrix = matrix[:, [names.index(name) for name in self.numeric]]
+            order = _column_order(names, self.numeric, self.target)
+            assert order is not None  # the names passed _check_dense_names
+            matrix = matrix[:, order]
         self._check_finite(matrix, "dense row {row} column {column!r}")
         return matrix
+
+    def _check_dense_names(self, names: tuple[str, ...]) -> None:
+        features = [c for c in names if c != self.target] if self.target else list(names)
+        if sorted(features) != sorted(self.numeric) or len(set(names)) != len(names):
+            missing = [repr(c) for c in self.numeric if c not in set(features)]
+            extra = [quoted(c) for c in sorted(set(features) - set(self.numeric))]
+            raise InvalidArgument(
+                f"dense.columns must name each of the model's {len(self.numeric)} features "
+                f"once; missing {_some(missing)}, unknown {_some(extra)}"
+            )
 
     def _check_finite(self, numbers: np.ndarray, where: str) -> None:
         """Refuses infinities in the numeric block (NaN is a missing value, and passes).

@@ -115,10 +115,13 @@ class LoadedModel:
             return np.asarray(self._estimator.predict_proba(x), dtype=np.float64)
         # XGBoost's own inplace predict, without the sklearn wrapper's per-call
         # config and validation (and, see xgb_native, without inplace_predict's).
-        raw = np.asarray(self._booster(x), dtype=np.float64)
+        raw = self._booster(x)
         if raw.ndim == 1:  # binary:logistic gives P(class 1)
-            return np.column_stack((1.0 - raw, raw))
-        return raw
+            proba = np.empty((len(raw), 2))
+            proba[:, 1] = raw
+            np.subtract(1.0, proba[:, 1], out=proba[:, 0])
+            return proba
+        return np.asarray(raw, dtype=np.float64)
 
 
 def _too_large(matrix: np.ndarray, schema: FeatureSchema) -> str:

@@ -84,7 +84,8 @@ class NativePredictor:
         return native
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """float32 predictions shaped as `inplace_predict` returns them: (n,) or (n, k)."""
+        """float32 predictions shaped as `inplace_predict` returns them, (n,) or (n, k);
+        read-only."""
         typestr = _TYPESTR.get(x.dtype)
         if typestr is None or x.ndim != 2 or not x.flags.c_contiguous or not x.shape[0]:
             return np.asarray(self._booster.inplace_predict(x, validate_features=False))
@@ -94,8 +95,10 @@ class NativePredictor:
         self._check(self._call(self._handle, interface, _CONFIG, proxy, shape_ref, dims_ref,
                                out_ref))
         shape = tuple(state.shape[i] for i in range(state.dims.value))
-        # Copied now: the buffer is the booster's per-thread storage, reused next call.
-        return np.ctypeslib.as_array(state.out, shape).copy()
+        # Copied now (string_at copies): the buffer is the booster's per-thread storage,
+        # reused by the next call on this thread.
+        size = 4 * int(np.prod(shape))
+        return np.frombuffer(ctypes.string_at(state.out, size), dtype=np.float32).reshape(shape)
 
 
 def _probes(n_features: int) -> list[np.ndarray]:
