@@ -773,7 +773,7 @@ def profile(registry: Path, base: Path, runs: list[ModelRun], calls: int, top: i
                                                for col in columns.values()))
     for run in runs:
         for form in ("dense1", "records1"):
-            request = pb.PredictRequest.FromString(run.inputs.payloads[form][0])
+            request = _predict_parser()(run.inputs.payloads[form][0])
             profiler = cProfile.Profile()
             profiler.enable()
             for _ in range(calls):
@@ -787,6 +787,16 @@ def profile(registry: Path, base: Path, runs: list[ModelRun], calls: int, top: i
     log_file.close()
 
 
+def _predict_parser() -> Callable[[bytes], Any]:
+    """How the daemon parses a Predict request: PredictRequestWire (records left as bytes)
+    where it exists, else the contract's PredictRequest."""
+    try:
+        from modeld_server.rpc.struct_rows import PredictRequestWire
+    except ImportError:
+        return pb.PredictRequest.FromString
+    return PredictRequestWire.FromString  # type: ignore[no-any-return]
+
+
 def profile_stages(service: Any, servicer: Any, ctx: _Context, raw: bytes,
                    model: str) -> list[tuple[str, Callable[[], object]]]:
     """The parts of one Predict, each callable on its own (internals named as of this commit)."""
@@ -795,7 +805,8 @@ def profile_stages(service: Any, servicer: Any, ctx: _Context, raw: bytes,
     from modeld_server.metrics import PREDICT_ROWS, RPC_LATENCY, RPC_REQUESTS
     from modeld_server.rpc import convert, status
 
-    request = pb.PredictRequest.FromString(raw)
+    parse = _predict_parser()
+    request = parse(raw)
     loaded = service.server.get(model)
     schema = loaded.schema
     if request.WhichOneof("rows") == "dense":
@@ -822,9 +833,9 @@ def profile_stages(service: Any, servicer: Any, ctx: _Context, raw: bytes,
 
     stages: list[tuple[str, Callable[[], object]]] = [
         ("whole: parse + servicer.Predict + serialize",
-         lambda: servicer.Predict(pb.PredictRequest.FromString(raw), ctx).SerializeToString()),
+         lambda: servicer.Predict(parse(raw), ctx).SerializeToString()),
         ("servicer.Predict", lambda: servicer.Predict(request, ctx)),
-        ("  parse request", lambda: pb.PredictRequest.FromString(raw)),
+        ("  parse request (as the daemon does)", lambda: parse(raw)),
         ("  pick_version + server.get",
          lambda: (service.pick_version(model, 0, ""), service.server.get(model))),
         ("  rows -> matrix (records_from_pb + schema)", to_matrix),

@@ -142,3 +142,54 @@ class TestSameAsTheDictPath:
         rows = [{"a": 1.0, "b": None}, {"a": 2.5, "b": "x"}]
         view = records_from_pb(records(rows))
         assert len(view) == 2 and list(view) == rows and view[1] == rows[1]
+
+
+class TestFromTheWire:
+    """The daemon parses Predict as PredictRequestWire: records come as their bytes."""
+
+    def wire(self, rows: list[dict[str, Any]]) -> bytes:
+        from modeld_server.rpc.struct_rows import PredictRequestWire
+
+        message = pb.PredictRequest(model="m", version=2)
+        message.records.SetInParent()
+        for row in rows:
+            message.records.rows.add().update(row)
+        parsed = PredictRequestWire.FromString(message.SerializeToString())
+        assert (parsed.model, parsed.version, parsed.WhichOneof("rows")) == ("m", 2, "records")
+        assert isinstance(parsed.records, bytes)
+        return bytes(parsed.records)
+
+    def test_uniform_rows_never_build_a_message(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        rows = [{"a": float(i), "b": -1.0} for i in range(5)]
+        view = StructRows(self.wire(rows))
+        monkeypatch.setattr(pb.RecordRows, "FromString", lambda data: pytest.fail("parsed"))
+        assert len(view) == 5
+        found = view.uniform_numbers()
+        assert found is not None
+        keys, values = found
+        assert values[:, [keys.index("a"), keys.index("b")]].tolist() == [
+            [float(i), -1.0] for i in range(5)]
+
+    @pytest.mark.parametrize("rows", [
+        [], [{"a": 1.0}, {"a": 2.0, "b": 3.0}], [{"a": None}, {"a": "x"}], [{}],
+    ], ids=["none", "uneven", "other-kinds", "empty-row"])
+    def test_any_rows_count_and_read_as_from_the_message(self, rows: list[dict[str, Any]]) -> None:
+        view = StructRows(self.wire(rows))
+        assert len(view) == len(rows) and view.dicts() == rows
+        fast, plain = both_ways(FeatureSchema(("a",), ()), rows) if rows else (0, 0)
+        assert same(fast, plain) if rows else True
+
+    def test_bytes_that_are_not_a_record_rows_message_are_invalid_argument(self) -> None:
+        for garbage in (b"\x0a\x05\x0a\x03\x0a\x01", b"\xff\xff\xff"):
+            with pytest.raises(InvalidArgument, match="records is not a valid RecordRows"):
+                FeatureSchema(("a",), ()).matrix_from_records(StructRows(garbage))
+
+    def test_a_key_that_is_not_utf8_is_refused_like_protobuf_does(self) -> None:
+        key = b"\xff\xfe"
+        value = b"\x12\x09\x11" + bytes(8)
+        entry = b"\x0a" + bytes([len(key)]) + key + value
+        struct = b"\x0a" + bytes([len(entry)]) + entry
+        data = b"\x0a" + bytes([len(struct)]) + struct
+        assert StructRows(data).uniform_numbers() is None
+        with pytest.raises(InvalidArgument):
+            FeatureSchema(("a",), ()).matrix_from_records(StructRows(data))

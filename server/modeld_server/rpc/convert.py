@@ -266,9 +266,10 @@ def rollback_to_pb(result: RollbackResult) -> pb.RollbackResponse:
                                active_version=result.active)
 
 
-def records_from_pb(records: pb.RecordRows) -> StructRows:
+def records_from_pb(records: pb.RecordRows | bytes) -> StructRows:
     """Struct rows as dicts of Python scalars (nested values stay messages and are refused),
-    built only if needed: uniform numeric rows are read from their bytes (struct_rows)."""
+    built only if needed: uniform numeric rows are read from their bytes (struct_rows).
+    The daemon passes bytes (PredictRequestWire); a RecordRows message works too."""
     return StructRows(records)
 
 

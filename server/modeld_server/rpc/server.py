@@ -12,10 +12,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from modeld.v1 import model_manager_pb2 as pb
-from modeld.v1 import model_manager_pb2_grpc as pb_grpc
 from modeld_server.auth import AuthInterceptor, TokenTable
 from modeld_server.config import Settings
 from modeld_server.rpc.servicer import ModelManagerServicer
+from modeld_server.rpc.struct_rows import PredictRequestWire
 from modeld_server.service import ModelService
 
 log = structlog.get_logger(__name__)
@@ -58,8 +58,7 @@ def build_server(settings: Settings, service: ModelService | None = None) -> Dae
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.rpc_threads,
                                                     thread_name_prefix="rpc"),
                          options=options, interceptors=interceptors)
-    pb_grpc.add_ModelManagerServicer_to_server(  # type: ignore[no-untyped-call]
-        ModelManagerServicer(service), server)
+    add_model_manager(ModelManagerServicer(service), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -69,6 +68,29 @@ def build_server(settings: Settings, service: ModelService | None = None) -> Dae
     daemon = Daemon(server, port, service, health_servicer)
     daemon.set_serving(False)
     return daemon
+
+
+def model_manager_handlers(servicer: ModelManagerServicer) -> dict[str, grpc.RpcMethodHandler]:
+    """What the generated add_ModelManagerServicer_to_server registers, built from the
+    service's descriptor, except that Predict's request is parsed as PredictRequestWire:
+    its records stay bytes until StructRows needs them (see struct_rows)."""
+    handlers = {}
+    for method in pb.DESCRIPTOR.services_by_name["ModelManager"].methods:
+        request = (PredictRequestWire if method.name == "Predict"
+                   else getattr(pb, method.input_type.name))
+        make = (grpc.unary_stream_rpc_method_handler if method.server_streaming
+                else grpc.unary_unary_rpc_method_handler)
+        handlers[method.name] = make(
+            getattr(servicer, method.name), request_deserializer=request.FromString,
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString)
+    return handlers
+
+
+def add_model_manager(servicer: ModelManagerServicer, server: grpc.Server) -> None:
+    handlers = model_manager_handlers(servicer)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
 def listen_address(settings: Settings) -> str:

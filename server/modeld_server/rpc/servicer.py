@@ -75,6 +75,7 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
 
     @rpc
     def Predict(self, request: pb.PredictRequest, context: Ctx) -> pb.PredictResponse:
+        # From the network `request` is a PredictRequestWire: records arrive as bytes.
         kind = request.WhichOneof("rows")
         pinned = self._service.pick_version(request.model, request.version, request.alias)
         if kind == "dense":

@@ -1,0 +1,38 @@
+"""The ModelManager handlers are registered from the contract's descriptor."""
+
+from __future__ import annotations
+
+import grpc
+
+from modeld.v1 import model_manager_pb2 as pb
+from modeld_server.rpc.server import model_manager_handlers
+from modeld_server.rpc.servicer import ModelManagerServicer
+from modeld_server.rpc.struct_rows import PredictRequestWire
+
+
+def handlers() -> dict[str, grpc.RpcMethodHandler]:
+    return model_manager_handlers(ModelManagerServicer(object()))  # type: ignore[arg-type]
+
+
+def test_every_rpc_has_a_handler_of_its_kind_with_its_messages() -> None:
+    service = pb.DESCRIPTOR.services_by_name["ModelManager"]
+    registered = handlers()
+    assert set(registered) == {m.name for m in service.methods}
+    for method in service.methods:
+        handler = registered[method.name]
+        assert (handler.unary_stream is not None) == method.server_streaming, method.name
+        assert handler.response_serializer == getattr(pb, method.output_type.name).SerializeToString
+        if method.name != "Predict":
+            assert handler.request_deserializer == getattr(pb, method.input_type.name).FromString
+
+
+def test_predict_keeps_the_records_as_bytes_and_everything_else_as_sent() -> None:
+    request = pb.PredictRequest(model="m", version=3, alias="a")
+    request.records.rows.add().update({"x": 1.5})
+    parsed = handlers()["Predict"].request_deserializer(request.SerializeToString())
+    assert isinstance(parsed, PredictRequestWire)
+    assert (parsed.model, parsed.version, parsed.alias) == ("m", 3, "a")
+    assert parsed.records == request.records.SerializeToString()
+    dense = pb.PredictRequest(model="m", dense=pb.DenseRows(columns=["x"], values=[1.0, 2.0]))
+    parsed = handlers()["Predict"].request_deserializer(dense.SerializeToString())
+    assert parsed.WhichOneof("rows") == "dense" and list(parsed.dense.values) == [1.0, 2.0]
