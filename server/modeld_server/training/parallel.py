@@ -20,17 +20,27 @@ import ctypes
 import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
+from functools import cache
 from multiprocessing.connection import Connection, Pipe, wait
 from typing import Any
-
-# Imported here, so the forkserver preloads it and no child pays for the import.
-from threadpoolctl import threadpool_limits
 
 _PR_SET_PDEATHSIG = 1
 
 
 class FitProcessDied(RuntimeError):
     """A fit process ended without an answer (killed: most often out of memory)."""
+
+
+@cache
+def blas_controller() -> Any:
+    """threadpoolctl's view of the loaded BLAS and OpenMP libraries.
+
+    Finding them walks every loaded library (about 40 ms here), so it is done once,
+    in the forkserver (preheat.py calls this), and each fit process only sets the limit.
+    """
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def available_cpus() -> int:
@@ -61,6 +71,7 @@ def fork_map(fn: Callable[[Any], Any], items: Sequence[Any],
         for index, item in enumerate(items):
             yield index, fn(item)
         return
+    blas_controller()  # found once here (cached), not once per child
     children: dict[Connection, int] = {}
     try:
         for _ in range(workers):
@@ -147,7 +158,7 @@ def _child_setup(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before the death signal was armed
         os._exit(1)
-    threadpool_limits(1)
+    blas_controller().limit(limits=1)
 
 
 def _picklable(exc: Exception) -> Exception:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from modeld_server.training import worker
+from modeld_server.training import parallel, worker
 from modeld_server.types import DatasetSpec, Task, TrainSpec
 
 
@@ -50,3 +50,4 @@ def preheat() -> None:
 # A failed preheat only means colder jobs; the job that hits the same fault reports it.
 with contextlib.suppress(Exception):
     preheat()
+    parallel.blas_controller()
