@@ -27,6 +27,7 @@ from modeld_server.training import gate
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.datasets import resolve_dataset
 from modeld_server.training.estimators import (
+    Algorithm,
     build_estimator,
     build_preprocessor,
     fold_workers,
@@ -88,32 +89,13 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
     report("validating", 0.08, f"{data.dataset['rows']} usable rows of "
            f"{data.report.rows_read}", {})
     algorithm = get_algorithm(spec.algorithm, spec.task)
-    n = len(data.schema.numeric)
-    template = Template(
-        build_preprocessor(algorithm, list(range(n)), list(range(n, len(data.schema.columns)))),
-        build_estimator(algorithm, spec.task, spec.params, spec.seed))
-
     cpus = cpus or available_cpus()
     workers = fold_workers(algorithm, spec.params, cpus)
-    calibrating = spec.calibration != "none" and spec.task is Task.CLASSIFICATION
     t_cv = time.perf_counter()
-    # Fitted side by side, the final fit goes with the folds, unless calibration may
-    # still change what the final fit is.
-    cv = cross_validate(spec, template, data, _fold_progress(report, "cross_validation", spec),
-                        workers, fit_final=workers > 1 and not calibrating)
-    extra: dict[str, Any] = {}
-    if calibrating:
-        template, cv, extra["calibration"] = calibrate(
-            spec, template, data, cv, _fold_progress(report, "calibration", spec), workers)
+    template, cv, extra = _evaluate(spec, _template(spec, algorithm, data), data, report, workers)
     cv_seconds = time.perf_counter() - t_cv
     decision = _gate(spec, data, cv, context, cpus) if "policy" in context else None
-
-    fitted, fit_seconds = cv.final, 0.0
-    if fitted is None:
-        report("final_fit", 0.88, f"fitting on all {len(data.x)} rows", cv.metrics)
-        t_fit = time.perf_counter()
-        fitted = template.fit(data.x, data.y)
-        fit_seconds = time.perf_counter() - t_fit
+    fitted, fit_seconds = _final_fit(template, cv, data, report)
     if spec.task is Task.ANOMALY_DETECTION:
         extra.update(_anomaly_facts(fitted, data.x))
 
@@ -139,6 +121,42 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
                     "total_seconds": time.perf_counter() - started},
         "libraries": _library_versions(),
     }
+
+
+def _template(spec: TrainSpec, algorithm: Algorithm, data: Prepared) -> Template:
+    n = len(data.schema.numeric)
+    return Template(
+        build_preprocessor(algorithm, list(range(n)), list(range(n, len(data.schema.columns)))),
+        build_estimator(algorithm, spec.task, spec.params, spec.seed))
+
+
+def _evaluate(spec: TrainSpec, template: Template, data: Prepared, report: Report,
+              workers: int) -> tuple[Template, CVResult, dict[str, Any]]:
+    """Cross-validates (then calibration, if asked); returns the template to deploy, its
+    cross-validation, and the manifest's calibration report.
+
+    With fits side by side, the final fit goes with the folds, unless calibration may
+    still change what the final fit is.
+    """
+    calibrating = spec.calibration != "none" and spec.task is Task.CLASSIFICATION
+    cv = cross_validate(spec, template, data, _fold_progress(report, "cross_validation", spec),
+                        workers, fit_final=workers > 1 and not calibrating)
+    if not calibrating:
+        return template, cv, {}
+    template, cv, calibration = calibrate(
+        spec, template, data, cv, _fold_progress(report, "calibration", spec), workers)
+    return template, cv, {"calibration": calibration}
+
+
+def _final_fit(template: Template, cv: CVResult, data: Prepared,
+               report: Report) -> tuple[artifacts.Fitted, float]:
+    """The fit on all rows (done already if it ran beside the folds) and its seconds here."""
+    if cv.final is not None:
+        return cv.final, 0.0
+    report("final_fit", 0.88, f"fitting on all {len(data.x)} rows", cv.metrics)
+    started = time.perf_counter()
+    fitted = template.fit(data.x, data.y)
+    return fitted, time.perf_counter() - started
 
 
 def _fold_progress(report: Report, phase: str, spec: TrainSpec) -> Any:
@@ -196,11 +214,8 @@ def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
     recipe = TrainSpec(spec.model, spec.dataset, manifest["algorithm"], spec.task,
                        dict(manifest.get("params") or {}), spec.cv_folds,
                        int(manifest.get("seed", spec.seed)))
-    n = len(data.schema.numeric)
     algorithm = get_algorithm(recipe.algorithm, recipe.task)
-    template = Template(
-        build_preprocessor(algorithm, list(range(n)), list(range(n, len(data.schema.columns)))),
-        build_estimator(algorithm, recipe.task, recipe.params, recipe.seed),
+    template = _template(recipe, algorithm, data).with_calibration(
         (manifest.get("calibration") or {}).get("method", "none"))
     refit = cross_validate(spec, template, data, lambda i, partial: None,
                            fold_workers(algorithm, recipe.params, cpus))
