@@ -168,11 +168,22 @@ def modeld_core(model: str, version: int, folder: Path, manifest: dict[str, Any]
 
         loaded = LoadedModel.load(model, version, folder, manifest)
         schema = loaded.schema
+        rows_from = _records_reader()
         return Core(
             dense=lambda values: loaded.predict(schema.matrix_from_dense(columns, values)),
-            records=lambda rows: loaded.predict(schema.matrix_from_records(rows)))
+            records=lambda rows: loaded.predict(schema.matrix_from_records(rows_from(rows))))
     except Exception as exc:  # internals move; the floor that matters is the library's
         return f"{type(exc).__name__}: {exc}"
+
+
+def _records_reader() -> Callable[[Any], Any]:
+    """What the servicer hands the schema for a request's `records` (as parsed by
+    _predict_parser): StructRows where it exists, else the rows as dicts."""
+    try:
+        from modeld_server.rpc.struct_rows import StructRows
+    except ImportError:
+        return lambda records: [dict(row.items()) for row in records.rows]
+    return StructRows
 
 
 # ---- (a) latency, one call at a time ---------------------------------------------------
@@ -227,7 +238,8 @@ def latency_kinds(daemon: DaemonProcess, inputs: Inputs, floor: Callable[[Any], 
     ]
     if isinstance(core, Core):
         dense = [x.ravel().tolist() for x in ones]
-        records = [[dict(zip(inputs.columns, x[0].tolist(), strict=True))] for x in ones]
+        parse = _predict_parser()  # the records as the daemon receives them
+        records = [parse(payload).records for payload in p["records1"]]
         kinds[1:1] = [
             Kind("in-process modeld core, dense", lambda i: core.dense(dense[i % ONE_ROW_SET]),
                  False),
