@@ -34,23 +34,23 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def no_zombies() -> bool:
-    """No child of this process is left unreaped."""
-    try:
-        os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return False
+def children() -> set[int]:
+    """This process's child processes, zombies (exited, not yet reaped) included."""
+    found: set[int] = set()
+    for task in Path("/proc/self/task").iterdir():
+        found.update(int(pid) for pid in (task / "children").read_text().split())
+    return found
 
 
 class TestForkMap:
     def test_every_item_is_answered_once_by_forked_processes(self) -> None:
+        before = children()
         answers = dict(fork_map(square_and_pid, list(range(7)), workers=2))
         assert sorted(answers) == list(range(7))
         assert {i: sq for i, (sq, _) in answers.items()} == {i: i * i for i in range(7)}
         assert os.getpid() not in {pid for _, pid in answers.values()}
         assert len({pid for _, pid in answers.values()}) == 2
-        assert no_zombies()
+        assert children() == before  # every fit process reaped
 
     def test_one_worker_runs_in_this_process_in_order(self) -> None:
         answers = list(fork_map(square_and_pid, [3, 1, 2], workers=1))
@@ -62,9 +62,10 @@ class TestForkMap:
                 raise ValueError(f"bad item {item}")
             return item
 
+        before = children()
         with pytest.raises(ValueError, match=r"^bad item 3$"):
             list(fork_map(fail_on_three, list(range(6)), workers=2))
-        assert no_zombies()
+        assert children() == before
 
     def test_an_unpicklable_exception_arrives_as_its_text(self) -> None:
         class Local(Exception):  # defined in a function: pickle cannot find it
@@ -82,9 +83,10 @@ class TestForkMap:
                 os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would
             return item
 
+        before = children()
         with pytest.raises(FitProcessDied, match="died without an answer"):
             list(fork_map(die, [0, 1, 2, 3], workers=2))
-        assert no_zombies()
+        assert children() == before
 
     def test_children_die_with_the_process_that_forked_them(self, tmp_path: Path) -> None:
         """CancelJob SIGKILLs the job's process: its fit processes must not fit on for nobody."""
