@@ -95,6 +95,8 @@ class ModelService(LifecycleMixin):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.started_at = time.time()
+        # Absolute once: GetStatus reports them on every call, and resolving walks the path.
+        self._roots = (str(settings.registry.resolve()), str(settings.data_root.resolve()))
         self.store = RegistryStore(settings.registry)
         self.index = RegistryIndex(self.store)
         self.server = ModelServer(self.index, keep_loaded=settings.keep_loaded)
@@ -205,8 +207,7 @@ class ModelService(LifecycleMixin):
         running, queued = self.jobs.counts()
         now = time.time()
         info = DaemonInfo(BUILD_VERSION, self.started_at, now - self.started_at,
-                          str(self.settings.registry.resolve()),
-                          str(self.settings.data_root.resolve()), running, queued)
+                          *self._roots, running, queued)
         names = [self._known(model)] if model else self.index.models()
         return info, [self.server.view(name) for name in names]
 
