@@ -35,8 +35,8 @@ class FitProcessDied(RuntimeError):
 def blas_controller() -> Any:
     """threadpoolctl's view of the loaded BLAS and OpenMP libraries.
 
-    Finding them walks every loaded library (about 40 ms here), so it is done once,
-    in the forkserver (preheat.py calls this), and each fit process only sets the limit.
+    Finding them walks every loaded library (about 40 ms here), so it is done once, in
+    the forkserver (preheat.py calls this); setting a limit through it takes under 1 ms.
     """
     from threadpoolctl import ThreadpoolController
 
@@ -71,12 +71,15 @@ def fork_map(fn: Callable[[Any], Any], items: Sequence[Any],
         for index, item in enumerate(items):
             yield index, fn(item)
         return
-    blas_controller()  # found once here (cached), not once per child
     children: dict[Connection, int] = {}
     try:
-        for _ in range(workers):
-            conn, pid = _fork_child(fn, items)
-            children[conn] = pid
+        # One BLAS thread per child, so two children on two cores do not fight over them.
+        # Set here and inherited: set in a child after the fork, OpenBLAS's first call
+        # there costs 80 ms more (its buffers are rebuilt), more than a fold takes.
+        with blas_controller().limit(limits=1):
+            for _ in range(workers):
+                conn, pid = _fork_child(fn, items)
+                children[conn] = pid
         pending = iter(range(len(items)))
         busy: list[Connection] = []
         for conn in children:
@@ -147,18 +150,16 @@ def _child(fn: Callable[[Any], Any], items: Sequence[Any], conn: Connection,
 
 
 def _child_setup(parent: int) -> None:
-    """Dies with the job's process, and keeps BLAS to one thread.
+    """Dies with the job's process.
 
     CancelJob and the job limits kill the worker process with SIGKILL; without the
-    death signal its children would go on fitting for nobody. One BLAS thread each,
-    so two children on two cores do not fight over them.
+    death signal its children would go on fitting for nobody.
     """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before the death signal was armed
         os._exit(1)
-    blas_controller().limit(limits=1)
 
 
 def _picklable(exc: Exception) -> Exception:
