@@ -156,8 +156,9 @@ def daemon_parts(stub: pb_grpc.ModelManagerStub, job: pb.Job, wall0: float, rpc:
     """Splits a daemon run using the job's server-side timestamps and the worker's timings.
 
     train_rpc: the Train call; to_worker_start: Train accepted -> worker process started;
-    worker_*: inside the worker, from its own timings in the manifest (worker_other: reading
-    and validating the data, the quality gate, saving; for a single-threaded estimator the
+    worker_*: inside the worker, from its own timings in the manifest (worker_prepare:
+    reading and validating the data; worker_save: writing the artifacts and row hashes;
+    worker_other: the rest, such as the quality gate; for a single-threaded estimator the
     folds and the final fit run side by side in forked processes, so worker_final_fit is 0
     and its time is inside worker_cv); after_worker: the rest of
     started -> finished (process start-up, result hand-off, publish, loading for serving);
@@ -174,7 +175,10 @@ def daemon_parts(stub: pb_grpc.ModelManagerStub, job: pb.Job, wall0: float, rpc:
     return {
         "train_rpc": rpc,
         "to_worker_start": started - created,
-        "worker_other": worker - timings["cv_seconds"] - timings["final_fit_seconds"],
+        "worker_prepare": timings["prepare_seconds"],
+        "worker_save": timings["save_seconds"],
+        "worker_other": worker - timings["cv_seconds"] - timings["final_fit_seconds"]
+        - timings["prepare_seconds"] - timings["save_seconds"],
         "worker_cv": timings["cv_seconds"],
         "worker_final_fit": timings["final_fit_seconds"],
         "after_worker": finished - started - worker,

@@ -86,6 +86,7 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
     started = time.perf_counter()
     report("loading", 0.02, f"reading {spec.dataset.path}", {})
     data = prepare(spec, resolve_dataset(data_root, spec.dataset.path), max_rows)
+    prepare_seconds = time.perf_counter() - started
     report("validating", 0.08, f"{data.dataset['rows']} usable rows of "
            f"{data.report.rows_read}", {})
     algorithm = get_algorithm(spec.algorithm, spec.task)
@@ -100,9 +101,11 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         extra.update(_anomaly_facts(fitted, data.x))
 
     report("saving", 0.96, "writing artifacts", cv.metrics)
+    t_save = time.perf_counter()
     fmt = artifacts.save(fitted, staging)
     gate.save_row_hashes(staging, data.frame, data.features,
                          spec.dataset.target or spec.dataset.eval_label)
+    save_seconds = time.perf_counter() - t_save
     return {
         "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
         "cv_folds": spec.cv_folds, "seed": spec.seed, "format": fmt,
@@ -116,8 +119,9 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         **extra,
         # With the final fit among the folds, its time is inside cv_seconds and
         # final_fit_alongside holds its own duration.
-        "timings": {"cv_seconds": cv_seconds, "final_fit_seconds": fit_seconds,
-                    "final_fit_alongside": cv.final_seconds, "fit_processes": workers,
+        "timings": {"prepare_seconds": prepare_seconds, "cv_seconds": cv_seconds,
+                    "final_fit_seconds": fit_seconds, "final_fit_alongside": cv.final_seconds,
+                    "save_seconds": save_seconds, "fit_processes": workers,
                     "total_seconds": time.perf_counter() - started},
         "libraries": _library_versions(),
     }
