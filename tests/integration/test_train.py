@@ -143,7 +143,8 @@ class TestJobs:
                                                                 version=job.version))
             return int(json.loads(version.manifest_json)["timings"]["fit_processes"])
 
-        assert fit_processes(daemon) == len(os.sched_getaffinity(0))
+        # Four fits (three folds and the final one) over as many processes as CPUs.
+        assert fit_processes(daemon) == min(len(os.sched_getaffinity(0)), 4)
         shutil.copytree(daemon.data_root, tmp_path / "one" / "data")
         single = start_daemon(tmp_path / "one", job_cpus=1)
         try:

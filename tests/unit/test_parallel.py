@@ -7,6 +7,7 @@ import shutil
 import signal
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def square_and_pid(item: int) -> tuple[int, int]:
     return item * item, os.getpid()
+
+
+class TwoArgs(Exception):
+    """Pickles as TwoArgs("5+1"), which its __init__ refuses when unpickled."""
+
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__(f"{a}+{b}")
 
 
 def alive(pid: int) -> bool:
@@ -104,16 +112,44 @@ class TestForkMap:
         deadline = time.monotonic() + 20
         while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
-        children = [int(p.name) for p in tmp_path.iterdir()]
-        assert len(children) == 2
+        fitters = [int(p.name) for p in tmp_path.iterdir()]
+        assert len(fitters) == 2
         os.kill(job, signal.SIGKILL)
         os.waitpid(job, 0)
-        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        while any(alive(pid) for pid in fitters) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert not any(alive(pid) for pid in children)
+        assert not any(alive(pid) for pid in fitters)
+
+    def test_a_refused_fork_runs_the_calls_here_in_order(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """No memory for a process (ENOMEM): the job still trains, one fit after another."""
+        def refuse() -> int:
+            raise OSError(12, "Cannot allocate memory")
+
+        monkeypatch.setattr(parallel.os, "fork", refuse)
+        answers = list(fork_map(square_and_pid, [2, 3], workers=2))
+        assert answers == [(0, (4, os.getpid())), (1, (9, os.getpid()))]
+
+    def test_an_exception_that_cannot_be_rebuilt_arrives_as_its_text(self) -> None:
+        """It pickles, but its __init__ does not take its args back: the parent still hears."""
+        def fail(item: int) -> int:
+            raise TwoArgs(item, 1)
+
+        with pytest.raises(RuntimeError, match=r"^TwoArgs: 5\+1$"):
+            list(fork_map(fail, [5, 5], workers=2))
 
     def test_available_cpus_counts_this_process_affinity(self) -> None:
         assert parallel.available_cpus() == len(os.sched_getaffinity(0))
+
+
+class TestMemoryCap:
+    def test_fewer_fits_at_once_when_their_copies_pass_half_the_limit(self) -> None:
+        """Three copies of an 80 MiB matrix per fit, 1,000 MiB limit: two fits at once."""
+        data = SimpleNamespace(x=np.zeros((80 * 1024 * 1024 // 8,)))
+        assert worker._within_memory(8, data, 1000) == 2  # type: ignore[arg-type]
+        assert worker._within_memory(8, data, 100) == 1  # type: ignore[arg-type]
+        assert worker._within_memory(8, data, 0) == 8  # type: ignore[arg-type]
 
 
 class TestTrainSideBySide:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modeld_server.errors import InvalidArgument
@@ -66,6 +66,7 @@ _LINE = st.lists(_FIELD, min_size=0, max_size=4).map(",".join)
 
 
 class TestMalformedLines:
+    @settings(deadline=None)  # a temporary file per example: slow on a busy machine
     @given(header=st.lists(_FIELD, min_size=1, max_size=4).map(",".join).filter(bool),
            lines=st.lists(st.tuples(_LINE, st.sampled_from(["\n", "\r\n"])), max_size=12),
            last_newline=st.booleans())

@@ -49,6 +49,8 @@ class CVResult:
     final: artifacts.Fitted | None = None
     """The fit on all rows, when it was asked for alongside the folds."""
     final_seconds: float = 0.0
+    processes: int = 1
+    """Processes the fits ran in (1: this one)."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,9 @@ def cross_validate(spec: TrainSpec, template: Template, data: Prepared, progress
         return _fold(task, fitted.estimator, fitted.preprocess.transform(data.x[test_idx]),
                      data, test_idx)
 
-    progress(0, result.metrics)
+    if splits:
+        progress(0, result.metrics)
+    result.processes = min(workers, len(items)) if workers > 1 and len(items) > 1 else 1
     for index, outcome in fork_map(run, items, workers):
         if items[index] is _FINAL:
             result.final, result.final_seconds = outcome

@@ -48,6 +48,7 @@ _CTX.set_forkserver_preload([entry.WORKER_MODULE, entry.PREHEAT_MODULE])
 OnPublished = Callable[[str, int], None]
 ContextFor = Callable[[TrainSpec], dict[str, Any]]
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_EXIT_GRACE = 30.0  # seconds a worker gets to exit after its outcome
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,12 @@ class JobManager:
                 staging.discard()
             process = self._running.get(job_id)
             if process is not None:
-                process.join()
+                # It exits right after sending its outcome; one still alive here was left
+                # unread by an unexpected error, and would hold the slot for ever.
+                process.join(timeout=_EXIT_GRACE)
+                if process.is_alive():
+                    process.kill()
+                    process.join()
             with self._cond:
                 self._running.pop(job_id, None)
                 self._start_ready()
@@ -283,7 +289,8 @@ class JobManager:
         process = _CTX.Process(
             target=entry.run_job, daemon=True,
             args=(record.spec.to_json(), str(self._data_root), str(staging.path), child,
-                  self._limits.max_rows, self._context_for(record.spec), self._limits.cpus),
+                  self._limits.max_rows, self._context_for(record.spec), self._limits.cpus,
+                  self._limits.memory_mb),
         )
         with self._cond:
             if record.state.final:
@@ -332,7 +339,7 @@ class JobManager:
         if time.monotonic() > deadline:
             reason = f"exceeded the training time limit (train_timeout={self._limits.timeout:g}s)"
         else:
-            used_mb = _tree_memory_mb(process.pid)
+            used_mb = _tree_memory_mb(process.pid, self._limits.memory_mb)
             if used_mb > self._limits.memory_mb:
                 reason = (f"used {used_mb:.0f} MiB, over the training memory limit "
                           f"(train_memory_mb={self._limits.memory_mb})")
@@ -402,39 +409,51 @@ class JobManager:
         self._cond.notify_all()
 
 
-def _tree_memory_mb(pid: int) -> float:
-    """Memory of a job in MiB: the proportional set size of its process and its children.
+def _tree_memory_mb(pid: int, limit_mb: float) -> float:
+    """Memory of a job in MiB: its process and its children, when that may pass `limit_mb`.
 
-    PSS splits each shared page between the processes that map it, so the fit processes a
-    job forks (parallel.fork_map), which share its data copy-on-write, are not counted
-    once per process. 0 when the process is gone.
+    The resident sizes are summed first (cheap: statm). Forked fit processes share the
+    job's data copy-on-write, so that sum counts shared pages once per process; only when
+    it passes the limit is the proportional set size (smaps_rollup, which splits each
+    shared page between the processes mapping it) summed instead, and returned.
     """
-    total, pending = 0.0, [pid]
+    pids = _process_tree(pid)
+    rss = sum(_rss_mb(p) for p in pids)
+    if rss <= limit_mb or len(pids) == 1:
+        return rss
+    return sum(_pss_mb(p) for p in pids)
+
+
+def _process_tree(pid: int) -> list[int]:
+    found, pending = [], [pid]
     while pending:
         current = pending.pop()
-        total += _pss_mb(current)
+        found.append(current)
         with contextlib.suppress(OSError, ValueError), \
                 open(f"/proc/{current}/task/{current}/children") as fh:
             pending.extend(int(child) for child in fh.read().split())
-    return total
+    return found
 
 
-def _pss_mb(pid: int) -> float:
-    """One process's PSS in MiB (its RSS where the kernel has no smaps_rollup; 0 if gone)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) / 1024
-    except FileNotFoundError:
-        pass
-    except (OSError, IndexError, ValueError):
-        return 0.0
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process in MiB (0 when it is gone)."""
     try:
         with open(f"/proc/{pid}/statm") as fh:
             return int(fh.read().split()[1]) * _PAGE / (1024 * 1024)
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def _pss_mb(pid: int) -> float:
+    """One process's PSS in MiB; its RSS where smaps_rollup cannot be read."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return _rss_mb(pid)
 
 
 def _death_reason(exitcode: int | None) -> str:

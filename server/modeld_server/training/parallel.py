@@ -7,22 +7,30 @@ other cores idle while the folds run one after the other; here they run at once.
 
 The children are forked from the job's worker process with os.fork, so they inherit the
 training data without copying or pickling it, and send back only what they computed: a
-fold's predictions and scores, or the fitted final pipeline. Forking is safe because it
-happens only for estimators that start no OpenMP threads (Algorithm.single_threaded) in
-a process with one thread. (multiprocessing's pools refuse to start from the worker, a
-daemonic process, and its Pool waits forever for the task of a child the OOM killer took.)
+fold's predictions and scores, or the fitted final pipeline.
+
+A child inherits only the forking thread, so what it runs must not need another thread
+of the parent: here, NumPy and the estimators of Algorithm.single_threaded, with BLAS set
+to one thread. Threads the parent may have (pandas' Arrow pool after a Parquet read) are
+never used by that code. OpenMP's are: GNU libgomp breaks in a child forked after its
+pool started, so a worker that has fitted a self-threading estimator (XGBoost,
+HistGradientBoosting) never forks (worker.py). multiprocessing's pools were no option:
+they refuse to start from the worker, a daemonic process, and Pool waits forever for the
+task of a child the OOM killer took.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import os
+import pickle
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from multiprocessing.connection import Connection, Pipe, wait
-from typing import Any
+from typing import Any, NoReturn
 
 _PR_SET_PDEATHSIG = 1
 
@@ -56,7 +64,8 @@ def fork_map(fn: Callable[[Any], Any], items: Sequence[Any],
     """Yields (index, fn(items[index])) for every item, in the order they finish.
 
     With `workers` > 1 (and more than one item) the calls run in that many forked
-    processes, each taking the next item when it is done; otherwise here, in order.
+    processes, each taking the next item when it is done; otherwise here, in order. When
+    the OS refuses a fork (no memory for it), the calls run here, in order.
 
     Args:
         fn: a function of one item, returning something picklable.
@@ -67,19 +76,12 @@ def fork_map(fn: Callable[[Any], Any], items: Sequence[Any],
         Whatever a call raised; FitProcessDied when a child ended without answering.
     """
     workers = min(workers, len(items))
-    if workers <= 1:
+    children = _fork_children(fn, items, workers) if workers > 1 else {}
+    if not children:
         for index, item in enumerate(items):
             yield index, fn(item)
         return
-    children: dict[Connection, int] = {}
     try:
-        # One BLAS thread per child, so two children on two cores do not fight over them.
-        # Set here and inherited: set in a child after the fork, OpenBLAS's first call
-        # there costs 80 ms more (its buffers are rebuilt), more than a fold takes.
-        with blas_controller().limit(limits=1):
-            for _ in range(workers):
-                conn, pid = _fork_child(fn, items)
-                children[conn] = pid
         pending = iter(range(len(items)))
         busy: list[Connection] = []
         for conn in children:
@@ -94,19 +96,51 @@ def fork_map(fn: Callable[[Any], Any], items: Sequence[Any],
         _reap(children)
 
 
-def _fork_child(fn: Callable[[Any], Any], items: Sequence[Any]) -> tuple[Connection, int]:
+def _fork_children(fn: Callable[[Any], Any], items: Sequence[Any],
+                   workers: int) -> dict[Connection, int]:
+    """Starts `workers` children ({their pipe: pid}); none when the OS refuses a fork."""
+    children: dict[Connection, int] = {}
+    # One BLAS thread per child, so two children on two cores do not fight over them.
+    # Set here and inherited: set in a child after the fork, OpenBLAS's first call there
+    # costs 80 ms more (its buffers are rebuilt), more than a fold takes. Frozen, the heap
+    # is out of the collector's reach in the children, which would otherwise write to every
+    # object's header and so copy the heap page by page.
+    gc.freeze()
+    try:
+        with blas_controller().limit(limits=1):
+            for _ in range(workers):
+                conn, pid = _fork_child(fn, items, list(children))
+                children[conn] = pid
+    except OSError:  # ENOMEM, EAGAIN: fit in this process instead
+        _reap(children)
+        return {}
+    finally:
+        gc.unfreeze()
+    return children
+
+
+def _fork_child(fn: Callable[[Any], Any], items: Sequence[Any],
+                siblings: list[Connection]) -> tuple[Connection, int]:
     ours, theirs = Pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: it never returns from here
         ours.close()
-        _child(fn, items, theirs, os.getppid())
+        for pipe in siblings:  # the parent's ends of earlier children's pipes
+            pipe.close()
+        _child(fn, items, theirs, parent)
     theirs.close()
     return ours, pid
 
 
 def _hand_out(conn: Connection, pending: Iterator[int], busy: list[Connection]) -> None:
     index = next(pending, None)
-    conn.send(index)  # None tells the child to exit
+    try:
+        conn.send(index)  # None tells the child to exit
+    except OSError:  # BrokenPipeError: it died while idle
+        if index is not None:
+            raise _died() from None
+        return
     if index is not None:
         busy.append(conn)
 
@@ -115,11 +149,15 @@ def _answer(conn: Connection) -> tuple[int, Any]:
     try:
         ok, index, value = conn.recv()
     except (EOFError, OSError):
-        raise FitProcessDied("a fit process died without an answer (out of memory, or "
-                             "killed by an operator)") from None
+        raise _died() from None
     if not ok:
         raise value
     return index, value
+
+
+def _died() -> FitProcessDied:
+    return FitProcessDied("a fit process died without an answer (out of memory, or killed "
+                          "by an operator)")
 
 
 def _reap(children: dict[Connection, int]) -> None:
@@ -134,7 +172,7 @@ def _reap(children: dict[Connection, int]) -> None:
 
 
 def _child(fn: Callable[[Any], Any], items: Sequence[Any], conn: Connection,
-           parent: int) -> None:
+           parent: int) -> NoReturn:
     """Answers items until told to stop, then exits without running the parent's cleanup."""
     code = 1
     try:
@@ -163,10 +201,9 @@ def _child_setup(parent: int) -> None:
 
 
 def _picklable(exc: Exception) -> Exception:
-    import pickle
-
+    """`exc` if it survives the trip to the parent (pickled and unpickled), else its text."""
     try:
-        pickle.dumps(exc)
-    except Exception:  # an exception holding something unpicklable: keep its text
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # something unpicklable inside, or an __init__ its args do not fit
         return RuntimeError(f"{type(exc).__name__}: {exc}")
     return exc

@@ -44,7 +44,7 @@ Report = Callable[[str, float, str, dict[str, Any]], None]
 
 def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
         max_rows: int = 10_000_000, context: dict[str, Any] | None = None,
-        cpus: int = 0) -> None:
+        cpus: int = 0, memory_mb: int = 0) -> None:
     """Process entry point: trains, saves into `staging`, and sends the outcome on `conn`."""
     def report(phase: str, progress: float, message: str, partial: dict[str, Any]) -> None:
         conn.send(("progress", phase, progress, message, partial))
@@ -52,7 +52,7 @@ def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
     try:
         outcome: tuple[Any, ...] = (
             "result", train(TrainSpec.from_json(spec_json), Path(data_root), Path(staging), report,
-                            max_rows, context or {}, cpus))
+                            max_rows, context or {}, cpus, memory_mb))
     except (BrokenPipeError, ConnectionResetError):
         return  # the daemon is gone or cancelled us: nobody to tell
     except ModeldError as exc:
@@ -70,7 +70,7 @@ def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
 
 def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
           max_rows: int = 10_000_000, context: dict[str, Any] | None = None,
-          cpus: int = 0) -> dict[str, Any]:
+          cpus: int = 0, memory_mb: int = 0) -> dict[str, Any]:
     """Validates the dataset, cross-validates, gates, fits on all rows and saves the artifacts.
 
     Args:
@@ -78,6 +78,8 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
             the daemon when the model has a quality gate.
         cpus: processes a single-threaded estimator's fits may use at once (0: every CPU
             this process may run on; 1: one fit at a time).
+        memory_mb: the job's memory limit (0: none); fewer fits run at once when their
+            copies of the data would not fit in half of it.
 
     Returns:
         The manifest fields the training produced (metrics, schema, reports...).
@@ -91,11 +93,14 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
            f"{data.report.rows_read}", {})
     algorithm = get_algorithm(spec.algorithm, spec.task)
     cpus = cpus or available_cpus()
-    workers = fold_workers(algorithm, spec.params, cpus)
+    workers = _within_memory(fold_workers(algorithm, spec.params, cpus), data, memory_mb)
     t_cv = time.perf_counter()
     template, cv, extra = _evaluate(spec, _template(spec, algorithm, data), data, report, workers)
     cv_seconds = time.perf_counter() - t_cv
-    decision = _gate(spec, data, cv, context, cpus) if "policy" in context else None
+    # A challenger that threads itself (OpenMP) leaves threads that a fork would not carry
+    # over in a usable state: then the champion's refit stays in this process too.
+    gate_cpus = cpus if algorithm.single_threaded else 1
+    decision = _gate(spec, data, cv, context, gate_cpus) if "policy" in context else None
     fitted, fit_seconds = _final_fit(template, cv, data, report)
     if spec.task is Task.ANOMALY_DETECTION:
         extra.update(_anomaly_facts(fitted, data.x))
@@ -121,10 +126,23 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         # final_fit_alongside holds its own duration.
         "timings": {"prepare_seconds": prepare_seconds, "cv_seconds": cv_seconds,
                     "final_fit_seconds": fit_seconds, "final_fit_alongside": cv.final_seconds,
-                    "save_seconds": save_seconds, "fit_processes": workers,
+                    "save_seconds": save_seconds, "fit_processes": cv.processes,
                     "total_seconds": time.perf_counter() - started},
         "libraries": _library_versions(),
     }
+
+
+_COPIES_PER_FIT = 3
+"""Copies of the data one fit process makes: its training rows, them preprocessed, and the
+estimator's own (float64 or Fortran-ordered) copy."""
+
+
+def _within_memory(workers: int, data: Prepared, memory_mb: int) -> int:
+    """`workers`, fewer if their copies of the data would pass half the memory limit."""
+    if not memory_mb:
+        return workers
+    per_fit = _COPIES_PER_FIT * max(data.x.nbytes, 1)
+    return max(1, min(workers, (memory_mb * 1024 * 1024 // 2) // per_fit))
 
 
 def _template(spec: TrainSpec, algorithm: Algorithm, data: Prepared) -> Template:
