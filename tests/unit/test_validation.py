@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modeld_server.errors import InvalidArgument
+from modeld_server.training import validation
 from modeld_server.training.validation import (
     _constant,
     _count_fields_unquoted,
@@ -97,6 +98,15 @@ class TestMalformedLines:
     def test_a_wrong_field_count_is_reported_by_line_number(self, tmp_path: Path) -> None:
         (tmp_path / "w.csv").write_bytes(b"a,b\r\n1,2\r\n\r\n1,2,3\r\n4\r\n5,6")
         assert malformed_lines(tmp_path / "w.csv") == ([4, 5], 4)
+
+
+    def test_files_beyond_the_fast_scan_size_go_through_the_csv_module(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(validation, "_FAST_SCAN_BYTES", 8)
+        monkeypatch.setattr(validation, "_count_fields_unquoted", None)  # must not be called
+        (tmp_path / "w.csv.gz").write_bytes(gzip.compress(b"a,b\n1,2\n1\n3,4\n"))
+        assert malformed_lines(tmp_path / "w.csv.gz") == ([3], 3)
 
 
 class TestConstantColumns:
