@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import collections
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,6 +42,7 @@ from _common import (
     median,
     percentile,
     running_daemon,
+    scratch_folder,
     train_and_wait,
     verdict,
     write_pointer,
@@ -437,12 +436,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    base = Path(tempfile.mkdtemp(prefix="modeld-bench-reload-"))
     print(f"modeld hot reload: daemon with default settings (watch on, poll interval 2 s); "
           f"model {MODEL}: iris, logistic_regression, cv_folds 2")
     print(f"before: {load_note()}", flush=True)
-    met = False
-    try:
+    with scratch_folder("modeld-bench-reload-", args.keep) as base:
         features = write_iris(base / "data")
         with running_daemon(base) as daemon:
             time.sleep(args.settle)
@@ -469,11 +466,6 @@ def main(argv: list[str] | None = None) -> int:
                 cold = measure_cold_swaps(daemon, request, args.cold_swaps, args.gap)
         print(f"after: {load_note()}")
         met = report(args, swaps, rollbacks, load, cold, busy)
-    finally:
-        if args.keep:
-            print(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
     print(f"all targets met: {'yes' if met else 'NO'}")
     return 0 if met else 1
 

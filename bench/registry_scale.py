@@ -44,7 +44,6 @@ import os
 import platform
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -63,6 +62,7 @@ from _common import (
     percentile,
     rss_mib,
     running_daemon,
+    scratch_folder,
     train_and_wait,
     verdict,
 )
@@ -553,11 +553,10 @@ def run_variant(full: Path, variant: str, args: argparse.Namespace) -> VariantRu
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    base = Path(tempfile.mkdtemp(prefix="modeld-bench-registry-"))
     print(f"modeld registry scale: {args.versions:,} versions of one model; commit {git_commit()}; "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}, grpcio {grpc.__version__}")
     print(f"before: {load_note()}", flush=True)
-    try:
+    with scratch_folder("modeld-bench-registry-", args.keep) as base:
         small, full, build_s = build_registries(base, args.versions)
         print(f"built {args.versions + MIDDLE_COUNT:,} version folders in {build_s:.1f} s "
               "(artifacts hard-linked, manifests rewritten)", flush=True)
@@ -576,12 +575,6 @@ def main(argv: list[str] | None = None) -> int:
             report_latency(variant, run.kinds, args.block, run.idle)
             if run.trained:
                 report_training(variant, *run.trained, args.status_interval)
-    finally:
-        if args.keep:
-            print(f"kept {base}")
-        else:
-            with contextlib.suppress(OSError):
-                shutil.rmtree(base, ignore_errors=True)
     return 0
 
 

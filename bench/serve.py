@@ -48,7 +48,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -72,6 +71,7 @@ from _common import (
     pss_mib,
     rss_mib,
     running_daemon,
+    scratch_folder,
     train_and_wait,
     verdict,
 )
@@ -916,12 +916,11 @@ def main(argv: list[str] | None = None) -> int:
     import sklearn
     import xgboost
 
-    base = Path(tempfile.mkdtemp(prefix="modeld-bench-serve-"))
     print(f"modeld serving: spambase, {', '.join(args.algorithms)}; commit {git_commit()}")
     print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, grpcio "
           f"{grpc.__version__}, xgboost {xgboost.__version__}, scikit-learn {sklearn.__version__}")
     print(f"before: {load_note()}", flush=True)
-    try:
+    with scratch_folder("modeld-bench-serve-", args.keep) as base:
         (base / "data").mkdir()
         shutil.copy(SPAMBASE, base / "data" / "spambase.csv")
         runs, throughput = run_all(base, args)
@@ -929,11 +928,6 @@ def main(argv: list[str] | None = None) -> int:
         report(runs, throughput, args)
         if args.profile:
             profile(base / "registry", base, runs, args.profile_calls, args.top)
-    finally:
-        if args.keep:
-            print(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
     return 0
 
 

@@ -34,7 +34,6 @@ import os
 import platform
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 import xgboost
-from _common import SPAMBASE, load_note, median, running_daemon, verdict
+from _common import SPAMBASE, load_note, median, running_daemon, scratch_folder, verdict
 from sklearn import metrics as m
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
@@ -288,13 +287,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    base = Path(tempfile.mkdtemp(prefix="modeld-bench-train-"))
     print(f"modeld train overhead: spambase, {FOLDS}-fold stratified CV (seed {SEED}) + final fit;"
           f" {args.repeats} timed runs per side, alternating, after {args.warmup} warm-up")
     print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, xgboost "
           f"{xgboost.__version__}, scikit-learn {sklearn.__version__}, pandas {pd.__version__}")
     print(f"before: {load_note()}", flush=True)
-    try:
+    with scratch_folder("modeld-bench-train-", args.keep) as base:
         (base / "data").mkdir()
         shutil.copy(SPAMBASE, base / "data" / "spambase.csv")
         out_dir = base / "plain"
@@ -307,11 +305,6 @@ def main(argv: list[str] | None = None) -> int:
                                              base / "data" / "spambase.csv", out_dir, args)
         print(f"after: {load_note()}")
         report(results, args.repeats)
-    finally:
-        if args.keep:
-            print(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
     return 0
 
 
