@@ -278,3 +278,58 @@ class TestLocks:
         for thread in threads:
             thread.join()
         assert most == 1
+
+
+def aged(path: Path, seconds: float = 60) -> Path:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+class TestStatCache:
+    def test_an_unchanged_old_file_is_parsed_once(self, tmp_path: Path) -> None:
+        path = tmp_path / "doc"
+        path.write_text("7")
+        aged(path)
+        calls: list[int] = []
+
+        def parse() -> int:
+            calls.append(1)
+            return int(path.read_text())
+
+        cache: fsio.StatCache[int] = fsio.StatCache()
+        for _ in range(3):
+            assert cache.get(path, parse) == 7
+        assert len(calls) == 1
+
+    def test_a_replaced_file_is_parsed_again_even_with_an_old_mtime(self, tmp_path: Path) -> None:
+        path = tmp_path / "doc"
+        path.write_text("1")
+        aged(path)
+        cache: fsio.StatCache[str] = fsio.StatCache()
+        assert cache.get(path, path.read_text) == "1"
+        fsio.write_atomic(path, b"2")
+        aged(path)
+        assert cache.get(path, path.read_text) == "2"
+
+    def test_a_young_file_is_never_taken_from_memory(self, tmp_path: Path) -> None:
+        """Rewritten in place within the clock tick, it keeps its stamp: only re-reading tells."""
+        path = tmp_path / "doc"
+        path.write_text("1")
+        cache: fsio.StatCache[str] = fsio.StatCache()
+        assert cache.get(path, path.read_text) == "1"
+        stamp = path.stat().st_mtime_ns
+        path.write_text("2")
+        os.utime(path, ns=(stamp, stamp))
+        assert cache.get(path, path.read_text) == "2"
+
+    def test_a_missing_file_is_the_parsers_to_answer_and_is_not_kept(
+            self, tmp_path: Path) -> None:
+        path = tmp_path / "doc"
+        cache: fsio.StatCache[str] = fsio.StatCache()
+        assert cache.get(path, lambda: "absent") == "absent"
+        path.write_text("here")
+        aged(path)
+        assert cache.get(path, path.read_text) == "here"
+        path.unlink()
+        assert cache.get(path, lambda: "absent") == "absent"

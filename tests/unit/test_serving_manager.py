@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from modeld_server.registry import fsio
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.store import RegistryStore
-from modeld_server.serving import manager
 from modeld_server.serving.manager import ModelServer
 from modeld_server.types import LoadState
 from tests.unit._registry_helpers import publish_fake, skip_disk_flush
@@ -77,4 +77,4 @@ class TestPointer:
 
 
 def test_the_racy_window_is_short() -> None:
-    assert 0 < manager._RACY_SECONDS <= 5
+    assert 0 < fsio.StatCache.RACY_SECONDS <= 5

@@ -6,8 +6,12 @@ import contextlib
 import fcntl
 import hashlib
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 _CHUNK = 1024 * 1024
 
@@ -79,6 +83,42 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+class StatCache(Generic[T]):
+    """Small files parsed once per change: a stat per read instead of open + read + parse.
+
+    GetStatus reads a pointer and a few documents per model on every call; a stat costs a
+    tenth of opening and reading. Every writer replaces these files (write_atomic: a new
+    inode), and the stamp also holds size, mtime and ctime. A file modified in the last
+    two seconds is never taken from memory, as git does for its index, so a rewrite within
+    the file system's timestamp granularity cannot hide.
+    """
+
+    RACY_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self._entries: dict[Path, tuple[tuple[int, ...], T]] = {}
+
+    def get(self, path: Path, parse: Callable[[], T]) -> T:
+        """parse()'s value for `path` as it is now; parse() runs when the file changed.
+
+        A missing file is parse()'s to handle (it raises or answers, and nothing is kept);
+        so is a value parse() raises for, which is never remembered.
+        """
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            self._entries.pop(path, None)
+            return parse()
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        known = self._entries.get(path)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        value = parse()
+        if time.time() - st.st_mtime > self.RACY_SECONDS:
+            self._entries[path] = (stamp, value)
+        return value
 
 
 def sha256_file(path: Path) -> str:

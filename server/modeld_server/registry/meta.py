@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from modeld_server.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -22,13 +23,17 @@ class ModelMeta:
 
     def __init__(self, store: RegistryStore) -> None:
         self.store = store
+        self._raw: fsio.StatCache[bytes | None] = fsio.StatCache()
 
     def read(self, model: str, name: str) -> dict[str, Any] | None:
+        """A document, parsed afresh (callers may change it); its bytes are read only when
+        the file changed (GetStatus asks for aliases and schedule on every call)."""
         path = self.store.paths(model).root / name
-        try:
-            data = json.loads(path.read_bytes())
-        except FileNotFoundError:
+        raw = self._raw.get(path, lambda: _read_or_none(path))
+        if raw is None:
             return None
+        try:
+            data = json.loads(raw)
         except ValueError:
             return None  # a hand-broken document reads as absent; the next write repairs it
         return data if isinstance(data, dict) else None
@@ -103,3 +108,10 @@ def check_alias(alias: str) -> str:
         raise InvalidArgument(f"alias {alias[:80]!r} is not valid: use [a-z][a-z0-9_-]*, "
                               "at most 63 characters")
     return alias
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None

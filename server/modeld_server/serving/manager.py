@@ -20,6 +20,7 @@ import structlog
 
 from modeld_server.errors import FailedPrecondition, ModeldError, NotFound, Unavailable
 from modeld_server.metrics import RELOAD_LATENCY, RELOADS
+from modeld_server.registry import fsio
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.serving.loaded import LoadedModel
 from modeld_server.types import LoadState
@@ -27,7 +28,6 @@ from modeld_server.types import LoadState
 log = structlog.get_logger(__name__)
 
 _MAX_BACKOFF = 60.0
-_RACY_SECONDS = 2.0  # a pointer younger than this is read from disk (see _pointer)
 
 
 @dataclass
@@ -67,8 +67,7 @@ class ModelServer:
         self._keep = keep_loaded
         self._slots: dict[str, Slot] = {}
         self._slots_lock = threading.Lock()
-        self._pointer_paths: dict[str, str] = {}
-        self._pointers: dict[str, tuple[tuple[int, ...], int]] = {}  # stat, version
+        self._pointers: fsio.StatCache[int] = fsio.StatCache()
 
     def _slot(self, model: str) -> Slot:
         with self._slots_lock:
@@ -137,28 +136,9 @@ class ModelServer:
         return ModelView(model, active, loaded, state, error, current)
 
     def _pointer(self, model: str) -> int:
-        """store.read_active(model), re-read only when a stat of the pointer changes.
-
-        GetStatus calls this for every model on every call; a stat costs a tenth of the
-        open + read + close. A pointer rewritten in place within the file system's
-        timestamp granularity could keep its size and mtime, so, as git does for its
-        index, a pointer modified in the last two seconds is never taken from memory.
-        """
-        path = self._pointer_paths.get(model)
-        if path is None:
-            path = self._pointer_paths[model] = str(self.store.paths(model).active)
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return self.store.read_active(model)
-        stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        known = self._pointers.get(model)
-        if known is not None and known[0] == stamp:
-            return known[1]
-        value = self.store.read_active(model)  # raises for a bad pointer: never remembered
-        if time.time() - st.st_mtime > _RACY_SECONDS:
-            self._pointers[model] = (stamp, value)
-        return value
+        """store.read_active(model), the file re-read only when a stat of it changes."""
+        return self._pointers.get(self.store.paths(model).active,
+                                  lambda: self.store.read_active(model))
 
     # ---- reconciling with the disk --------------------------------------------------------
 
