@@ -30,11 +30,12 @@ from modeld_server.registry.meta import ModelMeta
 from modeld_server.registry.store import RegistryStore
 from modeld_server.serving.loaded import Prediction
 from modeld_server.serving.manager import ModelServer, ModelView
-from modeld_server.training.datasets import infer_task, read_columns, resolve_dataset
+from modeld_server.training.datasets import resolve_dataset
 from modeld_server.training.estimators import check_params, get_algorithm
 from modeld_server.training.jobrecord import JobRecord
 from modeld_server.training.jobs import JobLimits, JobManager
 from modeld_server.training.params import bounded_for_check
+from modeld_server.training.sample import infer_task, read_columns
 from modeld_server.training.scheduler import Scheduler, ScheduleSpec, ScheduleState
 from modeld_server.training.selection import check_selection, check_validation_options
 from modeld_server.types import DatasetSpec, Task, TrainSpec
@@ -106,7 +107,8 @@ class ModelService(LifecycleMixin):
             self.store, settings.data_root, settings.state_dir,
             max_concurrent=settings.max_concurrent_jobs, max_queued=settings.max_queued_jobs,
             limits=JobLimits(timeout=settings.train_timeout, memory_mb=settings.train_memory_mb,
-                             max_rows=settings.max_dataset_rows, cpus=settings.job_cpus),
+                             max_rows=settings.max_dataset_rows, cpus=settings.job_cpus,
+                             max_bytes=settings.max_dataset_bytes),
             on_published=self.after_publish, context_for=self.job_context,
         )
         self.scheduler = Scheduler(
@@ -151,7 +153,7 @@ class ModelService(LifecycleMixin):
         check_selection(spec_dataset, read_columns(path, spec_dataset.path))
         if not request.algorithm:
             raise InvalidArgument("algorithm is required")
-        task = request.task or self._infer_task(request, path)
+        task, sampled = (request.task, False) if request.task else self._infer_task(request, path)
         if task is not Task.ANOMALY_DETECTION and not spec_dataset.target:
             raise InvalidArgument(f"dataset.target is required for {task.value}")
         folds = request.cv_folds or 5
@@ -171,17 +173,21 @@ class ModelService(LifecycleMixin):
                                   f"is {task.value}")
         return TrainSpec(model, spec_dataset, request.algorithm, task, params, folds, seed,
                          request.request_id, request.activate,
-                         check_validation_options(dict(request.validation)), request.calibration)
+                         check_validation_options(dict(request.validation)), request.calibration,
+                         task_sampled=sampled)
 
-    def _infer_task(self, request: TrainInput, path: Any) -> Task:
+    def _infer_task(self, request: TrainInput, path: Any) -> tuple[Task, bool]:
+        """The task, and whether it came from a sample of the target column that was not
+        all of it (the worker then checks the whole column agrees)."""
         by_algorithm = {"logistic_regression": Task.CLASSIFICATION, "ridge": Task.REGRESSION,
                         "isolation_forest": Task.ANOMALY_DETECTION}
         if request.algorithm in by_algorithm:
-            return by_algorithm[request.algorithm]
+            return by_algorithm[request.algorithm], False
         if not request.dataset.target:
             raise InvalidArgument(f"dataset.target is required for algorithm "
                                   f"{quoted(request.algorithm)}")
-        return Task(infer_task(path, request.dataset.target, request.dataset.path))
+        task, whole = infer_task(path, request.dataset.target, request.dataset.path)
+        return Task(task), not whole
 
     def get_job(self, job_id: str) -> JobRecord:
         return self.jobs.get(_require(job_id, "job_id"))

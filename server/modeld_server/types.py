@@ -97,9 +97,13 @@ class TrainSpec:
     """ValidationOptions fields that differ from the defaults."""
     calibration: str = "none"
     """none, sigmoid, isotonic or auto."""
+    task_sampled: bool = False
+    """The task was inferred from the first rows only (a large file): the worker checks the
+    whole target column agrees."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        sampled = {"task_sampled": True} if self.task_sampled else {}
+        return sampled | {
             "model": self.model,
             "dataset": self.dataset.to_json(),
             "validation": dict(self.validation),
@@ -127,4 +131,5 @@ class TrainSpec:
             activate=bool(data.get("activate", True)),
             validation=dict(data.get("validation", {})),
             calibration=data.get("calibration", "none"),
+            task_sampled=bool(data.get("task_sampled", False)),
         )

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from modeld_server.errors import InvalidArgument, ModeldError, NotFound, PermissionDenied
-from modeld_server.training.datasets import read_columns, resolve_dataset
+from modeld_server.training.datasets import resolve_dataset
+from modeld_server.training.sample import read_columns
 
 IRIS = "a,b,species\n1,2,x\n3,4,y\n"
 
@@ -57,10 +58,10 @@ class TestResolve:
     def test_a_file_the_daemon_may_not_look_at_is_permission_denied(
             self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """EACCES on the lookup (a folder without search permission; root never sees it)."""
-        def denied(self: Path) -> bool:
+        def denied(self: Path, **kwargs: object) -> bool:
             raise PermissionError(13, "Permission denied", str(self))
 
-        monkeypatch.setattr(Path, "is_file", denied)
+        monkeypatch.setattr(Path, "stat", denied)
         assert refusal(root, "iris.csv") == (
             PermissionDenied, "dataset.path 'iris.csv' is not readable by the daemon")
 

@@ -1,14 +1,13 @@
 """Finding and reading datasets under the data root.
 
-The daemon only resolves paths and reads headers (cheap, no pandas); worker
+The daemon only resolves paths and reads a bounded sample (sample.py); worker
 processes read whole files.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
-import io
+import stat
 import zlib
 from pathlib import Path
 
@@ -43,8 +42,9 @@ def resolve_dataset(data_root: Path, relative: str) -> Path:
         The absolute, symlink-free path of an existing file.
 
     Raises:
-        InvalidArgument: empty path, unsupported file type, or a path the OS cannot look
-            up (a name too long, a symlink loop).
+        InvalidArgument: empty path, unsupported file type, not a regular file (a
+            directory, FIFO, socket or device), or a path the OS cannot look up (a name
+            too long, a symlink loop).
         PermissionDenied: absolute path, '..' or a symlink leading outside the root, or a
             file the daemon may not read.
         NotFound: no such file.
@@ -61,7 +61,9 @@ def resolve_dataset(data_root: Path, relative: str) -> Path:
         full = (root / relative).resolve()
         if not full.is_relative_to(root):
             raise PermissionDenied(f"dataset.path {shown} leads outside the data root")
-        found = full.is_file()
+        mode = full.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFound(f"dataset.path {shown} not found under the data root") from None
     except RuntimeError:  # Python 3.11's Path.resolve() on ELOOP
         raise InvalidArgument(f"dataset.path {shown} is a symlink loop") from None
     except PermissionError:
@@ -69,8 +71,9 @@ def resolve_dataset(data_root: Path, relative: str) -> Path:
     except OSError as exc:  # ENAMETOOLONG and kin: the OS cannot even look it up
         raise InvalidArgument(f"dataset.path {shown} cannot be looked up: "
                               f"{exc.strerror or exc}") from None
-    if not found:
-        raise NotFound(f"dataset.path {shown} not found under the data root")
+    if not stat.S_ISREG(mode):
+        raise InvalidArgument(f"dataset.path {shown} is not a regular file (it is "
+                              f"{_kind(mode)})")
     if not full.name.lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES):
         raise InvalidArgument(
             f"dataset.path {shown} is not a supported file: use .csv, .csv.gz, .parquet or .pq"
@@ -78,57 +81,13 @@ def resolve_dataset(data_root: Path, relative: str) -> Path:
     return full
 
 
-def _is_parquet(path: Path) -> bool:
+def _kind(mode: int) -> str:
+    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device")]
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
+def is_parquet(path: Path) -> bool:
+    """Whether the file's name says Parquet (else it is CSV, maybe gzipped)."""
     return path.name.lower().endswith(PARQUET_SUFFIXES)
-
-
-def read_columns(path: Path, shown: str) -> list[str]:
-    """The column names of a dataset, from its header alone.
-
-    Raises:
-        InvalidArgument: the file is empty, binary, or not in its format.
-    """
-    if _is_parquet(path):
-        import pyarrow.parquet as pq
-
-        try:
-            return list(pq.read_schema(path).names)
-        except Exception as exc:  # pyarrow raises several unrelated types for bad files
-            raise unreadable(shown, "Parquet", exc) from None
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rb") as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-            header = next(csv.reader(text), None)
-    except CSV_READ_ERRORS as exc:
-        raise unreadable(shown, "CSV", exc) from None
-    if not header or not any(name.strip() for name in header):
-        raise InvalidArgument(f"dataset.path {quoted(shown)} is empty: it has no header row")
-    if "\x00" in "".join(header):
-        raise InvalidArgument(f"dataset.path {quoted(shown)} is not a text CSV file")
-    return header
-
-
-def infer_task(path: Path, target: str, shown: str) -> str:
-    """'classification' or 'regression' from the target column's values (reads that column only).
-
-    Strings and bools are classes; integers with at most 20 distinct values are
-    classes; any other number is a regression target.
-    """
-    import pandas as pd
-    from pandas.api.types import is_bool_dtype, is_float_dtype, is_integer_dtype
-
-    try:
-        if _is_parquet(path):
-            column = pd.read_parquet(path, columns=[target])[target]
-        else:
-            column = pd.read_csv(path, usecols=[target])[target]
-    except Exception as exc:  # pandas and pyarrow raise many types for malformed files
-        raise InvalidArgument(f"dataset.path {quoted(shown)}: cannot read column "
-                              f"{quoted(target)}: {exc}") from None
-    column = column.dropna()
-    if is_bool_dtype(column) or not (is_integer_dtype(column) or is_float_dtype(column)):
-        return "classification"
-    if is_float_dtype(column) and not (column == column.round()).all():
-        return "regression"
-    return "classification" if column.nunique() <= 20 else "regression"

@@ -60,6 +60,8 @@ class JobLimits:
     max_rows: int = 10_000_000
     cpus: int = 0
     """Fits a job may run at once (see worker.train); 0: every CPU."""
+    max_bytes: int = 0
+    """The most bytes a dataset may hold uncompressed (max_dataset_bytes); 0: no limit."""
 
 
 class JobManager:
@@ -290,7 +292,7 @@ class JobManager:
             target=entry.run_job, daemon=True,
             args=(record.spec.to_json(), str(self._data_root), str(staging.path), child,
                   self._limits.max_rows, self._context_for(record.spec), self._limits.cpus,
-                  self._limits.memory_mb),
+                  self._limits.memory_mb, self._limits.max_bytes),
         )
         with self._cond:
             if record.state.final:

@@ -13,6 +13,7 @@ from modeld_server.errors import InvalidArgument, ResourceExhausted
 from modeld_server.features import FeatureSchema
 from modeld_server.registry.fsio import sha256_file
 from modeld_server.training import validation
+from modeld_server.training.sample import SAMPLE_BYTES, task_of
 from modeld_server.types import Task, TrainSpec
 
 
@@ -33,20 +34,25 @@ class Prepared:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def prepare(spec: TrainSpec, path: Path, max_rows: int) -> Prepared:
+def prepare(spec: TrainSpec, path: Path, max_rows: int, max_bytes: int = 0) -> Prepared:
     """Loads and validates the dataset, applies the selection, and encodes X and y.
+
+    Args:
+        max_bytes: the most uncompressed bytes read (max_dataset_bytes; 0: no limit).
 
     Raises:
         InvalidArgument / FailedPrecondition / ResourceExhausted: with the reason.
     """
     ds = spec.dataset
-    frame, report = validation.load_checked(path, ds.path)
+    frame, report = validation.load_checked(path, ds.path, max_bytes)
     if len(frame) > max_rows:
         raise ResourceExhausted(f"dataset {ds.path!r} has {len(frame)} rows, more than "
                                 f"max_dataset_rows={max_rows}")
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
     _require_columns(spec, columns)
+    if spec.task_sampled:
+        _check_sampled_task(spec, frame[ds.target])
     labels = {c for c in (ds.target, ds.eval_label) if c}
     features = list(ds.features) or [c for c in columns
                                       if c not in labels and c not in set(ds.drop_columns)]
@@ -81,6 +87,16 @@ def _require_columns(spec: TrainSpec, columns: list[str]) -> None:
         if column and column not in columns:
             raise InvalidArgument(f"{name} {column!r} is not a column of {ds.path!r} "
                                   f"(columns: {', '.join(columns)})")
+
+
+def _check_sampled_task(spec: TrainSpec, column: pd.Series) -> None:
+    """The daemon inferred the task from the file's first rows: the whole column must agree."""
+    whole = task_of(column)
+    if whole != spec.task.value:
+        raise InvalidArgument(
+            f"dataset.target {spec.dataset.target!r}: Train inferred {spec.task.value} from the "
+            f"first {SAMPLE_BYTES} bytes of {spec.dataset.path!r}, but the whole column is "
+            f"{whole}: set task in the request")
 
 
 def _encode_target(spec: TrainSpec, data: Prepared) -> None:

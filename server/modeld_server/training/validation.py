@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modeld_server.errors import FailedPrecondition, quoted
+from modeld_server.errors import FailedPrecondition, ResourceExhausted, quoted
 from modeld_server.training.datasets import CSV_READ_ERRORS, unreadable
 
 _FIRST = 10  # line numbers reported per problem
@@ -126,9 +126,18 @@ def _scan_records(path: Path, opener: Any) -> tuple[list[int], int]:
     return bad, records
 
 
-def load_checked(path: Path, shown: str) -> tuple[pd.DataFrame, Report]:
-    """Reads a dataset, dropping malformed records (wrong field count) and reporting them."""
+def load_checked(path: Path, shown: str, max_bytes: int = 0) -> tuple[pd.DataFrame, Report]:
+    """Reads a dataset, dropping malformed records (wrong field count) and reporting them.
+
+    Args:
+        max_bytes: the most bytes the data may hold uncompressed (0: no limit).
+
+    Raises:
+        ResourceExhausted: the data holds more than `max_bytes` uncompressed.
+    """
     report = Report()
+    if max_bytes:
+        check_uncompressed_size(path, shown, max_bytes)
     if path.name.lower().endswith((".parquet", ".pq")):
         try:
             frame = pd.read_parquet(path)
@@ -151,6 +160,38 @@ def load_checked(path: Path, shown: str) -> tuple[pd.DataFrame, Report]:
     report.malformed = {"count": len(bad), "first_lines": bad[:_FIRST], "action": "dropped",
                         "wrong_field_count": len(bad), "unparsable_numbers": 0}
     return frame, report
+
+
+def check_uncompressed_size(path: Path, shown: str, max_bytes: int) -> None:
+    """Refuses a file that holds more than `max_bytes` once decompressed, before it is read
+    whole: a gzipped CSV is inflated in chunks and counted (stopping at the limit); a
+    Parquet file's footer says how large its row groups are uncompressed.
+
+    Raises:
+        ResourceExhausted: naming max_dataset_bytes.
+    """
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        import pyarrow.parquet as pq
+
+        try:
+            meta = pq.ParquetFile(path).metadata
+        except Exception as exc:  # pyarrow raises several unrelated types for bad files
+            raise unreadable(shown, "Parquet", exc) from None
+        size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    elif name.endswith(".gz"):
+        size = 0
+        try:
+            with gzip.open(path, "rb") as raw:
+                while size <= max_bytes and (chunk := raw.read(1 << 20)):
+                    size += len(chunk)
+        except CSV_READ_ERRORS as exc:
+            raise unreadable(shown, "CSV", exc) from None
+    else:
+        size = path.stat().st_size
+    if size > max_bytes:
+        raise ResourceExhausted(f"dataset.path {quoted(shown)} holds more than {max_bytes} "
+                                f"bytes uncompressed, over max_dataset_bytes={max_bytes}")
 
 
 def coerce_numeric_text(frame: pd.DataFrame, report: Report, protect: set[str]) -> pd.DataFrame:

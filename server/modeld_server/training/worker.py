@@ -44,7 +44,7 @@ Report = Callable[[str, float, str, dict[str, Any]], None]
 
 def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
         max_rows: int = 10_000_000, context: dict[str, Any] | None = None,
-        cpus: int = 0, memory_mb: int = 0) -> None:
+        cpus: int = 0, memory_mb: int = 0, max_bytes: int = 0) -> None:
     """Process entry point: trains, saves into `staging`, and sends the outcome on `conn`."""
     def report(phase: str, progress: float, message: str, partial: dict[str, Any]) -> None:
         conn.send(("progress", phase, progress, message, partial))
@@ -52,7 +52,7 @@ def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
     try:
         outcome: tuple[Any, ...] = (
             "result", train(TrainSpec.from_json(spec_json), Path(data_root), Path(staging), report,
-                            max_rows, context or {}, cpus, memory_mb))
+                            max_rows, context or {}, cpus, memory_mb, max_bytes))
     except (BrokenPipeError, ConnectionResetError):
         return  # the daemon is gone or cancelled us: nobody to tell
     except ModeldError as exc:
@@ -70,7 +70,7 @@ def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
 
 def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
           max_rows: int = 10_000_000, context: dict[str, Any] | None = None,
-          cpus: int = 0, memory_mb: int = 0) -> dict[str, Any]:
+          cpus: int = 0, memory_mb: int = 0, max_bytes: int = 0) -> dict[str, Any]:
     """Validates the dataset, cross-validates, gates, fits on all rows and saves the artifacts.
 
     Args:
@@ -80,6 +80,7 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
             this process may run on; 1: one fit at a time).
         memory_mb: the job's memory limit (0: none); fewer fits run at once when their
             copies of the data would not fit in half of it.
+        max_bytes: the most bytes the dataset may hold uncompressed (0: no limit).
 
     Returns:
         The manifest fields the training produced (metrics, schema, reports...).
@@ -87,7 +88,7 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
     context = context or {}
     started = time.perf_counter()
     report("loading", 0.02, f"reading {spec.dataset.path}", {})
-    data = prepare(spec, resolve_dataset(data_root, spec.dataset.path), max_rows)
+    data = prepare(spec, resolve_dataset(data_root, spec.dataset.path), max_rows, max_bytes)
     prepare_seconds = time.perf_counter() - started
     report("validating", 0.08, f"{data.dataset['rows']} usable rows of "
            f"{data.report.rows_read}", {})

@@ -1,0 +1,169 @@
+"""Truth under faults: hostile datasets, undecodable requests, a read-only or full registry.
+
+Each class sets up a real fault (a gzip bomb, a FIFO, a read-only bind mount, a full
+tmpfs) and asserts the exact status and message a client gets, and what the daemon did.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from modeld.v1 import model_manager_pb2 as pb
+from modeld_server.training.sample import MAX_HEADER_BYTES, SAMPLE_BYTES
+from tests.conftest import LiveDaemon, start_daemon, wait_job
+
+CODE = grpc.StatusCode
+MiB = 1 << 20
+
+
+def write_gzip(path: Path, head: bytes, unit: bytes, total: int, tail: bytes = b"") -> None:
+    """A gzip file of `head`, then `unit` repeated to about `total` bytes, then `tail`,
+    compressed chunk by chunk so the test never holds the uncompressed bytes."""
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: a gzip header and trailer
+    block = unit * max(1, MiB // len(unit))
+    with path.open("wb") as out:
+        out.write(packer.compress(head))
+        for _ in range(total // len(block)):
+            out.write(packer.compress(block))
+        out.write(packer.compress(tail))
+        out.write(packer.flush())
+
+
+def peak_rss_reset() -> bool:
+    """Resets this process's peak resident size (VmHWM); False where the kernel refuses."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc/self/status")
+
+
+@pytest.fixture
+def small_limit_daemon(tmp_path: Path, datasets: Path) -> Iterator[LiveDaemon]:
+    """A daemon (in this process) whose datasets may hold 64 MiB uncompressed."""
+    import shutil
+
+    shutil.copytree(datasets, tmp_path / "data")
+    live = start_daemon(tmp_path, max_dataset_bytes=64 * MiB)
+    yield live
+    live.stop()
+
+
+class TestBoundedTrain:
+    """Train reads a bounded prefix of a dataset in the daemon; the rest happens in the job."""
+
+    def test_a_gzip_bomb_header_is_refused_without_inflating_it(
+            self, small_limit_daemon: LiveDaemon) -> None:
+        """A 300 MB header line in a ~1 MB .csv.gz: once read whole into the daemon (GBs of
+        RSS); now INVALID_ARGUMENT naming the header limit, the daemon's peak barely moved."""
+        path = small_limit_daemon.data_root / "bomb.csv.gz"
+        write_gzip(path, b"", b"0,", 300 * MiB)
+        assert path.stat().st_size < 2 * MiB
+        if not peak_rss_reset():
+            pytest.skip("cannot reset VmHWM through /proc/self/clear_refs")
+        before = peak_rss_mib()
+        with pytest.raises(grpc.RpcError) as err:
+            small_limit_daemon.stub.Train(pb.TrainRequest(
+                model="bomb", algorithm="xgboost",
+                dataset=pb.Dataset(path="bomb.csv.gz", target="0")), timeout=120)
+        assert err.value.code() == CODE.INVALID_ARGUMENT
+        assert err.value.details() == (
+            f"dataset.path 'bomb.csv.gz' has a header line longer than {MAX_HEADER_BYTES} "
+            "bytes, the most Train reads")
+        assert peak_rss_mib() - before < 64, "the daemon inflated the bomb"
+
+    def test_a_gzip_bomb_of_rows_is_queued_and_the_job_stops_at_max_dataset_bytes(
+            self, small_limit_daemon: LiveDaemon) -> None:
+        """300 MB of rows in a ~1 MB file: the daemon infers the task from its first
+        SAMPLE_BYTES (once it read the whole column with pandas), the job stops inflating
+        at max_dataset_bytes and fails RESOURCE_EXHAUSTED-style naming the limit."""
+        path = small_limit_daemon.data_root / "rows.csv.gz"
+        write_gzip(path, b"a,b\n", b"1,0\n2,1\n", 300 * MiB)
+        if not peak_rss_reset():
+            pytest.skip("cannot reset VmHWM through /proc/self/clear_refs")
+        before = peak_rss_mib()
+        job = small_limit_daemon.stub.Train(pb.TrainRequest(
+            model="rows", algorithm="xgboost", dataset=pb.Dataset(path="rows.csv.gz",
+                                                                  target="b")), timeout=120)
+        grew = peak_rss_mib() - before
+        assert job.request.task == pb.TASK_CLASSIFICATION
+        assert grew < 64, f"the daemon's peak RSS grew {grew:.0f} MiB during Train"
+        done = wait_job(small_limit_daemon.stub, job.id)
+        assert done.state == pb.JOB_STATE_FAILED
+        assert done.error == (
+            f"ResourceExhausted: dataset.path 'rows.csv.gz' holds more than {64 * MiB} bytes "
+            f"uncompressed, over max_dataset_bytes={64 * MiB}")
+
+    def test_a_task_the_whole_column_contradicts_fails_the_job_by_name(
+            self, daemon: LiveDaemon) -> None:
+        """The first SAMPLE_BYTES say classification (integers 0/1), later rows are
+        fractions: the worker, which reads it all, fails the job and asks for `task`."""
+        path = daemon.data_root / "late.csv.gz"
+        write_gzip(path, b"a,b\n", b"1,0\n2,1\n", SAMPLE_BYTES + MiB,
+                   tail=b"".join(b"%d,%d.5\n" % (i, i) for i in range(40)))
+        job = daemon.stub.Train(pb.TrainRequest(
+            model="late", algorithm="random_forest",
+            dataset=pb.Dataset(path="late.csv.gz", target="b")), timeout=120)
+        assert job.request.task == pb.TASK_CLASSIFICATION
+        done = wait_job(daemon.stub, job.id)
+        assert done.state == pb.JOB_STATE_FAILED
+        assert done.error == (
+            f"InvalidArgument: dataset.target 'b': Train inferred classification from the "
+            f"first {SAMPLE_BYTES} bytes of 'late.csv.gz', but the whole column is "
+            "regression: set task in the request")
+
+
+class TestNotARegularFile:
+    """A dataset.path naming a FIFO, socket, device or directory is INVALID_ARGUMENT
+    "not a regular file" naming the path (once NOT_FOUND: is_file() said no)."""
+
+    def refusal(self, daemon: LiveDaemon, name: str) -> tuple[grpc.StatusCode, str]:
+        with pytest.raises(grpc.RpcError) as err:
+            daemon.stub.Train(pb.TrainRequest(model="m", algorithm="xgboost",
+                                              dataset=pb.Dataset(path=name, target="y")),
+                              timeout=60)
+        return err.value.code(), err.value.details()
+
+    def test_a_fifo(self, daemon: LiveDaemon) -> None:
+        os.mkfifo(daemon.data_root / "pipe.csv")
+        assert self.refusal(daemon, "pipe.csv") == (
+            CODE.INVALID_ARGUMENT, "dataset.path 'pipe.csv' is not a regular file (it is a FIFO)")
+
+    def test_a_socket(self, daemon: LiveDaemon) -> None:
+        with socket.socket(socket.AF_UNIX) as bound:
+            bound.bind(str(daemon.data_root / "s.csv"))
+            assert self.refusal(daemon, "s.csv") == (
+                CODE.INVALID_ARGUMENT,
+                "dataset.path 's.csv' is not a regular file (it is a socket)")
+
+    def test_a_device(self, daemon: LiveDaemon) -> None:
+        """A device node made under the data root (a symlink to /dev/null leaves the root:
+        PERMISSION_DENIED, see test_a_symlink_out_of_the_data_root_is_refused)."""
+        try:
+            os.mknod(daemon.data_root / "null.csv", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+        except PermissionError:
+            pytest.skip("mknod needs CAP_MKNOD")
+        assert self.refusal(daemon, "null.csv") == (
+            CODE.INVALID_ARGUMENT,
+            "dataset.path 'null.csv' is not a regular file (it is a character device)")
+
+    def test_a_directory(self, daemon: LiveDaemon) -> None:
+        (daemon.data_root / "folder.csv").mkdir()
+        assert self.refusal(daemon, "folder.csv") == (
+            CODE.INVALID_ARGUMENT,
+            "dataset.path 'folder.csv' is not a regular file (it is a directory)")
