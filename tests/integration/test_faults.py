@@ -167,3 +167,31 @@ class TestNotARegularFile:
         assert self.refusal(daemon, "folder.csv") == (
             CODE.INVALID_ARGUMENT,
             "dataset.path 'folder.csv' is not a regular file (it is a directory)")
+
+
+class TestUndecodableRequest:
+    """Bytes that are not the request message are INVALID_ARGUMENT naming the message
+    (once INTERNAL "Exception deserializing request!" from grpcio)."""
+
+    GARBAGE = b"\xff\xff\xff\xff garbage"
+
+    @pytest.mark.parametrize(("method", "message"), [
+        ("Train", "TrainRequest"), ("Predict", "PredictRequest"),
+        ("GetStatus", "GetStatusRequest"), ("Rollback", "RollbackRequest")])
+    def test_a_unary_call(self, daemon: LiveDaemon, method: str, message: str) -> None:
+        call = daemon.channel.unary_unary(f"/modeld.v1.ModelManager/{method}",
+                                          request_serializer=None, response_deserializer=None)
+        with pytest.raises(grpc.RpcError) as err:
+            call(self.GARBAGE, timeout=30)
+        assert err.value.code() == CODE.INVALID_ARGUMENT
+        assert err.value.details().startswith(
+            f"the request is not a valid modeld.v1.{message} message (")
+
+    def test_a_streaming_call(self, daemon: LiveDaemon) -> None:
+        call = daemon.channel.unary_stream("/modeld.v1.ModelManager/WatchJob",
+                                           request_serializer=None, response_deserializer=None)
+        with pytest.raises(grpc.RpcError) as err:
+            list(call(self.GARBAGE, timeout=30))
+        assert err.value.code() == CODE.INVALID_ARGUMENT
+        assert err.value.details().startswith(
+            "the request is not a valid modeld.v1.WatchJobRequest message (")

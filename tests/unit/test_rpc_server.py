@@ -7,6 +7,7 @@ import grpc
 from modeld.v1 import model_manager_pb2 as pb
 from modeld_server.rpc.server import model_manager_handlers
 from modeld_server.rpc.servicer import ModelManagerServicer
+from modeld_server.rpc.status import Undecodable
 from modeld_server.rpc.struct_rows import PredictRequestWire
 
 
@@ -23,7 +24,18 @@ def test_every_rpc_has_a_handler_of_its_kind_with_its_messages() -> None:
         assert (handler.unary_stream is not None) == method.server_streaming, method.name
         assert handler.response_serializer == getattr(pb, method.output_type.name).SerializeToString
         if method.name != "Predict":
-            assert handler.request_deserializer == getattr(pb, method.input_type.name).FromString
+            request = getattr(pb, method.input_type.name)
+            parsed = handler.request_deserializer(request().SerializeToString())
+            assert type(parsed) is request, method.name
+
+
+def test_bytes_that_are_not_the_request_decode_to_undecodable_not_an_exception() -> None:
+    """grpcio answers a deserializer that raises with INTERNAL; Undecodable lets rpc()
+    answer INVALID_ARGUMENT instead."""
+    for name, handler in handlers().items():
+        parsed = handler.request_deserializer(b"\xff\xff\xff\xff")
+        assert isinstance(parsed, Undecodable), name
+        assert parsed.message.startswith("modeld.v1.") and parsed.message.endswith("Request")
 
 
 def test_predict_keeps_the_records_as_bytes_and_everything_else_as_sent() -> None:

@@ -15,6 +15,7 @@ from modeld.v1 import model_manager_pb2 as pb
 from modeld_server.auth import AuthInterceptor, TokenTable
 from modeld_server.config import Settings
 from modeld_server.rpc.servicer import ModelManagerServicer
+from modeld_server.rpc.status import decoder
 from modeld_server.rpc.struct_rows import PredictRequestWire
 from modeld_server.service import ModelService
 
@@ -81,7 +82,7 @@ def model_manager_handlers(servicer: ModelManagerServicer) -> dict[str, grpc.Rpc
         make = (grpc.unary_stream_rpc_method_handler if method.server_streaming
                 else grpc.unary_unary_rpc_method_handler)
         handlers[method.name] = make(
-            getattr(servicer, method.name), request_deserializer=request.FromString,
+            getattr(servicer, method.name), request_deserializer=decoder(request, method.input_type.full_name),
             response_serializer=getattr(pb, method.output_type.name).SerializeToString)
     return handlers
 
