@@ -193,3 +193,39 @@ class TestFromTheWire:
         assert StructRows(data).uniform_numbers() is None
         with pytest.raises(InvalidArgument):
             FeatureSchema(("a",), ()).matrix_from_records(StructRows(data))
+
+
+class TestValueWithNoKind:
+    """A Struct field whose Value has no kind set is INVALID_ARGUMENT naming row and
+    column, whether the rows came as bytes (the daemon's PredictRequestWire, where the
+    fast path steps aside) or as a RecordRows message (once INTERNAL: protobuf's
+    conversion raised a bare ValueError 'Value not set')."""
+
+    SCHEMA = FeatureSchema.infer(pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0], "y": [0, 1]}),
+                                 ["a", "b"], "y")
+
+    def rows(self) -> pb.RecordRows:
+        message = pb.RecordRows()
+        message.rows.add().update({"a": 1.0, "b": 2.0})
+        empty = message.rows.add()
+        empty.update({"a": 1.0})
+        empty.fields["b"].Clear()  # present, with no kind
+        return pb.RecordRows.FromString(message.SerializeToString())
+
+    @pytest.mark.parametrize("form", ["bytes", "message"])
+    def test_both_paths_name_row_and_column(self, form: str) -> None:
+        given = self.rows()
+        rows = StructRows(given.SerializeToString() if form == "bytes" else given)
+        with pytest.raises(InvalidArgument) as err:
+            self.SCHEMA.matrix_from_records(rows)
+        assert err.value.message == (
+            "rows[1].b is a Value with no kind set: send null_value for a missing value")
+
+    def test_an_entry_without_a_value_reads_the_same(self) -> None:
+        """A map entry carrying only its key parses to an empty Value too."""
+        row = b"\n\x03\n\x01a"  # Struct entry: key 'a', no value field
+        data = bytes([0x0A, len(row)]) + row
+        with pytest.raises(InvalidArgument) as err:
+            self.SCHEMA.matrix_from_records(StructRows(data))
+        assert err.value.message == (
+            "rows[0].a is a Value with no kind set: send null_value for a missing value")

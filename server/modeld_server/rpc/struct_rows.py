@@ -12,9 +12,9 @@ about 0.15 ms for 100 rows, 20 us for one. Templates are remembered, so a known 
 costs no parsing. (Given a RecordRows message instead, StructRows serialises it first:
 0.5 ms more for 100 rows.)
 
-Anything else (a null, a bool, a string, a nested value, rows with other keys or keys
-in another order) makes `uniform_numbers()` answer None, and the caller reads the rows
-as dicts, the general path, which also words every error.
+Anything else (a null, a bool, a string, a nested value, a Value with no kind set, rows
+with other keys or keys in another order) makes `uniform_numbers()` answer None, and the
+caller reads the rows as dicts, the general path, which also words every error.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from modeld.v1 import model_manager_pb2 as pb
-from modeld_server.errors import InvalidArgument
+from modeld_server.errors import InvalidArgument, clip
 
 _ROW_TAG = 0x0A  # RecordRows.rows = 1, length-delimited
 _ENTRY_TAG = 0x0A  # Struct.fields = 1: a map entry, length-delimited
@@ -130,7 +130,7 @@ class StructRows(Sequence[Mapping[str, Any]]):
     def dicts(self) -> list[dict[str, Any]]:
         """Each row as a dict of Python scalars (nested values stay messages)."""
         if self._dicts is None:
-            self._dicts = [dict(row.items()) for row in self.message().rows]
+            self._dicts = [_row_dict(i, row) for i, row in enumerate(self.message().rows)]
         return self._dicts
 
     def uniform_numbers(self) -> tuple[tuple[str, ...], np.ndarray] | None:
@@ -153,6 +153,19 @@ class StructRows(Sequence[Mapping[str, Any]]):
         # Replaced whole, never changed in place: other threads may be reading the old one.
         _templates[stride] = (parsed, *_templates.get(stride, ()))[:_KEEP]
         return parsed.keys, _take(rows, parsed)
+
+
+def _row_dict(i: int, row: Any) -> dict[str, Any]:
+    """One Struct row as a dict; a Value with no kind set (which protobuf's conversion
+    refuses with a bare ValueError) is the caller's mistake, named by row and column."""
+    try:
+        return dict(row.items())
+    except ValueError:
+        for key, value in row.fields.items():
+            if value.WhichOneof("kind") is None:
+                raise InvalidArgument(f"rows[{i}].{clip(key)} is a Value with no kind set: "
+                                      "send null_value for a missing value") from None
+        raise
 
 
 def _uniform_count(data: bytes) -> int | None:
