@@ -82,7 +82,8 @@ def model_manager_handlers(servicer: ModelManagerServicer) -> dict[str, grpc.Rpc
         make = (grpc.unary_stream_rpc_method_handler if method.server_streaming
                 else grpc.unary_unary_rpc_method_handler)
         handlers[method.name] = make(
-            getattr(servicer, method.name), request_deserializer=decoder(request, method.input_type.full_name),
+            getattr(servicer, method.name),
+            request_deserializer=decoder(request, method.input_type.full_name),
             response_serializer=getattr(pb, method.output_type.name).SerializeToString)
     return handlers
 
