@@ -9,7 +9,11 @@
     ├── Unauthenticated        no token, or an unknown one
     ├── ResourceExhausted      a queue or a limit is full
     ├── Unavailable            try again later (a model still loading)
+    ├── DeadlineExceeded       the caller's deadline passed before the work was done
     └── IntegrityError         an artifact does not match its manifest
+
+from_os_error() turns what the disk or its operator causes (full, read-only, not
+writable) into these, naming the path, so no RPC or job reports it as a daemon bug.
 
 Messages quote what the caller sent through quoted() and clip(), never whole: a status
 message travels in a header, and one over a client's metadata limit (8 KiB by default)
@@ -17,6 +21,8 @@ reaches it as RESOURCE_EXHAUSTED instead of the code the daemon chose.
 """
 
 from __future__ import annotations
+
+import errno
 
 SHOWN_CHARS = 80
 """How much of a caller's value an error message quotes."""
@@ -91,5 +97,38 @@ class Unavailable(ModeldError):
     """Transient: the same request may succeed later."""
 
 
+class DeadlineExceeded(ModeldError):
+    """The caller's deadline passed before the work was done (so none of it was)."""
+
+
 class IntegrityError(FailedPrecondition):
     """A stored artifact does not match the checksum or size in its manifest."""
+
+
+_SPACE = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+_REFUSED = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+            errno.EPERM: "operation not permitted"}
+
+
+def from_os_error(exc: OSError) -> ModeldError | None:
+    """The domain error for a file system failure the disk or its operator caused, or None
+    for any other OSError (a daemon bug: INTERNAL).
+
+    One mapping for every RPC and job:
+        ENOSPC, EDQUOT        -> ResourceExhausted ("no space left on device writing PATH")
+        EROFS, EACCES, EPERM  -> FailedPrecondition ("read-only file system: cannot write
+                                 PATH"): the daemon's storage refuses whoever calls, so not
+                                 PermissionDenied, which is about the caller.
+
+    Args:
+        exc: what a file operation raised; its filename names the path (fsio sets it
+            where os.write and os.fsync leave it out).
+    """
+    where = quoted(str(exc.filename), 200) if exc.filename is not None else "a file"
+    if exc.errno in _SPACE:
+        return ResourceExhausted(f"{_SPACE[exc.errno]} writing {where}")
+    if exc.errno == errno.EROFS:
+        return FailedPrecondition(f"read-only file system: cannot write {where}")
+    if exc.errno in _REFUSED:
+        return FailedPrecondition(f"{_REFUSED[exc.errno]}: the daemon may not write {where}")
+    return None

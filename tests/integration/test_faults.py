@@ -6,17 +6,20 @@ tmpfs) and asserts the exact status and message a client gets, and what the daem
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import stat
+import subprocess
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
 from modeld.v1 import model_manager_pb2 as pb
+from modeld.v1 import model_manager_pb2_grpc as pb_grpc
 from modeld_server.training.sample import MAX_HEADER_BYTES, SAMPLE_BYTES
 from tests.conftest import LiveDaemon, start_daemon, wait_job
 
@@ -195,3 +198,105 @@ class TestUndecodableRequest:
         assert err.value.code() == CODE.INVALID_ARGUMENT
         assert err.value.details().startswith(
             "the request is not a valid modeld.v1.WatchJobRequest message (")
+
+
+def run_root(*command: str) -> bool:
+    """Runs a mount-type command; False when this machine refuses it (not root, no CAP)."""
+    return subprocess.run(command, capture_output=True, check=False).returncode == 0
+
+
+def lifecycle_calls(model: str) -> dict[str, Callable[[pb_grpc.ModelManagerStub], object]]:
+    """Each RPC that writes the registry, aimed at version 2 (published, not active)."""
+    train = pb.TrainRequest(model=model, algorithm="logistic_regression",
+                            dataset=pb.Dataset(path="iris.csv", target="species"))
+    return {
+        "Rollback": lambda s: s.Rollback(pb.RollbackRequest(model=model, to_version=2),
+                                         timeout=60),
+        "Promote": lambda s: s.Promote(pb.PromoteRequest(model=model, version=2,
+                                                         reason="by hand"), timeout=60),
+        "SetAlias": lambda s: s.SetAlias(pb.SetAliasRequest(model=model, alias="champion",
+                                                            version=2), timeout=60),
+        "SetPolicy": lambda s: s.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(
+            model=model, primary_metric="accuracy")), timeout=60),
+        "SetSchedule": lambda s: s.SetSchedule(pb.SetScheduleRequest(schedule=pb.Schedule(
+            model=model, interval_seconds=3600, train=train)), timeout=60),
+    }
+
+
+def two_versions(daemon: LiveDaemon, model: str = "iris") -> None:
+    """Version 1 active, version 2 published inactive."""
+    for activate in (True, False):
+        job = daemon.train(model, path="iris.csv", target="species",
+                           algorithm="logistic_regression", cv_folds=2, no_activate=not activate)
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+
+
+def refusal(call: Callable[[pb_grpc.ModelManagerStub], object],
+            stub: pb_grpc.ModelManagerStub) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as err:
+        call(stub)
+    return err.value.code(), err.value.details()
+
+
+@pytest.fixture
+def read_only_registry(daemon: LiveDaemon) -> Iterator[LiveDaemon]:
+    """The daemon's registry, with two versions of 'iris', bind-mounted read-only on itself."""
+    two_versions(daemon)
+    where = str(daemon.registry)
+    if not run_root("mount", "--bind", where, where):
+        pytest.skip("cannot bind-mount (needs root)")
+    try:
+        if not run_root("mount", "-o", "remount,ro,bind", where):
+            pytest.skip("cannot remount read-only")
+        yield daemon
+    finally:
+        run_root("umount", where)
+
+
+@pytest.fixture
+def full_registry(tmp_path: Path, datasets: Path) -> Iterator[LiveDaemon]:
+    """A daemon whose registry is a 4 MiB tmpfs holding two versions of 'iris', then filled."""
+    import shutil
+
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    if not run_root("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(registry)):
+        pytest.skip("cannot mount a tmpfs (needs root)")
+    live = None
+    try:
+        shutil.copytree(datasets, tmp_path / "data")
+        live = start_daemon(tmp_path)
+        two_versions(live)
+        fd = os.open(registry / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            for size in (MiB, 4096, 1):
+                with contextlib.suppress(OSError):
+                    while os.write(fd, b"\0" * size):
+                        pass
+        finally:
+            os.close(fd)
+        yield live
+    finally:
+        if live is not None:
+            live.stop()
+        run_root("umount", str(registry))
+
+
+class TestStorageFaults:
+    """A read-only or full registry answers each lifecycle RPC with one mapping of errno
+    (errors.from_os_error): EROFS/EACCES/EPERM -> FAILED_PRECONDITION, ENOSPC/EDQUOT ->
+    RESOURCE_EXHAUSTED, naming the path; once INTERNAL "internal error"."""
+
+    @pytest.mark.parametrize("rpc", list(lifecycle_calls("iris")))
+    def test_a_read_only_registry(self, read_only_registry: LiveDaemon, rpc: str) -> None:
+        code, details = refusal(lifecycle_calls("iris")[rpc], read_only_registry.stub)
+        assert code == CODE.FAILED_PRECONDITION
+        prefix = f"read-only file system: cannot write '{read_only_registry.registry}/iris/"
+        assert details.startswith(prefix), details
+
+    @pytest.mark.parametrize("rpc", list(lifecycle_calls("iris")))
+    def test_a_full_registry(self, full_registry: LiveDaemon, rpc: str) -> None:
+        code, details = refusal(lifecycle_calls("iris")[rpc], full_registry.stub)
+        assert code == CODE.RESOURCE_EXHAUSTED
+        prefix = f"no space left on device writing '{full_registry.registry}/iris/"
+        assert details.startswith(prefix), details

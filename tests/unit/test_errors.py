@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from modeld_server.errors import SHOWN_CHARS, clip, quoted
+import errno
+import os
+
+import pytest
+
+from modeld_server.errors import (
+    SHOWN_CHARS,
+    FailedPrecondition,
+    ModeldError,
+    ResourceExhausted,
+    clip,
+    from_os_error,
+    quoted,
+)
 
 
 class TestQuoted:
@@ -33,3 +46,28 @@ class TestClip:
 
     def test_long_text_is_cut_with_its_length(self) -> None:
         assert clip("p" * 100, 5) == "ppppp... (100 characters)"
+
+
+class TestFromOsError:
+    """One errno mapping for every RPC and job: what the disk causes is never INTERNAL."""
+
+    @pytest.mark.parametrize(("number", "kind", "message"), [
+        (errno.ENOSPC, ResourceExhausted, "no space left on device writing '/r/m/ACTIVE'"),
+        (errno.EDQUOT, ResourceExhausted, "disk quota exceeded writing '/r/m/ACTIVE'"),
+        (errno.EROFS, FailedPrecondition, "read-only file system: cannot write '/r/m/ACTIVE'"),
+        (errno.EACCES, FailedPrecondition,
+         "permission denied: the daemon may not write '/r/m/ACTIVE'"),
+        (errno.EPERM, FailedPrecondition,
+         "operation not permitted: the daemon may not write '/r/m/ACTIVE'"),
+    ])
+    def test_each_errno(self, number: int, kind: type[ModeldError], message: str) -> None:
+        mapped = from_os_error(OSError(number, os.strerror(number), "/r/m/ACTIVE"))
+        assert type(mapped) is kind and mapped.message == message
+
+    def test_other_errors_stay_unmapped(self) -> None:
+        """EIO and kin are not the caller's or the operator's doing: INTERNAL, logged."""
+        assert from_os_error(OSError(errno.EIO, "I/O error", "/r")) is None
+
+    def test_an_unnamed_error_says_a_file(self) -> None:
+        mapped = from_os_error(OSError(errno.ENOSPC, "No space left on device"))
+        assert mapped is not None and mapped.message == "no space left on device writing a file"

@@ -49,11 +49,13 @@ def write_atomic(path: Path, data: bytes) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         # Whatever failed (a write, the fsync, the rename, an interrupt), no temp stays;
         # a failing cleanup must not hide the error that caused it.
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            raise named(exc, path) from exc
         raise
     fsync_dir(path.parent)
 
@@ -74,8 +76,18 @@ def append_line(path: Path, line: bytes) -> None:
             line = b"\n" + line
         _write_all(fd, line)
         os.fsync(fd)
+    except OSError as exc:
+        if exc.filename is None:
+            raise named(exc, path) from exc
+        raise
     finally:
         os.close(fd)
+
+
+def named(exc: OSError, path: Path) -> OSError:
+    """A copy of `exc` naming `path`, for calls that name no file (os.write and os.fsync
+    on a full disk), so errors.from_os_error can say where."""
+    return OSError(exc.errno, exc.strerror, str(path))
 
 
 def _write_all(fd: int, data: bytes) -> None:

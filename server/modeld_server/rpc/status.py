@@ -33,6 +33,7 @@ ERROR_TO_STATUS: dict[type[errors.ModeldError], grpc.StatusCode] = {
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
 WRAPPED_ATTR = "__modeld_rpc__"
@@ -122,10 +123,22 @@ def _ids(request: Any) -> dict[str, str]:
     return ids
 
 
+def domain_error(exc: BaseException) -> errors.ModeldError | None:
+    """`exc` as a domain error: itself, or an OSError the disk caused (errors.from_os_error)."""
+    if isinstance(exc, errors.ModeldError):
+        return exc
+    if isinstance(exc, OSError):
+        return errors.from_os_error(exc)
+    return None
+
+
 def _fail(context: grpc.ServicerContext, method: str, exc: BaseException) -> grpc.StatusCode:
     """Aborts the call with the right code; returns it for the log line."""
-    if isinstance(exc, errors.ModeldError):
-        code, message = status_for(exc), fit_details(exc.message)
+    known = domain_error(exc)
+    if known is not None:
+        if not isinstance(exc, errors.ModeldError):  # the operator must hear of a full disk
+            log.warning("rpc_storage_error", method=method, error=known.message)
+        code, message = status_for(known), fit_details(known.message)
     else:
         log.exception("rpc_internal_error", method=method)
         code, message = grpc.StatusCode.INTERNAL, "internal error; the daemon log has the details"
@@ -175,9 +188,8 @@ def rpc(fn: _F) -> _F:
 
 
 def _code_of(exc: BaseException) -> grpc.StatusCode:
-    if isinstance(exc, errors.ModeldError):
-        return status_for(exc)
-    return grpc.StatusCode.INTERNAL
+    known = domain_error(exc)
+    return status_for(known) if known is not None else grpc.StatusCode.INTERNAL
 
 
 def _log(method: str, code: grpc.StatusCode, started: float) -> None:
