@@ -110,6 +110,25 @@ _REFUSED = {errno.EROFS: "read-only file system", errno.EACCES: "permission deni
             errno.EPERM: "operation not permitted"}
 
 
+def known_error(exc: BaseException) -> ModeldError | None:
+    """`exc` as a domain error: itself, an OSError the disk caused (from_os_error), or None
+    for anything else (a bug)."""
+    if isinstance(exc, ModeldError):
+        return exc
+    if isinstance(exc, OSError):
+        return from_os_error(exc)
+    return None
+
+
+def job_error(exc: BaseException) -> str:
+    """A failed job's error line: the domain error's class name and message, as the worker
+    reports them ('ResourceExhausted: ...'), or 'Internal: ...' for a bug."""
+    known = known_error(exc)
+    if known is None:
+        return f"Internal: {exc}"
+    return f"{type(known).__name__}: {known.message}"
+
+
 def from_os_error(exc: OSError) -> ModeldError | None:
     """The domain error for a file system failure the disk or its operator caused, or None
     for any other OSError (a daemon bug: INTERNAL).

@@ -300,3 +300,16 @@ class TestStorageFaults:
         assert code == CODE.RESOURCE_EXHAUSTED
         prefix = f"no space left on device writing '{full_registry.registry}/iris/"
         assert details.startswith(prefix), details
+
+
+class TestJobErrorPrefix:
+    """Every failed job's error reads 'Kind: message' (once the runner wrote 'internal
+    error: ...' and the worker 'Internal: ...'), and a disk fault names its errno's kind."""
+
+    def test_a_job_on_a_read_only_registry(self, read_only_registry: LiveDaemon) -> None:
+        job = read_only_registry.train("iris", path="iris.csv", target="species",
+                                       algorithm="logistic_regression", cv_folds=2)
+        assert job.state == pb.JOB_STATE_FAILED
+        assert job.error.startswith(
+            f"FailedPrecondition: read-only file system: cannot write "
+            f"'{read_only_registry.registry}/iris/"), job.error

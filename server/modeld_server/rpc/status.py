@@ -123,18 +123,9 @@ def _ids(request: Any) -> dict[str, str]:
     return ids
 
 
-def domain_error(exc: BaseException) -> errors.ModeldError | None:
-    """`exc` as a domain error: itself, or an OSError the disk caused (errors.from_os_error)."""
-    if isinstance(exc, errors.ModeldError):
-        return exc
-    if isinstance(exc, OSError):
-        return errors.from_os_error(exc)
-    return None
-
-
 def _fail(context: grpc.ServicerContext, method: str, exc: BaseException) -> grpc.StatusCode:
     """Aborts the call with the right code; returns it for the log line."""
-    known = domain_error(exc)
+    known = errors.known_error(exc)
     if known is not None:
         if not isinstance(exc, errors.ModeldError):  # the operator must hear of a full disk
             log.warning("rpc_storage_error", method=method, error=known.message)
@@ -188,7 +179,7 @@ def rpc(fn: _F) -> _F:
 
 
 def _code_of(exc: BaseException) -> grpc.StatusCode:
-    known = domain_error(exc)
+    known = errors.known_error(exc)
     return status_for(known) if known is not None else grpc.StatusCode.INTERNAL
 
 

@@ -27,6 +27,7 @@ from modeld_server.errors import (
     InvalidArgument,
     NotFound,
     ResourceExhausted,
+    job_error,
     quoted,
 )
 from modeld_server.metrics import JOB_DURATION, JOBS_FINISHED
@@ -268,7 +269,7 @@ class JobManager:
         except Exception as exc:  # the runner must always settle the job
             log.exception("job_runner_failed", job_id=job_id)
             with self._cond:
-                self._finish(record, JobState.FAILED, error=f"internal error: {exc}")
+                self._finish(record, JobState.FAILED, error=job_error(exc))
         finally:
             if staging is not None:
                 staging.discard()

@@ -21,7 +21,7 @@ import sklearn.calibration
 import xgboost
 
 from modeld_server import artifacts
-from modeld_server.errors import ModeldError
+from modeld_server.errors import ModeldError, from_os_error
 from modeld_server.registry.store import RegistryStore
 from modeld_server.training import gate
 from modeld_server.training import metrics as metric_fns
@@ -60,7 +60,9 @@ def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
     except MemoryError:
         outcome = ("error", "ResourceExhausted", "training ran out of memory")
     except Exception as exc:  # any library failure fails this job, with its reason
-        outcome = ("error", "Internal", "".join(traceback.format_exception_only(exc)).strip())
+        known = from_os_error(exc) if isinstance(exc, OSError) else None
+        outcome = (("error", type(known).__name__, known.message) if known is not None else
+                   ("error", "Internal", "".join(traceback.format_exception_only(exc)).strip()))
     try:
         conn.send(outcome)
         conn.close()
