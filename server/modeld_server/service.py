@@ -34,8 +34,8 @@ from modeld_server.training.datasets import resolve_dataset
 from modeld_server.training.estimators import check_params, get_algorithm
 from modeld_server.training.jobrecord import JobRecord
 from modeld_server.training.jobs import JobLimits, JobManager
-from modeld_server.training.params import bounded_for_check
-from modeld_server.training.sample import infer_task, read_columns
+from modeld_server.training.params import bounded_for_check, class_weight_by_index, parse_param
+from modeld_server.training.sample import infer_task, read_columns, target_labels
 from modeld_server.training.scheduler import Scheduler, ScheduleSpec, ScheduleState
 from modeld_server.training.selection import check_selection, check_validation_options
 from modeld_server.types import DatasetSpec, Task, TrainSpec
@@ -168,6 +168,7 @@ class ModelService(LifecycleMixin):
         params = dict(request.params)
         if params:  # the library's defaults need no check (for XGBoost, a fit of 15 ms)
             check_params(algorithm, task, bounded_for_check(algorithm.name, params), seed)
+            self._check_class_weight(params, path, spec_dataset)
         if request.calibration != "none" and task is not Task.CLASSIFICATION:
             raise InvalidArgument(f"calibration {request.calibration} needs a classifier; this "
                                   f"is {task.value}")
@@ -188,6 +189,16 @@ class ModelService(LifecycleMixin):
                                   f"{quoted(request.algorithm)}")
         task, whole = infer_task(path, request.dataset.target, request.dataset.path)
         return Task(task), not whole
+
+    @staticmethod
+    def _check_class_weight(params: Mapping[str, str], path: Any, dataset: DatasetSpec) -> None:
+        """A class_weight object names classes of the target, when the bounded sample holds
+        the whole column (else the job checks, with every row)."""
+        weights = parse_param(params["class_weight"]) if "class_weight" in params else None
+        if isinstance(weights, dict) and dataset.target:
+            labels = target_labels(path, dataset.target, dataset.path)
+            if labels is not None:
+                class_weight_by_index(weights, labels)
 
     def get_job(self, job_id: str) -> JobRecord:
         return self.jobs.get(_require(job_id, "job_id"))

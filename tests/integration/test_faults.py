@@ -313,3 +313,47 @@ class TestJobErrorPrefix:
         assert job.error.startswith(
             f"FailedPrecondition: read-only file system: cannot write "
             f"'{read_only_registry.registry}/iris/"), job.error
+
+
+class TestTrainChecks:
+    """Hyperparameters and column selections Train can check, it checks: INVALID_ARGUMENT
+    naming field and value, instead of a job that fails later (or, for class_weight keyed
+    by label, always failed: the job trains on class indices)."""
+
+    def train(self, daemon: LiveDaemon, **fields: object) -> pb.Job:
+        values: dict[str, object] = {
+            "model": "iris", "algorithm": "random_forest", "cv_folds": 2,
+            "dataset": pb.Dataset(path="iris.csv", target="species")}
+        values.update(fields)
+        return daemon.stub.Train(pb.TrainRequest(**values), timeout=60)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize(("weights", "details"), [
+        ('{"x": 1}', "params: class_weight names 'x', which is not a class of the target "
+                     "(classes: setosa, versicolor, virginica)"),
+        ('{"setosa": "heavy"}', "params: class_weight['setosa'] must be a number >= 0, got "
+                                "'heavy'"),
+        ('{"setosa": -1}', "params: class_weight['setosa'] must be a number >= 0, got -1"),
+        ("[1, 2]", 'params: class_weight [1, 2] is a list, which only multi-output targets '
+                   'take: give an object of class -> weight, "balanced" or null'),
+    ])
+    def test_a_bad_class_weight(self, daemon: LiveDaemon, weights: str, details: str) -> None:
+        with pytest.raises(grpc.RpcError) as err:
+            self.train(daemon, params={"class_weight": weights})
+        assert (err.value.code(), err.value.details()) == (CODE.INVALID_ARGUMENT, details)
+
+    def test_a_class_weight_keyed_by_label_trains(self, daemon: LiveDaemon) -> None:
+        """Once FAILED in the job: 'The classes, [...], are not in class'."""
+        job = self.train(daemon, params={"class_weight": '{"setosa": 5, "virginica": 0.5}'})
+        done = wait_job(daemon.stub, job.id)
+        assert done.state == pb.JOB_STATE_SUCCEEDED, done.error
+
+    def test_drop_columns_leaving_no_feature(self, daemon: LiveDaemon) -> None:
+        drop = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)",
+                "petal width (cm)"]
+        with pytest.raises(grpc.RpcError) as err:
+            self.train(daemon, dataset=pb.Dataset(path="iris.csv", target="species",
+                                                  drop_columns=drop))
+        assert err.value.code() == CODE.INVALID_ARGUMENT
+        assert err.value.details() == (
+            f"dataset.drop_columns {str(drop)[:80]}... leaves no feature column of 'iris.csv' "
+            "to train on")

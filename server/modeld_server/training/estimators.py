@@ -6,11 +6,12 @@ to validate requests and must start fast.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from modeld_server.errors import InvalidArgument, quoted
-from modeld_server.training.params import parse_params
+from modeld_server.training.params import class_weight_by_index, parse_params
 from modeld_server.types import Task
 
 # Defaults modeld sets where the library's own default is a poor fit; a request may override.
@@ -114,8 +115,13 @@ def get_algorithm(name: str, task: Task) -> Algorithm:
     return algorithm
 
 
-def build_estimator(algorithm: Algorithm, task: Task, params: dict[str, str], seed: int) -> Any:
+def build_estimator(algorithm: Algorithm, task: Task, params: dict[str, str], seed: int,
+                    classes: Sequence[Any] | None = None) -> Any:
     """An unfitted estimator with modeld's defaults, then the request's params, then the seed.
+
+    Args:
+        classes: the target's class labels (in the job): a class_weight object keyed by
+            label is then keyed by class index, as the job's y is.
 
     Raises:
         InvalidArgument: an unknown parameter name or a value the estimator rejects.
@@ -131,6 +137,8 @@ def build_estimator(algorithm: Algorithm, task: Task, params: dict[str, str], se
                 f"params: {quoted(name)} is not a parameter of {cls.__name__} "
                 f"(it has {', '.join(sorted(known))})"
             )
+    if "class_weight" in values:
+        values["class_weight"] = class_weight_by_index(values["class_weight"], classes)
     if "random_state" in known and "random_state" not in params:
         values["random_state"] = seed
     try:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from modeld_server.errors import InvalidArgument, clip
+from modeld_server.errors import InvalidArgument, clip, quoted
 
 _PY_LITERALS: dict[str, Any] = {"None": None, "True": True, "False": False}
 
@@ -99,3 +100,45 @@ def _too_deep(name: str) -> InvalidArgument:
     where = f"params.{clip(name)}" if name else "params"
     return InvalidArgument(f"{where}: the value nests lists or objects more than "
                            f"{MAX_DEPTH} levels deep")
+
+
+def class_weight_by_index(weights: Any, classes: Sequence[Any] | None) -> Any:
+    """A class_weight object keyed by class label, as the job's estimator needs it.
+
+    The job trains on class indices (labels sorted, 0..k-1) and JSON object keys are
+    strings, so {"spam": 2} would never match a class: sklearn fails the fit with "The
+    classes, ['spam'], are not in class". Keys are matched to labels as text ("1" names
+    the class 1, or 1.0).
+
+    Args:
+        weights: the parsed class_weight; anything but a dict is returned unchanged.
+        classes: the target's class labels, sorted; None checks the weights only.
+
+    Raises:
+        InvalidArgument: a weight that is not a finite number >= 0, or a key naming no class.
+    """
+    if isinstance(weights, list):
+        raise InvalidArgument(f"params: class_weight {quoted(weights)} is a list, which only "
+                              "multi-output targets take: give an object of class -> weight, "
+                              "\"balanced\" or null")
+    if not isinstance(weights, dict):
+        return weights
+    for key, weight in weights.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) \
+                or not math.isfinite(weight) or weight < 0:
+            raise InvalidArgument(f"params: class_weight[{quoted(key)}] must be a number >= 0, "
+                                  f"got {quoted(weight)}")
+    if classes is None:
+        return weights
+    index: dict[str, int] = {}
+    for i, label in enumerate(classes):
+        index[str(label)] = i
+        if isinstance(label, float) and label.is_integer():
+            index[str(int(label))] = i
+    for key in weights:
+        if key not in index:
+            shown = ", ".join(clip(str(c), 40) for c in classes[:20])
+            raise InvalidArgument(f"params: class_weight names {quoted(key)}, which is not a "
+                                  f"class of the target (classes: {shown}"
+                                  f"{' ...' if len(classes) > 20 else ''})")
+    return {index[key]: float(weight) for key, weight in weights.items()}

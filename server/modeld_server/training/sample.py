@@ -162,21 +162,36 @@ def infer_task(path: Path, target: str, shown: str) -> tuple[str, bool]:
         ResourceExhausted: a Parquet file whose first row group of the column is over
             MAX_PARQUET_SAMPLE bytes: the task must then be given.
     """
+    column, complete = _target_sample(path, target, shown)
+    return task_of(column), complete
+
+
+def target_labels(path: Path, target: str, shown: str) -> list[Any] | None:
+    """The target column's distinct values, sorted, when the sample holds all of it;
+    None otherwise (the job checks what needs them)."""
+    column, complete = _target_sample(path, target, shown)
+    if not complete:
+        return None
+    try:
+        return sorted(column.dropna().unique().tolist())
+    except TypeError:  # labels of mixed types: the job's own encoding decides
+        return None
+
+
+def _target_sample(path: Path, target: str, shown: str) -> tuple[Any, bool]:
+    """The target column's values in the bounded sample, and whether that is all of them."""
     import pandas as pd
 
     try:
         if is_parquet(path):
-            column, complete = _parquet_sample(path, target, shown)
-        else:
-            sample = read_sample(path, shown)
-            column = pd.read_csv(io.StringIO(sample.text), usecols=[target])[target]
-            complete = sample.complete
+            return _parquet_sample(path, target, shown)
+        sample = read_sample(path, shown)
+        return pd.read_csv(io.StringIO(sample.text), usecols=[target])[target], sample.complete
     except (InvalidArgument, ResourceExhausted):
         raise
     except Exception as exc:  # pandas and pyarrow raise many types for malformed files
         raise InvalidArgument(f"dataset.path {quoted(shown)}: cannot read column "
                               f"{quoted(target)}: {exc}") from None
-    return task_of(column), complete
 
 
 def _parquet_sample(path: Path, target: str, shown: str) -> tuple[Any, bool]:

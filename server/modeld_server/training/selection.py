@@ -35,6 +35,11 @@ def check_selection(dataset: DatasetSpec, columns: list[str]) -> None:
     for column in dataset.features:
         if column in labels:
             raise InvalidArgument(f"dataset.features names the label column {quoted(column)}")
+    dropped = labels | set(dataset.drop_columns)
+    if not dataset.features and all(column in dropped for column in columns):
+        what = (f"dataset.drop_columns {quoted(list(dataset.drop_columns))} leaves"
+                if dataset.drop_columns else "the label columns leave")
+        raise InvalidArgument(f"{what} no feature column of {quoted(dataset.path)} to train on")
     for i, flt in enumerate(dataset.filters):
         _check_filter(i, flt)
 

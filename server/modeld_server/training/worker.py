@@ -152,7 +152,8 @@ def _template(spec: TrainSpec, algorithm: Algorithm, data: Prepared) -> Template
     n = len(data.schema.numeric)
     return Template(
         build_preprocessor(algorithm, list(range(n)), list(range(n, len(data.schema.columns)))),
-        build_estimator(algorithm, spec.task, spec.params, spec.seed))
+        build_estimator(algorithm, spec.task, spec.params, spec.seed,
+                        data.classes if spec.task is Task.CLASSIFICATION else None))
 
 
 def _evaluate(spec: TrainSpec, template: Template, data: Prepared, report: Report,
