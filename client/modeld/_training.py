@@ -12,6 +12,7 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 
 from modeld._retry import RetryPolicy
 from modeld._transport import Transport
+from modeld.errors import DeadlineExceeded
 from modeld.jobs import JobHandle
 from modeld.options import RowFilter, TrainSpec, Validation
 from modeld.types import Job, Task
@@ -90,10 +91,20 @@ class TrainingMethods:
 
         Returns:
             A handle on the queued job.
+
+        Raises:
+            DeadlineExceeded: its message names the request_id, with which a repeated
+                Train returns the job if the daemon queued it as the deadline passed.
         """
-        request = spec.to_pb(request_id or uuid.uuid4().hex)
+        request_id = request_id or uuid.uuid4().hex
         # Safe to retry: the same request_id makes the daemon return the job it already queued.
-        job = Job.from_pb(self._t.unary("Train", request, timeout, retry=True))
+        try:
+            job = Job.from_pb(self._t.unary("Train", spec.to_pb(request_id), timeout, retry=True))
+        except DeadlineExceeded as err:
+            # The daemon may have queued the job as the deadline passed: say how to find it.
+            raise DeadlineExceeded(f"{err.message} (a job may have been queued all the same: "
+                                   f"Train again with request_id={request_id!r} returns it, "
+                                   "or queues it once)", err.code) from err
         return JobHandle(self, job.id, job)
 
     def job(self, job_id: str) -> JobHandle:

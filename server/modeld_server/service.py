@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,7 @@ import structlog
 
 from modeld_server.config import Settings
 from modeld_server.errors import (
+    DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -136,9 +137,22 @@ class ModelService(LifecycleMixin):
 
     # ---- training -------------------------------------------------------------------------
 
-    def train(self, request: TrainInput) -> JobRecord:
-        """Validates a training request synchronously and queues it."""
-        return self.jobs.submit(self.validate_train(request))
+    def train(self, request: TrainInput, wanted: Callable[[], bool] = lambda: True) -> JobRecord:
+        """Validates a training request synchronously and queues it.
+
+        Args:
+            wanted: whether the caller still waits for the answer (the RPC's deadline has
+                not passed); asked after validation, so a call that ran out of time while
+                validating queues no job the client would never hear of.
+
+        Raises:
+            DeadlineExceeded: the caller stopped waiting before the job was queued.
+        """
+        spec = self.validate_train(request)
+        if not wanted():
+            raise DeadlineExceeded("Train's deadline passed (or the call was cancelled) "
+                                   "before the job was queued: no job was queued")
+        return self.jobs.submit(spec)
 
     def validate_train(self, request: TrainInput) -> TrainSpec:
         """Every check Train makes before queueing; returns the job's spec."""

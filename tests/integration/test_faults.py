@@ -11,9 +11,12 @@ import os
 import socket
 import stat
 import subprocess
+import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -357,3 +360,110 @@ class TestTrainChecks:
         assert err.value.details() == (
             f"dataset.drop_columns {str(drop)[:80]}... leaves no feature column of 'iris.csv' "
             "to train on")
+
+
+class _TrainFault(grpc.ServerInterceptor):
+    """Wraps the real Train handler: `slow` holds each call until its deadline has passed
+    (a validation that outlasts the client); `lose_first` runs the first call, then
+    answers UNAVAILABLE as a dropped connection would, the job queued all the same."""
+
+    def __init__(self, *, slow: bool = False, lose_first: bool = False) -> None:
+        self.slow, self.lose_first = slow, lose_first
+        self.calls = 0
+        self.done = threading.Event()
+
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = continuation(details)
+        if handler is None or not details.method.endswith("/Train"):
+            return handler
+        real = handler.unary_unary
+
+        def train(request: Any, context: grpc.ServicerContext) -> Any:
+            self.calls += 1
+            try:
+                if self.slow:
+                    deadline = time.monotonic() + 60
+                    while context.time_remaining() > 0 and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                reply = real(request, context)
+                if self.lose_first and self.calls == 1:
+                    context.abort(CODE.UNAVAILABLE, "connection lost (injected)")
+                return reply
+            finally:
+                self.done.set()
+
+        return grpc.unary_unary_rpc_method_handler(
+            train, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+
+
+@contextlib.contextmanager
+def faulty_daemon(base: Path, datasets: Path, fault: _TrainFault) -> Iterator[str]:
+    """A ModelManager built with the public builders behind `fault`; yields its address."""
+    import shutil
+    from concurrent import futures
+
+    from modeld_server.config import Settings
+    from modeld_server.rpc.server import add_model_manager
+    from modeld_server.rpc.servicer import ModelManagerServicer
+    from modeld_server.service import ModelService
+
+    shutil.copytree(datasets, base / "data")
+    service = ModelService(Settings(registry=base / "registry", data_root=base / "data",
+                                    state_dir=base / "state"))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), interceptors=[fault])
+    add_model_manager(ModelManagerServicer(service), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(grace=None)
+        service.close()
+
+
+class TestTrainDeadline:
+    """A Train whose deadline passes while it validates queues nothing; one whose answer
+    is lost is retried by the client with the same request_id and queues one job."""
+
+    def test_a_train_that_outlives_its_deadline_queues_no_job(
+            self, tmp_path: Path, datasets: Path) -> None:
+        """Once the job was queued though the client had gone with DEADLINE_EXCEEDED."""
+        fault = _TrainFault(slow=True)
+        with faulty_daemon(tmp_path, datasets, fault) as address, \
+                grpc.insecure_channel(address) as channel:
+            stub = pb_grpc.ModelManagerStub(channel)
+            with pytest.raises(grpc.RpcError) as err:
+                stub.Train(pb.TrainRequest(model="iris", algorithm="logistic_regression",
+                                           dataset=pb.Dataset(path="iris.csv",
+                                                              target="species")),
+                           timeout=0.5)
+            assert err.value.code() == CODE.DEADLINE_EXCEEDED
+            assert fault.done.wait(60), "the handler never ended"
+            assert list(stub.ListJobs(pb.ListJobsRequest(), timeout=30).jobs) == []
+
+    def test_the_client_retries_a_lost_answer_into_the_same_job(
+            self, tmp_path: Path, datasets: Path) -> None:
+        from modeld import Client, RetryPolicy
+
+        fault = _TrainFault(lose_first=True)
+        with faulty_daemon(tmp_path, datasets, fault) as address, \
+                Client(address, retry=RetryPolicy(initial=0.01, maximum=0.05)) as client:
+            handle = client.train("iris", "iris.csv", "species",
+                                  algorithm="logistic_regression", folds=2)
+            jobs = client.stub.ListJobs(pb.ListJobsRequest(), timeout=30).jobs
+            assert fault.calls == 2
+            assert [job.id for job in jobs] == [handle.id]
+
+    def test_the_client_names_the_request_id_when_its_deadline_passes(
+            self, tmp_path: Path, datasets: Path) -> None:
+        from modeld import Client, DeadlineExceeded
+
+        with faulty_daemon(tmp_path, datasets, _TrainFault(slow=True)) as address, \
+                Client(address) as client:
+            with pytest.raises(DeadlineExceeded) as err:
+                client.train("iris", "iris.csv", "species", algorithm="logistic_regression",
+                             request_id="nightly-7", timeout=0.5)
+            assert err.value.message.endswith(
+                "(a job may have been queued all the same: Train again with "
+                "request_id='nightly-7' returns it, or queues it once)")

@@ -26,7 +26,8 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
 
     @rpc
     def Train(self, request: pb.TrainRequest, context: Ctx) -> pb.Job:
-        return convert.job_to_pb(self._service.train(convert.train_input(request)))
+        return convert.job_to_pb(self._service.train(convert.train_input(request),
+                                                     wanted=lambda: _waiting(context)))
 
     @rpc
     def WatchJob(self, request: pb.WatchJobRequest, context: Ctx) -> Iterator[pb.JobEvent]:
@@ -144,3 +145,9 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
         return convert.model_view_to_pb(view, entry.summaries.get(view.active), entry.versions,
                                         self._service.aliases(view.model),
                                         self._service.schedule_of(view.model))
+
+
+def _waiting(context: Ctx) -> bool:
+    """Whether the caller still waits: the call is live and its deadline has not passed."""
+    left = context.time_remaining()
+    return context.is_active() and (left is None or left > 0)
