@@ -138,10 +138,14 @@ class ModelManagerServicer:
 
     def Train(self, request, context):
         """Validates the request synchronously, queues a training job and returns it
-        at once (state QUEUED). Errors: INVALID_ARGUMENT (bad name, algorithm,
-        parameter, column, folds), NOT_FOUND (dataset file), PERMISSION_DENIED
-        (dataset path outside the data root), ALREADY_EXISTS (request_id reused
-        with a different request), RESOURCE_EXHAUSTED (job queue full).
+        at once (state QUEUED). It reads at most 4 MiB of the dataset (header and
+        first rows); the job reads the rest. Errors: INVALID_ARGUMENT (bad name,
+        algorithm, parameter, column, folds; a dataset that is not a regular file,
+        or a header over 1 MiB or 100,000 columns), NOT_FOUND (dataset file),
+        PERMISSION_DENIED (dataset path outside the data root), ALREADY_EXISTS
+        (request_id reused with a different request), RESOURCE_EXHAUSTED (job
+        queue full, dataset file over max_dataset_bytes), DEADLINE_EXCEEDED (the
+        deadline passed while validating: no job was queued).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -77,8 +77,9 @@ def read_sample(path: Path, shown: str, limit: int = SAMPLE_BYTES,
     """
     try:
         with _open_regular(path, shown) as raw:
-            stream: BinaryIO = gzip.GzipFile(fileobj=raw) if path.name.lower().endswith(
-                ".gz") else raw
+            stream: io.BufferedIOBase | BinaryIO = raw
+            if path.name.lower().endswith(".gz"):
+                stream = gzip.GzipFile(fileobj=raw)
             data, complete = _read_bounded(stream, limit, seconds)
     except CSV_READ_ERRORS as exc:
         raise unreadable(shown, "CSV", exc) from None
@@ -104,7 +105,8 @@ def _open_regular(path: Path, shown: str) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def _read_bounded(stream: BinaryIO, limit: int, seconds: float) -> tuple[bytes, bool]:
+def _read_bounded(stream: io.BufferedIOBase | BinaryIO, limit: int,
+                  seconds: float) -> tuple[bytes, bool]:
     """(bytes read, whether the stream ended within them). GzipFile.read(n) inflates at
     most about n bytes, so a gzip bomb costs no more than `limit`."""
     chunks: list[bytes] = []
