@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import pytest
 
 from modeld_server.errors import InvalidArgument, ModeldError, NotFound, PermissionDenied
 from modeld_server.training.datasets import resolve_dataset
-from modeld_server.training.sample import read_columns
+from modeld_server.training.sample import (
+    MAX_COLUMNS,
+    MAX_HEADER_BYTES,
+    read_columns,
+    read_sample,
+)
 
 IRIS = "a,b,species\n1,2,x\n3,4,y\n"
 
@@ -93,3 +99,41 @@ class TestReadColumns:
         with pytest.raises(InvalidArgument,
                            match=r"^dataset\.path 'bad\.csv\.gz' is not a readable CSV file: "):
             read_columns(tmp_path / "bad.csv.gz", "bad.csv.gz")
+
+
+class TestBoundedRead:
+    """The daemon reads at most SAMPLE_BYTES of a dataset: limits are named when passed."""
+
+    def test_more_columns_than_the_limit(self, tmp_path: Path) -> None:
+        header = ",".join(f"c{i}" for i in range(MAX_COLUMNS + 1))
+        (tmp_path / "wide.csv").write_text(header + "\n")
+        with pytest.raises(InvalidArgument) as err:
+            read_columns(tmp_path / "wide.csv", "wide.csv")
+        assert err.value.message == (f"dataset.path 'wide.csv' has {MAX_COLUMNS + 1} columns, "
+                                     f"more than the {MAX_COLUMNS} Train accepts")
+
+    def test_a_long_header_line_in_a_small_file(self, tmp_path: Path) -> None:
+        """Read whole (under SAMPLE_BYTES), still refused past MAX_HEADER_BYTES."""
+        (tmp_path / "long.csv").write_text("x" * (MAX_HEADER_BYTES + 1) + "\n1\n")
+        with pytest.raises(InvalidArgument) as err:
+            read_columns(tmp_path / "long.csv", "long.csv")
+        assert err.value.message == (
+            f"dataset.path 'long.csv' has a header line longer than {MAX_HEADER_BYTES} bytes, "
+            "the most Train reads")
+
+    def test_a_sample_stops_at_the_limit_after_a_whole_line(self, tmp_path: Path) -> None:
+        (tmp_path / "big.csv").write_text("a,b\n" + "1,2\n" * 1000)
+        sample = read_sample(tmp_path / "big.csv", "big.csv", limit=102)
+        assert (sample.text, sample.complete) == ("a,b\n" + "1,2\n" * 24, False)
+
+    def test_a_file_within_the_limit_is_complete(self, tmp_path: Path) -> None:
+        (tmp_path / "small.csv").write_text("a,b\n1,2")
+        sample = read_sample(tmp_path / "small.csv", "small.csv", limit=7)
+        assert (sample.text, sample.complete) == ("a,b\n1,2", True)
+
+    def test_a_fifo_swapped_in_after_resolving_is_refused_without_blocking(
+            self, tmp_path: Path) -> None:
+        os.mkfifo(tmp_path / "late.csv")
+        with pytest.raises(InvalidArgument) as err:
+            read_sample(tmp_path / "late.csv", "late.csv")
+        assert err.value.message == "dataset.path 'late.csv' is not a regular file"

@@ -84,6 +84,9 @@ def read_sample(path: Path, shown: str, limit: int = SAMPLE_BYTES,
     except CSV_READ_ERRORS as exc:
         raise unreadable(shown, "CSV", exc) from None
     line_end = data.find(b"\n", 0, MAX_HEADER_BYTES + 1)
+    if line_end < 0 and not complete and len(data) < MAX_HEADER_BYTES:
+        raise InvalidArgument(f"dataset.path {quoted(shown)}: its header line could not be "
+                              f"read within {seconds:g} s")
     if line_end < 0 and (len(data) > MAX_HEADER_BYTES or not complete):
         raise InvalidArgument(f"dataset.path {quoted(shown)} has a header line longer than "
                               f"{MAX_HEADER_BYTES} bytes, the most Train reads")
