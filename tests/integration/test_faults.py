@@ -467,3 +467,27 @@ class TestTrainDeadline:
             assert err.value.message.endswith(
                 "(a job may have been queued all the same: Train again with "
                 "request_id='nightly-7' returns it, or queues it once)")
+
+
+class TestValueWithNoKind:
+    """Predict over the wire: a records Value with no kind set is INVALID_ARGUMENT naming
+    row and column, never INTERNAL (the daemon parses records as bytes, PredictRequestWire)."""
+
+    def test_predict_names_the_row_and_column(self, daemon: LiveDaemon) -> None:
+        job = daemon.train("iris", path="iris.csv", target="species",
+                           algorithm="logistic_regression", cv_folds=2)
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+        row = {"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4,
+               "petal width (cm)": 0.2}
+        for empty_row in (0, 2):  # alone in its shape, and after rows of the fast path
+            request = pb.PredictRequest(model="iris")
+            for i in range(3):
+                struct = request.records.rows.add()
+                struct.update(row)
+                if i == empty_row:
+                    struct.fields["petal width (cm)"].Clear()
+            with pytest.raises(grpc.RpcError) as err:
+                daemon.stub.Predict(request, timeout=60)
+            assert (err.value.code(), err.value.details()) == (
+                CODE.INVALID_ARGUMENT, f"rows[{empty_row}].petal width (cm) is a Value with no "
+                "kind set: send null_value for a missing value")
