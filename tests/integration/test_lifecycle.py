@@ -229,6 +229,75 @@ def test_retention_spares_active_previous_and_aliased(tmp_path: Path, datasets: 
         live.stop()
 
 
+class TestEventLog:
+    def test_every_event_kind_records_its_fields(self, tmp_path: Path, datasets: Path) -> None:
+        """Each change of a model's state is logged once, with exactly its own fields."""
+        shutil.copytree(datasets, tmp_path / "data")
+        live = start_daemon(tmp_path, keep_versions=1, keep_loaded=0)
+        stub = live.stub
+        try:
+            def train() -> pb.Job:
+                return live.train("iris", path="iris.csv", target="species",
+                                  algorithm="logistic_regression", cv_folds=2)
+
+            first = train()
+            strict = pb.Policy(model="iris", thresholds=[
+                pb.Threshold(metric="accuracy", op=">=", value=0.999)])
+            stub.SetPolicy(pb.SetPolicyRequest(policy=strict))
+            second = train()
+            assert not second.activated
+            stub.Promote(pb.PromoteRequest(model="iris", version=2, reason="by hand"))
+            stub.Rollback(pb.RollbackRequest(model="iris", reason="bad deploy"))
+            stub.SetAlias(pb.SetAliasRequest(model="iris", alias="x", version=2))
+            stub.SetAlias(pb.SetAliasRequest(model="iris", alias="x", version=1,
+                                             expected_version=2))
+            stub.DeleteAlias(pb.DeleteAliasRequest(model="iris", alias="x"))
+            stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(model="iris")))
+            third = train()  # keep_versions=1: 3 is newest and active, 1 previous; 2 goes
+            request = pb.TrainRequest(model="iris", algorithm="logistic_regression", cv_folds=2,
+                                      dataset=pb.Dataset(path="iris.csv", target="species"))
+            stored = stub.SetSchedule(pb.SetScheduleRequest(schedule=pb.Schedule(
+                model="iris", interval_seconds=3600, train=request)))
+            scheduler = live.runtime.service.scheduler
+            [(_, outcome)] = scheduler.step(now=stored.next_run_at.seconds + 1)
+            live.runtime.service.jobs.drain()
+            stub.DeleteSchedule(pb.DeleteScheduleRequest(model="iris"))
+        finally:
+            live.stop()
+        events = [json.loads(line) for line in
+                  (tmp_path / "registry/iris/events.jsonl").read_text().splitlines()]
+        assert all(isinstance(e.pop("time"), float) for e in events)
+        fourth = outcome.removeprefix("submitted job ")
+        assert events == [
+            {"event": "published", "version": 1, "job_id": first.id},
+            {"event": "activated", "version": 1, "previous": 0, "job_id": first.id},
+            {"event": "policy_set", "policy": {
+                "primary_metric": "", "tolerance": 0.01, "disabled": False,
+                "thresholds": [["accuracy", ">=", 0.999]]}},
+            {"event": "published", "version": 2, "job_id": second.id},
+            {"event": "rejected", "version": 2, "job_id": second.id,
+             "reason": events[4]["reason"]},
+            {"event": "promoted", "version": 2, "previous": 1, "reason": "by hand"},
+            {"event": "rolled_back", "version": 1, "previous": 2, "reason": "bad deploy"},
+            {"event": "alias_set", "alias": "x", "version": 2, "previous": 0},
+            {"event": "alias_set", "alias": "x", "version": 1, "previous": 2},
+            {"event": "alias_deleted", "alias": "x", "version": 1},
+            {"event": "policy_set", "policy": {
+                "primary_metric": "", "tolerance": 0.01, "disabled": False, "thresholds": []}},
+            {"event": "published", "version": 3, "job_id": third.id},
+            {"event": "activated", "version": 3, "previous": 1, "job_id": third.id},
+            {"event": "deleted", "version": 2, "reason": "retention: keep 1"},
+            {"event": "schedule_set", "cron": "", "interval_seconds": 3600.0,
+             "min_new_rows": 0},
+            {"event": "schedule_run", "outcome": outcome},
+            {"event": "published", "version": 4, "job_id": fourth},
+            {"event": "activated", "version": 4, "previous": 3, "job_id": fourth},
+            {"event": "deleted", "version": 1, "reason": "retention: keep 1"},
+            {"event": "schedule_deleted"},
+        ]
+        assert "accuracy" in events[4]["reason"] and "0.999" in events[4]["reason"]
+
+
 class TestSchedules:
     def test_a_schedule_round_trips_fires_and_shows_in_status(self, daemon: LiveDaemon) -> None:
         train = pb.TrainRequest(model="iris", algorithm="logistic_regression", cv_folds=2,
