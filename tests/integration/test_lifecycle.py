@@ -146,6 +146,29 @@ class TestValidation:
         assert saved["validation"]["filtered_out"] == 184
         assert saved["features"] == ["x"]
 
+    def test_a_value_set_on_a_numeric_column_trains_on_the_rows_pandas_keeps(
+            self, daemon: LiveDaemon) -> None:
+        """--filter word_freq_make=0,0.1: 3,599 rows as in pandas (comparing text kept 51)."""
+        frame = pd.read_csv(SPAMBASE)
+        expected = int(frame["word_freq_make"].isin([0, 0.1]).sum())
+        job = daemon.train("spam", algorithm="logistic_regression", cv_folds=2,
+                           dataset=pb.Dataset(path="spambase.csv", target="is_spam", filters=[
+                               pb.RowFilter(column="word_freq_make",
+                                            values=pb.ValueSet(values=["0", "0.1"]))]))
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+        saved = manifest(daemon, "spam", 1)
+        assert saved["dataset"]["rows"] == expected == 3599
+        assert saved["validation"]["filtered_out"] == len(frame) - expected
+
+    def test_a_range_on_a_text_column_fails_the_job_naming_it(self, daemon: LiveDaemon) -> None:
+        job = daemon.train("mixed", path="mixed.csv", target="label",
+                           algorithm="logistic_regression", cv_folds=2,
+                           dataset=pb.Dataset(path="mixed.csv", target="label", filters=[
+                               pb.RowFilter(column="color", range=pb.NumericRange(min=1))]))
+        assert job.state == pb.JOB_STATE_FAILED
+        assert job.error == ("InvalidArgument: dataset.filters[0]: column 'color' holds text, "
+                             "not numbers (e.g. 'blue'): a range needs a numeric column")
+
     def test_selection_errors_name_the_field(self, daemon: LiveDaemon) -> None:
         with pytest.raises(grpc.RpcError) as err:
             daemon.stub.Train(pb.TrainRequest(

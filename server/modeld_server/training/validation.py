@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-from modeld_server.errors import FailedPrecondition, quoted
+from modeld_server.errors import FailedPrecondition, InvalidArgument, quoted
 from modeld_server.training.datasets import CSV_READ_ERRORS, unreadable
 
 _FIRST = 10  # line numbers reported per problem
@@ -178,27 +179,44 @@ def coerce_numeric_text(frame: pd.DataFrame, report: Report, protect: set[str]) 
 
 
 def apply_selection(frame: pd.DataFrame, selection: Selection, report: Report) -> pd.DataFrame:
-    """Keeps the rows passing every filter."""
+    """Keeps the rows passing every filter.
+
+    Raises:
+        InvalidArgument: a filter that cannot apply to its column's type (a range on text,
+            dates on numbers, a value that is not a number for a column of numbers).
+    """
     keep = pd.Series(True, index=frame.index)
-    for flt in selection.filters:
-        keep &= _filter_mask(frame, flt)
+    for i, flt in enumerate(selection.filters):
+        keep &= _filter_mask(frame, flt, f"dataset.filters[{i}]")
     report.filtered_out = int((~keep).sum())
     return frame.loc[keep].reset_index(drop=True) if report.filtered_out else frame
 
 
-def _filter_mask(frame: pd.DataFrame, flt: dict[str, Any]) -> pd.Series:
+def _numbers(column: pd.Series) -> bool:
+    return bool(is_numeric_dtype(column) and not is_bool_dtype(column))
+
+
+def _filter_mask(frame: pd.DataFrame, flt: dict[str, Any], where: str) -> pd.Series:
     column = frame[flt["column"]]
+    named = f"{where}: column {quoted(flt['column'])}"
     if "range" in flt:
-        values = pd.to_numeric(column, errors="coerce")
-        mask = values.notna()
+        if not _numbers(column):
+            raise InvalidArgument(f"{named} holds text, not numbers ({_example(column)}): a "
+                                  "range needs a numeric column")
+        mask = column.notna()
         if flt["range"].get("min") is not None:
-            mask &= values >= flt["range"]["min"]
+            mask &= column >= flt["range"]["min"]
         if flt["range"].get("max") is not None:
-            mask &= values <= flt["range"]["max"]
+            mask &= column <= flt["range"]["max"]
         return mask
     if "values" in flt:
-        return column.notna() & column.astype(str).isin(set(flt["values"]))
-    dates = pd.to_datetime(column, errors="coerce", utc=True)
+        return column.notna() & _in_values(column, flt["values"], f"{where}.values")
+    if _numbers(column):
+        raise InvalidArgument(f"{named} holds numbers, not ISO-8601 dates "
+                              f"({_example(column)})")
+    # ISO8601: bare dates and timestamps mixed in one column all parse (the format guessed
+    # from the first cell would turn the others into NaT, dropping their rows).
+    dates = pd.to_datetime(column, errors="coerce", utc=True, format="ISO8601")
     mask = dates.notna()
     start, end = flt["dates"].get("start"), flt["dates"].get("end")
     if start:
@@ -208,6 +226,28 @@ def _filter_mask(frame: pd.DataFrame, flt: dict[str, Any]) -> pd.Series:
         # A bare date as the end means the whole day.
         mask &= dates < bound + pd.Timedelta(days=1) if len(end) <= 10 else dates <= bound
     return mask
+
+
+def _in_values(column: pd.Series, values: list[str], where: str) -> pd.Series:
+    """Numbers compare as numbers: the file's "0" was read as 0.0, whose text is "0.0", so
+    comparing text would never match "0". Text (and true/false) compares as written."""
+    if is_bool_dtype(column):
+        return column.astype(str).str.lower().isin({v.lower() for v in values})
+    if not _numbers(column):
+        return column.astype(str).isin(set(values))
+    wanted = []
+    for value in values:
+        try:
+            wanted.append(float(value))
+        except ValueError:
+            raise InvalidArgument(f"{where} {quoted(value)} is not a number, and column "
+                                  f"{quoted(str(column.name))} holds numbers") from None
+    return column.isin(wanted)
+
+
+def _example(column: pd.Series) -> str:
+    present = column.dropna()
+    return f"e.g. {quoted(str(present.iloc[0]))}" if len(present) else "all missing"
 
 
 def check_rows(frame: pd.DataFrame, target: str, task: str, options: ValidationOptions,
