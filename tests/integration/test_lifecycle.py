@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -25,6 +26,55 @@ def predict_version(daemon: LiveDaemon, model: str = "spam", alias: str = "") ->
     request = pb.PredictRequest(model=model, alias=alias)
     request.records.rows.add().update(row)
     return daemon.stub.Predict(request).version
+
+
+class TestLabels:
+    """Class labels are the file's own text, whatever pandas made of the column."""
+
+    @staticmethod
+    def train_and_predict(daemon: LiveDaemon, name: str, task: int = pb.TASK_UNSPECIFIED
+                          ) -> tuple[dict[str, Any], pb.PredictResponse]:
+        """Trains on `name` and predicts a = -3 (class one) and a = 3 (class two)."""
+        job = daemon.train(name.removesuffix(".csv"), path=name, target="y",
+                           algorithm="logistic_regression", cv_folds=2, task=task)
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+        request = pb.PredictRequest(model=name.removesuffix(".csv"))
+        for value in (-3.0, 3.0):
+            request.records.rows.add().update({"a": value})
+        return manifest(daemon, name.removesuffix(".csv"), 1), daemon.stub.Predict(request)
+
+    @pytest.mark.parametrize("blank", [False, True])
+    def test_an_integer_target_keeps_its_labels_with_or_without_a_blank(
+            self, daemon: LiveDaemon, blank: bool) -> None:
+        """One blank target cell makes pandas read 0/1 as 0.0/1.0; the labels stay 0 and 1."""
+        a = np.random.default_rng(6).normal(size=60)
+        frame = pd.DataFrame({"a": a, "y": (a > 0).astype(int).astype(str)})
+        if blank:
+            frame.loc[7, "y"] = ""
+        frame.to_csv(daemon.data_root / "ints.csv", index=False)
+        as_text = pd.read_csv(daemon.data_root / "ints.csv", dtype={"y": str})["y"].dropna()
+        saved, answer = self.train_and_predict(daemon, "ints.csv")
+        assert saved["classes"] == sorted(as_text.unique()) == ["0", "1"]
+        assert saved["validation"]["target"]["classes"] == as_text.value_counts().to_dict()
+        assert saved["validation"]["missing_target"]["count"] == int(blank)
+        assert saved["confusion_matrix"]["labels"] == ["0", "1"]
+        assert list(answer.classes) == ["0", "1"]
+        assert list(answer.labels) == ["0", "1"]
+
+    def test_a_float_text_label_stays_as_written(self, daemon: LiveDaemon) -> None:
+        """Labels 1.5 and 2 (read by pandas as 1.5 and 2.0) answer as 1.5 and 2."""
+        rng = np.random.default_rng(8)
+        a = rng.normal(size=60)
+        labels = np.where(a > 0, "2", "1.5").astype(object)
+        labels[3] = ""
+        pd.DataFrame({"a": a, "y": labels}).to_csv(daemon.data_root / "halves.csv",
+                                                   index=False)
+        assert pd.read_csv(daemon.data_root / "halves.csv")["y"].dtype == np.float64
+        saved, answer = self.train_and_predict(daemon, "halves.csv",
+                                               task=pb.TASK_CLASSIFICATION)
+        assert saved["classes"] == ["1.5", "2"]
+        assert list(answer.labels) == ["1.5", "2"]
+        assert set(saved["validation"]["target"]["classes"]) == {"1.5", "2"}
 
 
 class TestQualityGate:

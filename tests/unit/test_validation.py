@@ -217,3 +217,44 @@ class TestFilters:
         with pytest.raises(InvalidArgument) as err:
             selected(path, {"column": "count", "range": {"min": 0, "max": None}}, flt)
         assert str(err.value) == message
+
+
+class TestLabelTexts:
+    """A classification target's labels are the file's text, not pandas' numbers."""
+
+    def test_a_blank_cell_does_not_turn_labels_into_floats(self, tmp_path: Path) -> None:
+        path = tmp_path / "t.csv"
+        path.write_text("a,y\n1,0\n2,\n3,1\n4,2\n5,10\n")
+        frame, report = load_checked(path, path.name, "y")
+        assert frame["y"].dtype == np.float64  # what pandas makes of it
+        as_text = pd.read_csv(path, dtype={"y": str})["y"].dropna()
+        assert [report.label(v) for v in frame["y"].dropna()] == as_text.tolist()
+
+    def test_two_spellings_of_one_number_take_the_commoner(self, tmp_path: Path) -> None:
+        path = tmp_path / "t.csv"
+        path.write_text("a,y\n1,1.0\n2,1\n3,1\n4,1.5\n")
+        frame, report = load_checked(path, path.name, "y")
+        assert (report.label(1.0), report.label(1.5)) == ("1", "1.5")
+
+    def test_malformed_lines_are_skipped_in_both_reads(self, tmp_path: Path) -> None:
+        path = tmp_path / "t.csv"
+        path.write_text("a,y\n1,0\n2,7,extra\n3,1\n")
+        frame, report = load_checked(path, path.name, "y")
+        assert report.label_texts == {0: "0", 1: "1"}
+
+    def test_text_labels_need_no_second_read(self, tmp_path: Path) -> None:
+        path = tmp_path / "t.csv"
+        path.write_text("a,y\n1,yes\n2,\n3,no\n")
+        frame, report = load_checked(path, path.name, "y")
+        assert report.label_texts == {} and report.label("yes") == "yes"
+
+    def test_an_integer_parquet_column_with_nulls_keeps_integer_labels(
+            self, tmp_path: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = tmp_path / "t.parquet"  # written by Arrow: no pandas metadata to restore Int64
+        pq.write_table(pa.table({"a": [1.0, 2.0, 3.0], "y": pa.array([0, None, 1])}), path)
+        frame, report = load_checked(path, path.name, "y")
+        assert frame["y"].dtype == np.float64
+        assert [report.label(v) for v in frame["y"].dropna()] == ["0", "1"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import is_bool_dtype, is_numeric_dtype
+from pandas.api.types import is_bool_dtype, is_float_dtype, is_numeric_dtype
 
 from modeld_server.errors import FailedPrecondition, InvalidArgument, quoted
 from modeld_server.training.datasets import CSV_READ_ERRORS, unreadable
@@ -60,9 +60,16 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     lines: np.ndarray | None = field(default=None, repr=False)
     """The file line of each row still in the frame (not stored)."""
+    label_texts: dict[Any, str] = field(default_factory=dict, repr=False)
+    """The label column's values as the file writes them, by the value pandas read (not
+    stored); empty when pandas read them as text already."""
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "lines"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("lines", "label_texts")}
+
+    def label(self, value: Any) -> str:
+        """A class label as the file writes it: 1, not the 1.0 a blank cell made of it."""
+        return self.label_texts.get(value, str(value))
 
 
 _FAST_SCAN_BYTES = 64 * 1024 * 1024
@@ -127,8 +134,12 @@ def _scan_records(path: Path, opener: Any) -> tuple[list[int], int]:
     return bad, records
 
 
-def load_checked(path: Path, shown: str) -> tuple[pd.DataFrame, Report]:
-    """Reads a dataset, dropping malformed records (wrong field count) and reporting them."""
+def load_checked(path: Path, shown: str, label: str = "") -> tuple[pd.DataFrame, Report]:
+    """Reads a dataset, dropping malformed records (wrong field count) and reporting them.
+
+    Args:
+        label: a classification target: its values as written go to report.label_texts.
+    """
     report = Report()
     if path.name.lower().endswith((".parquet", ".pq")):
         try:
@@ -137,6 +148,8 @@ def load_checked(path: Path, shown: str) -> tuple[pd.DataFrame, Report]:
             raise unreadable(shown, "Parquet", exc) from None
         report.rows_read = len(frame)
         report.malformed = {"count": 0, "first_lines": [], "action": "none"}
+        if label in frame.columns and is_float_dtype(frame[label]):
+            report.label_texts = _parquet_integer_labels(path, label, frame[label])
         return frame, report
     try:
         bad, records = malformed_lines(path)
@@ -151,7 +164,31 @@ def load_checked(path: Path, shown: str) -> tuple[pd.DataFrame, Report]:
     report.lines = np.array([n for n in range(2, records + 2 + len(bad)) if n not in skipped])
     report.malformed = {"count": len(bad), "first_lines": bad[:_FIRST], "action": "dropped",
                         "wrong_field_count": len(bad), "unparsable_numbers": 0}
+    if label in frame.columns and is_numeric_dtype(frame[label]):
+        # pandas made numbers (or booleans) of the labels, and floats of all of them if one
+        # cell is blank: the file's own text comes from reading that one column as text.
+        texts = pd.read_csv(path, skiprows=[n - 1 for n in bad], usecols=[label], dtype=str)
+        report.label_texts = _label_texts(frame[label], texts[label])
     return frame, report
+
+
+def _label_texts(values: pd.Series, texts: pd.Series) -> dict[Any, str]:
+    """Each value's text in the file; the most common one where several spell it (1, 1.0)."""
+    pairs = pd.DataFrame({"value": values.to_numpy(), "text": texts.str.strip().to_numpy()})
+    found: dict[Any, str] = {}
+    for (value, text), _ in pairs.dropna().value_counts().items():
+        found.setdefault(value, text)
+    return found
+
+
+def _parquet_integer_labels(path: Path, label: str, values: pd.Series) -> dict[Any, str]:
+    """An integer Parquet column with nulls reads as floats: its labels are the integers."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not pa.types.is_integer(pq.read_schema(path).field(label).type):
+        return {}
+    return {value: str(int(value)) for value in values.dropna().unique()}
 
 
 def coerce_numeric_text(frame: pd.DataFrame, report: Report, protect: set[str]) -> pd.DataFrame:
@@ -307,7 +344,8 @@ def _profile(frame: pd.DataFrame, target: str, task: str, report: Report) -> Non
     if not target:
         return
     if task == "classification":
-        balance = frame[target].astype(str).value_counts()
+        balance = frame[target].value_counts()
+        balance.index = pd.Index([report.label(v) for v in balance.index])
         report.target = {"classes": {str(k): int(v) for k, v in balance.items()}}
         if len(balance) < 2:
             raise FailedPrecondition(f"dataset.target {quoted(target)} has a single "
