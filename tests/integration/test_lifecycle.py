@@ -11,6 +11,10 @@ import grpc
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.metrics import brier_score_loss
+from sklearn.model_selection import StratifiedKFold
+from xgboost import XGBClassifier
 
 from modeld.v1 import model_manager_pb2 as pb
 from tests.conftest import SPAMBASE, LiveDaemon, start_daemon
@@ -242,7 +246,53 @@ class TestCalibration:
         assert report["method"] in ("sigmoid", "isotonic")
         assert report["after"]["ece"] < report["before"]["ece"]
         assert report["after"]["brier"] < report["before"]["brier"]
+        assert report["before"] == report["candidates"]["none"]
+        assert report["won_by"] == (report["candidates"][report["runner_up"]]["brier"]
+                                    - report["after"]["brier"]) > 0
         assert predict_version(daemon, "cal") == 1
+
+    def test_auto_ships_no_calibrator_when_none_has_the_best_brier(
+            self, daemon: LiveDaemon) -> None:
+        """XGBoost on spambase is calibrated already: by scikit-learn's own cross-validation
+        (CalibratedClassifierCV with cv=3 inside each fold) sigmoid and isotonic both raise
+        the Brier score, so auto keeps the plain model and says by how much it won."""
+        queued = daemon.stub.Train(pb.TrainRequest(
+            model="spam", algorithm="xgboost", calibration=pb.CALIBRATION_AUTO,
+            dataset=pb.Dataset(path="spambase.csv", target="is_spam")))
+        frame = pd.read_csv(SPAMBASE)  # the reference is computed while the job runs
+        x, y = frame.drop(columns="is_spam").to_numpy(), frame["is_spam"].to_numpy()
+        folds: dict[str, list[float]] = {"none": [], "sigmoid": [], "isotonic": []}
+        for train, test in StratifiedKFold(n_splits=5, shuffle=True,
+                                           random_state=42).split(x, y):
+            for method, briers in folds.items():
+                model = XGBClassifier(random_state=42)
+                if method != "none":
+                    model = CalibratedClassifierCV(model, method=method, cv=3)
+                model.fit(x[train], y[train])
+                briers.append(brier_score_loss(y[test], model.predict_proba(x[test])[:, 1]))
+        plain = {method: float(np.mean(briers)) for method, briers in folds.items()}
+        # 35 XGBoost fits in the job as in this test: a generous deadline for a busy machine
+        job = [e.job for e in daemon.stub.WatchJob(pb.WatchJobRequest(job_id=queued.id),
+                                                    timeout=1200)][-1]
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+        report = manifest(daemon, "spam", 1)["calibration"]
+        got = {method: scores["brier"] for method, scores in report["candidates"].items()}
+        assert got == pytest.approx(plain, rel=1e-6)
+        assert min(plain, key=plain.__getitem__) == "none"
+        assert (report["method"], report["requested"], report["runner_up"]) == (
+            "none", "auto", "isotonic")
+        assert report["after"] == report["before"] == report["candidates"]["none"]
+        assert report["won_by"] == got["isotonic"] - got["none"] > 0
+        assert {k: round(v, 5) for k, v in got.items()} == {
+            "none": 0.03776, "sigmoid": 0.03876, "isotonic": 0.03806}  # README's figures
+        assert list(job.metrics["brier"].folds) == pytest.approx(folds["none"], rel=1e-6)
+        sample = frame.drop(columns="is_spam").iloc[:20]
+        request = pb.PredictRequest(model="spam", dense=pb.DenseRows(
+            columns=list(sample.columns), values=sample.to_numpy().ravel().tolist()))
+        shipped = np.array(daemon.stub.Predict(request).probabilities).reshape(-1, 2)
+        plain_model = XGBClassifier(random_state=42).fit(x, y)  # no calibrator around it
+        np.testing.assert_allclose(shipped, plain_model.predict_proba(sample.to_numpy()),
+                                   rtol=1e-6)
 
     def test_calibration_of_a_regressor_is_refused(self, daemon: LiveDaemon) -> None:
         with pytest.raises(grpc.RpcError) as err:
