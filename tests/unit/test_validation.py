@@ -233,19 +233,19 @@ class TestLabelTexts:
     def test_two_spellings_of_one_number_take_the_commoner(self, tmp_path: Path) -> None:
         path = tmp_path / "t.csv"
         path.write_text("a,y\n1,1.0\n2,1\n3,1\n4,1.5\n")
-        frame, report = load_checked(path, path.name, "y")
+        _, report = load_checked(path, path.name, "y")
         assert (report.label(1.0), report.label(1.5)) == ("1", "1.5")
 
     def test_malformed_lines_are_skipped_in_both_reads(self, tmp_path: Path) -> None:
         path = tmp_path / "t.csv"
         path.write_text("a,y\n1,0\n2,7,extra\n3,1\n")
-        frame, report = load_checked(path, path.name, "y")
+        _, report = load_checked(path, path.name, "y")
         assert report.label_texts == {0: "0", 1: "1"}
 
     def test_text_labels_need_no_second_read(self, tmp_path: Path) -> None:
         path = tmp_path / "t.csv"
         path.write_text("a,y\n1,yes\n2,\n3,no\n")
-        frame, report = load_checked(path, path.name, "y")
+        _, report = load_checked(path, path.name, "y")
         assert report.label_texts == {} and report.label("yes") == "yes"
 
     def test_an_integer_parquet_column_with_nulls_keeps_integer_labels(
