@@ -42,7 +42,7 @@ class RowFilter:
 
     @classmethod
     def isin(cls, column: str, values: Sequence[object]) -> RowFilter:
-        """Keeps rows whose column, compared as a string, is one of ``values``."""
+        """Keeps rows whose column is one of ``values`` (numbers as numbers, text as written)."""
         return cls(column, values=tuple(str(v) for v in values), kind="values")
 
     @classmethod

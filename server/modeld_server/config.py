@@ -37,7 +37,8 @@ class Settings:
     watch: bool = _f(True, "Follow the registry with file-system events.")
     keep_loaded: int = _f(2, "Previously active versions kept loaded per model for Rollback.")
     keep_versions: int = _f(
-        20, "Versions kept per model besides the active, previous and aliased ones; 0 keeps all."
+        20, "Newest versions kept per model; the active, previously active, aliased and loaded "
+        "ones (--keep-loaded) are kept beyond this number; 0 keeps all."
     )
     grace_period: float = _f(10.0, "Seconds in-flight RPCs get to finish on SIGTERM.")
     max_predict_rows: int = _f(100_000, "Rows one Predict may carry; more: RESOURCE_EXHAUSTED.")

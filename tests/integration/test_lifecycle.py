@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.metrics import brier_score_loss
+from sklearn.model_selection import StratifiedKFold
+from xgboost import XGBClassifier
 
 from modeld.v1 import model_manager_pb2 as pb
 from tests.conftest import SPAMBASE, LiveDaemon, start_daemon
@@ -25,6 +30,55 @@ def predict_version(daemon: LiveDaemon, model: str = "spam", alias: str = "") ->
     request = pb.PredictRequest(model=model, alias=alias)
     request.records.rows.add().update(row)
     return daemon.stub.Predict(request).version
+
+
+class TestLabels:
+    """Class labels are the file's own text, whatever pandas made of the column."""
+
+    @staticmethod
+    def train_and_predict(daemon: LiveDaemon, name: str, task: int = pb.TASK_UNSPECIFIED
+                          ) -> tuple[dict[str, Any], pb.PredictResponse]:
+        """Trains on `name` and predicts a = -3 (class one) and a = 3 (class two)."""
+        job = daemon.train(name.removesuffix(".csv"), path=name, target="y",
+                           algorithm="logistic_regression", cv_folds=2, task=task)
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+        request = pb.PredictRequest(model=name.removesuffix(".csv"))
+        for value in (-3.0, 3.0):
+            request.records.rows.add().update({"a": value})
+        return manifest(daemon, name.removesuffix(".csv"), 1), daemon.stub.Predict(request)
+
+    @pytest.mark.parametrize("blank", [False, True])
+    def test_an_integer_target_keeps_its_labels_with_or_without_a_blank(
+            self, daemon: LiveDaemon, blank: bool) -> None:
+        """One blank target cell makes pandas read 0/1 as 0.0/1.0; the labels stay 0 and 1."""
+        a = np.random.default_rng(6).normal(size=60)
+        frame = pd.DataFrame({"a": a, "y": (a > 0).astype(int).astype(str)})
+        if blank:
+            frame.loc[7, "y"] = ""
+        frame.to_csv(daemon.data_root / "ints.csv", index=False)
+        as_text = pd.read_csv(daemon.data_root / "ints.csv", dtype={"y": str})["y"].dropna()
+        saved, answer = self.train_and_predict(daemon, "ints.csv")
+        assert saved["classes"] == sorted(as_text.unique()) == ["0", "1"]
+        assert saved["validation"]["target"]["classes"] == as_text.value_counts().to_dict()
+        assert saved["validation"]["missing_target"]["count"] == int(blank)
+        assert saved["confusion_matrix"]["labels"] == ["0", "1"]
+        assert list(answer.classes) == ["0", "1"]
+        assert list(answer.labels) == ["0", "1"]
+
+    def test_a_float_text_label_stays_as_written(self, daemon: LiveDaemon) -> None:
+        """Labels 1.5 and 2 (read by pandas as 1.5 and 2.0) answer as 1.5 and 2."""
+        rng = np.random.default_rng(8)
+        a = rng.normal(size=60)
+        labels = np.where(a > 0, "2", "1.5").astype(object)
+        labels[3] = ""
+        pd.DataFrame({"a": a, "y": labels}).to_csv(daemon.data_root / "halves.csv",
+                                                   index=False)
+        assert pd.read_csv(daemon.data_root / "halves.csv")["y"].dtype == np.float64
+        saved, answer = self.train_and_predict(daemon, "halves.csv",
+                                               task=pb.TASK_CLASSIFICATION)
+        assert saved["classes"] == ["1.5", "2"]
+        assert list(answer.labels) == ["1.5", "2"]
+        assert set(saved["validation"]["target"]["classes"]) == {"1.5", "2"}
 
 
 class TestQualityGate:
@@ -146,6 +200,29 @@ class TestValidation:
         assert saved["validation"]["filtered_out"] == 184
         assert saved["features"] == ["x"]
 
+    def test_a_value_set_on_a_numeric_column_trains_on_the_rows_pandas_keeps(
+            self, daemon: LiveDaemon) -> None:
+        """--filter word_freq_make=0,0.1: 3,599 rows as in pandas (comparing text kept 51)."""
+        frame = pd.read_csv(SPAMBASE)
+        expected = int(frame["word_freq_make"].isin([0, 0.1]).sum())
+        job = daemon.train("spam", algorithm="logistic_regression", cv_folds=2,
+                           dataset=pb.Dataset(path="spambase.csv", target="is_spam", filters=[
+                               pb.RowFilter(column="word_freq_make",
+                                            values=pb.ValueSet(values=["0", "0.1"]))]))
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+        saved = manifest(daemon, "spam", 1)
+        assert saved["dataset"]["rows"] == expected == 3599
+        assert saved["validation"]["filtered_out"] == len(frame) - expected
+
+    def test_a_range_on_a_text_column_fails_the_job_naming_it(self, daemon: LiveDaemon) -> None:
+        job = daemon.train("mixed", path="mixed.csv", target="label",
+                           algorithm="logistic_regression", cv_folds=2,
+                           dataset=pb.Dataset(path="mixed.csv", target="label", filters=[
+                               pb.RowFilter(column="color", range=pb.NumericRange(min=1))]))
+        assert job.state == pb.JOB_STATE_FAILED
+        assert job.error == ("InvalidArgument: dataset.filters[0]: column 'color' holds text, "
+                             "not numbers (e.g. 'blue'): a range needs a numeric column")
+
     def test_selection_errors_name_the_field(self, daemon: LiveDaemon) -> None:
         with pytest.raises(grpc.RpcError) as err:
             daemon.stub.Train(pb.TrainRequest(
@@ -169,7 +246,53 @@ class TestCalibration:
         assert report["method"] in ("sigmoid", "isotonic")
         assert report["after"]["ece"] < report["before"]["ece"]
         assert report["after"]["brier"] < report["before"]["brier"]
+        assert report["before"] == report["candidates"]["none"]
+        assert report["won_by"] == (report["candidates"][report["runner_up"]]["brier"]
+                                    - report["after"]["brier"]) > 0
         assert predict_version(daemon, "cal") == 1
+
+    def test_auto_ships_no_calibrator_when_none_has_the_best_brier(
+            self, daemon: LiveDaemon) -> None:
+        """XGBoost on spambase is calibrated already: by scikit-learn's own cross-validation
+        (CalibratedClassifierCV with cv=3 inside each fold) sigmoid and isotonic both raise
+        the Brier score, so auto keeps the plain model and says by how much it won."""
+        queued = daemon.stub.Train(pb.TrainRequest(
+            model="spam", algorithm="xgboost", calibration=pb.CALIBRATION_AUTO,
+            dataset=pb.Dataset(path="spambase.csv", target="is_spam")))
+        frame = pd.read_csv(SPAMBASE)  # the reference is computed while the job runs
+        x, y = frame.drop(columns="is_spam").to_numpy(), frame["is_spam"].to_numpy()
+        folds: dict[str, list[float]] = {"none": [], "sigmoid": [], "isotonic": []}
+        for train, test in StratifiedKFold(n_splits=5, shuffle=True,
+                                           random_state=42).split(x, y):
+            for method, briers in folds.items():
+                model = XGBClassifier(random_state=42)
+                if method != "none":
+                    model = CalibratedClassifierCV(model, method=method, cv=3)
+                model.fit(x[train], y[train])
+                briers.append(brier_score_loss(y[test], model.predict_proba(x[test])[:, 1]))
+        plain = {method: float(np.mean(briers)) for method, briers in folds.items()}
+        # 35 XGBoost fits in the job as in this test: a generous deadline for a busy machine
+        job = [e.job for e in daemon.stub.WatchJob(pb.WatchJobRequest(job_id=queued.id),
+                                                    timeout=1200)][-1]
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+        report = manifest(daemon, "spam", 1)["calibration"]
+        got = {method: scores["brier"] for method, scores in report["candidates"].items()}
+        assert got == pytest.approx(plain, rel=1e-6)
+        assert min(plain, key=plain.__getitem__) == "none"
+        assert (report["method"], report["requested"], report["runner_up"]) == (
+            "none", "auto", "isotonic")
+        assert report["after"] == report["before"] == report["candidates"]["none"]
+        assert report["won_by"] == got["isotonic"] - got["none"] > 0
+        assert {k: round(v, 5) for k, v in got.items()} == {
+            "none": 0.03776, "sigmoid": 0.03876, "isotonic": 0.03806}  # README's figures
+        assert list(job.metrics["brier"].folds) == pytest.approx(folds["none"], rel=1e-6)
+        sample = frame.drop(columns="is_spam").iloc[:20]
+        request = pb.PredictRequest(model="spam", dense=pb.DenseRows(
+            columns=list(sample.columns), values=sample.to_numpy().ravel().tolist()))
+        shipped = np.array(daemon.stub.Predict(request).probabilities).reshape(-1, 2)
+        plain_model = XGBClassifier(random_state=42).fit(x, y)  # no calibrator around it
+        np.testing.assert_allclose(shipped, plain_model.predict_proba(sample.to_numpy()),
+                                   rtol=1e-6)
 
     def test_calibration_of_a_regressor_is_refused(self, daemon: LiveDaemon) -> None:
         with pytest.raises(grpc.RpcError) as err:
@@ -227,6 +350,75 @@ def test_retention_spares_active_previous_and_aliased(tmp_path: Path, datasets: 
         assert sorted(e["version"] for e in events if e["event"] == "deleted") == [2, 3, 4]
     finally:
         live.stop()
+
+
+class TestEventLog:
+    def test_every_event_kind_records_its_fields(self, tmp_path: Path, datasets: Path) -> None:
+        """Each change of a model's state is logged once, with exactly its own fields."""
+        shutil.copytree(datasets, tmp_path / "data")
+        live = start_daemon(tmp_path, keep_versions=1, keep_loaded=0)
+        stub = live.stub
+        try:
+            def train() -> pb.Job:
+                return live.train("iris", path="iris.csv", target="species",
+                                  algorithm="logistic_regression", cv_folds=2)
+
+            first = train()
+            strict = pb.Policy(model="iris", thresholds=[
+                pb.Threshold(metric="accuracy", op=">=", value=0.999)])
+            stub.SetPolicy(pb.SetPolicyRequest(policy=strict))
+            second = train()
+            assert not second.activated
+            stub.Promote(pb.PromoteRequest(model="iris", version=2, reason="by hand"))
+            stub.Rollback(pb.RollbackRequest(model="iris", reason="bad deploy"))
+            stub.SetAlias(pb.SetAliasRequest(model="iris", alias="x", version=2))
+            stub.SetAlias(pb.SetAliasRequest(model="iris", alias="x", version=1,
+                                             expected_version=2))
+            stub.DeleteAlias(pb.DeleteAliasRequest(model="iris", alias="x"))
+            stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(model="iris")))
+            third = train()  # keep_versions=1: 3 is newest and active, 1 previous; 2 goes
+            request = pb.TrainRequest(model="iris", algorithm="logistic_regression", cv_folds=2,
+                                      dataset=pb.Dataset(path="iris.csv", target="species"))
+            stored = stub.SetSchedule(pb.SetScheduleRequest(schedule=pb.Schedule(
+                model="iris", interval_seconds=3600, train=request)))
+            scheduler = live.runtime.service.scheduler
+            [(_, outcome)] = scheduler.step(now=stored.next_run_at.seconds + 1)
+            live.runtime.service.jobs.drain()
+            stub.DeleteSchedule(pb.DeleteScheduleRequest(model="iris"))
+        finally:
+            live.stop()
+        events = [json.loads(line) for line in
+                  (tmp_path / "registry/iris/events.jsonl").read_text().splitlines()]
+        assert all(isinstance(e.pop("time"), float) for e in events)
+        fourth = outcome.removeprefix("submitted job ")
+        assert events == [
+            {"event": "published", "version": 1, "job_id": first.id},
+            {"event": "activated", "version": 1, "previous": 0, "job_id": first.id},
+            {"event": "policy_set", "policy": {
+                "primary_metric": "", "tolerance": 0.01, "disabled": False,
+                "thresholds": [["accuracy", ">=", 0.999]]}},
+            {"event": "published", "version": 2, "job_id": second.id},
+            {"event": "rejected", "version": 2, "job_id": second.id,
+             "reason": events[4]["reason"]},
+            {"event": "promoted", "version": 2, "previous": 1, "reason": "by hand"},
+            {"event": "rolled_back", "version": 1, "previous": 2, "reason": "bad deploy"},
+            {"event": "alias_set", "alias": "x", "version": 2, "previous": 0},
+            {"event": "alias_set", "alias": "x", "version": 1, "previous": 2},
+            {"event": "alias_deleted", "alias": "x", "version": 1},
+            {"event": "policy_set", "policy": {
+                "primary_metric": "", "tolerance": 0.01, "disabled": False, "thresholds": []}},
+            {"event": "published", "version": 3, "job_id": third.id},
+            {"event": "activated", "version": 3, "previous": 1, "job_id": third.id},
+            {"event": "deleted", "version": 2, "reason": "retention: keep 1"},
+            {"event": "schedule_set", "cron": "", "interval_seconds": 3600.0,
+             "min_new_rows": 0},
+            {"event": "schedule_run", "outcome": outcome},
+            {"event": "published", "version": 4, "job_id": fourth},
+            {"event": "activated", "version": 4, "previous": 3, "job_id": fourth},
+            {"event": "deleted", "version": 1, "reason": "retention: keep 1"},
+            {"event": "schedule_deleted"},
+        ]
+        assert "accuracy" in events[4]["reason"] and "0.999" in events[4]["reason"]
 
 
 class TestSchedules:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from modeld_server.errors import FailedPrecondition
 from modeld_server.registry.meta import ALIASES, ModelMeta
 from modeld_server.registry.store import RegistryStore
 from tests.unit._registry_helpers import publish_fake, skip_disk_flush
@@ -50,3 +51,36 @@ class TestRead:
         assert meta.read("m", ALIASES) == {"prod": 1}
         (meta.store.paths("m").root / ALIASES).unlink()
         assert meta.read("m", ALIASES) is None
+
+
+def logged(meta: ModelMeta) -> list[dict[str, object]]:
+    """The model's events without their times."""
+    return [{k: v for k, v in e.items() if k != "time"} for e in meta.store.read_events("m")]
+
+
+class TestAliasEvents:
+    def test_a_new_alias_logs_no_previous_version(self, meta: ModelMeta) -> None:
+        """previous is 0 (none) for an alias that did not exist, not the version it now names."""
+        meta.set_alias("m", "x", 2)
+        assert logged(meta)[-1] == {"event": "alias_set", "alias": "x", "version": 2,
+                                    "previous": 0}
+
+    def test_a_moved_alias_logs_where_it_pointed_before(self, meta: ModelMeta) -> None:
+        """Moving x from 2 to 1 (with or without --expect) logs previous 2."""
+        meta.set_alias("m", "x", 2)
+        meta.set_alias("m", "x", 1, expected=2)
+        meta.set_alias("m", "x", 2)
+        assert logged(meta)[-2:] == [
+            {"event": "alias_set", "alias": "x", "version": 1, "previous": 2},
+            {"event": "alias_set", "alias": "x", "version": 2, "previous": 1}]
+
+    def test_a_refused_compare_and_set_logs_nothing(self, meta: ModelMeta) -> None:
+        meta.set_alias("m", "x", 2)
+        with pytest.raises(FailedPrecondition):
+            meta.set_alias("m", "x", 1, expected=1)
+        assert [e["event"] for e in logged(meta)].count("alias_set") == 1
+
+    def test_a_deleted_alias_logs_the_version_it_named(self, meta: ModelMeta) -> None:
+        meta.set_alias("m", "x", 2)
+        assert meta.delete_alias("m", "x", expected=2) == 2
+        assert logged(meta)[-1] == {"event": "alias_deleted", "alias": "x", "version": 2}

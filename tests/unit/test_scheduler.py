@@ -165,7 +165,10 @@ class TestBusy:
         assert state.last_outcome == "skipped: a job for 'm' is running"
         assert {"event": "schedule_skipped", "model": "m", "log_level": "info",
                 "reason": "skipped: a job for 'm' is running"} in logs
-        assert store.read_events("m")[-1]["event"] == "schedule_skipped"
+        last = store.read_events("m")[-1]
+        assert (last["event"], last["reason"]) == ("schedule_skipped",
+                                                   "skipped: a job for 'm' is running")
+        assert set(last) == {"time", "event", "reason"}
         jobs.busy_models.clear()
         assert sched.step(T0 + 1.5 * HOUR) == []
         assert sched.step(T0 + 2 * HOUR) == [("m", "submitted job j1")]

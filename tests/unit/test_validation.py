@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -118,3 +119,142 @@ class TestConstantColumns:
     def test_agrees_with_nunique(self, values: list[object]) -> None:
         column = pd.Series(values)
         assert _constant(column) == (column.nunique(dropna=False) <= 1)
+
+
+FILTERED = (
+    "price,count,color,day,flag\n"
+    "0,1,red,2024-01-01,true\n"
+    "0.1,2,blue,2024-01-31,false\n"
+    "0.10,3,green,2024-02-01T08:30:00,true\n"
+    "1.5,10,red,2024-02-29,false\n"
+    ",4,,2024-03-01,true\n"
+    "2.25,,blue,,false\n"
+    "1e-1,7,0,2023-12-31T23:59:59,true\n"
+)
+
+
+def selected(path: Path, *filters: dict[str, Any]) -> pd.DataFrame:
+    """The rows the training path keeps: read and checked as a job reads them, then filtered."""
+    frame, report = load_checked(path, path.name)
+    frame = validation.coerce_numeric_text(frame, report, set())
+    return validation.apply_selection(frame, validation.Selection(filters=filters), report)
+
+
+def day(frame: pd.DataFrame) -> pd.Series:
+    """pandas' own reading of the day column: ISO-8601 dates and timestamps, in UTC."""
+    return pd.to_datetime(frame["day"], format="ISO8601", utc=True)
+
+
+UTC = "UTC"
+FILTER_CASES: list[tuple[dict[str, Any], Any]] = [
+    # "0" is the file's 0; 0.1 is written "0.1", "0.10" and "1e-1"
+    ({"column": "price", "values": ["0", "0.1"]}, lambda f: f["price"].isin([0, 0.1])),
+    ({"column": "price", "values": ["1.50", "2.25e0"]}, lambda f: f["price"].isin([1.5, 2.25])),
+    ({"column": "count", "values": ["1", "3.0", "10"]}, lambda f: f["count"].isin([1, 3, 10])),
+    ({"column": "color", "values": ["red", "blue"]},
+     lambda f: f["color"].isin(["red", "blue"])),
+    ({"column": "color", "values": ["0"]}, lambda f: f["color"] == "0"),  # text, as written
+    ({"column": "price", "range": {"min": 0.1, "max": 1.5}},
+     lambda f: f["price"].between(0.1, 1.5)),
+    ({"column": "price", "range": {"min": None, "max": 0.1}}, lambda f: f["price"] <= 0.1),
+    ({"column": "count", "range": {"min": 3, "max": None}}, lambda f: f["count"] >= 3),
+    ({"column": "count", "range": {"min": 2.5, "max": 7.5}},
+     lambda f: f["count"].between(2.5, 7.5)),
+    ({"column": "day", "dates": {"start": "2024-01-31", "end": "2024-02-29"}},
+     lambda f: day(f).between(pd.Timestamp("2024-01-31", tz=UTC),
+                              pd.Timestamp("2024-03-01", tz=UTC), inclusive="left")),
+    ({"column": "day", "dates": {"start": "", "end": "2024-02-01"}},
+     lambda f: day(f) < pd.Timestamp("2024-02-02", tz=UTC)),
+    ({"column": "day", "dates": {"start": "2024-01-01", "end": ""}},
+     lambda f: day(f) >= pd.Timestamp("2024-01-01", tz=UTC)),
+    ({"column": "day", "dates": {"start": "", "end": "2024-02-01T08:30:00"}},
+     lambda f: day(f) <= pd.Timestamp("2024-02-01T08:30:00", tz=UTC)),
+]
+
+
+class TestFilters:
+    """Each filter kind keeps exactly the rows plain pandas keeps on the same file."""
+
+    @pytest.mark.parametrize(("flt", "keep"), FILTER_CASES,
+                             ids=[f"{f['column']}-{i}" for i, (f, _) in enumerate(FILTER_CASES)])
+    def test_agrees_with_pandas(self, tmp_path: Path, flt: dict[str, Any], keep: Any) -> None:
+        path = tmp_path / "f.csv"
+        path.write_text(FILTERED)
+        frame = pd.read_csv(path)
+        expected = frame.loc[keep(frame).fillna(False).astype(bool)].reset_index(drop=True)
+        assert 0 < len(expected) < len(frame)
+        pd.testing.assert_frame_equal(selected(path, flt), expected)
+
+    def test_true_and_false_match_in_any_case(self, tmp_path: Path) -> None:
+        path = tmp_path / "f.csv"
+        path.write_text(FILTERED)
+        kept = selected(path, {"column": "flag", "values": ["TRUE"]})
+        expected = pd.read_csv(path)
+        pd.testing.assert_frame_equal(kept, expected[expected["flag"]].reset_index(drop=True))
+
+    def test_a_value_set_on_spambase_keeps_what_pandas_keeps(self) -> None:
+        """word_freq_make in {0, 0.1}: 3,599 rows, where comparing text kept 51."""
+        path = ROOT / "data" / "spambase.csv"
+        frame = pd.read_csv(path)
+        expected = frame[frame["word_freq_make"].isin([0, 0.1])].reset_index(drop=True)
+        kept = selected(path, {"column": "word_freq_make", "values": ["0", "0.1"]})
+        assert len(kept) == len(expected) == 3599
+        pd.testing.assert_frame_equal(kept, expected)
+
+    @pytest.mark.parametrize(("flt", "message"), [
+        ({"column": "color", "range": {"min": 1, "max": None}},
+         "dataset.filters[1]: column 'color' holds text, not numbers (e.g. 'red'): a range "
+         "needs a numeric column"),
+        ({"column": "price", "dates": {"start": "2024-01-01", "end": ""}},
+         "dataset.filters[1]: column 'price' holds numbers, not ISO-8601 dates (e.g. '0.0')"),
+        ({"column": "count", "values": ["1", "one"]},
+         "dataset.filters[1].values 'one' is not a number, and column 'count' holds numbers"),
+    ])
+    def test_a_filter_that_cannot_apply_to_its_column_names_both(
+            self, tmp_path: Path, flt: dict[str, Any], message: str) -> None:
+        path = tmp_path / "f.csv"
+        path.write_text(FILTERED)
+        with pytest.raises(InvalidArgument) as err:
+            selected(path, {"column": "count", "range": {"min": 0, "max": None}}, flt)
+        assert str(err.value) == message
+
+
+class TestLabelTexts:
+    """A classification target's labels are the file's text, not pandas' numbers."""
+
+    def test_a_blank_cell_does_not_turn_labels_into_floats(self, tmp_path: Path) -> None:
+        path = tmp_path / "t.csv"
+        path.write_text("a,y\n1,0\n2,\n3,1\n4,2\n5,10\n")
+        frame, report = load_checked(path, path.name, label="y")
+        assert frame["y"].dtype == np.float64  # what pandas makes of it
+        as_text = pd.read_csv(path, dtype={"y": str})["y"].dropna()
+        assert [report.label(v) for v in frame["y"].dropna()] == as_text.tolist()
+
+    def test_two_spellings_of_one_number_take_the_commoner(self, tmp_path: Path) -> None:
+        path = tmp_path / "t.csv"
+        path.write_text("a,y\n1,1.0\n2,1\n3,1\n4,1.5\n")
+        _, report = load_checked(path, path.name, label="y")
+        assert (report.label(1.0), report.label(1.5)) == ("1", "1.5")
+
+    def test_malformed_lines_are_skipped_in_both_reads(self, tmp_path: Path) -> None:
+        path = tmp_path / "t.csv"
+        path.write_text("a,y\n1,0\n2,7,extra\n3,1\n")
+        _, report = load_checked(path, path.name, label="y")
+        assert report.label_texts == {0: "0", 1: "1"}
+
+    def test_text_labels_need_no_second_read(self, tmp_path: Path) -> None:
+        path = tmp_path / "t.csv"
+        path.write_text("a,y\n1,yes\n2,\n3,no\n")
+        _, report = load_checked(path, path.name, label="y")
+        assert report.label_texts == {} and report.label("yes") == "yes"
+
+    def test_an_integer_parquet_column_with_nulls_keeps_integer_labels(
+            self, tmp_path: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = tmp_path / "t.parquet"  # written by Arrow: no pandas metadata to restore Int64
+        pq.write_table(pa.table({"a": [1.0, 2.0, 3.0], "y": pa.array([0, None, 1])}), path)
+        frame, report = load_checked(path, path.name, label="y")
+        assert frame["y"].dtype == np.float64
+        assert [report.label(v) for v in frame["y"].dropna()] == ["0", "1"]

@@ -75,11 +75,12 @@ class ModelMeta:
         with fsio.file_lock(paths.lock):
             self.store.read_manifest(model, version)
             current = self.aliases(model)
-            self._compare(model, alias, current.get(alias, 0), expected)
+            previous = current.get(alias, 0)  # 0: the alias is new
+            self._compare(model, alias, previous, expected)
             current[alias] = version
             self.write_unlocked(model, ALIASES, current)
             self.store.append_event(model, "alias_set", alias=alias, version=version,
-                                    previous=current.get(alias, 0))
+                                    previous=previous)
 
     def delete_alias(self, model: str, alias: str, expected: int | None = None) -> int:
         """Removes `alias`; returns the version it pointed at."""

@@ -160,20 +160,34 @@ def calibrate(spec: TrainSpec, template: Template, data: Prepared, base: CVResul
               progress: Any, workers: int = 1) -> tuple[Template, CVResult, dict[str, Any]]:
     """Cross-validates calibrated variants; returns the chosen template, its CV and a report.
 
-    The report holds Brier score and ECE before (the uncalibrated model's held-out
-    predictions) and after, and for `auto` each candidate's Brier score.
+    The uncalibrated model is a candidate too, scored from the held-out predictions `base`
+    already holds (nothing is refitted for it). `auto` ships a calibrator only when its
+    cross-validated Brier score is below the uncalibrated one's: isotonic regression can
+    overfit a model that is calibrated already, and a tie keeps the simpler model.
+
+    Returns:
+        The template to deploy, its cross-validation, and the report: the method chosen
+        (auto may choose "none"), Brier score and ECE before and after, every candidate's,
+        and the runner-up with the Brier margin the chosen method won by (negative when an
+        explicitly requested method is not the best).
     """
     methods = CALIBRATION_METHODS if spec.calibration == "auto" else (spec.calibration,)
-    candidates = {m: cross_validate(spec, template.with_calibration(m), data, progress, workers)
-                  for m in methods}
-    chosen = min(candidates, key=lambda m: candidates[m].metrics["brier"]["mean"])
-    after = candidates[chosen]
+    candidates = {"none": base}
+    candidates.update({m: cross_validate(spec, template.with_calibration(m), data, progress,
+                                         workers) for m in methods})
+    scores = {m: {"brier": r.metrics["brier"]["mean"], "ece": r.metrics["ece"]["mean"]}
+              for m, r in candidates.items()}
+    chosen = spec.calibration
+    if chosen == "auto":  # min keeps the first of equals: "none" on a tie
+        chosen = min(scores, key=lambda m: scores[m]["brier"])
+    runner_up = min((m for m in scores if m != chosen), key=lambda m: scores[m]["brier"])
     report = {
         "method": chosen,
         "requested": spec.calibration,
-        "before": {"brier": base.metrics["brier"]["mean"], "ece": base.metrics["ece"]["mean"]},
-        "after": {"brier": after.metrics["brier"]["mean"], "ece": after.metrics["ece"]["mean"]},
-        "candidates": {m: {"brier": r.metrics["brier"]["mean"], "ece": r.metrics["ece"]["mean"]}
-                       for m, r in candidates.items()},
+        "before": scores["none"],
+        "after": scores[chosen],
+        "candidates": scores,
+        "runner_up": runner_up,
+        "won_by": scores[runner_up]["brier"] - scores[chosen]["brier"],
     }
-    return template.with_calibration(chosen), after, report
+    return template.with_calibration(chosen), candidates[chosen], report

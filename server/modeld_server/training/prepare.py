@@ -44,7 +44,8 @@ def prepare(spec: TrainSpec, path: Path, max_rows: int, max_bytes: int = 0) -> P
         InvalidArgument / FailedPrecondition / ResourceExhausted: with the reason.
     """
     ds = spec.dataset
-    frame, report = validation.load_checked(path, ds.path, max_bytes)
+    label = ds.target if spec.task is Task.CLASSIFICATION else ""
+    frame, report = validation.load_checked(path, ds.path, max_bytes=max_bytes, label=label)
     if len(frame) > max_rows:
         raise ResourceExhausted(f"dataset {ds.path!r} has {len(frame)} rows, more than "
                                 f"max_dataset_rows={max_rows}")
@@ -103,7 +104,7 @@ def _encode_target(spec: TrainSpec, data: Prepared) -> None:
     target = spec.dataset.target
     if spec.task is Task.CLASSIFICATION:
         labels, y = np.unique(data.frame[target].to_numpy(), return_inverse=True)
-        data.classes = [_json_value(v) for v in labels]
+        data.classes = [data.report.label(v) for v in labels]
         data.y = y
         counts = np.bincount(y)
         if int(counts.min()) < spec.cv_folds:

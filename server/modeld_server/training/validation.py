@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_bool_dtype, is_float_dtype, is_numeric_dtype
 
-from modeld_server.errors import FailedPrecondition, ResourceExhausted, quoted
+from modeld_server.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, quoted
 from modeld_server.training.datasets import CSV_READ_ERRORS, unreadable
 
 _FIRST = 10  # line numbers reported per problem
@@ -59,9 +60,16 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     lines: np.ndarray | None = field(default=None, repr=False)
     """The file line of each row still in the frame (not stored)."""
+    label_texts: dict[Any, str] = field(default_factory=dict, repr=False)
+    """The label column's values as the file writes them, by the value pandas read (not
+    stored); empty when pandas read them as text already."""
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "lines"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("lines", "label_texts")}
+
+    def label(self, value: Any) -> str:
+        """A class label as the file writes it: 1, not the 1.0 a blank cell made of it."""
+        return self.label_texts.get(value, str(value))
 
 
 _FAST_SCAN_BYTES = 64 * 1024 * 1024
@@ -126,11 +134,14 @@ def _scan_records(path: Path, opener: Any) -> tuple[list[int], int]:
     return bad, records
 
 
-def load_checked(path: Path, shown: str, max_bytes: int = 0) -> tuple[pd.DataFrame, Report]:
+def load_checked(
+    path: Path, shown: str, *, max_bytes: int = 0, label: str = ""
+) -> tuple[pd.DataFrame, Report]:
     """Reads a dataset, dropping malformed records (wrong field count) and reporting them.
 
     Args:
         max_bytes: the most bytes the data may hold uncompressed (0: no limit).
+        label: a classification target: its values as written go to report.label_texts.
 
     Raises:
         ResourceExhausted: the data holds more than `max_bytes` uncompressed.
@@ -145,6 +156,8 @@ def load_checked(path: Path, shown: str, max_bytes: int = 0) -> tuple[pd.DataFra
             raise unreadable(shown, "Parquet", exc) from None
         report.rows_read = len(frame)
         report.malformed = {"count": 0, "first_lines": [], "action": "none"}
+        if label in frame.columns and is_float_dtype(frame[label]):
+            report.label_texts = _parquet_integer_labels(path, label, frame[label])
         return frame, report
     try:
         bad, records = malformed_lines(path)
@@ -159,6 +172,11 @@ def load_checked(path: Path, shown: str, max_bytes: int = 0) -> tuple[pd.DataFra
     report.lines = np.array([n for n in range(2, records + 2 + len(bad)) if n not in skipped])
     report.malformed = {"count": len(bad), "first_lines": bad[:_FIRST], "action": "dropped",
                         "wrong_field_count": len(bad), "unparsable_numbers": 0}
+    if label in frame.columns and is_numeric_dtype(frame[label]):
+        # pandas made numbers (or booleans) of the labels, and floats of all of them if one
+        # cell is blank: the file's own text comes from reading that one column as text.
+        texts = pd.read_csv(path, skiprows=[n - 1 for n in bad], usecols=[label], dtype=str)
+        report.label_texts = _label_texts(frame[label], texts[label])
     return frame, report
 
 
@@ -194,6 +212,25 @@ def check_uncompressed_size(path: Path, shown: str, max_bytes: int) -> None:
                                 f"bytes uncompressed, over max_dataset_bytes={max_bytes}")
 
 
+def _label_texts(values: pd.Series, texts: pd.Series) -> dict[Any, str]:
+    """Each value's text in the file; the most common one where several spell it (1, 1.0)."""
+    pairs = pd.DataFrame({"value": values.to_numpy(), "text": texts.str.strip().to_numpy()})
+    found: dict[Any, str] = {}
+    for (value, text), _ in pairs.dropna().value_counts().items():
+        found.setdefault(value, text)
+    return found
+
+
+def _parquet_integer_labels(path: Path, label: str, values: pd.Series) -> dict[Any, str]:
+    """An integer Parquet column with nulls reads as floats: its labels are the integers."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not pa.types.is_integer(pq.read_schema(path).field(label).type):
+        return {}
+    return {value: str(int(value)) for value in values.dropna().unique()}
+
+
 def coerce_numeric_text(frame: pd.DataFrame, report: Report, protect: set[str]) -> pd.DataFrame:
     """Columns that are numbers but for a few unparsable cells: those rows are malformed."""
     bad_rows = pd.Series(False, index=frame.index)
@@ -219,27 +256,44 @@ def coerce_numeric_text(frame: pd.DataFrame, report: Report, protect: set[str]) 
 
 
 def apply_selection(frame: pd.DataFrame, selection: Selection, report: Report) -> pd.DataFrame:
-    """Keeps the rows passing every filter."""
+    """Keeps the rows passing every filter.
+
+    Raises:
+        InvalidArgument: a filter that cannot apply to its column's type (a range on text,
+            dates on numbers, a value that is not a number for a column of numbers).
+    """
     keep = pd.Series(True, index=frame.index)
-    for flt in selection.filters:
-        keep &= _filter_mask(frame, flt)
+    for i, flt in enumerate(selection.filters):
+        keep &= _filter_mask(frame, flt, f"dataset.filters[{i}]")
     report.filtered_out = int((~keep).sum())
     return frame.loc[keep].reset_index(drop=True) if report.filtered_out else frame
 
 
-def _filter_mask(frame: pd.DataFrame, flt: dict[str, Any]) -> pd.Series:
+def _numbers(column: pd.Series) -> bool:
+    return bool(is_numeric_dtype(column) and not is_bool_dtype(column))
+
+
+def _filter_mask(frame: pd.DataFrame, flt: dict[str, Any], where: str) -> pd.Series:
     column = frame[flt["column"]]
+    named = f"{where}: column {quoted(flt['column'])}"
     if "range" in flt:
-        values = pd.to_numeric(column, errors="coerce")
-        mask = values.notna()
+        if not _numbers(column):
+            raise InvalidArgument(f"{named} holds text, not numbers ({_example(column)}): a "
+                                  "range needs a numeric column")
+        mask = column.notna()
         if flt["range"].get("min") is not None:
-            mask &= values >= flt["range"]["min"]
+            mask &= column >= flt["range"]["min"]
         if flt["range"].get("max") is not None:
-            mask &= values <= flt["range"]["max"]
+            mask &= column <= flt["range"]["max"]
         return mask
     if "values" in flt:
-        return column.notna() & column.astype(str).isin(set(flt["values"]))
-    dates = pd.to_datetime(column, errors="coerce", utc=True)
+        return column.notna() & _in_values(column, flt["values"], f"{where}.values")
+    if _numbers(column):
+        raise InvalidArgument(f"{named} holds numbers, not ISO-8601 dates "
+                              f"({_example(column)})")
+    # ISO8601: bare dates and timestamps mixed in one column all parse (the format guessed
+    # from the first cell would turn the others into NaT, dropping their rows).
+    dates = pd.to_datetime(column, errors="coerce", utc=True, format="ISO8601")
     mask = dates.notna()
     start, end = flt["dates"].get("start"), flt["dates"].get("end")
     if start:
@@ -249,6 +303,28 @@ def _filter_mask(frame: pd.DataFrame, flt: dict[str, Any]) -> pd.Series:
         # A bare date as the end means the whole day.
         mask &= dates < bound + pd.Timedelta(days=1) if len(end) <= 10 else dates <= bound
     return mask
+
+
+def _in_values(column: pd.Series, values: list[str], where: str) -> pd.Series:
+    """Numbers compare as numbers: the file's "0" was read as 0.0, whose text is "0.0", so
+    comparing text would never match "0". Text (and true/false) compares as written."""
+    if is_bool_dtype(column):
+        return column.astype(str).str.lower().isin({v.lower() for v in values})
+    if not _numbers(column):
+        return column.astype(str).isin(set(values))
+    wanted = []
+    for value in values:
+        try:
+            wanted.append(float(value))
+        except ValueError:
+            raise InvalidArgument(f"{where} {quoted(value)} is not a number, and column "
+                                  f"{quoted(str(column.name))} holds numbers") from None
+    return column.isin(wanted)
+
+
+def _example(column: pd.Series) -> str:
+    present = column.dropna()
+    return f"e.g. {quoted(str(present.iloc[0]))}" if len(present) else "all missing"
 
 
 def check_rows(frame: pd.DataFrame, target: str, task: str, options: ValidationOptions,
@@ -308,7 +384,8 @@ def _profile(frame: pd.DataFrame, target: str, task: str, report: Report) -> Non
     if not target:
         return
     if task == "classification":
-        balance = frame[target].astype(str).value_counts()
+        balance = frame[target].value_counts()
+        balance.index = pd.Index([report.label(v) for v in balance.index])
         report.target = {"classes": {str(k): int(v) for k, v in balance.items()}}
         if len(balance) < 2:
             raise FailedPrecondition(f"dataset.target {quoted(target)} has a single "
