@@ -1,0 +1,219 @@
+"""Real faults (a full disk, an immutable folder, damaged files): a job's state, GetStatus
+and the disk agree, and keep agreeing across a restart.
+
+The faults are real: a small tmpfs filled to the last byte, `chattr +i` on a folder, bytes
+changed in place. They need root; without it (or where the kernel refuses) a test skips,
+saying why. Every fault is undone in a finally, whatever the test met.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from modeld.v1 import model_manager_pb2 as pb
+from tests.conftest import LiveDaemon, start_daemon
+
+IRIS = {"path": "iris.csv", "target": "species", "algorithm": "logistic_regression",
+        "cv_folds": 2}
+ROW = pb.PredictRequest(model="iris", dense=pb.DenseRows(
+    columns=["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"],
+    values=[5.1, 3.5, 1.4, 0.2]))
+DEADLINE = 120.0  # seconds; generous, for a machine under load
+
+
+def _run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of `size` mounted on `path` for the block (skips when it cannot be)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = _run("mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path))
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        # Lazy: a file the daemon still holds open must not leave the mount behind.
+        _run("umount", "-l", str(path))
+
+
+@contextlib.contextmanager
+def immutable(path: Path) -> Iterator[None]:
+    """`chattr +i` on `path` for the block: nothing in it may be created, renamed or removed."""
+    if os.geteuid() != 0:
+        pytest.skip("chattr +i needs root")
+    done = _run("chattr", "+i", str(path))
+    if done.returncode:
+        pytest.skip(f"chattr +i is not supported here: {done.stderr.strip()}")
+    try:
+        yield
+    finally:
+        _run("chattr", "-i", str(path))
+
+
+def fill(folder: Path) -> Path:
+    """Writes a file into `folder` until its file system is full; returns it."""
+    filler = folder / "filler"
+    chunk = b"\0" * 4096
+    with filler.open("wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(chunk)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    return filler
+
+
+def poll(what: Callable[[], object], until: Callable[[object], bool],
+         deadline: float = DEADLINE) -> object:
+    """`what()` again and again until `until` holds of it, or fails with the last value."""
+    end = time.monotonic() + deadline
+    while True:
+        value = what()
+        if until(value):
+            return value
+        assert time.monotonic() < end, f"still {value!r} after {deadline:g}s"
+        time.sleep(0.05)
+
+
+def status(live: LiveDaemon, model: str = "iris") -> pb.ModelStatus:
+    return live.stub.GetStatus(pb.GetStatusRequest(model=model)).models[0]
+
+
+def saved_record(state_dir: Path, job_id: str) -> dict[str, object]:
+    data: dict[str, object] = json.loads((state_dir / "jobs" / f"{job_id}.json").read_bytes())
+    return data
+
+
+def assert_listing_agrees(live: LiveDaemon, model: str = "iris") -> None:
+    """GetStatus's latest_version, version_count and active_version say what the listing says."""
+    model_status = status(live, model)
+    listing = live.stub.ListVersions(pb.ListVersionsRequest(model=model))
+    numbers = [v.version for v in listing.versions]
+    assert model_status.latest_version == max(numbers, default=0)
+    assert model_status.version_count == len(numbers)
+    assert model_status.active_version == listing.active_version
+
+
+@pytest.fixture
+def base(tmp_path: Path, datasets: Path) -> Path:
+    shutil.copytree(datasets, tmp_path / "data")
+    return tmp_path
+
+
+class TestActiveVersionDamaged:
+    def test_a_deleted_active_version_is_degraded_and_still_answers(self, base: Path) -> None:
+        """rm -rf versions/1 of the serving version: after Reload GetStatus says DEGRADED
+        naming the missing folder, Predict still answers from memory, and GetStatus agrees
+        with ListVersions."""
+        live = start_daemon(base)
+        try:
+            live.train("iris", **IRIS)  # type: ignore[arg-type]
+            folder = live.registry / "iris" / "versions" / "1"
+            shutil.rmtree(folder)
+            live.stub.Reload(pb.ReloadRequest(model="iris"))
+            model_status = status(live)
+            assert (model_status.state, model_status.active_version,
+                    model_status.loaded_version) == (pb.LOAD_STATE_DEGRADED, 1, 1)
+            assert model_status.last_error == f"model 'iris' v1: folder {folder} is missing"
+            assert live.stub.Predict(ROW).version == 1
+            assert_listing_agrees(live)
+        finally:
+            live.stop()
+
+    def test_bytes_changed_in_place_are_seen_by_the_watcher(self, base: Path) -> None:
+        """A byte flipped in place in the model file: the watcher (no Reload) shows DEGRADED
+        with the checksum failure; the file put back, READY again; Predict answers all along."""
+        live = start_daemon(base)
+        try:
+            live.train("iris", **IRIS)  # type: ignore[arg-type]
+            path = live.registry / "iris" / "versions" / "1" / "pipeline.joblib"
+            original = path.read_bytes()
+            with path.open("r+b") as fh:
+                fh.seek(len(original) // 2)
+                fh.write(bytes([original[len(original) // 2] ^ 0xFF]))
+            seen = poll(lambda: status(live), lambda s: s.state == pb.LOAD_STATE_DEGRADED)
+            assert seen.last_error == "'iris' v1: artifact pipeline.joblib fails its sha256"  # type: ignore[attr-defined]
+            assert live.stub.Predict(ROW).version == 1
+            assert_listing_agrees(live)
+            path.write_bytes(original)
+            poll(lambda: status(live), lambda s: s.state == pb.LOAD_STATE_READY)
+        finally:
+            live.stop()
+
+    def test_after_a_restart_predict_is_failed_precondition_naming_the_file(
+        self, base: Path
+    ) -> None:
+        """Corrupted bytes found at start: GetStatus FAILED with the reason, and Predict is
+        FAILED_PRECONDITION naming the file (permanent), not UNAVAILABLE (retry later)."""
+        live = start_daemon(base)
+        try:
+            live.train("iris", **IRIS)  # type: ignore[arg-type]
+        finally:
+            live.stop()
+        path = base / "registry" / "iris" / "versions" / "1" / "pipeline.joblib"
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+        again = start_daemon(base)
+        try:
+            reason = "'iris' v1: artifact pipeline.joblib fails its sha256"
+            model_status = status(again)
+            assert (model_status.state, model_status.last_error, model_status.loaded_version) == (
+                pb.LOAD_STATE_FAILED, reason, 0)
+            with pytest.raises(grpc.RpcError) as err:
+                again.stub.Predict(ROW)
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert err.value.details() == f"model 'iris' v1 cannot be served: {reason}"
+            assert_listing_agrees(again)
+        finally:
+            again.stop()
+
+
+    def test_checksums_are_computed_only_when_the_files_change(
+        self, base: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """GetStatus and an idle Reload hash nothing (a stat per file per pass); a change
+        is hashed once, and not again until the files change again."""
+        from modeld_server.registry import fsio
+
+        live = start_daemon(base, watch=False, poll_interval=0.0)
+        try:
+            live.train("iris", **IRIS)  # type: ignore[arg-type]
+            hashed: list[Path] = []
+            real = fsio.sha256_file
+
+            def counting(path: Path) -> str:
+                hashed.append(path)
+                return real(path)
+
+            monkeypatch.setattr(fsio, "sha256_file", counting)
+            for _ in range(50):
+                assert status(live).state == pb.LOAD_STATE_READY
+            for _ in range(3):
+                live.stub.Reload(pb.ReloadRequest(model="iris"))
+            assert hashed == []
+            path = live.registry / "iris" / "versions" / "1" / "pipeline.joblib"
+            with path.open("r+b") as fh:
+                fh.write(b"\0")
+            for _ in range(3):
+                live.stub.Reload(pb.ReloadRequest(model="iris"))
+                assert status(live).state == pb.LOAD_STATE_DEGRADED
+            assert [p.name for p in hashed] == ["pipeline.joblib"]
+        finally:
+            live.stop()
