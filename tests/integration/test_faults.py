@@ -22,7 +22,7 @@ import grpc
 import pytest
 
 from modeld.v1 import model_manager_pb2 as pb
-from tests.conftest import LiveDaemon, start_daemon
+from tests.conftest import LiveDaemon, start_daemon, wait_job
 
 IRIS = {"path": "iris.csv", "target": "species", "algorithm": "logistic_regression",
         "cv_folds": 2}
@@ -114,6 +114,126 @@ def assert_listing_agrees(live: LiveDaemon, model: str = "iris") -> None:
 def base(tmp_path: Path, datasets: Path) -> Path:
     shutil.copytree(datasets, tmp_path / "data")
     return tmp_path
+
+
+class TestPublishTruth:
+    def test_an_unwritable_pointer_publishes_without_activating(self, base: Path) -> None:
+        """ACTIVE cannot be written (immutable model folder): the job SUCCEEDED with
+        version=2, activated=false and why; GetStatus and ListVersions agree, and a restart
+        changes none of it."""
+        live = start_daemon(base)
+        try:
+            assert live.train("iris", **IRIS).version == 1  # type: ignore[arg-type]
+            with immutable(live.registry / "iris"):
+                job = live.train("iris", **IRIS)  # type: ignore[arg-type]
+            active = live.registry / "iris" / "ACTIVE"
+            assert (job.state, job.version, job.activated, job.error) == (
+                pb.JOB_STATE_SUCCEEDED, 2, False, "")
+            assert job.message == (f"published version 2; not activated: could not write "
+                                   f"{active}: Operation not permitted")
+            assert active.read_text() == "1\n"
+            assert (live.registry / "iris" / "versions" / "2" / "manifest.json").is_file()
+            model_status = status(live)
+            assert (model_status.active_version, model_status.loaded_version,
+                    model_status.latest_version, model_status.state) == (
+                1, 1, 2, pb.LOAD_STATE_READY)
+            listing = live.stub.ListVersions(pb.ListVersionsRequest(model="iris"))
+            assert [(v.version, v.state) for v in listing.versions] == [
+                (2, pb.VERSION_STATE_INACTIVE), (1, pb.VERSION_STATE_ACTIVE)]
+            assert saved_record(base / "state", job.id)["activated"] is False
+        finally:
+            live.stop()
+        again = start_daemon(base)
+        try:
+            after = again.stub.GetJob(pb.GetJobRequest(job_id=job.id))
+            assert (after.state, after.version, after.activated, after.message) == (
+                job.state, job.version, job.activated, job.message)
+            assert status(again).active_version == 1
+        finally:
+            again.stop()
+
+    def test_a_full_registry_publishes_nothing(self, base: Path) -> None:
+        """With the registry's disk full the job FAILED, and no version, pointer or staging
+        folder of it is left: never FAILED beside a published version."""
+        with tmpfs(base / "registry", "2m") as registry:
+            live = start_daemon(base)
+            try:
+                filler = fill(registry)
+                job = live.train("iris", **IRIS)  # type: ignore[arg-type]
+                assert (job.state, job.version, job.activated) == (pb.JOB_STATE_FAILED, 0, False)
+                assert "No space left on device" in job.error
+                live.runtime.service.jobs.drain()  # the runner's clean-up after the verdict
+                assert sorted(os.listdir(registry)) == ["filler"]
+                filler.unlink()
+                assert live.train("iris", **IRIS).state == pb.JOB_STATE_SUCCEEDED  # type: ignore[arg-type]
+            finally:
+                live.stop()
+
+
+class TestStateDirFull:
+    def test_train_is_refused_and_no_job_exists(self, base: Path) -> None:
+        """A job record that cannot be saved: RESOURCE_EXHAUSTED 'state dir full', no job
+        (listed, on disk, or run later); once there is room, the same daemon trains."""
+        with tmpfs(base / "state", "256k") as state:
+            live = start_daemon(base)
+            try:
+                filler = fill(state)
+                with pytest.raises(grpc.RpcError) as err:
+                    live.stub.Train(pb.TrainRequest(
+                        model="iris", algorithm="logistic_regression", cv_folds=2,
+                        dataset=pb.Dataset(path="iris.csv", target="species")))
+                assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert err.value.details() == (
+                    f"state dir full: No space left on device ({state / 'jobs'}); "
+                    "the job was not created")
+                live.runtime.service.jobs.drain()
+                assert list(live.stub.ListJobs(pb.ListJobsRequest()).jobs) == []
+                assert os.listdir(state / "jobs") == []
+                assert not (live.registry / "iris").exists()
+                filler.unlink()
+                job = live.train("iris", **IRIS)  # type: ignore[arg-type]
+                assert (job.state, job.version, job.activated) == (
+                    pb.JOB_STATE_SUCCEEDED, 1, True)
+            finally:
+                live.stop()
+
+    def test_a_running_job_keeps_its_outcome_and_the_runner_lives(self, base: Path) -> None:
+        """The state dir fills while a job runs: the job still SUCCEEDED with its version
+        active (GetJob answers from memory), the record is saved once there is room, the
+        next Train works in the same daemon, and a restart tells the same story."""
+        with tmpfs(base / "state", "256k") as state:
+            live = start_daemon(base)
+            try:
+                job = live.stub.Train(pb.TrainRequest(
+                    model="forest", algorithm="random_forest", cv_folds=2,
+                    params={"n_estimators": "300"},
+                    dataset=pb.Dataset(path="spambase.csv", target="is_spam")))
+                for event in live.stub.WatchJob(pb.WatchJobRequest(job_id=job.id), timeout=60):
+                    if event.job.state == pb.JOB_STATE_RUNNING:
+                        break
+                filler = fill(state)
+                done = wait_job(live.stub, job.id)
+                assert (done.state, done.version, done.activated, done.error) == (
+                    pb.JOB_STATE_SUCCEEDED, 1, True, "")
+                assert saved_record(state, job.id)["state"] == "running"  # the fault hit
+                got = live.stub.GetJob(pb.GetJobRequest(job_id=job.id))
+                assert (got.state, got.version, got.activated) == (
+                    pb.JOB_STATE_SUCCEEDED, 1, True)
+                assert (status(live, "forest").active_version,
+                        status(live, "forest").state) == (1, pb.LOAD_STATE_READY)
+                filler.unlink()
+                after = live.train("iris", **IRIS)  # type: ignore[arg-type]
+                assert (after.state, after.version) == (pb.JOB_STATE_SUCCEEDED, 1)
+                assert saved_record(state, job.id)["state"] == "succeeded"
+            finally:
+                live.stop()
+            again = start_daemon(base)
+            try:
+                got = again.stub.GetJob(pb.GetJobRequest(job_id=job.id))
+                assert (got.state, got.version, got.activated) == (
+                    pb.JOB_STATE_SUCCEEDED, 1, True)
+            finally:
+                again.stop()
 
 
 class TestActiveVersionDamaged:
@@ -215,5 +335,20 @@ class TestActiveVersionDamaged:
                 live.stub.Reload(pb.ReloadRequest(model="iris"))
                 assert status(live).state == pb.LOAD_STATE_DEGRADED
             assert [p.name for p in hashed] == ["pipeline.joblib"]
+        finally:
+            live.stop()
+
+
+class TestFailedFirstTrain:
+    def test_leaves_no_model_folder_behind(self, base: Path) -> None:
+        """A new model's first Train failing in the worker leaves no <model>/.staging (nor an
+        empty model folder)."""
+        live = start_daemon(base, max_dataset_rows=10)
+        try:
+            job = live.train("fresh", **IRIS)  # type: ignore[arg-type]
+            assert job.state == pb.JOB_STATE_FAILED
+            assert "max_dataset_rows=10" in job.error
+            live.runtime.service.jobs.drain()  # the runner's clean-up after the verdict
+            assert not (live.registry / "fresh").exists()
         finally:
             live.stop()

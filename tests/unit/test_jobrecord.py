@@ -38,7 +38,7 @@ def publish(store: RegistryStore, job_id: str, *, activate: bool = True,
     manifest = {"algorithm": "logistic_regression", "task": "classification",
                 "job_id": job_id, "metrics": METRICS, **fields}
     return store.publish(staging, manifest, activate=activate,
-                         job_id=job_id if log_job else "")
+                         job_id=job_id if log_job else "").version
 
 
 class TestRecoverPublished:

@@ -152,6 +152,37 @@ def try_lock(path: Path) -> int | None:
         return None
 
 
+def shared_lock(path: Path) -> int:
+    """Takes a shared lock on `path` (creating it), waiting if need be; returns its fd.
+
+    A staging folder's builders (the daemon, and the worker process that fills it) share
+    its lock; a sweep's exclusive try_lock fails while any of them lives.
+    """
+    return _lock(path, fcntl.LOCK_SH)
+
+
+def hold_builder_lock(path: Path) -> int | None:
+    """Joins the builders of a staging folder: a shared lock on its existing lock file.
+
+    Returns None when the lock file is gone or a sweep holds it (the folder was judged
+    dead): the caller must not write there. The fd is kept open for the caller's life,
+    and processes forked from it share the lock.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    if not _names(path, fd):  # swept between our open and our flock
+        os.close(fd)
+        return None
+    return fd
+
+
 def _lock(path: Path, operation: int) -> int:
     """Opens (creating) `path` and flocks it; returns the fd holding the lock.
 
