@@ -66,6 +66,22 @@ def immutable(path: Path) -> Iterator[None]:
         _run("chattr", "-i", str(path))
 
 
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """`path` bind-mounted read-only onto itself for the block."""
+    if os.geteuid() != 0:
+        pytest.skip("a read-only bind mount needs root")
+    if _run("mount", "--bind", str(path), str(path)).returncode:
+        pytest.skip("cannot bind-mount here")
+    try:
+        remounted = _run("mount", "-o", "remount,ro,bind", str(path))
+        if remounted.returncode:
+            pytest.skip(f"cannot remount read-only: {remounted.stderr.strip()}")
+        yield
+    finally:
+        _run("umount", "-l", str(path))
+
+
 def fill(folder: Path) -> Path:
     """Writes a file into `folder` until its file system is full; returns it."""
     filler = folder / "filler"
@@ -168,6 +184,32 @@ class TestPublishTruth:
                 assert live.train("iris", **IRIS).state == pb.JOB_STATE_SUCCEEDED  # type: ignore[arg-type]
             finally:
                 live.stop()
+
+
+class TestReadOnlyRegistry:
+    def test_writes_are_refused_by_name_and_serving_goes_on(self, base: Path) -> None:
+        """On a read-only registry Train's job FAILED saying so, Rollback is
+        FAILED_PRECONDITION naming the file (not INTERNAL), and v2 keeps answering."""
+        live = start_daemon(base)
+        try:
+            for _ in range(2):
+                live.train("iris", **IRIS)  # type: ignore[arg-type]
+            with read_only(live.registry):
+                job = live.train("iris", **IRIS)  # type: ignore[arg-type]
+                assert (job.state, job.version, job.activated) == (pb.JOB_STATE_FAILED, 0, False)
+                assert job.error.startswith(
+                    "the registry could not be written: [Errno 30] Read-only file system")
+                with pytest.raises(grpc.RpcError) as err:
+                    live.stub.Rollback(pb.RollbackRequest(model="iris", to_version=1))
+                assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+                assert err.value.details() == ("registry not writable: Read-only file system "
+                                               f"({live.registry / 'iris' / '.lock'})")
+                assert live.stub.Predict(ROW).version == 2
+                assert (status(live).state, status(live).active_version) == (
+                    pb.LOAD_STATE_READY, 2)
+                assert_listing_agrees(live)
+        finally:
+            live.stop()
 
 
 class TestStateDirFull:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -10,6 +11,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Generic, TypeVar
+
+from modeld_server.errors import FailedPrecondition, ResourceExhausted
 
 T = TypeVar("T")
 
@@ -136,12 +139,34 @@ def file_lock(path: Path) -> Iterator[None]:
 
     flock locks belong to the open file, so two processes (or two threads with
     their own open) exclude each other, and a crashed holder releases it.
+
+    Every registry write happens under this lock, so the disk's refusals are told apart
+    here, once: a full disk raises ResourceExhausted and a read-only one (or a folder
+    without permission, or immutable) FailedPrecondition, each naming the file, rather
+    than an OSError that would reach a client as INTERNAL.
     """
-    fd = _lock(path, fcntl.LOCK_EX)
+    with _disk_errors("registry"):
+        fd = _lock(path, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _disk_errors(what: str) -> Iterator[None]:
+    """Turns a disk's refusal (full, read-only, not permitted) into a domain error."""
     try:
         yield
-    finally:
-        os.close(fd)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.filename:
+            reason += f" ({exc.filename})"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ResourceExhausted(f"{what} full: {reason}") from None
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise FailedPrecondition(f"{what} not writable: {reason}") from None
+        raise
 
 
 def try_lock(path: Path) -> int | None:

@@ -25,6 +25,7 @@ from modeld_server.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
+    ModeldError,
     NotFound,
     ResourceExhausted,
     quoted,
@@ -518,6 +519,8 @@ def _failure(exc: Exception) -> str:
     """A job's error for an exception the runner met: the disk's own words for a disk error."""
     if isinstance(exc, OSError):
         return f"the registry could not be written: {exc}"
+    if isinstance(exc, ModeldError):  # a disk's refusal, told apart by fsio.file_lock
+        return exc.message
     return f"internal error: {exc}"
 
 
