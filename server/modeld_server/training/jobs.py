@@ -96,15 +96,14 @@ class JobManager:
         """Loads past records; a job that was queued or running when we stopped is FAILED,
         unless it had published its version (see recover_published)."""
         for record in self._files.load_all():
+            self._jobs[record.id] = record
             if not record.state.final:
                 if not recover_published(record, self._store):
                     record.state, record.phase = JobState.FAILED, "done"
                     record.error = "interrupted by restart"
                     log.warning("job_interrupted", job_id=record.id, model=record.model)
                 record.finished_at = record.finished_at or time.time()
-                self._jobs[record.id] = record
-                self._persist(record)
-            self._jobs[record.id] = record
+                self._persist(record)  # a full state dir must not stop the daemon starting
             if record.spec.request_id:
                 self._by_request[record.spec.request_id] = record.id
 
