@@ -64,6 +64,7 @@ class LoadState(enum.StrEnum):
     FAILED = "failed"
     NO_ACTIVE_VERSION = "no_active_version"
     STALE = "stale"
+    DEGRADED = "degraded"
 
 
 class VersionState(enum.StrEnum):

@@ -24,7 +24,7 @@ class Runtime:
         self.service = self.daemon.service
         self.watcher = RegistryWatcher(
             self.service.server, settings.registry, watch=settings.watch,
-            poll_interval=settings.poll_interval,
+            poll_interval=settings.poll_interval, sweep=self.service.store.clean_stale_staging,
         )
         self._stopped = threading.Event()
         self._metrics_server: Any = None

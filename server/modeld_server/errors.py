@@ -129,7 +129,7 @@ def job_error(exc: BaseException) -> str:
     return f"{type(known).__name__}: {known.message}"
 
 
-def from_os_error(exc: OSError) -> ModeldError | None:
+def from_os_error(exc: OSError, fallback: object = None) -> ModeldError | None:
     """The domain error for a file system failure the disk or its operator caused, or None
     for any other OSError (a daemon bug: INTERNAL).
 
@@ -142,8 +142,10 @@ def from_os_error(exc: OSError) -> ModeldError | None:
     Args:
         exc: what a file operation raised; its filename names the path (fsio sets it
             where os.write and os.fsync leave it out).
+        fallback: the path to name when `exc` names none (the folder being written).
     """
-    where = quoted(str(exc.filename), 200) if exc.filename is not None else "a file"
+    named = exc.filename if exc.filename is not None else fallback
+    where = quoted(str(named), 200) if named is not None else "a file"
     if exc.errno in _SPACE:
         return ResourceExhausted(f"{_SPACE[exc.errno]} writing {where}")
     if exc.errno == errno.EROFS:

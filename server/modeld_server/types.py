@@ -37,6 +37,8 @@ class LoadState(enum.StrEnum):
     FAILED = "failed"
     NO_ACTIVE_VERSION = "no_active_version"
     STALE = "stale"
+    DEGRADED = "degraded"
+    """Loaded and answering, but its files on disk are missing or damaged."""
 
 
 @dataclass(frozen=True)

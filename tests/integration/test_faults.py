@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import stat
-import subprocess
 import threading
 import time
 import zlib
@@ -25,6 +25,7 @@ from modeld.v1 import model_manager_pb2 as pb
 from modeld.v1 import model_manager_pb2_grpc as pb_grpc
 from modeld_server.training.sample import MAX_HEADER_BYTES, SAMPLE_BYTES
 from tests.conftest import LiveDaemon, start_daemon, wait_job
+from tests.faultkit import fill, read_only, tmpfs
 
 CODE = grpc.StatusCode
 MiB = 1 << 20
@@ -203,11 +204,6 @@ class TestUndecodableRequest:
             "the request is not a valid modeld.v1.WatchJobRequest message (")
 
 
-def run_root(*command: str) -> bool:
-    """Runs a mount-type command; False when this machine refuses it (not root, no CAP)."""
-    return subprocess.run(command, capture_output=True, check=False).returncode == 0
-
-
 def lifecycle_calls(model: str) -> dict[str, Callable[[pb_grpc.ModelManagerStub], object]]:
     """Each RPC that writes the registry, aimed at version 2 (published, not active)."""
     train = pb.TrainRequest(model=model, algorithm="logistic_regression",
@@ -245,44 +241,22 @@ def refusal(call: Callable[[pb_grpc.ModelManagerStub], object],
 def read_only_registry(daemon: LiveDaemon) -> Iterator[LiveDaemon]:
     """The daemon's registry, with two versions of 'iris', bind-mounted read-only on itself."""
     two_versions(daemon)
-    where = str(daemon.registry)
-    if not run_root("mount", "--bind", where, where):
-        pytest.skip("cannot bind-mount (needs root)")
-    try:
-        if not run_root("mount", "-o", "remount,ro,bind", where):
-            pytest.skip("cannot remount read-only")
+    with read_only(daemon.registry):
         yield daemon
-    finally:
-        run_root("umount", where)
 
 
 @pytest.fixture
 def full_registry(tmp_path: Path, datasets: Path) -> Iterator[LiveDaemon]:
     """A daemon whose registry is a 4 MiB tmpfs holding two versions of 'iris', then filled."""
-    import shutil
-
-    registry = tmp_path / "registry"
-    registry.mkdir()
-    if not run_root("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(registry)):
-        pytest.skip("cannot mount a tmpfs (needs root)")
-    live = None
-    try:
+    with tmpfs(tmp_path / "registry", "4m") as registry:
         shutil.copytree(datasets, tmp_path / "data")
         live = start_daemon(tmp_path)
-        two_versions(live)
-        fd = os.open(registry / "filler", os.O_WRONLY | os.O_CREAT)
         try:
-            for size in (MiB, 4096, 1):
-                with contextlib.suppress(OSError):
-                    while os.write(fd, b"\0" * size):
-                        pass
+            two_versions(live)
+            fill(registry)
+            yield live
         finally:
-            os.close(fd)
-        yield live
-    finally:
-        if live is not None:
             live.stop()
-        run_root("umount", str(registry))
 
 
 class TestStorageFaults:

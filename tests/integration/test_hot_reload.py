@@ -171,7 +171,8 @@ class TestExternalChanges:
         failed = status(quiet)
         assert (failed.state, failed.active_version, failed.loaded_version) == (
             pb.LOAD_STATE_FAILED, 9, 2)
-        assert failed.last_error == "version 9 of model 'iris' not found"
+        folder = quiet.registry / "iris" / "versions" / "9"
+        assert failed.last_error == f"model 'iris' v9: folder {folder} is missing"
         assert predict(quiet) == 2
 
     def test_a_garbage_pointer_is_reported(self, quiet: LiveDaemon) -> None:

@@ -39,7 +39,7 @@ def publish_fake(
     """Publishes a version holding one artifact, model.bin; returns its number."""
     staging = store.begin_staging(model)
     (staging.path / "model.bin").write_bytes(payload)
-    return store.publish(staging, {**FAKE_MANIFEST, **fields}, activate=activate)
+    return store.publish(staging, {**FAKE_MANIFEST, **fields}, activate=activate).version
 
 
 def event_names(store: RegistryStore, model: str = "m") -> list[str]:

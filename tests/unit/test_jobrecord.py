@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -38,7 +40,7 @@ def publish(store: RegistryStore, job_id: str, *, activate: bool = True,
     manifest = {"algorithm": "logistic_regression", "task": "classification",
                 "job_id": job_id, "metrics": METRICS, **fields}
     return store.publish(staging, manifest, activate=activate,
-                         job_id=job_id if log_job else "")
+                         job_id=job_id if log_job else "").version
 
 
 class TestRecoverPublished:
@@ -118,3 +120,26 @@ class TestJobManagerRestart:
         assert published.finished_at is not None and cut_short.finished_at is not None
         on_disk = {r.id: r.state for r in files.load_all()}
         assert on_disk == {"j1": JobState.SUCCEEDED, "j2": JobState.FAILED}
+
+    def test_a_state_dir_that_cannot_be_written_does_not_stop_the_start(
+            self, store: RegistryStore, tmp_path: Path) -> None:
+        """Recovery cannot save (immutable jobs folder): the daemon still starts, and the
+        recovered record is the truth in memory; the file keeps the old state."""
+        files = JobFiles(tmp_path / "state")
+        files.save(running("j1"))
+        if os.geteuid() != 0:
+            pytest.skip("chattr +i needs root")
+        done = subprocess.run(["chattr", "+i", str(files.folder)], capture_output=True,
+                              text=True, check=False)
+        if done.returncode:
+            pytest.skip(f"chattr +i is not supported here: {done.stderr.strip()}")
+        try:
+            jobs = JobManager(store, tmp_path / "data", tmp_path / "state")
+            try:
+                recovered = jobs.get("j1")
+            finally:
+                jobs.close()
+        finally:
+            subprocess.run(["chattr", "-i", str(files.folder)], check=False)
+        assert (recovered.state, recovered.error) == (JobState.FAILED, "interrupted by restart")
+        assert {r.id: r.state for r in files.load_all()} == {"j1": JobState.RUNNING}

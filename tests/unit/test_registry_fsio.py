@@ -5,12 +5,14 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from modeld_server.errors import ResourceExhausted
 from modeld_server.registry import fsio
 from tests.unit._registry_helpers import skip_disk_flush
 
@@ -333,3 +335,30 @@ class TestStatCache:
         assert cache.get(path, path.read_text) == "here"
         path.unlink()
         assert cache.get(path, lambda: "absent") == "absent"
+
+
+class TestDiskErrorsUnderTheLock:
+    def test_a_full_disk_is_resource_exhausted_naming_the_file(self, tmp_path: Path) -> None:
+        """ENOSPC under the registry lock (a real full tmpfs) is ResourceExhausted naming the
+        file being written, not OSError."""
+        if os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs needs root")
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
+                                  str(tmp_path)], capture_output=True, text=True, check=False)
+        if mounted.returncode:
+            pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+        try:
+            (tmp_path / "lock").touch()
+            target = tmp_path / "big"
+            with pytest.raises(ResourceExhausted) as err, fsio.file_lock(tmp_path / "lock"):
+                fsio.write_atomic(target, b"x" * 128 * 1024)
+            # os.write names no file: fsio names the file it was writing; its temp file is gone.
+            assert err.value.message == f"no space left on device writing '{target}'"
+            assert sorted(os.listdir(tmp_path)) == ["lock"]
+        finally:
+            subprocess.run(["umount", "-l", str(tmp_path)], check=False)
+
+    def test_other_errors_pass_through(self, tmp_path: Path) -> None:
+        """An error that is not the disk's refusal (a missing file) is raised unchanged."""
+        with pytest.raises(FileNotFoundError), fsio.file_lock(tmp_path / "lock"):
+            (tmp_path / "absent").read_bytes()

@@ -7,13 +7,16 @@ import json
 import multiprocessing
 import os
 import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from modeld_server.errors import FailedPrecondition, IntegrityError, InvalidArgument, NotFound
 from modeld_server.registry import fsio
-from modeld_server.registry.store import MANIFEST_SCHEMA, RegistryStore, Staging
+from modeld_server.registry.store import MANIFEST_SCHEMA, Published, RegistryStore, Staging
 from tests.unit._registry_helpers import (
     event_names,
     manifest_on_disk,
@@ -131,6 +134,56 @@ class TestPublish:
         publish_fake(store)
         store.paths("m").version(2).rename(store.paths("m").version(5))
         assert publish_fake(store) == 6
+
+
+@pytest.fixture
+def immutable_model(store: RegistryStore) -> Iterator[Path]:
+    """Model 'm' with v1 active, its folder made immutable (chattr +i) for the test."""
+    publish_fake(store)
+    root = store.paths("m").root
+    if os.geteuid() != 0:
+        pytest.skip("chattr +i needs root")
+    done = subprocess.run(["chattr", "+i", str(root)], capture_output=True, text=True,
+                          check=False)
+    if done.returncode:
+        pytest.skip(f"chattr +i is not supported here: {done.stderr.strip()}")
+    try:
+        yield root
+    finally:
+        subprocess.run(["chattr", "-i", str(root)], check=False)
+
+
+class TestFailureAfterRename:
+    def test_an_unwritable_pointer_publishes_without_activating(
+        self, store: RegistryStore, immutable_model: Path
+    ) -> None:
+        """ACTIVE cannot be replaced: v2 is published (folder, event) and the result says
+        it was not activated and why; nothing is raised, ACTIVE still names v1."""
+        result = store.publish(_staged(store), {"algorithm": "x"}, activate=True, job_id="j2")
+        assert result == Published(2, activated=False, not_activated=(
+            f"could not write {immutable_model / 'ACTIVE'}: Operation not permitted"))
+        assert store.version_numbers("m") == [1, 2]
+        assert store.read_active("m") == 1
+        assert event_names(store) == ["published", "activated", "published"]
+        assert not [p for p in immutable_model.iterdir() if p.name.endswith(".tmp")]
+
+    def test_without_activate_nothing_is_reported_missing(
+        self, store: RegistryStore, immutable_model: Path
+    ) -> None:
+        """A version not asked to be activated is simply published, with no reason given."""
+        result = store.publish(_staged(store), {"algorithm": "x"}, activate=False)
+        assert result == Published(2, activated=False, not_activated="")
+
+    def test_an_activated_version_says_so(self, store: RegistryStore) -> None:
+        """The ordinary case: activated, no reason."""
+        assert store.publish(_staged(store), {"algorithm": "x"}, activate=True) == Published(
+            1, activated=True)
+
+
+def _staged(store: RegistryStore) -> Staging:
+    staging = store.begin_staging("m")
+    (staging.path / "model.bin").write_bytes(b"w")
+    return staging
 
 
 class TestCrashBeforeRename:
@@ -547,6 +600,15 @@ class TestStaging:
             store.begin_staging("../escape")
         assert os.listdir(store.root) == []
 
+    def test_discard_keeps_the_staging_folder_of_a_model_with_versions(
+        self, store: RegistryStore
+    ) -> None:
+        """Only a model that has nothing else loses its .staging: others keep it, so a Train
+        never has to create anything in the model folder itself."""
+        publish_fake(store)
+        store.begin_staging("m").discard()
+        assert os.listdir(store.paths("m").staging) == []
+
     def test_discard_removes_folder_and_lock_and_is_idempotent(
         self, store: RegistryStore
     ) -> None:
@@ -555,7 +617,7 @@ class TestStaging:
         (staging.path / "model.bin").write_bytes(b"w")
         staging.discard()
         staging.discard()
-        assert os.listdir(store.paths("m").staging) == []
+        assert not store.paths("m").root.exists()  # no versions: nothing left
         assert staging.lock_fd is None
 
 
@@ -577,7 +639,7 @@ class TestCleanStaleStaging:
         (staging.path / "model.bin").write_bytes(b"w")
         _die(staging)
         assert store.clean_stale_staging() == 1
-        assert os.listdir(store.paths("m").staging) == []
+        assert not store.paths("m").root.exists()  # no versions: nothing left
 
     def test_sweeps_every_model_and_only_the_dead(self, store: RegistryStore) -> None:
         """Dead folders of several models go; a live one of any model stays."""
@@ -586,7 +648,7 @@ class TestCleanStaleStaging:
         for staging in dead:
             _die(staging)
         assert store.clean_stale_staging() == 3
-        assert os.listdir(store.paths("a").staging) == []
+        assert not store.paths("a").root.exists()  # no versions: nothing left
         assert sorted(os.listdir(store.paths("b").staging)) == sorted(
             [live.path.name, live.lock_path.name])
         live.discard()
@@ -597,7 +659,7 @@ class TestCleanStaleStaging:
         _die(staging)
         staging.lock_path.unlink()
         assert store.clean_stale_staging() == 1
-        assert os.listdir(store.paths("m").staging) == []
+        assert not store.paths("m").root.exists()  # no versions: nothing left
 
     def test_an_orphan_lock_file_is_removed(self, store: RegistryStore) -> None:
         """A free lock file with no folder beside it is deleted (and not counted)."""
@@ -605,7 +667,7 @@ class TestCleanStaleStaging:
         _die(staging)
         shutil.rmtree(staging.path)
         assert store.clean_stale_staging() == 0
-        assert os.listdir(store.paths("m").staging) == []
+        assert not store.paths("m").root.exists()  # no versions: nothing left
 
     def test_an_orphan_lock_that_is_held_stays(self, store: RegistryStore) -> None:
         """A held lock file whose folder is gone (a publish just renamed it) stays."""
@@ -614,6 +676,47 @@ class TestCleanStaleStaging:
         assert store.clean_stale_staging() == 0
         assert staging.lock_path.exists()
         staging.discard()
+
+    def test_a_worker_that_joined_keeps_the_folder_until_it_exits(
+        self, store: RegistryStore
+    ) -> None:
+        """The daemon dies (its lock closes) while a worker that joined the builders lives:
+        the sweep spares the folder, and removes it once the worker is gone."""
+        staging = store.begin_staging("m")
+        worker = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from pathlib import Path; "
+             "from modeld_server.registry.fsio import hold_builder_lock; "
+             "print(hold_builder_lock(Path(sys.argv[1])) is not None, flush=True); "
+             "sys.stdin.read()", str(staging.lock_path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert worker.stdout is not None and worker.stdout.readline() == "True\n"
+            _die(staging)
+            assert store.clean_stale_staging() == 0
+            assert staging.path.is_dir()
+        finally:
+            worker.communicate("", timeout=60)
+        assert store.clean_stale_staging() == 1
+        assert not store.paths("m").root.exists()  # no versions: nothing left
+
+    def test_a_swept_folder_cannot_be_joined(self, store: RegistryStore) -> None:
+        """A worker arriving after the sweep finds no lock to join (so it writes nothing)."""
+        staging = store.begin_staging("m")
+        lock_path = staging.lock_path
+        _die(staging)
+        assert store.clean_stale_staging() == 1
+        assert fsio.hold_builder_lock(lock_path) is None
+
+    def test_a_folder_being_swept_cannot_be_joined(self, store: RegistryStore) -> None:
+        """While a sweeper holds the lock exclusively, joining fails instead of waiting."""
+        staging = store.begin_staging("m")
+        _die(staging)
+        sweeper = fsio.try_lock(staging.lock_path)
+        assert sweeper is not None
+        try:
+            assert fsio.hold_builder_lock(staging.lock_path) is None
+        finally:
+            os.close(sweeper)
 
     def test_ignores_stray_entries_in_the_root(self, store: RegistryStore) -> None:
         """Files and dot-folders in the registry root are not swept or crashed on."""

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from modeld import types as client_types
+from modeld.v1 import model_manager_pb2 as pb
 from modeld_server.registry import fsio
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.store import RegistryStore
+from modeld_server.rpc.convert import LOAD_STATE_TO_PB
 from modeld_server.serving.manager import ModelServer
 from modeld_server.types import LoadState
 from tests.unit._registry_helpers import publish_fake, skip_disk_flush
@@ -78,3 +81,12 @@ class TestPointer:
 
 def test_the_racy_window_is_short() -> None:
     assert 0 < fsio.StatCache.RACY_SECONDS <= 5
+
+
+@pytest.mark.parametrize("state", list(LoadState))
+def test_every_load_state_reaches_the_client_by_name(state: LoadState) -> None:
+    """DEGRADED (and every other state) has a proto number the client maps back to it."""
+    number = LOAD_STATE_TO_PB[state]
+    client = client_types.enum_from_pb(client_types.LoadState, pb.LoadState, "LOAD_STATE_",
+                                       number)
+    assert client.value == state.value

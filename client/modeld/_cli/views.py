@@ -18,7 +18,8 @@ __all__ = ["show_jobs", "show_metrics", "show_models", "show_policy", "show_pred
            "show_schedule", "show_status", "show_version", "show_versions"]
 
 _LOAD_STYLE = {LoadState.READY: "green", LoadState.LOADING: "yellow", LoadState.STALE: "yellow",
-               LoadState.FAILED: "bold red", LoadState.NO_ACTIVE_VERSION: "dim"}
+               LoadState.FAILED: "bold red", LoadState.NO_ACTIVE_VERSION: "dim",
+               LoadState.DEGRADED: "bold yellow"}
 _VERSION_STYLE = {VersionState.ACTIVE: "green", VersionState.REJECTED: "red"}
 _JOB_STYLE = {JobState.SUCCEEDED: "green", JobState.RUNNING: "cyan", JobState.QUEUED: "yellow",
               JobState.FAILED: "bold red", JobState.CANCELLED: "dim"}

@@ -42,6 +42,7 @@ class LoadState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LOAD_STATE_FAILED: _ClassVar[LoadState]
     LOAD_STATE_NO_ACTIVE_VERSION: _ClassVar[LoadState]
     LOAD_STATE_STALE: _ClassVar[LoadState]
+    LOAD_STATE_DEGRADED: _ClassVar[LoadState]
 
 class VersionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -69,6 +70,7 @@ LOAD_STATE_READY: LoadState
 LOAD_STATE_FAILED: LoadState
 LOAD_STATE_NO_ACTIVE_VERSION: LoadState
 LOAD_STATE_STALE: LoadState
+LOAD_STATE_DEGRADED: LoadState
 VERSION_STATE_UNSPECIFIED: VersionState
 VERSION_STATE_ACTIVE: VersionState
 VERSION_STATE_INACTIVE: VersionState

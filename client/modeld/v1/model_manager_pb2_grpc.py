@@ -144,7 +144,9 @@ class ModelManagerServicer:
         or a header over 1 MiB or 100,000 columns), NOT_FOUND (dataset file),
         PERMISSION_DENIED (dataset path outside the data root), ALREADY_EXISTS
         (request_id reused with a different request), RESOURCE_EXHAUSTED (job
-        queue full, dataset file over max_dataset_bytes), DEADLINE_EXCEEDED (the
+        queue full, dataset file over max_dataset_bytes; or "state dir full": the
+        job's record cannot be saved, and no job was created), FAILED_PRECONDITION
+        (shutting down; the state dir is not writable), DEADLINE_EXCEEDED (the
         deadline passed while validating: no job was queued).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -221,8 +223,10 @@ class ModelManagerServicer:
     def Predict(self, request, context):
         """Runs the active version (or a pinned one) on rows with the user's column
         names. Errors: INVALID_ARGUMENT (rows, columns, values), NOT_FOUND (model
-        or version), FAILED_PRECONDITION (no version active), UNAVAILABLE (the
-        model is not loaded yet), RESOURCE_EXHAUSTED (too many rows).
+        or version), FAILED_PRECONDITION (no version active; or nothing is loaded
+        and the active version's files are missing or fail their checksum, naming
+        the file: permanent until the files are restored), UNAVAILABLE (the model
+        is not loaded yet), RESOURCE_EXHAUSTED (too many rows).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from modeld_server.errors import from_os_error
+
 T = TypeVar("T")
 
 _CHUNK = 1024 * 1024
@@ -148,12 +150,30 @@ def file_lock(path: Path) -> Iterator[None]:
 
     flock locks belong to the open file, so two processes (or two threads with
     their own open) exclude each other, and a crashed holder releases it.
+
+    Every registry write happens under this lock, so the disk's refusals are told apart
+    here, once: a full disk raises ResourceExhausted and a read-only one (or a folder
+    without permission, or immutable) FailedPrecondition, each naming the file, rather
+    than an OSError that would reach a client as INTERNAL.
     """
-    fd = _lock(path, fcntl.LOCK_EX)
+    with _disk_errors():
+        fd = _lock(path, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _disk_errors() -> Iterator[None]:
+    """Turns a disk's refusal (full, read-only, not permitted) into its domain error."""
     try:
         yield
-    finally:
-        os.close(fd)
+    except OSError as exc:
+        known = from_os_error(exc)
+        if known is None:
+            raise
+        raise known from None
 
 
 def try_lock(path: Path) -> int | None:
@@ -162,6 +182,37 @@ def try_lock(path: Path) -> int | None:
         return _lock(path, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return None
+
+
+def shared_lock(path: Path) -> int:
+    """Takes a shared lock on `path` (creating it), waiting if need be; returns its fd.
+
+    A staging folder's builders (the daemon, and the worker process that fills it) share
+    its lock; a sweep's exclusive try_lock fails while any of them lives.
+    """
+    return _lock(path, fcntl.LOCK_SH)
+
+
+def hold_builder_lock(path: Path) -> int | None:
+    """Joins the builders of a staging folder: a shared lock on its existing lock file.
+
+    Returns None when the lock file is gone or a sweep holds it (the folder was judged
+    dead): the caller must not write there. The fd is kept open for the caller's life,
+    and processes forked from it share the lock.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    if not _names(path, fd):  # swept between our open and our flock
+        os.close(fd)
+        return None
+    return fd
 
 
 def _lock(path: Path, operation: int) -> int:

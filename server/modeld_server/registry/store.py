@@ -41,6 +41,16 @@ MANIFEST_SCHEMA = 1
 _POINTER_RE = re.compile(rb"[1-9][0-9]{0,17}")
 
 
+@dataclass(frozen=True)
+class Published:
+    """What publish did: the version exists whatever `activated` says."""
+
+    version: int
+    activated: bool
+    not_activated: str = ""
+    """Why a version asked to be activated was not (the pointer could not be written)."""
+
+
 @dataclass
 class Staging:
     """A version under construction; its lock fd marks it as alive for the stale-staging sweep."""
@@ -51,9 +61,14 @@ class Staging:
     lock_fd: int | None
 
     def discard(self) -> None:
-        """Removes what was built and releases the lock (safe to call twice)."""
+        """Removes what was built and releases the lock (safe to call twice).
+
+        A `.staging` folder left empty goes too, and the model folder with it when nothing
+        else is in it (a first Train that failed), so a failure leaves no trace.
+        """
         shutil.rmtree(self.path, ignore_errors=True)
         self._release()
+        _prune(self.path.parent)
 
     def _release(self) -> None:
         if self.lock_fd is not None:
@@ -198,12 +213,22 @@ class RegistryStore:
     # ---- writing -------------------------------------------------------------------------
 
     def begin_staging(self, model: str) -> Staging:
-        """Creates an empty staging folder for a new version of `model`."""
+        """Creates an empty staging folder for a new version of `model`.
+
+        Its lock is shared (see fsio.hold_builder_lock): the worker process that fills the
+        folder holds it too, so a sweep spares the folder until the daemon and the worker
+        are both gone.
+        """
         paths = self.paths(model)
-        paths.staging.mkdir(parents=True, exist_ok=True)
         token = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
         lock_path = paths.staging / f"{token}.lock"
-        fd = fsio.try_lock(lock_path)
+        while True:
+            paths.staging.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = fsio.shared_lock(lock_path)
+                break
+            except FileNotFoundError:
+                continue  # a discard removed the empty .staging between mkdir and open
         path = paths.staging / token
         path.mkdir()
         return Staging(model=model, path=path, lock_path=lock_path, lock_fd=fd)
@@ -215,15 +240,20 @@ class RegistryStore:
         *,
         activate: bool,
         job_id: str = "",
-    ) -> int:
+    ) -> Published:
         """Turns a staging folder into the next version, atomically.
 
         Writes the manifest (with the allocated number and every artifact's size and
         sha256), fsyncs, renames into versions/<n> under the model lock, logs the
         event, and moves the active pointer when `activate`.
 
+        The rename is the moment of truth: before it nothing is published (an error
+        propagates and the caller discards the staging folder); after it the version is
+        complete and published, so a later failure (the event log or the pointer on a
+        full or read-only disk) is reported in the result, never raised.
+
         Returns:
-            The new version number.
+            The new version number, and whether it was activated (and if not, why).
         """
         paths = self.paths(staging.model)
         paths.versions.mkdir(parents=True, exist_ok=True)
@@ -242,22 +272,46 @@ class RegistryStore:
             fsio.fsync_file(manifest_path)
             fsio.fsync_dir(staging.path)
             os.rename(staging.path, paths.version(version))
-            fsio.fsync_dir(paths.versions)
-            self._append_event(paths, "published", version=version, job_id=job_id)
-            if body.get("state") == "rejected":
-                gate = body.get("gate") or {}
-                self._append_event(paths, "rejected", version=version, job_id=job_id,
-                                   reason="; ".join(gate.get("reasons", [])))
-            elif activate:
-                previous = self._read_active_unlocked(staging.model)
-                self._write_active(paths, version)
-                self._append_event(
-                    paths, "activated", version=version, previous=previous, job_id=job_id
-                )
+            result = self._after_rename(paths, staging.model, version, body,
+                                        activate=activate, job_id=job_id)
         staging.discard()
         log.info("version_published", model=staging.model, version=version,
-                 state=body.get("state", "available"))
-        return version
+                 state=body.get("state", "available"), activated=result.activated)
+        return result
+
+    def _after_rename(self, paths: ModelPaths, model: str, version: int, body: dict[str, Any],
+                      *, activate: bool, job_id: str) -> Published:
+        """Logs and activates a version already in place; a disk error here un-publishes
+        nothing: it is logged, and an unwritten pointer is reported as not activated."""
+        try:
+            fsio.fsync_dir(paths.versions)
+        except OSError as exc:
+            log.error("publish_not_synced", model=model, version=version, error=str(exc))
+        try:
+            self._append_event(paths, "published", version=version, job_id=job_id)
+        except OSError as exc:
+            log.error("publish_event_not_logged", model=model, version=version, error=str(exc))
+        if body.get("state") == "rejected":
+            gate = body.get("gate") or {}
+            with contextlib.suppress(OSError):
+                self._append_event(paths, "rejected", version=version, job_id=job_id,
+                                   reason="; ".join(gate.get("reasons", [])))
+            return Published(version, activated=False)
+        if not activate:
+            return Published(version, activated=False)
+        previous = self._read_active_unlocked(model)
+        try:
+            self._write_active(paths, version)
+        except OSError as exc:
+            reason = f"could not write {paths.active}: {exc.strerror or exc}"
+            log.error("version_not_activated", model=model, version=version, reason=reason)
+            return Published(version, activated=False, not_activated=reason)
+        try:
+            self._append_event(paths, "activated", version=version, previous=previous,
+                               job_id=job_id)
+        except OSError as exc:  # the pointer is the truth; the log only tells the story
+            log.error("activate_event_not_logged", model=model, version=version, error=str(exc))
+        return Published(version, activated=True)
 
     def set_active(
         self,
@@ -300,6 +354,7 @@ class RegistryStore:
                         self._remove_if_unlocked(entry, entry)
                     continue
                 removed += self._remove_if_unlocked(entry, staging / f"{entry.name}.lock")
+            _prune(staging)
         if removed:
             log.info("stale_staging_removed", count=removed)
         return removed
@@ -338,3 +393,17 @@ class RegistryStore:
         record = {"time": time.time(), "event": event, **fields}
         fsio.append_line(paths.events, (json.dumps(record, sort_keys=True) + "\n").encode())
 
+
+def _prune(staging: Path) -> None:
+    """Removes a model's empty `.staging` folder and the model folder when that is all it
+    holds (a first Train that failed). A model with versions keeps its `.staging`, so a
+    Train never needs to create anything in the model folder itself. rmdir refuses a
+    folder that is not empty, and a builder that loses a fresh `.staging` to this makes it
+    again (begin_staging)."""
+    try:
+        if os.listdir(staging.parent) != [STAGING]:
+            return
+        staging.rmdir()
+        staging.parent.rmdir()
+    except OSError:
+        return

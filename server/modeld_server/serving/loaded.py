@@ -54,6 +54,8 @@ class LoadedModel:
         self._threshold = float(anomaly.get("threshold", 0.0))
         self.loaded_at = time.time()
         self.load_ms = 0.0
+        self.fingerprint: tuple[object, ...] = ()
+        """Its files' stamps when they were verified for this load (see ModelServer)."""
 
     @classmethod
     def load(cls, model: str, version: int, folder: Path, manifest: dict[str, Any]) -> LoadedModel:

@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from modeld_server.errors import FailedPrecondition, ModeldError, NotFound, Unavailable
+from modeld_server.errors import (
+    FailedPrecondition,
+    IntegrityError,
+    ModeldError,
+    NotFound,
+    Unavailable,
+)
 from modeld_server.metrics import RELOAD_LATENCY, RELOADS
 from modeld_server.registry import fsio
 from modeld_server.registry.index import RegistryIndex
@@ -28,6 +34,7 @@ from modeld_server.types import LoadState
 log = structlog.get_logger(__name__)
 
 _MAX_BACKOFF = 60.0
+_GONE: tuple[object, ...] = ("<missing>",)
 
 
 @dataclass
@@ -42,6 +49,12 @@ class Slot:
     failed_fingerprint: tuple[object, ...] = ()
     failures: int = 0
     retry_at: float = 0.0
+    integrity: bool = False
+    """The failed load met missing or damaged files: retried only when the files change."""
+    damaged: str = ""
+    """Why the current version's files on disk no longer match what was loaded ("" if they do)."""
+    verified: tuple[object, ...] = ()
+    """The current version's file stamps (_fingerprint) when last verified."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     """Serialises loads of this model; Predict never takes it."""
 
@@ -81,6 +94,8 @@ class ModelServer:
         Raises:
             NotFound: unknown model or version.
             FailedPrecondition: the model has no active version.
+            IntegrityError: nothing is loaded and the active version's files are missing or
+                fail their checksum (permanent until the files change: FAILED_PRECONDITION).
             Unavailable: the active version is not loaded (yet).
         """
         slot = self._slots.get(model)
@@ -91,6 +106,9 @@ class ModelServer:
             entry = self.index.entry(model)
             if not entry.active:
                 raise FailedPrecondition(f"model {model!r} has no active version")
+            if slot is not None and slot.integrity and slot.failed_version == entry.active:
+                raise IntegrityError(f"model {model!r} v{entry.active} cannot be served: "
+                                     f"{slot.error}")
             raise Unavailable(f"model {model!r} v{entry.active} is not loaded yet: "
                               f"{(slot.error if slot else '') or 'loading'}")
         cached = slot.cache.get(version) if slot is not None else None
@@ -129,6 +147,8 @@ class ModelServer:
             state, error = LoadState.LOADING, slot.error
         elif slot.failed_version == active:
             state, error = LoadState.FAILED, slot.error
+        elif loaded == active and slot.damaged:
+            state, error = LoadState.DEGRADED, slot.damaged
         elif loaded == active:
             state, error = LoadState.READY, ""
         else:
@@ -197,6 +217,7 @@ class ModelServer:
         with slot.lock:
             current = slot.current
             if current is not None and current.version == entry.active:
+                self._check_disk(model, slot, current)
                 return
             if slot.failed_version == entry.active and not force and not self._should_retry(
                 model, slot, entry.active
@@ -207,7 +228,36 @@ class ModelServer:
     def _should_retry(self, model: str, slot: Slot, version: int) -> bool:
         if self._fingerprint(model, version) != slot.failed_fingerprint:
             return True  # the files changed: always try again
-        return time.monotonic() >= slot.retry_at
+        # Damaged files stay damaged: re-hashing them on a timer would find the same.
+        return not slot.integrity and time.monotonic() >= slot.retry_at
+
+    def _check_disk(self, model: str, slot: Slot, current: LoadedModel) -> None:
+        """Re-verifies the serving version's files when their stamps moved since the last
+        check (a stat of each file per poll; checksums only on a change), so a folder
+        deleted or bytes changed in place show as DEGRADED. Caller holds slot.lock."""
+        stamps = self._fingerprint(model, current.version)
+        if stamps == slot.verified:
+            return
+        slot.verified = stamps
+        try:
+            self.store.verify(model, current.version,
+                              self.store.read_manifest(model, current.version))
+        except ModeldError as exc:
+            slot.damaged = self._damage(model, current.version, exc)
+            RELOADS.labels(model, "damaged").inc()
+            log.error("active_version_damaged", model=model, version=current.version,
+                      reason=slot.damaged)
+            return
+        if slot.damaged:
+            log.info("active_version_repaired", model=model, version=current.version)
+        slot.damaged = ""
+
+    def _damage(self, model: str, version: int, exc: ModeldError) -> str:
+        """What is wrong with a version's files, naming the folder when it is gone."""
+        folder = self.store.paths(model).version(version)
+        if not folder.is_dir():
+            return f"model {model!r} v{version}: folder {folder} is missing"
+        return exc.message
 
     def _swap_to(self, model: str, slot: Slot, version: int) -> None:
         """Loads (or takes from the cache) and swaps in `version`. Caller holds slot.lock."""
@@ -216,6 +266,10 @@ class ModelServer:
             slot.loading = version
             try:
                 loaded = self._load(model, version)
+            except (IntegrityError, NotFound) as exc:
+                self._failed(model, slot, version, self._damage(model, version, exc),
+                             integrity=True)
+                return
             except ModeldError as exc:
                 self._failed(model, slot, version, exc.message)
                 return
@@ -227,25 +281,29 @@ class ModelServer:
         previous = slot.current
         slot.current = loaded
         slot.error, slot.failed_version, slot.failures = "", 0, 0
+        slot.integrity, slot.damaged, slot.verified = False, "", loaded.fingerprint
         self._remember(slot, loaded)
         log.info("model_swapped", model=model, version=version,
                  previous=previous.version if previous else 0, load_ms=round(loaded.load_ms, 2))
 
     def _load(self, model: str, version: int) -> LoadedModel:
         started = time.perf_counter()
+        stamps = self._fingerprint(model, version)  # before reading: a change during it shows
         manifest = self.store.read_manifest(model, version)
         self.store.verify(model, version, manifest)
         folder = self.store.paths(model).version(version)
         loaded = LoadedModel.load(model, version, folder, manifest)
         seconds = time.perf_counter() - started
         loaded.load_ms = seconds * 1000
+        loaded.fingerprint = stamps
         RELOADS.labels(model, "ok").inc()
         RELOAD_LATENCY.observe(seconds)
         return loaded
 
-    def _failed(self, model: str, slot: Slot, version: int, reason: str) -> None:
+    def _failed(self, model: str, slot: Slot, version: int, reason: str, *,
+                integrity: bool = False) -> None:
         slot.failures = slot.failures + 1 if slot.failed_version == version else 1
-        slot.failed_version, slot.error = version, reason
+        slot.failed_version, slot.error, slot.integrity = version, reason, integrity
         slot.failed_fingerprint = self._fingerprint(model, version)
         slot.retry_at = time.monotonic() + min(_MAX_BACKOFF, 0.5 * 2 ** slot.failures)
         RELOADS.labels(model, "failed").inc()
@@ -263,11 +321,19 @@ class ModelServer:
             del slot.cache[oldest]
 
     def _fingerprint(self, model: str, version: int) -> tuple[object, ...]:
-        """Names, sizes and mtimes of a version's files: a change means 'try again now'."""
+        """Names, sizes, mtimes and ctimes of a version's files: a change means 'look again'
+        (ctime too, since an in-place write can put the mtime back, but not the ctime).
+        A folder being deleted gives what is left of it; a missing one, _GONE."""
         folder = self.store.paths(model).version(version)
+        stats = []
         try:
             with os.scandir(folder) as entries:
-                stats = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries)
+                for entry in entries:
+                    try:
+                        st = entry.stat()
+                    except FileNotFoundError:
+                        continue  # deleted since the listing
+                    stats.append((entry.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
         except OSError:
-            return ()
-        return tuple(stats)
+            return _GONE
+        return tuple(sorted(stats))

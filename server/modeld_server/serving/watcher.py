@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -47,8 +48,13 @@ class RegistryWatcher:
     """Drives ModelServer.poll_once from disk events and a timer; steppable in tests."""
 
     def __init__(self, server: ModelServer, root: Path, *, watch: bool = True,
-                 poll_interval: float = 2.0, debounce: float = 0.005) -> None:
+                 poll_interval: float = 2.0, debounce: float = 0.005,
+                 sweep: Callable[[], object] | None = None) -> None:
         self._server = server
+        # Run with each re-scan: staging folders a dead builder left (store's
+        # clean_stale_staging) go once the last process holding their lock is gone, which
+        # after a crash can be a while after the start-up sweep.
+        self._sweep = sweep
         self._root = root.resolve()
         self._watch = watch
         self._poll_interval = poll_interval
@@ -120,6 +126,8 @@ class RegistryWatcher:
                     self._server.poll_once(dirty)
                 if self._poll_interval > 0 and time.monotonic() >= next_scan:
                     self._server.poll_once(None)
+                    if self._sweep is not None:
+                        self._sweep()
                     next_scan = time.monotonic() + self._poll_interval
             except Exception:  # the loop must survive anything one pass meets
                 log.exception("registry_poll_failed")

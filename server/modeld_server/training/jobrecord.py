@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -12,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from modeld_server.errors import ModeldError
+from modeld_server.errors import FailedPrecondition, ModeldError, ResourceExhausted
 from modeld_server.registry.fsio import write_atomic
 from modeld_server.registry.store import RegistryStore
 from modeld_server.types import JobState, TrainSpec
@@ -77,6 +78,23 @@ class JobFiles:
 
     def save(self, record: JobRecord) -> None:
         write_atomic(self.folder / f"{record.id}.json", json.dumps(record.to_json()).encode())
+
+    def save_new(self, record: JobRecord) -> None:
+        """Saves a job's first record, the condition of its existence.
+
+        Raises:
+            ResourceExhausted: the state dir is full (ENOSPC, EDQUOT).
+            FailedPrecondition: it cannot be written for another reason (read-only, EACCES).
+        """
+        try:
+            self.save(record)
+        except OSError as exc:
+            reason = f"{exc.strerror or exc} ({self.folder})"
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise ResourceExhausted(f"state dir full: {reason}; the job was not "
+                                        "created") from None
+            raise FailedPrecondition(f"state dir not writable: {reason}; the job was not "
+                                     "created") from None
 
     def load_all(self) -> list[JobRecord]:
         """Every readable record; unreadable files are logged and skipped, never fatal."""

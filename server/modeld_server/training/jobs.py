@@ -87,6 +87,8 @@ class JobManager:
         self._by_request: dict[str, str] = {}
         self._queue: list[str] = []
         self._running: dict[str, multiprocessing.process.BaseProcess | None] = {}
+        self._unsaved: set[str] = set()
+        """Jobs whose latest record could not be saved (see _persist)."""
         self._closed = False
         self._recover()
 
@@ -96,14 +98,14 @@ class JobManager:
         """Loads past records; a job that was queued or running when we stopped is FAILED,
         unless it had published its version (see recover_published)."""
         for record in self._files.load_all():
+            self._jobs[record.id] = record
             if not record.state.final:
                 if not recover_published(record, self._store):
                     record.state, record.phase = JobState.FAILED, "done"
                     record.error = "interrupted by restart"
                     log.warning("job_interrupted", job_id=record.id, model=record.model)
                 record.finished_at = record.finished_at or time.time()
-                self._files.save(record)
-            self._jobs[record.id] = record
+                self._persist(record)  # a full state dir must not stop the daemon starting
             if record.spec.request_id:
                 self._by_request[record.spec.request_id] = record.id
 
@@ -113,8 +115,12 @@ class JobManager:
         process.start()
         process.join()
 
-    def close(self, reason: str = "interrupted by shutdown") -> None:
-        """Refuses new jobs, kills running workers and records every unfinished job as FAILED."""
+    def close(self, reason: str = "interrupted by shutdown", wait: float = _EXIT_GRACE) -> None:
+        """Refuses new jobs, kills running workers and records every unfinished job as FAILED.
+
+        Then waits (up to `wait` seconds) for the runners to remove their staging folders,
+        so a daemon started next on the same registry finds none of them half-built.
+        """
         with self._cond:
             self._closed = True
             for job_id in list(self._queue) + list(self._running):
@@ -126,6 +132,12 @@ class JobManager:
             processes = [p for p in self._running.values() if p is not None]
         for process in processes:
             process.kill()
+        deadline = time.monotonic() + wait
+        with self._cond:
+            while self._running and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(left)
+            if self._running:
+                log.warning("job_runners_still_busy", jobs=sorted(self._running))
 
     def drain(self, timeout: float = 120.0) -> None:
         """Blocks until no job is queued or running (for tests and shutdown)."""
@@ -144,8 +156,8 @@ class JobManager:
 
         Raises:
             AlreadyExists: request_id used before for a different request.
-            ResourceExhausted: the queue is full.
-            FailedPrecondition: the daemon is shutting down.
+            ResourceExhausted: the queue is full, or the state dir (the record cannot be saved).
+            FailedPrecondition: the daemon is shutting down, or the state dir is not writable.
         """
         with self._cond:
             if spec.request_id and spec.request_id in self._by_request:
@@ -165,11 +177,14 @@ class JobManager:
                     f"max_queued_jobs={self._max_queued})"
                 )
             record = JobRecord(id=new_job_id(), spec=spec)
+            # Saved before it exists anywhere else: a job whose record cannot be written
+            # is refused whole, so a Train that failed never runs later.
+            self._files.save_new(record)
             self._jobs[record.id] = record
             if spec.request_id:
                 self._by_request[spec.request_id] = record.id
             self._queue.append(record.id)
-            self._files.save(record)
+            self._flush_unsaved()
             self._start_ready()
             log.info("job_queued", job_id=record.id, model=spec.model, algorithm=spec.algorithm)
             return record.snapshot()
@@ -268,8 +283,11 @@ class JobManager:
                 self._publish(record, staging, outcome)
         except Exception as exc:  # the runner must always settle the job
             log.exception("job_runner_failed", job_id=job_id)
+            if staging is not None:
+                staging.discard()  # nothing half-built outlives a job reported FAILED
             with self._cond:
-                self._finish(record, JobState.FAILED, error=job_error(exc))
+                if not record.state.final:
+                    self._finish(record, JobState.FAILED, error=job_error(exc))
         finally:
             if staging is not None:
                 staging.discard()
@@ -322,6 +340,12 @@ class JobManager:
         while True:
             try:
                 ready = conn.poll(0.2)
+                if not ready and not process.is_alive():
+                    # Dead: what it sent before dying is read, but no more is waited for
+                    # (fit processes it forked may hold the pipe open for a long while).
+                    ready = conn.poll(0)
+                    if not ready:
+                        return None
                 message = conn.recv() if ready else None
             except (EOFError, OSError):
                 return None
@@ -374,20 +398,29 @@ class JobManager:
             return result
 
     def _publish(self, record: JobRecord, staging: Staging, result: dict[str, Any]) -> None:
+        """Publishes the version, then reports the job SUCCEEDED: once the version is in
+        place nothing (a pointer that cannot be written, a failed load) makes it FAILED."""
         spec = record.spec
         manifest = dict(result, job_id=record.id, request_id=spec.request_id,
                         created_at=datetime.now(UTC).isoformat())
         rejected = result.get("state") == "rejected"
         activate = spec.activate and not rejected
-        version = self._store.publish(staging, manifest, activate=activate, job_id=record.id)
-        # Load before reporting success, so a client that saw SUCCEEDED can Predict at once.
-        self._on_published(record.model, version)
+        published = self._store.publish(staging, manifest, activate=activate, job_id=record.id)
+        version = published.version
+        try:
+            # Load before reporting success, so a client that saw SUCCEEDED can Predict at once.
+            self._on_published(record.model, version)
+        except Exception:  # the version is published whatever serving it met
+            log.exception("after_publish_failed", job_id=record.id, model=record.model,
+                          version=version)
         message = f"published version {version}"
         if rejected:
             message += " as REJECTED by the quality gate: " + "; ".join(
                 (result.get("gate") or {}).get("reasons", []))
+        elif published.not_activated:
+            message += f"; not activated: {published.not_activated}"
         with self._cond:
-            record.version, record.activated = version, activate
+            record.version, record.activated = version, published.activated
             record.metrics = result.get("metrics", {})
             self._finish(record, JobState.SUCCEEDED, message=message)
 
@@ -408,8 +441,32 @@ class JobManager:
     def _changed(self, record: JobRecord, persist: bool = False) -> None:
         record.seq += 1
         if persist:
-            self._files.save(record)
+            self._persist(record)
         self._cond.notify_all()
+
+    def _persist(self, record: JobRecord) -> None:
+        """Saves a record; one that cannot be saved (a full state dir) is logged and kept in
+        memory as the truth, and saved again at the next successful write. Caller holds the
+        lock."""
+        try:
+            self._files.save(record)
+        except OSError as exc:
+            self._unsaved.add(record.id)
+            log.error("job_record_not_saved", job_id=record.id, state=record.state.value,
+                      error=str(exc), unsaved=len(self._unsaved))
+            return
+        self._unsaved.discard(record.id)
+        self._flush_unsaved()
+
+    def _flush_unsaved(self) -> None:
+        """Saves records an earlier write failed on, now that a write worked."""
+        for job_id in sorted(self._unsaved):
+            try:
+                self._files.save(self._jobs[job_id])
+            except OSError:
+                return  # still failing: kept for the next attempt
+            self._unsaved.discard(job_id)
+            log.info("job_record_saved_late", job_id=job_id)
 
 
 def _tree_memory_mb(pid: int, limit_mb: float) -> float:

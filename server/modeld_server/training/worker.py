@@ -21,7 +21,8 @@ import sklearn.calibration
 import xgboost
 
 from modeld_server import artifacts
-from modeld_server.errors import ModeldError, from_os_error
+from modeld_server.errors import FailedPrecondition, ModeldError, from_os_error
+from modeld_server.registry.fsio import hold_builder_lock
 from modeld_server.registry.store import RegistryStore
 from modeld_server.training import gate
 from modeld_server.training import metrics as metric_fns
@@ -52,7 +53,8 @@ def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
     try:
         outcome: tuple[Any, ...] = (
             "result", train(TrainSpec.from_json(spec_json), Path(data_root), Path(staging), report,
-                            max_rows, context or {}, cpus, memory_mb, max_bytes))
+                            max_rows, context or {}, cpus, memory_mb, max_bytes,
+                            before_save=lambda: _join_builders(Path(staging))))
     except (BrokenPipeError, ConnectionResetError):
         return  # the daemon is gone or cancelled us: nobody to tell
     except ModeldError as exc:
@@ -60,7 +62,7 @@ def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
     except MemoryError:
         outcome = ("error", "ResourceExhausted", "training ran out of memory")
     except Exception as exc:  # any library failure fails this job, with its reason
-        known = from_os_error(exc) if isinstance(exc, OSError) else None
+        known = from_os_error(exc, staging) if isinstance(exc, OSError) else None
         outcome = (("error", type(known).__name__, known.message) if known is not None else
                    ("error", "Internal", "".join(traceback.format_exception_only(exc)).strip()))
     try:
@@ -72,7 +74,8 @@ def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
 
 def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
           max_rows: int = 10_000_000, context: dict[str, Any] | None = None,
-          cpus: int = 0, memory_mb: int = 0, max_bytes: int = 0) -> dict[str, Any]:
+          cpus: int = 0, memory_mb: int = 0, max_bytes: int = 0,
+          before_save: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Validates the dataset, cross-validates, gates, fits on all rows and saves the artifacts.
 
     Args:
@@ -83,6 +86,7 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         memory_mb: the job's memory limit (0: none); fewer fits run at once when their
             copies of the data would not fit in half of it.
         max_bytes: the most bytes the dataset may hold uncompressed (0: no limit).
+        before_save: called before the first write into `staging` (see _join_builders).
 
     Returns:
         The manifest fields the training produced (metrics, schema, reports...).
@@ -109,6 +113,7 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         extra.update(_anomaly_facts(fitted, data.x))
 
     report("saving", 0.96, "writing artifacts", cv.metrics)
+    before_save()
     t_save = time.perf_counter()
     fmt = artifacts.save(fitted, staging)
     gate.save_row_hashes(staging, data.frame, data.features,
@@ -133,6 +138,22 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
                     "total_seconds": time.perf_counter() - started},
         "libraries": _library_versions(),
     }
+
+
+def _join_builders(staging: Path) -> None:
+    """Shares the staging folder's builder lock until this process exits, before writing.
+
+    A daemon restarted after a crash sweeps staging folders whose lock is free; one that
+    this worker (outliving the daemon that started it) writes into must not be swept
+    under it. Taken only now, after every fit process has ended: a fit process forked
+    while it was held would hold it too, sparing the folder for as long as it ran.
+
+    Raises:
+        FailedPrecondition: the folder was swept already: nothing may be written there.
+    """
+    if hold_builder_lock(staging.with_name(f"{staging.name}.lock")) is None:
+        raise FailedPrecondition(f"staging folder {staging} was swept: the daemon that "
+                                 "started this job is gone")
 
 
 _COPIES_PER_FIT = 3
