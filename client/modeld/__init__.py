@@ -14,7 +14,7 @@ Needs only grpcio and protobuf; pandas is optional, and the ``modelctl`` CLI
 from __future__ import annotations
 
 from modeld._channel import TLSConfig
-from modeld._predict import Predictions
+from modeld._predict import Explanation, Predictions
 from modeld._retry import RetryPolicy
 from modeld.client import DEFAULT_ADDRESS, Client
 from modeld.errors import (
@@ -63,6 +63,7 @@ __all__ = [
     "ConnectionFailed",
     "DaemonStatus",
     "DeadlineExceeded",
+    "Explanation",
     "FailedPrecondition",
     "Internal",
     "InvalidArgument",

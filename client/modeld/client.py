@@ -159,7 +159,7 @@ class Client(TrainingMethods, LifecycleMethods):
     # -- serving ---------------------------------------------------------------------------
 
     def predict(self, model: str, rows: Rows, *, version: int = 0, alias: str = "",
-                timeout: float | None = None) -> Predictions:
+                explain: bool = False, timeout: float | None = None) -> Predictions:
         """Runs a model on rows with the user's column names.
 
         Args:
@@ -167,12 +167,14 @@ class Client(TrainingMethods, LifecycleMethods):
             rows: A sequence of {column: value} dicts, or a pandas DataFrame.
             version: A pinned version; 0 for the active version (or ``alias``).
             alias: An alias naming the version (e.g. "challenger"); ignored if version is set.
+            explain: Also return each row's feature contributions (``explanations``);
+                xgboost, logistic_regression and ridge only (else FailedPrecondition).
             timeout: This call's deadline in seconds.
 
         Returns:
             One prediction per row, in the order of ``rows``.
         """
-        request = pb.PredictRequest(model=model, version=version, alias=alias)
+        request = pb.PredictRequest(model=model, version=version, alias=alias, explain=explain)
         encoded = encode_rows(rows)
         if isinstance(encoded, pb.DenseRows):
             request.dense.CopyFrom(encoded)

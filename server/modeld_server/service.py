@@ -7,6 +7,7 @@ domain objects, and failures are domain errors (errors.py).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.layout import validate_model_name
 from modeld_server.registry.meta import ModelMeta
 from modeld_server.registry.store import RegistryStore
-from modeld_server.serving.loaded import Prediction
+from modeld_server.serving.loaded import LoadedModel, Prediction
 from modeld_server.serving.manager import ModelServer, ModelView
 from modeld_server.training.datasets import resolve_dataset
 from modeld_server.training.estimators import check_params, get_algorithm
@@ -309,18 +310,19 @@ class ModelService(LifecycleMixin):
         """The version a Predict addresses: pinned, by alias, or 0 for the active one."""
         return version if version or not alias else self.resolve_alias(model, alias)
 
-    def predict_records(self, model: str, version: int,
-                        rows: Sequence[Mapping[str, Any]]) -> tuple[int, Prediction]:
+    def predict_records(self, model: str, version: int, rows: Sequence[Mapping[str, Any]],
+                        *, explain: bool = False) -> tuple[int, Prediction]:
         loaded = self.server.get(self._checked(model, version, len(rows)), version)
-        result = loaded.predict(loaded.schema.matrix_from_records(rows))
+        result = _predicted(loaded, loaded.schema.matrix_from_records(rows), explain)
         PREDICT_ROWS.labels(model).inc(len(rows))
         return loaded.version, result
 
     def predict_dense(self, model: str, version: int, columns: Sequence[str],
-                      values: Sequence[float]) -> tuple[int, Prediction]:
+                      values: Sequence[float], *, explain: bool = False
+                      ) -> tuple[int, Prediction]:
         rows = len(values) // max(1, len(columns))
         loaded = self.server.get(self._checked(model, version, rows), version)
-        result = loaded.predict(loaded.schema.matrix_from_dense(columns, values))
+        result = _predicted(loaded, loaded.schema.matrix_from_dense(columns, values), explain)
         PREDICT_ROWS.labels(model).inc(rows)
         return loaded.version, result
 
@@ -385,6 +387,14 @@ class ModelService(LifecycleMixin):
     def close(self) -> None:
         self.scheduler.stop()
         self.jobs.close()
+
+
+def _predicted(loaded: LoadedModel, matrix: Any, explain: bool) -> Prediction:
+    """The prediction, with each row's explanation when asked for."""
+    result = loaded.predict(matrix)
+    if not explain:
+        return result
+    return dataclasses.replace(result, explanations=loaded.explain(matrix))
 
 
 def version_state(summary: Mapping[str, Any], active: int) -> str:

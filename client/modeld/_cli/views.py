@@ -14,8 +14,8 @@ from modeld.lifecycle import Policy, Schedule
 from modeld.status import ModelStatus, Status
 from modeld.types import Job, JobState, LoadState, Metric, Version, VersionState
 
-__all__ = ["show_jobs", "show_metrics", "show_models", "show_policy", "show_predictions",
-           "show_schedule", "show_status", "show_version", "show_versions"]
+__all__ = ["show_explanations", "show_jobs", "show_metrics", "show_models", "show_policy",
+           "show_predictions", "show_schedule", "show_status", "show_version", "show_versions"]
 
 _LOAD_STYLE = {LoadState.READY: "green", LoadState.LOADING: "yellow", LoadState.STALE: "yellow",
                LoadState.FAILED: "bold red", LoadState.NO_ACTIVE_VERSION: "dim",
@@ -128,6 +128,17 @@ def show_predictions(out: Output, p: Predictions) -> None:
             row.append(f"{record['anomaly_score']:.4f}")
         rows.append(row)
     out.result(out.table(header, rows, title=f"{p.model} v{p.version} ({p.task.value})"))
+
+
+def show_explanations(out: Output, p: Predictions, top: int = 5) -> None:
+    """Each row's largest feature contributions to its margin, and base + sum = margin."""
+    rows = []
+    for i, e in enumerate(p.explanations):
+        parts = ", ".join(f"{name} {value:+.4f}" for name, value in e.top(top))
+        rows.append([str(i), e.class_label or "-", f"{e.margin:.4f}", f"{e.base_value:.4f}",
+                     parts])
+    out.result(out.table(["ROW", "CLASS", "MARGIN", "BASE", f"TOP {top} CONTRIBUTIONS"], rows,
+                         title="explanations: base + contributions = margin"))
 
 
 def show_policy(out: Output, p: Policy) -> None:

@@ -471,21 +471,42 @@ class DenseRows(_message.Message):
     def __init__(self, columns: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
-    __slots__ = ("model", "version", "alias", "records", "dense")
+    __slots__ = ("model", "version", "alias", "records", "dense", "explain")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ALIAS_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     DENSE_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     alias: str
     records: RecordRows
     dense: DenseRows
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., alias: _Optional[str] = ..., records: _Optional[_Union[RecordRows, _Mapping]] = ..., dense: _Optional[_Union[DenseRows, _Mapping]] = ...) -> None: ...
+    explain: bool
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., alias: _Optional[str] = ..., records: _Optional[_Union[RecordRows, _Mapping]] = ..., dense: _Optional[_Union[DenseRows, _Mapping]] = ..., explain: _Optional[bool] = ...) -> None: ...
+
+class Explanation(_message.Message):
+    __slots__ = ("class_label", "margin", "base_value", "contributions")
+    class ContributionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    CLASS_LABEL_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_FIELD_NUMBER: _ClassVar[int]
+    BASE_VALUE_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
+    class_label: str
+    margin: float
+    base_value: float
+    contributions: _containers.ScalarMap[str, float]
+    def __init__(self, class_label: _Optional[str] = ..., margin: _Optional[float] = ..., base_value: _Optional[float] = ..., contributions: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
-    __slots__ = ("model", "version", "task", "labels", "values", "classes", "probabilities", "anomaly_scores")
+    __slots__ = ("model", "version", "task", "labels", "values", "classes", "probabilities", "anomaly_scores", "explanations")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
@@ -494,6 +515,7 @@ class PredictResponse(_message.Message):
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
     ANOMALY_SCORES_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATIONS_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     task: Task
@@ -502,7 +524,8 @@ class PredictResponse(_message.Message):
     classes: _containers.RepeatedScalarFieldContainer[str]
     probabilities: _containers.RepeatedScalarFieldContainer[float]
     anomaly_scores: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., task: _Optional[_Union[Task, str]] = ..., labels: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[float]] = ..., classes: _Optional[_Iterable[str]] = ..., probabilities: _Optional[_Iterable[float]] = ..., anomaly_scores: _Optional[_Iterable[float]] = ...) -> None: ...
+    explanations: _containers.RepeatedCompositeFieldContainer[Explanation]
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., task: _Optional[_Union[Task, str]] = ..., labels: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[float]] = ..., classes: _Optional[_Iterable[str]] = ..., probabilities: _Optional[_Iterable[float]] = ..., anomaly_scores: _Optional[_Iterable[float]] = ..., explanations: _Optional[_Iterable[_Union[Explanation, _Mapping]]] = ...) -> None: ...
 
 class ReloadRequest(_message.Message):
     __slots__ = ("model",)

@@ -18,6 +18,7 @@ from modeld_server.service import (
     VersionPage,
     version_state,
 )
+from modeld_server.serving.explain import Explanations
 from modeld_server.serving.loaded import Prediction
 from modeld_server.serving.manager import ModelView
 from modeld_server.training.gate import Policy
@@ -284,7 +285,17 @@ def prediction_to_pb(model: str, version: int, p: Prediction) -> pb.PredictRespo
         response.probabilities.extend(p.probabilities.ravel().tolist())
     if p.anomaly_scores is not None:
         response.anomaly_scores.extend(p.anomaly_scores.tolist())
+    if p.explanations is not None:
+        response.explanations.extend(explanations_to_pb(p.explanations))
     return response
+
+
+def explanations_to_pb(e: Explanations) -> list[pb.Explanation]:
+    return [pb.Explanation(class_label=label, margin=margin, base_value=base,
+                           contributions=dict(zip(e.columns, row, strict=True)))
+            for label, margin, base, row in zip(e.class_labels, e.margins.tolist(),
+                                                e.base.tolist(), e.contributions.tolist(),
+                                                strict=True)]
 
 
 def policy_to_pb(model: str, policy: Policy) -> pb.Policy:

@@ -81,10 +81,12 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
         pinned = self._service.pick_version(request.model, request.version, request.alias)
         if kind == "dense":
             version, prediction = self._service.predict_dense(
-                request.model, pinned, request.dense.columns, request.dense.values)
+                request.model, pinned, request.dense.columns, request.dense.values,
+                explain=request.explain)
         elif kind == "records":
             version, prediction = self._service.predict_records(
-                request.model, pinned, convert.records_from_pb(request.records))
+                request.model, pinned, convert.records_from_pb(request.records),
+                explain=request.explain)
         else:
             raise InvalidArgument("rows is required: send records or dense")
         return convert.prediction_to_pb(request.model, version, prediction)

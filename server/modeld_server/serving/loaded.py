@@ -15,6 +15,7 @@ import numpy as np
 from modeld_server import artifacts
 from modeld_server.errors import InvalidArgument
 from modeld_server.features import FeatureSchema
+from modeld_server.serving.explain import Explanations, check_explainable, explain
 from modeld_server.training.estimators import ALGORITHMS
 from modeld_server.types import Task
 
@@ -29,6 +30,7 @@ class Prediction:
     classes: list[str] | None = None
     probabilities: np.ndarray | None = None
     anomaly_scores: np.ndarray | None = None
+    explanations: Explanations | None = None
 
 
 class LoadedModel:
@@ -44,6 +46,7 @@ class LoadedModel:
         self.classes = [str(c) for c in manifest.get("classes") or []]
         self._class_array = np.array(self.classes, dtype=object)
         self._estimator = fitted.estimator
+        self._fitted = fitted  # the plain library path, for explain()
         # All-numeric data for an estimator that handles NaN itself: the preprocessor is
         # only a float cast, which the input already is, so Predict skips it.
         native = ALGORITHMS[manifest["algorithm"]].native_missing
@@ -92,6 +95,16 @@ class LoadedModel:
             # model's margin at 1e300): its answer would be NaN, so it is refused.
             raise InvalidArgument(_too_large(matrix, self.schema))
         return result
+
+    def explain(self, matrix: np.ndarray) -> Explanations:
+        """Each row's feature contributions to its raw margin (see serving/explain.py).
+
+        Raises:
+            FailedPrecondition: the algorithm has no explanations, naming it.
+        """
+        check_explainable(self.manifest["algorithm"], self.model, self.version)
+        return explain(self._fitted.preprocess, self._estimator, self.schema, self.classes,
+                       matrix)
 
     def _predict(self, matrix: np.ndarray) -> Prediction:
         if self._linear is not None:  # does its own imputing and scaling
