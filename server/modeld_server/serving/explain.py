@@ -75,7 +75,7 @@ def explain(preprocess: Any, estimator: Any, schema: FeatureSchema, classes: lis
 
 
 def _rows(values: np.ndarray, picked: np.ndarray) -> np.ndarray:
-    return values[np.arange(len(values)), picked]
+    return np.asarray(values[np.arange(len(values)), picked])
 
 
 def _xgboost(estimator: Any, x: np.ndarray) -> tuple[np.ndarray, ...]:
