@@ -39,7 +39,7 @@ from modeld.errors import (
 from modeld.jobs import JobHandle
 from modeld.lifecycle import Alias, Policy, Schedule, Threshold
 from modeld.options import RowFilter, TrainSpec, Validation
-from modeld.status import DaemonStatus, ModelStatus, Status
+from modeld.status import DaemonStatus, ModelStatus, Status, StatusWarning
 from modeld.types import (
     ConfusionMatrix,
     Job,
@@ -85,6 +85,7 @@ __all__ = [
     "RowFilter",
     "Schedule",
     "Status",
+    "StatusWarning",
     "TLSConfig",
     "Task",
     "Threshold",

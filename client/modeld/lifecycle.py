@@ -60,14 +60,21 @@ class Policy:
     thresholds: tuple[Threshold, ...] = ()
     disabled: bool = False
     raw: pb.Policy | None = dataclasses.field(default=None, repr=False, compare=False)
+    #: Freshness: GetStatus warns when the active version is older; 0 for no limit.
+    max_age_seconds: float = 0.0
+    #: Freshness: GetStatus warns when it was trained on fewer rows; 0 for no minimum.
+    min_training_rows: int = 0
 
     def to_pb(self) -> pb.Policy:
         message = pb.Policy(model=self.model, primary_metric=self.primary_metric,
                             disabled=self.disabled,
                             thresholds=[pb.Threshold(metric=t.metric, op=t.op, value=t.value)
-                                        for t in self.thresholds])
+                                        for t in self.thresholds],
+                            min_training_rows=self.min_training_rows)
         if self.tolerance is not None:
             message.tolerance = self.tolerance
+        if self.max_age_seconds:
+            message.max_age.FromNanoseconds(round(self.max_age_seconds * 1e9))
         return message
 
     @classmethod
@@ -76,7 +83,9 @@ class Policy:
                    m.tolerance if m.HasField("tolerance") else None,
                    tuple(Threshold(t.metric, t.op, t.value) for t in m.thresholds
                          if t.op in OPERATORS),
-                   m.disabled, raw=m)
+                   m.disabled, raw=m,
+                   max_age_seconds=m.max_age.seconds + m.max_age.nanos / 1e9,
+                   min_training_rows=m.min_training_rows)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,6 +24,7 @@ from modeld_server.errors import (
     ResourceExhausted,
     quoted,
 )
+from modeld_server.freshness import Freshness, StatusWarning
 from modeld_server.lifecycle import LifecycleMixin
 from modeld_server.metrics import PREDICT_ROWS
 from modeld_server.registry.index import RegistryIndex
@@ -105,6 +106,7 @@ class ModelService(LifecycleMixin):
         self.server = ModelServer(self.index, keep_loaded=settings.keep_loaded)
         self.meta = ModelMeta(self.store)
         settings.data_root.mkdir(parents=True, exist_ok=True)
+        self.freshness = Freshness(settings.data_root)
         self.jobs = JobManager(
             self.store, settings.data_root, settings.state_dir,
             max_concurrent=settings.max_concurrent_jobs, max_queued=settings.max_queued_jobs,
@@ -377,6 +379,11 @@ class ModelService(LifecycleMixin):
     def delete_schedule(self, model: str) -> ScheduleSpec:
         return self.scheduler.delete(validate_model_name(model))
 
+    def warnings_of(self, model: str, summary: Mapping[str, Any] | None) -> list[StatusWarning]:
+        """Freshness warnings about the active version (`summary`, the index's), for
+        GetStatus: cheap, the dataset's hash comes from a background thread."""
+        return self.freshness.warnings(self.get_policy(model, must_exist=False), summary)
+
     def schedule_of(self, model: str) -> tuple[ScheduleSpec, ScheduleState] | None:
         """The model's schedule for GetStatus, or None."""
         try:
@@ -385,6 +392,7 @@ class ModelService(LifecycleMixin):
             return None
 
     def close(self) -> None:
+        self.freshness.close()
         self.scheduler.stop()
         self.jobs.close()
 

@@ -118,7 +118,8 @@ class TestPolicy:
         live.fake.on("GetPolicy", pb.Policy(model="spam", disabled=True))
         data = json.loads(modelctl(live, "--json", "policy", "show", "spam").stdout)
         assert data == {"model": "spam", "primary_metric": "", "tolerance": None,
-                        "thresholds": [], "disabled": True}
+                        "thresholds": [], "disabled": True, "max_age_seconds": 0.0,
+                        "min_training_rows": 0}
 
 
 class TestAlias:

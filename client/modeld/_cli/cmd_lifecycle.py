@@ -58,6 +58,11 @@ def policy_set(
         show_default=False)] = None,
     disabled: Annotated[bool, typer.Option("--disabled/--enabled",
                                            help="Turn the gate off or on.")] = False,
+    max_age: Annotated[str, typer.Option(
+        help="Warn in status when the active version is older, e.g. 30d, 12h, 90m; "
+        "0 for no limit.")] = "0",
+    min_training_rows: Annotated[int, typer.Option(
+        min=0, help="Warn in status when the active version was trained on fewer rows.")] = 0,
 ) -> None:
     """Replace the whole policy (unset options take the daemon's defaults)."""
     s = session(ctx)
@@ -65,11 +70,39 @@ def policy_set(
         bounds = thresholds(threshold or [])
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--threshold") from None
-    policy = s.client().set_policy(Policy(model, primary_metric, tolerance, bounds, disabled))
+    try:
+        age = parse_duration(max_age)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--max-age") from None
+    policy = s.client().set_policy(Policy(model, primary_metric, tolerance, bounds, disabled,
+                                          max_age_seconds=age,
+                                          min_training_rows=min_training_rows))
     if s.out.as_json:
         s.out.json(to_dict(policy))
     else:
         views.show_policy(s.out, policy)
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in '30d', '12h', '90m', '45s', '2w' or a bare number of seconds.
+
+    Raises:
+        ValueError: anything else, or a negative duration.
+    """
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:], 0.0)
+    number = value[:-1] if unit else value
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration: use a number and one of s, m, h, d, w "
+                         "(e.g. 30d)") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError(f"{text!r} is not a duration >= 0")
+    return seconds
 
 
 @alias_app.command("set")

@@ -15,7 +15,8 @@ from modeld.status import ModelStatus, Status
 from modeld.types import Job, JobState, LoadState, Metric, Version, VersionState
 
 __all__ = ["show_explanations", "show_jobs", "show_metrics", "show_models", "show_policy",
-           "show_predictions", "show_schedule", "show_status", "show_version", "show_versions"]
+           "show_predictions", "show_schedule", "show_status", "show_version", "show_versions",
+           "show_warnings"]
 
 _LOAD_STYLE = {LoadState.READY: "green", LoadState.LOADING: "yellow", LoadState.STALE: "yellow",
                LoadState.FAILED: "bold red", LoadState.NO_ACTIVE_VERSION: "dim",
@@ -41,14 +42,25 @@ def show_status(out: Output, status: Status) -> None:
         f"jobs {d.jobs_running} running, {d.jobs_queued} queued · registry {d.registry_root}"))
     if status.models:
         show_models(out, status.models)
+        show_warnings(out, status.models)
     else:
         out.info("no models yet: train one with `modelctl train`")
 
 
+def show_warnings(out: Output, models: Sequence[ModelStatus]) -> None:
+    """Freshness warnings under the table, one line each ('!' marks the model above)."""
+    for m in models:
+        for w in m.warnings:
+            out.result(Text(f"! {m.model} v{m.active_version}: {w.message} [{w.kind}]",
+                            style="yellow"))
+
+
 def show_models(out: Output, models: Sequence[ModelStatus]) -> None:
-    """One row per model: active and loaded versions, load state, key metric, last error."""
+    """One row per model: active and loaded versions, load state, key metric, last error;
+    '!' after the model's name when it has freshness warnings."""
     rows = [[
-        m.model, _version(m.active_version), _version(m.loaded_version),
+        m.model + (" !" if m.warnings else ""), _version(m.active_version),
+        _version(m.loaded_version),
         _styled(m.state.value, _LOAD_STYLE.get(m.state, "")), m.algorithm or "-",
         key_metric(m.metrics) or "-", str(m.version_count),
         _styled(m.last_error, "red") if m.last_error else "",
@@ -148,6 +160,8 @@ def show_policy(out: Output, p: Policy) -> None:
         ("primary metric", p.primary_metric or "(the task's default)"),
         ("tolerance", "(daemon default)" if p.tolerance is None else f"{p.tolerance:g}"),
         ("thresholds", ", ".join(str(t) for t in p.thresholds) or "-"),
+        ("max age", _duration(p.max_age_seconds) if p.max_age_seconds else "-"),
+        ("min rows", str(p.min_training_rows) if p.min_training_rows else "-"),
     ])
 
 

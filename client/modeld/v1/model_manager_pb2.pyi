@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -295,7 +296,7 @@ class DaemonStatus(_message.Message):
     def __init__(self, build_version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., registry_root: _Optional[str] = ..., data_root: _Optional[str] = ..., jobs_running: _Optional[int] = ..., jobs_queued: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ModelStatus(_message.Message):
-    __slots__ = ("model", "active_version", "loaded_version", "state", "last_error", "metrics", "latest_version", "version_count", "algorithm", "task", "last_reload_at", "last_reload_ms", "aliases", "schedule")
+    __slots__ = ("model", "active_version", "loaded_version", "state", "last_error", "metrics", "latest_version", "version_count", "algorithm", "task", "last_reload_at", "last_reload_ms", "aliases", "schedule", "warnings")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -324,6 +325,7 @@ class ModelStatus(_message.Message):
     LAST_RELOAD_MS_FIELD_NUMBER: _ClassVar[int]
     ALIASES_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     model: str
     active_version: int
     loaded_version: int
@@ -338,7 +340,16 @@ class ModelStatus(_message.Message):
     last_reload_ms: float
     aliases: _containers.ScalarMap[str, int]
     schedule: Schedule
-    def __init__(self, model: _Optional[str] = ..., active_version: _Optional[int] = ..., loaded_version: _Optional[int] = ..., state: _Optional[_Union[LoadState, str]] = ..., last_error: _Optional[str] = ..., metrics: _Optional[_Mapping[str, MetricValue]] = ..., latest_version: _Optional[int] = ..., version_count: _Optional[int] = ..., algorithm: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., last_reload_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_reload_ms: _Optional[float] = ..., aliases: _Optional[_Mapping[str, int]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+    warnings: _containers.RepeatedCompositeFieldContainer[StatusWarning]
+    def __init__(self, model: _Optional[str] = ..., active_version: _Optional[int] = ..., loaded_version: _Optional[int] = ..., state: _Optional[_Union[LoadState, str]] = ..., last_error: _Optional[str] = ..., metrics: _Optional[_Mapping[str, MetricValue]] = ..., latest_version: _Optional[int] = ..., version_count: _Optional[int] = ..., algorithm: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., last_reload_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_reload_ms: _Optional[float] = ..., aliases: _Optional[_Mapping[str, int]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., warnings: _Optional[_Iterable[_Union[StatusWarning, _Mapping]]] = ...) -> None: ...
+
+class StatusWarning(_message.Message):
+    __slots__ = ("kind", "message")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    message: str
+    def __init__(self, kind: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
     __slots__ = ("daemon", "models")
@@ -562,18 +573,22 @@ class Threshold(_message.Message):
     def __init__(self, metric: _Optional[str] = ..., op: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
 
 class Policy(_message.Message):
-    __slots__ = ("model", "primary_metric", "tolerance", "thresholds", "disabled")
+    __slots__ = ("model", "primary_metric", "tolerance", "thresholds", "disabled", "max_age", "min_training_rows")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PRIMARY_METRIC_FIELD_NUMBER: _ClassVar[int]
     TOLERANCE_FIELD_NUMBER: _ClassVar[int]
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     DISABLED_FIELD_NUMBER: _ClassVar[int]
+    MAX_AGE_FIELD_NUMBER: _ClassVar[int]
+    MIN_TRAINING_ROWS_FIELD_NUMBER: _ClassVar[int]
     model: str
     primary_metric: str
     tolerance: float
     thresholds: _containers.RepeatedCompositeFieldContainer[Threshold]
     disabled: bool
-    def __init__(self, model: _Optional[str] = ..., primary_metric: _Optional[str] = ..., tolerance: _Optional[float] = ..., thresholds: _Optional[_Iterable[_Union[Threshold, _Mapping]]] = ..., disabled: _Optional[bool] = ...) -> None: ...
+    max_age: _duration_pb2.Duration
+    min_training_rows: int
+    def __init__(self, model: _Optional[str] = ..., primary_metric: _Optional[str] = ..., tolerance: _Optional[float] = ..., thresholds: _Optional[_Iterable[_Union[Threshold, _Mapping]]] = ..., disabled: _Optional[bool] = ..., max_age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_training_rows: _Optional[int] = ...) -> None: ...
 
 class GetPolicyRequest(_message.Message):
     __slots__ = ("model",)

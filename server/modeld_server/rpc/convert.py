@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from google.protobuf import timestamp_pb2
 
 from modeld.v1 import model_manager_pb2 as pb
+from modeld_server.freshness import StatusWarning
 from modeld_server.rpc.struct_rows import StructRows
 from modeld_server.service import (
     DaemonInfo,
@@ -173,14 +174,15 @@ def job_to_pb(record: JobRecord) -> pb.Job:
 
 def model_view_to_pb(view: ModelView, summary: Mapping[str, Any] | None,
                      versions: list[int], aliases: Mapping[str, int],
-                     schedule: tuple[ScheduleSpec, ScheduleState] | None = None
-                     ) -> pb.ModelStatus:
+                     schedule: tuple[ScheduleSpec, ScheduleState] | None = None,
+                     warnings: Sequence[StatusWarning] = ()) -> pb.ModelStatus:
     current = view.current
     message = pb.ModelStatus(
         model=view.model, active_version=view.active, loaded_version=view.loaded,
         state=LOAD_STATE_TO_PB[view.state], last_error=view.error,
         latest_version=versions[-1] if versions else 0, version_count=len(versions),
         aliases=aliases,
+        warnings=[pb.StatusWarning(kind=w.kind, message=w.message) for w in warnings],
     )
     if summary:
         for name, value in metrics_to_pb(summary.get("metrics") or {}).items():
@@ -299,10 +301,14 @@ def explanations_to_pb(e: Explanations) -> list[pb.Explanation]:
 
 
 def policy_to_pb(model: str, policy: Policy) -> pb.Policy:
-    return pb.Policy(model=model, primary_metric=policy.primary_metric,
-                     tolerance=policy.tolerance, disabled=policy.disabled,
-                     thresholds=[pb.Threshold(metric=m, op=op, value=v)
-                                 for m, op, v in policy.thresholds])
+    message = pb.Policy(model=model, primary_metric=policy.primary_metric,
+                        tolerance=policy.tolerance, disabled=policy.disabled,
+                        thresholds=[pb.Threshold(metric=m, op=op, value=v)
+                                    for m, op, v in policy.thresholds],
+                        min_training_rows=policy.min_training_rows)
+    if policy.max_age_seconds:
+        message.max_age.FromNanoseconds(round(policy.max_age_seconds * 1e9))
+    return message
 
 
 def policy_from_pb(message: pb.Policy) -> Policy:
@@ -311,7 +317,9 @@ def policy_from_pb(message: pb.Policy) -> Policy:
     return Policy(message.primary_metric,
                   message.tolerance if message.HasField("tolerance") else DEFAULT_TOLERANCE,
                   tuple((t.metric, t.op, t.value) for t in message.thresholds),
-                  message.disabled)
+                  message.disabled,
+                  message.max_age.seconds + message.max_age.nanos / 1e9,
+                  message.min_training_rows)
 
 
 def schedule_to_pb(spec: ScheduleSpec, state: ScheduleState) -> pb.Schedule:

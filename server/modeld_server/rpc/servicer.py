@@ -144,9 +144,11 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
 
     def _model_status(self, view: ModelView) -> pb.ModelStatus:
         entry = self._service.index.entry(view.model)
-        return convert.model_view_to_pb(view, entry.summaries.get(view.active), entry.versions,
+        summary = entry.summaries.get(view.active)
+        return convert.model_view_to_pb(view, summary, entry.versions,
                                         self._service.aliases(view.model),
-                                        self._service.schedule_of(view.model))
+                                        self._service.schedule_of(view.model),
+                                        self._service.warnings_of(view.model, summary))
 
 
 def _waiting(context: Ctx) -> bool:

@@ -38,6 +38,8 @@ LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier", "ece"})
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 DEFAULT_TOLERANCE = 0.01
+MAX_AGE_LIMIT = 100 * 365 * 86400.0
+"""The largest policy.max_age, in seconds (100 years)."""
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,22 @@ class Policy:
     tolerance: float = DEFAULT_TOLERANCE
     thresholds: tuple[tuple[str, str, float], ...] = ()
     disabled: bool = False
+    max_age_seconds: float = 0.0
+    """Freshness (GetStatus warnings, not the gate): 0 for no limit."""
+    min_training_rows: int = 0
+    """Freshness: 0 for no minimum."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"primary_metric": self.primary_metric, "tolerance": self.tolerance,
-                "thresholds": [list(t) for t in self.thresholds], "disabled": self.disabled}
+        data: dict[str, Any] = {"primary_metric": self.primary_metric,
+                                "tolerance": self.tolerance,
+                                "thresholds": [list(t) for t in self.thresholds],
+                                "disabled": self.disabled}
+        # Only when set: a policy without freshness reads (and logs) as it always has.
+        if self.max_age_seconds:
+            data["max_age_seconds"] = self.max_age_seconds
+        if self.min_training_rows:
+            data["min_training_rows"] = self.min_training_rows
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Policy:
@@ -59,7 +73,9 @@ class Policy:
             return cls()
         return cls(data.get("primary_metric", ""), float(data.get("tolerance", DEFAULT_TOLERANCE)),
                    tuple((m, op, float(v)) for m, op, v in data.get("thresholds", ())),
-                   bool(data.get("disabled", False)))
+                   bool(data.get("disabled", False)),
+                   float(data.get("max_age_seconds", 0.0)),
+                   int(data.get("min_training_rows", 0)))
 
     def validated(self) -> Policy:
         """Raises InvalidArgument naming the bad field."""
@@ -75,6 +91,12 @@ class Policy:
             if not metric or value != value:
                 raise InvalidArgument(f"policy.thresholds: {quoted(metric)} {op} {value} is not a "
                                       "valid bound")
+        if not 0 <= self.max_age_seconds < MAX_AGE_LIMIT:  # NaN fails too
+            raise InvalidArgument(f"policy.max_age must be between 0 and {MAX_AGE_LIMIT:.0f} "
+                                  f"seconds (100 years), got {self.max_age_seconds:g} seconds")
+        if self.min_training_rows < 0:
+            raise InvalidArgument(
+                f"policy.min_training_rows must be >= 0, got {self.min_training_rows}")
         return self
 
 
