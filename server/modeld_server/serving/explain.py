@@ -82,7 +82,7 @@ def _xgboost(estimator: Any, x: np.ndarray) -> tuple[np.ndarray, ...]:
     import xgboost
 
     booster = estimator.get_booster()
-    data = xgboost.DMatrix(x, missing=np.nan)
+    data = xgboost.DMatrix(x, missing=np.nan, nthread=1)
     contribs = np.asarray(booster.predict(data, pred_contribs=True, validate_features=False),
                           dtype=np.float64)
     margin = np.asarray(booster.predict(data, output_margin=True, validate_features=False),
