@@ -184,3 +184,19 @@ class TestOtherAlgorithms:
         assert err.value.message == (
             f"explain is not available for algorithm {algorithm!r} (version 4 of 'm'); "
             "it is for xgboost, logistic_regression, ridge")
+
+    def test_a_calibrated_version_is_failed_precondition(self) -> None:
+        """CalibratedClassifierCV averages three models: no one margin to explain."""
+        from sklearn.calibration import CalibratedClassifierCV
+
+        model, rows = fitted_model("logistic_regression", Task.CLASSIFICATION, 2)
+        x = model._fitted.preprocess.transform(frame()[0])
+        y = model._estimator.predict(x)
+        calibrated = CalibratedClassifierCV(model._estimator, method="sigmoid", cv=3).fit(x, y)
+        model = LoadedModel("m", 4, model.manifest, Fitted(model._fitted.preprocess, calibrated))
+        with pytest.raises(FailedPrecondition) as err:
+            model.explain(rows)
+        assert err.value.message == (
+            "explain is not available for calibrated versions (version 4 of 'm'): its "
+            "probabilities average three calibrated logistic_regression models, whose margins "
+            "no single explanation adds up to")

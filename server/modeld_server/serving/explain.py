@@ -42,12 +42,19 @@ class Explanations:
     """rows x len(columns)."""
 
 
-def check_explainable(algorithm: str, model: str, version: int) -> None:
-    """Raises FailedPrecondition naming the algorithm when it has no explanations."""
+def check_explainable(algorithm: str, estimator: Any, model: str, version: int) -> None:
+    """Raises FailedPrecondition naming the algorithm when it has no explanations, or
+    when the version is calibrated (its probabilities average three fitted copies)."""
     if algorithm not in EXPLAINABLE:
         raise FailedPrecondition(
             f"explain is not available for algorithm {algorithm!r} (version {version} of "
             f"{model!r}); it is for {', '.join(EXPLAINABLE)}"
+        )
+    if type(estimator).__name__ == "CalibratedClassifierCV":
+        raise FailedPrecondition(
+            f"explain is not available for calibrated versions (version {version} of "
+            f"{model!r}): its probabilities average three calibrated {algorithm} models, "
+            "whose margins no single explanation adds up to"
         )
 
 

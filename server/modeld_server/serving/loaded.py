@@ -102,7 +102,8 @@ class LoadedModel:
         Raises:
             FailedPrecondition: the algorithm has no explanations, naming it.
         """
-        check_explainable(self.manifest["algorithm"], self.model, self.version)
+        check_explainable(self.manifest["algorithm"], self._estimator, self.model,
+                          self.version)
         return explain(self._fitted.preprocess, self._estimator, self.schema, self.classes,
                        matrix)
 
