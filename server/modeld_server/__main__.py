@@ -25,9 +25,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     settings = load_settings(args[1:])
     modeld_logging.configure(settings.log_format, settings.log_level)
+    from modeld_server.auth import TokenFileError
     from modeld_server.daemon import Runtime
 
-    runtime = Runtime(settings)
+    try:
+        runtime = Runtime(settings)
+    except TokenFileError as exc:  # the operator's file, not a bug: one line, no traceback
+        print(f"modeld: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
