@@ -6,23 +6,101 @@ operator runs them, and observes them from outside: exit codes, stderr, /proc, g
 
 from __future__ import annotations
 
-import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 
+from modeld.v1 import model_manager_pb2 as pb
+from modeld.v1 import model_manager_pb2_grpc as pb_grpc
 from modeld_server.auth import TokenFileError, TokenTable
+from tests.conftest import write_datasets
 
 SERVE = [sys.executable, "-m", "modeld_server", "serve", "--listen", "127.0.0.1:0"]
+SLOW_CV = pb.TrainRequest(model="slow", algorithm="random_forest", cv_folds=10,
+                          dataset=pb.Dataset(path="spambase.csv", target="is_spam"),
+                          params={"n_estimators": "3000"})
 
 
 def serve_args(base: Path, *extra: str) -> list[str]:
     """The command line of a daemon with its folders under `base`."""
     return [*SERVE, "--registry", str(base / "registry"), "--data-root", str(base / "data"),
             "--state-dir", str(base / "state"), *extra]
+
+
+class Served:
+    """A daemon subprocess on `base`'s folders, with a stub; SIGTERMed on exit if alive."""
+
+    def __init__(self, base: Path, *extra: str, state: str = "state",
+                 prefix: list[str] | None = None) -> None:
+        if not (base / "data" / "spambase.csv").exists():
+            write_datasets(base / "data")
+        port_file = base / f"{state}.port"
+        port_file.unlink(missing_ok=True)
+        args = serve_args(base, "--port-file", str(port_file), *extra)
+        args[args.index("--state-dir") + 1] = str(base / state)
+        self.process = subprocess.Popen(
+            [*(prefix or []), *args], stdout=subprocess.DEVNULL,
+            stderr=(base / f"{state}.log").open("ab"))
+        deadline = time.monotonic() + 120
+        while not port_file.exists():
+            assert self.process.poll() is None, "daemon exited during start-up"
+            assert time.monotonic() < deadline, "daemon did not start in 120 s"
+            time.sleep(0.05)
+        self.address = f"127.0.0.1:{port_file.read_text().strip()}"
+        self.channel = grpc.insecure_channel(self.address)
+        self.stub = pb_grpc.ModelManagerStub(self.channel)
+
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.channel.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def process_tree(pid: int) -> dict[int, tuple[int, str]]:
+    """{pid: (depth below `pid`, start time)} for `pid` and every descendant, any thread's."""
+    found: dict[int, tuple[int, str]] = {}
+    pending = [(pid, 0)]
+    while pending:
+        current, depth = pending.pop()
+        started = _start_time(current)
+        if started is None:
+            continue
+        found[current] = (depth, started)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:
+                continue
+            pending.extend((int(child), depth + 1) for child in children)
+    return found
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time (so a reused pid is not mistaken for it); None if it is gone
+    or a zombie (dead, waiting for a parent that may never reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def still_running(tree: dict[int, tuple[int, str]]) -> list[int]:
+    return [pid for pid, (_, started) in tree.items() if _start_time(pid) == started]
 
 
 class TestTokenFile:
@@ -102,3 +180,30 @@ class TestTokenFile:
         result = subprocess.run(serve_args(tmp_path, "--token-file", str(path)),
                                 capture_output=True, text=True, timeout=120)
         assert (result.returncode, result.stderr.splitlines()) == (2, [f"modeld: {expected}"])
+
+
+class TestDaemonKilled:
+    """SIGKILL runs no cleanup: the training processes must die with the daemon by themselves."""
+
+    def test_sigkill_mid_cross_validation_takes_every_training_process(
+            self, tmp_path: Path) -> None:
+        """Forkserver, resource tracker, worker and its fit processes end at once (death
+        signals, not the next progress message a fold later); allowed 10 s on a loaded box."""
+        with Served(tmp_path) as daemon:
+            job = daemon.stub.Train(SLOW_CV)
+            deadline = time.monotonic() + 120
+            tree = process_tree(daemon.process.pid)
+            # daemon -> forkserver -> job worker -> fit processes
+            while max(depth for depth, _ in tree.values()) < 3:
+                assert time.monotonic() < deadline, f"no fit process started: {tree}"
+                time.sleep(0.1)
+                tree = process_tree(daemon.process.pid)
+            state = daemon.stub.GetJob(pb.GetJobRequest(job_id=job.id))
+            assert (state.state, state.phase) == (pb.JOB_STATE_RUNNING, "cross_validation")
+            assert len(tree) >= 5, tree  # with the resource tracker
+            daemon.process.kill()
+            killed = time.monotonic()
+            daemon.process.wait(10)
+            while (left := still_running(tree)) and time.monotonic() - killed < 10:
+                time.sleep(0.05)
+            assert left == [], f"still running {time.monotonic() - killed:.1f} s later: {left}"

@@ -31,7 +31,7 @@ from modeld_server.errors import (
 )
 from modeld_server.metrics import JOB_DURATION, JOBS_FINISHED
 from modeld_server.registry.store import RegistryStore, Staging
-from modeld_server.training import entry
+from modeld_server.training import entry, spawner
 from modeld_server.training.jobrecord import (
     JobFiles,
     JobRecord,
@@ -43,7 +43,7 @@ from modeld_server.types import JobState, TrainSpec
 log = structlog.get_logger(__name__)
 
 _CTX = multiprocessing.get_context("forkserver")
-_CTX.set_forkserver_preload([entry.WORKER_MODULE, entry.PREHEAT_MODULE])
+_CTX.set_forkserver_preload([entry.LIFELINE_MODULE, entry.WORKER_MODULE, entry.PREHEAT_MODULE])
 
 OnPublished = Callable[[str, int], None]
 ContextFor = Callable[[TrainSpec], dict[str, Any]]
@@ -106,6 +106,7 @@ class JobManager:
 
     def warm_up(self) -> None:
         """Starts the forkserver (importing the training libraries) before the first job."""
+        spawner.ensure_forkserver()
         process = _CTX.Process(target=entry.warm_up, daemon=True)
         process.start()
         process.join()
@@ -292,6 +293,7 @@ class JobManager:
                   self._limits.max_rows, self._context_for(record.spec), self._limits.cpus,
                   self._limits.memory_mb),
         )
+        spawner.ensure_forkserver()
         with self._cond:
             if record.state.final:
                 return None  # closed while it waited for a slot
