@@ -146,17 +146,17 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         role = self._tokens.role_of(_bearer(details.invocation_metadata))
         if role is None:
             log.info("rpc_denied", method=method, code="UNAUTHENTICATED")
-            return _refuse(handler, grpc.StatusCode.UNAUTHENTICATED,
+            return refusal(handler, grpc.StatusCode.UNAUTHENTICATED,
                            "missing or unknown token: send metadata 'authorization: Bearer TOKEN'")
         needed = required_role(method) if service == "modeld.v1.ModelManager" else OPERATOR
         if _RANK[role] < _RANK[needed]:
             log.info("rpc_denied", method=method, code="PERMISSION_DENIED", role=role)
-            return _refuse(handler, grpc.StatusCode.PERMISSION_DENIED,
+            return refusal(handler, grpc.StatusCode.PERMISSION_DENIED,
                            f"{method} needs the {needed} role; this token is a {role}")
         return handler
 
 
-def _refuse(handler: Any, code: grpc.StatusCode, message: str) -> Any:
+def refusal(handler: Any, code: grpc.StatusCode, message: str) -> Any:
     """A handler of the same shape as `handler` that only aborts."""
     def abort(request: Any, context: grpc.ServicerContext) -> Any:
         context.abort(code, message)

@@ -6,14 +6,19 @@ operator runs them, and observes them from outside: exit codes, stderr, /proc, g
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import grpc
+import numpy as np
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from modeld.v1 import model_manager_pb2 as pb
 from modeld.v1 import model_manager_pb2_grpc as pb_grpc
@@ -207,3 +212,81 @@ class TestDaemonKilled:
             while (left := still_running(tree)) and time.monotonic() - killed < 10:
                 time.sleep(0.05)
             assert left == [], f"still running {time.monotonic() - killed:.1f} s later: {left}"
+
+
+IRIS_COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+SHUTTING_DOWN = ("the daemon is shutting down and takes no new calls; retry on another "
+                 "replica")
+
+
+def metrics_port(log: Path) -> int:
+    """The metrics port the daemon logged (its log is JSON lines when not on a terminal)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for line in log.read_text().splitlines():
+            if '"metrics_serving"' in line:
+                return int(json.loads(line)["address"].rsplit(":", 1)[1])
+        time.sleep(0.05)
+    raise AssertionError(f"no metrics_serving line in {log}")
+
+
+def started(port: int) -> float:
+    """modeld_rpc_started_total: the calls the daemon has taken from the network."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    for line in text.decode().splitlines():
+        if line.startswith("modeld_rpc_started_total "):
+            return float(line.split()[1])
+    raise AssertionError("no modeld_rpc_started_total in /metrics")
+
+
+class TestGracefulStop:
+    """SIGTERM: calls taken before it end with their own answer, later ones UNAVAILABLE."""
+
+    def test_sigterm_finishes_taken_calls_and_refuses_new_ones(self, tmp_path: Path) -> None:
+        """30 slow Predicts in flight, then SIGTERM: all 30 OK; a call after NOT_SERVING is
+        UNAVAILABLE with the reason; 30 more racing the signal are OK or UNAVAILABLE, never
+        CANCELLED (gRPC's answer to a call it had not handed over when it stopped)."""
+        with Served(tmp_path, "--grace-period", "120",
+                    "--metrics-listen", "127.0.0.1:0") as daemon:
+            metrics = metrics_port(tmp_path / "state.log")
+            job = daemon.stub.Train(pb.TrainRequest(
+                model="iris", algorithm="random_forest", cv_folds=2,
+                params={"n_estimators": "300"},
+                dataset=pb.Dataset(path="iris.csv", target="species")))
+            for _ in daemon.stub.WatchJob(pb.WatchJobRequest(job_id=job.id), timeout=300):
+                pass
+            rng = np.random.default_rng(0)
+            slow = pb.PredictRequest(model="iris", dense=pb.DenseRows(
+                columns=IRIS_COLUMNS, values=rng.uniform(0, 8, size=4 * 4000).tolist()))
+            before = started(metrics)
+            taken = [daemon.stub.Predict.future(slow, timeout=300) for _ in range(30)]
+            deadline = time.monotonic() + 60
+            while started(metrics) < before + 30:
+                assert time.monotonic() < deadline, "the daemon did not take the 30 calls"
+                time.sleep(0.02)
+            assert not all(f.done() for f in taken), "too fast to be in flight at SIGTERM"
+
+            daemon.process.send_signal(signal.SIGTERM)
+            racing = [daemon.stub.Predict.future(slow, timeout=300) for _ in range(30)]
+            health = health_pb2_grpc.HealthStub(daemon.channel)
+            request = health_pb2.HealthCheckRequest(service="modeld.v1.ModelManager")
+            serving = health_pb2.HealthCheckResponse.SERVING
+            while health.Check(request, timeout=30).status == serving:
+                assert time.monotonic() < deadline, "SIGTERM did not flip health"
+                time.sleep(0.01)
+            with pytest.raises(grpc.RpcError) as err:
+                daemon.stub.Predict(slow, timeout=30)
+            assert (err.value.code(), err.value.details()) == (
+                grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
+
+            assert [outcome(f) for f in taken] == ["OK"] * 30
+            assert {outcome(f) for f in racing} <= {"OK", f"UNAVAILABLE: {SHUTTING_DOWN}"}
+            assert daemon.process.wait(120) == 0
+
+
+def outcome(future: Any) -> str:
+    try:
+        future.result()
+    except grpc.RpcError as err:
+        return f"{err.code().name}: {err.details()}"
+    return "OK"
