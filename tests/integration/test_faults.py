@@ -7,11 +7,15 @@ operator runs them, and observes them from outside: exit codes, stderr, /proc, g
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from modeld.v1 import model_manager_pb2 as pb
 from modeld.v1 import model_manager_pb2_grpc as pb_grpc
 from modeld_server.auth import TokenFileError, TokenTable
-from tests.conftest import write_datasets
+from tests.conftest import LiveDaemon, start_daemon, wait_job, write_datasets
 
 SERVE = [sys.executable, "-m", "modeld_server", "serve", "--listen", "127.0.0.1:0"]
 SLOW_CV = pb.TrainRequest(model="slow", algorithm="random_forest", cv_folds=10,
@@ -290,3 +294,67 @@ def outcome(future: Any) -> str:
     except grpc.RpcError as err:
         return f"{err.code().name}: {err.details()}"
     return "OK"
+
+
+class TestRequestIdAcrossReplicas:
+    """Two daemons on one registry honour a Train request_id as one daemon does."""
+
+    @pytest.fixture
+    def replicas(self, tmp_path: Path, datasets: Path) -> Iterator[tuple[LiveDaemon, LiveDaemon]]:
+        shutil.copytree(datasets, tmp_path / "data")
+        first = start_daemon(tmp_path)
+        second = start_daemon(tmp_path, state_dir=tmp_path / "state-2")
+        yield first, second
+        first.stop()
+        second.stop()
+
+    @staticmethod
+    def iris(request_id: str, **fields: Any) -> pb.TrainRequest:
+        return pb.TrainRequest(model="iris", algorithm="logistic_regression", cv_folds=2,
+                               request_id=request_id, **fields,
+                               dataset=pb.Dataset(path="iris.csv", target="species"))
+
+    def test_a_retry_on_the_other_replica_answers_with_the_first_job(
+            self, replicas: tuple[LiveDaemon, LiveDaemon]) -> None:
+        """The second daemon trains nothing: it answers with the job, state and version the
+        first recorded; a different request under the id is ALREADY_EXISTS, word for word
+        as the first daemon says it."""
+        first, second = replicas
+        job = first.stub.Train(self.iris("retry-1"))
+        done = wait_job(first.stub, job.id)
+        assert (done.state, done.version) == (pb.JOB_STATE_SUCCEEDED, 1)
+
+        again = second.stub.Train(self.iris("retry-1"))
+        assert (again.id, again.state, again.version, again.message) == (
+            job.id, pb.JOB_STATE_SUCCEEDED, 1, "published version 1")
+        assert list(second.stub.ListJobs(pb.ListJobsRequest()).jobs) == []
+        versions = first.stub.ListVersions(pb.ListVersionsRequest(model="iris")).versions
+        assert [v.version for v in versions] == [1]
+
+        different = self.iris("retry-1", params={"C": "0.5"})
+        answers = []
+        for daemon in (first, second):
+            with pytest.raises(grpc.RpcError) as err:
+                daemon.stub.Train(different)
+            answers.append((err.value.code(), err.value.details()))
+        assert answers == [(grpc.StatusCode.ALREADY_EXISTS,
+                            f"request_id 'retry-1' was used for job {job.id} with a "
+                            "different request")] * 2
+
+    def test_the_same_request_id_at_once_on_both_runs_one_job(
+            self, replicas: tuple[LiveDaemon, LiveDaemon]) -> None:
+        """Sent to both daemons at the same moment, one job is queued; both name it."""
+        start = threading.Barrier(2)
+
+        def train(daemon: LiveDaemon) -> pb.Job:
+            start.wait()
+            return daemon.stub.Train(self.iris("race-1"))
+
+        with ThreadPoolExecutor(2) as pool:
+            jobs = list(pool.map(train, replicas))
+        assert jobs[0].id == jobs[1].id
+        owners = [d for d in replicas if d.stub.ListJobs(pb.ListJobsRequest()).jobs]
+        assert len(owners) == 1
+        assert wait_job(owners[0].stub, jobs[0].id).state == pb.JOB_STATE_SUCCEEDED
+        versions = owners[0].stub.ListVersions(pb.ListVersionsRequest(model="iris")).versions
+        assert [v.version for v in versions] == [1]

@@ -32,6 +32,7 @@ from modeld_server.errors import (
 from modeld_server.metrics import JOB_DURATION, JOBS_FINISHED
 from modeld_server.registry.store import RegistryStore, Staging
 from modeld_server.training import entry, spawner
+from modeld_server.training.claims import RequestClaims
 from modeld_server.training.jobrecord import (
     JobFiles,
     JobRecord,
@@ -71,6 +72,7 @@ class JobManager:
                  on_published: OnPublished | None = None,
                  context_for: ContextFor | None = None) -> None:
         self._store = store
+        self._claims = RequestClaims(store)
         self._data_root = data_root
         self._files = JobFiles(state_dir)
         self._max_concurrent = max_concurrent
@@ -100,6 +102,7 @@ class JobManager:
                     log.warning("job_interrupted", job_id=record.id, model=record.model)
                 record.finished_at = record.finished_at or time.time()
                 self._files.save(record)
+                self._update_claim(record)
             self._jobs[record.id] = record
             if record.spec.request_id:
                 self._by_request[record.spec.request_id] = record.id
@@ -138,7 +141,8 @@ class JobManager:
     # ---- requests -------------------------------------------------------------------------
 
     def submit(self, spec: TrainSpec) -> JobRecord:
-        """Queues a job; the same request_id returns the existing job.
+        """Queues a job; the same request_id returns the existing job, also when another
+        daemon on the same registry took it (as that daemon last saved it; see claims.py).
 
         Raises:
             AlreadyExists: request_id used before for a different request.
@@ -147,13 +151,9 @@ class JobManager:
         """
         with self._cond:
             if spec.request_id and spec.request_id in self._by_request:
-                existing = self._jobs[self._by_request[spec.request_id]]
-                if existing.spec != spec:
-                    raise AlreadyExists(
-                        f"request_id {quoted(spec.request_id)} was used for job {existing.id} "
-                        "with a different request"
-                    )
-                return existing.snapshot()
+                return _same_request(self._jobs[self._by_request[spec.request_id]], spec)
+            if spec.request_id and (holder := self._claims.find(spec)) is not None:
+                return _same_request(holder, spec)  # taken by another daemon
             if self._closed:
                 raise FailedPrecondition("the daemon is shutting down and takes no new jobs")
             busy = len(self._running) >= self._max_concurrent
@@ -163,6 +163,8 @@ class JobManager:
                     f"max_queued_jobs={self._max_queued})"
                 )
             record = JobRecord(id=new_job_id(), spec=spec)
+            if spec.request_id and (holder := self._claims.claim(record)) is not None:
+                return _same_request(holder, spec)  # by another daemon, just now
             self._jobs[record.id] = record
             if spec.request_id:
                 self._by_request[spec.request_id] = record.id
@@ -408,7 +410,25 @@ class JobManager:
         record.seq += 1
         if persist:
             self._files.save(record)
+            self._update_claim(record)
         self._cond.notify_all()
+
+    def _update_claim(self, record: JobRecord) -> None:
+        """Tells other daemons on the registry how the job of a request id is doing."""
+        if not record.spec.request_id:
+            return
+        try:
+            self._claims.update(record)
+        except OSError as exc:  # they go on seeing its last saved state
+            log.warning("request_claim_not_updated", job_id=record.id, error=str(exc))
+
+
+def _same_request(existing: JobRecord, spec: TrainSpec) -> JobRecord:
+    """The job that has `spec`'s request_id, if it was asked for the same thing."""
+    if existing.spec != spec:
+        raise AlreadyExists(f"request_id {quoted(spec.request_id)} was used for job "
+                            f"{existing.id} with a different request")
+    return existing.snapshot()
 
 
 def _tree_memory_mb(pid: int, limit_mb: float) -> float:
