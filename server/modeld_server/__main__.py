@@ -39,7 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    # Started with SIGINT ignored (a shell's background job, `nohup` in a script), the
+    # daemon keeps it so: Ctrl-C at that terminal was not meant for it. SIGTERM stops it.
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, on_signal)
     runtime.start()
     # The index and the loaded models live as long as the process: out of the collector's
     # sight, a full collection no longer walks them (0.5 s with 10,000 versions).

@@ -358,3 +358,37 @@ class TestRequestIdAcrossReplicas:
         assert wait_job(owners[0].stub, jobs[0].id).state == pb.JOB_STATE_SUCCEEDED
         versions = owners[0].stub.ListVersions(pb.ListVersionsRequest(model="iris")).versions
         assert [v.version for v in versions] == [1]
+
+
+IGNORING_SIGINT = [sys.executable, "-c", "import os, signal, sys; "
+                   "signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                   "os.execv(sys.argv[1], sys.argv[1:])"]
+
+
+class TestSigint:
+    """Ctrl-C stops a daemon in the foreground; one started with SIGINT ignored keeps it so."""
+
+    @staticmethod
+    def ignored(pid: int) -> bool:
+        status = Path(f"/proc/{pid}/status").read_text()
+        mask = int(next(line for line in status.splitlines()
+                        if line.startswith("SigIgn:")).split()[1], 16)
+        return bool(mask & (1 << (signal.SIGINT - 1)))
+
+    def test_sigint_stops_a_foreground_daemon(self, tmp_path: Path) -> None:
+        with Served(tmp_path) as daemon:
+            assert not self.ignored(daemon.process.pid)
+            daemon.process.send_signal(signal.SIGINT)
+            assert daemon.process.wait(60) == 0
+
+    def test_a_daemon_started_with_sigint_ignored_keeps_it_ignored(
+            self, tmp_path: Path) -> None:
+        """As a shell's background job (or `nohup ... &` in a script) is: the signal is
+        dropped, the daemon serves on, and SIGTERM still stops it cleanly."""
+        with Served(tmp_path, prefix=IGNORING_SIGINT) as daemon:
+            assert self.ignored(daemon.process.pid)
+            daemon.process.send_signal(signal.SIGINT)  # the kernel drops it at once
+            daemon.stub.GetStatus(pb.GetStatusRequest(), timeout=30)
+            assert daemon.process.poll() is None
+            daemon.process.send_signal(signal.SIGTERM)
+            assert daemon.process.wait(60) == 0
