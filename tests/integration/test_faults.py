@@ -360,6 +360,28 @@ class TestRequestIdAcrossReplicas:
         assert [v.version for v in versions] == [1]
 
 
+    def test_a_registry_that_cannot_record_the_claim_is_unavailable(
+            self, replicas: tuple[LiveDaemon, LiveDaemon]) -> None:
+        """A read-only registry: UNAVAILABLE naming the request id and the reason, no job."""
+        first, _ = replicas
+        registry = first.registry
+        if subprocess.run(["mount", "--bind", str(registry), str(registry)],
+                          capture_output=True).returncode:
+            pytest.skip("cannot bind-mount (needs root)")
+        try:
+            if subprocess.run(["mount", "-o", "remount,ro,bind", str(registry)],
+                              capture_output=True).returncode:
+                pytest.skip("cannot remount read-only")
+            with pytest.raises(grpc.RpcError) as err:
+                first.stub.Train(self.iris("ro-1"))
+            assert (err.value.code(), err.value.details()) == (
+                grpc.StatusCode.UNAVAILABLE,
+                "cannot record request_id 'ro-1' in the registry: Read-only file system")
+            assert list(first.stub.ListJobs(pb.ListJobsRequest()).jobs) == []
+        finally:
+            subprocess.run(["umount", str(registry)], check=True)
+
+
 IGNORING_SIGINT = [sys.executable, "-c", "import os, signal, sys; "
                    "signal.signal(signal.SIGINT, signal.SIG_IGN); "
                    "os.execv(sys.argv[1], sys.argv[1:])"]

@@ -11,12 +11,14 @@ are small and kept: a request id stays taken for as long as the registry holds i
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 from pathlib import Path
 
 import structlog
 
+from modeld_server.errors import ResourceExhausted, Unavailable, quoted
 from modeld_server.registry import fsio
 from modeld_server.registry.layout import ModelPaths
 from modeld_server.registry.store import RegistryStore
@@ -44,16 +46,25 @@ class RequestClaims:
 
         Returns:
             None when `record` took it; otherwise the job that had, as last saved.
+
+        Raises:
+            ResourceExhausted: the registry's disk is full; Unavailable: it cannot be
+                written otherwise (read-only, an I/O error).
         """
         paths = self._store.paths(record.model)
-        paths.root.mkdir(parents=True, exist_ok=True)
         path = _path(paths, record.spec.request_id)
-        with fsio.file_lock(paths.lock):
-            holder = _read(path)
-            if holder is not None:
-                return holder
-            path.parent.mkdir(exist_ok=True)
-            fsio.write_atomic(path, _dump(record))
+        try:
+            paths.root.mkdir(parents=True, exist_ok=True)
+            with fsio.file_lock(paths.lock):
+                holder = _read(path)
+                if holder is not None:
+                    return holder
+                path.parent.mkdir(exist_ok=True)
+                fsio.write_atomic(path, _dump(record))
+        except OSError as exc:
+            kind = ResourceExhausted if exc.errno in (errno.ENOSPC, errno.EDQUOT) else Unavailable
+            raise kind(f"cannot record request_id {quoted(record.spec.request_id)} in the "
+                       f"registry: {exc.strerror}") from exc
         return None
 
     def update(self, record: JobRecord) -> None:
