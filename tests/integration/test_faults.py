@@ -272,6 +272,7 @@ class TestGracefulStop:
 
             daemon.process.send_signal(signal.SIGTERM)
             racing = [daemon.stub.Predict.future(slow, timeout=300) for _ in range(30)]
+            deadline = time.monotonic() + 60
             health = health_pb2_grpc.HealthStub(daemon.channel)
             request = health_pb2.HealthCheckRequest(service="modeld.v1.ModelManager")
             serving = health_pb2.HealthCheckResponse.SERVING
