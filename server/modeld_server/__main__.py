@@ -25,16 +25,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     settings = load_settings(args[1:])
     modeld_logging.configure(settings.log_format, settings.log_level)
+    from modeld_server.auth import TokenFileError
     from modeld_server.daemon import Runtime
 
-    runtime = Runtime(settings)
+    try:
+        runtime = Runtime(settings)
+    except TokenFileError as exc:  # the operator's file, not a bug: one line, no traceback
+        print(f"modeld: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    # Started with SIGINT ignored (a shell's background job, `nohup` in a script), the
+    # daemon keeps it so: Ctrl-C at that terminal was not meant for it. SIGTERM stops it.
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, on_signal)
     runtime.start()
     # The index and the loaded models live as long as the process: out of the collector's
     # sight, a full collection no longer walks them (0.5 s with 10,000 versions).

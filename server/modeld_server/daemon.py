@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from modeld_server.config import Settings
+from modeld_server.rpc.drain import QUIET
 from modeld_server.rpc.server import Daemon, build_server, listen_address
 from modeld_server.serving.watcher import RegistryWatcher
 
@@ -68,16 +70,23 @@ class Runtime:
         log.info("metrics_serving", address=f"{host}:{self.metrics_port}")
 
     def stop(self, grace: float | None = None) -> None:
-        """Stops taking calls, lets in-flight ones finish, records running jobs as interrupted."""
+        """Answers new calls UNAVAILABLE, records running jobs as interrupted, lets the calls
+        taken before finish (within `grace` seconds), then stops gRPC (see rpc/drain.py)."""
         if self._stopped.is_set():
             return
         self._stopped.set()
-        self.daemon.set_serving(False)
         grace = self.settings.grace_period if grace is None else grace
-        done = self.daemon.server.stop(grace)
-        self.service.close()
+        deadline = time.monotonic() + grace
+        self.daemon.gate.close()
+        self.daemon.set_serving(False)  # after: NOT_SERVING means new calls are refused
+        # WatchJob streams end with their jobs' final state. Runners get what is left of the
+        # grace period to clean up; a staging folder they leave is swept at the next start.
+        self.service.close(wait=max(0.0, deadline - time.monotonic()))
         self.watcher.stop()
-        done.wait(grace + 1)
+        if not self.daemon.pool.wait_quiet(QUIET, deadline):
+            log.warning("grace_period_over", grace_period=grace)
+        left = max(0.0, deadline - time.monotonic())
+        self.daemon.server.stop(left).wait(left + 1)
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         log.info("stopped")

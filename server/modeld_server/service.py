@@ -382,9 +382,14 @@ class ModelService(LifecycleMixin):
         except NotFound:
             return None
 
-    def close(self) -> None:
+    def close(self, wait: float | None = None) -> None:
+        """Stops the scheduler and the jobs; waits up to `wait` seconds (default: the job
+        manager's own) for job runners to remove their staging folders."""
         self.scheduler.stop()
-        self.jobs.close()
+        if wait is None:
+            self.jobs.close()
+        else:
+            self.jobs.close(wait=wait)
 
 
 def version_state(summary: Mapping[str, Any], active: int) -> str:

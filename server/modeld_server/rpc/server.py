@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
@@ -14,6 +13,7 @@ from grpc_reflection.v1alpha import reflection
 from modeld.v1 import model_manager_pb2 as pb
 from modeld_server.auth import AuthInterceptor, TokenTable
 from modeld_server.config import Settings
+from modeld_server.rpc.drain import CountingPool, DrainGate
 from modeld_server.rpc.servicer import ModelManagerServicer
 from modeld_server.rpc.status import decoder
 from modeld_server.rpc.struct_rows import PredictRequestWire
@@ -32,6 +32,8 @@ class Daemon:
     port: int
     service: ModelService
     health: health.HealthServicer
+    gate: DrainGate
+    pool: CountingPool
 
     def set_serving(self, serving: bool) -> None:
         status = (health_pb2.HealthCheckResponse.SERVING if serving
@@ -46,19 +48,20 @@ def build_server(settings: Settings, service: ModelService | None = None) -> Dae
     Returns:
         The daemon, with health NOT_SERVING until the caller loads models and flips it.
     """
-    interceptors = []
+    interceptors: list[grpc.ServerInterceptor] = []
     if settings.token_file is not None:
         interceptors.append(AuthInterceptor(TokenTable.load(settings.token_file),
                                             open_health=settings.open_health))
+    gate = DrainGate()
+    interceptors.append(gate)  # after auth: an unknown caller learns nothing more
     service = service or ModelService(settings)
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 0),
     ]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.rpc_threads,
-                                                    thread_name_prefix="rpc"),
-                         options=options, interceptors=interceptors)
+    pool = CountingPool(max_workers=settings.rpc_threads, thread_name_prefix="rpc")
+    server = grpc.server(pool, options=options, interceptors=interceptors)
     add_model_manager(ModelManagerServicer(service), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -66,7 +69,7 @@ def build_server(settings: Settings, service: ModelService | None = None) -> Dae
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME), server)
     port = _bind(server, settings)
-    daemon = Daemon(server, port, service, health_servicer)
+    daemon = Daemon(server, port, service, health_servicer, gate, pool)
     daemon.set_serving(False)
     return daemon
 
