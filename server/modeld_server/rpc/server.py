@@ -1,4 +1,4 @@
-"""Builds the gRPC server: ModelManager, health and reflection, on one port."""
+"""Builds the gRPC server: ModelManager, V2 inference, health and reflection, on one port."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from grpc_reflection.v1alpha import reflection
 from modeld.v1 import model_manager_pb2 as pb
 from modeld_server.auth import AuthInterceptor, TokenTable
 from modeld_server.config import Settings
+from modeld_server.oip.core import OpenInference
+from modeld_server.rpc.oip import OipServicer, add_oip
 from modeld_server.rpc.servicer import ModelManagerServicer
 from modeld_server.rpc.struct_rows import PredictRequestWire
 from modeld_server.service import ModelService
@@ -31,8 +33,10 @@ class Daemon:
     port: int
     service: ModelService
     health: health.HealthServicer
+    oip: OpenInference
 
     def set_serving(self, serving: bool) -> None:
+        self.oip.serving = serving  # V2's ServerReady says the same as health
         status = (health_pb2.HealthCheckResponse.SERVING if serving
                   else health_pb2.HealthCheckResponse.NOT_SERVING)
         for name in ("", SERVICE_NAME):
@@ -59,13 +63,15 @@ def build_server(settings: Settings, service: ModelService | None = None) -> Dae
                                                     thread_name_prefix="rpc"),
                          options=options, interceptors=interceptors)
     add_model_manager(ModelManagerServicer(service), server)
+    oip = OpenInference(service)
+    add_oip(OipServicer(oip), server)  # not in reflection: see rpc/oip.py
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME), server)
     port = _bind(server, settings)
-    daemon = Daemon(server, port, service, health_servicer)
+    daemon = Daemon(server, port, service, health_servicer, oip)
     daemon.set_serving(False)
     return daemon
 
