@@ -1,7 +1,7 @@
 """The Open Inference Protocol (V2) over gRPC, driven by the real tritonclient.
 
-The daemon runs in a separate process (oip_daemon.serve); this process imports both
-tritonclient.grpc and modeld, and compares V2's answers with modeld's Predict.
+The daemon runs in a separate process (the `served` fixture in conftest); this process
+imports both tritonclient.grpc and modeld, and compares V2's answers with modeld's Predict.
 """
 
 from __future__ import annotations
@@ -20,27 +20,10 @@ from tritonclient.utils import InferenceServerException
 from modeld.oip.v2 import inference_pb2 as oip
 from modeld.v1 import model_manager_pb2 as pb
 from tests.conftest import SPAMBASE
-from tests.integration.oip_daemon import MAX_ROWS, Served, serve
+from tests.integration.oip_daemon import MAX_ROWS, Served
 
 FEATURES = pd.read_csv(SPAMBASE).drop(columns="is_spam")
 Client = triton.InferenceServerClient
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """spam v1 (logistic regression) and v2 (xgboost, active), alias champion -> v1;
-    mixed (categorical, missing values), diabetes (regression), blobs (anomalies)."""
-    daemon = serve(tmp_path_factory.mktemp("oip"))
-    try:
-        daemon.train("spam", "spambase.csv", "is_spam", "logistic_regression")
-        daemon.train("spam", "spambase.csv", "is_spam", "xgboost")
-        daemon.stub.SetAlias(pb.SetAliasRequest(model="spam", alias="champion", version=1))
-        daemon.train("mixed", "mixed.csv", "label", "xgboost")
-        daemon.train("diabetes", "diabetes.csv", "target", "ridge")
-        daemon.train("blobs", "anomalies.csv", "", "isolation_forest")
-        yield daemon
-    finally:
-        daemon.stop()
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +57,7 @@ class TestHealthAndMetadata:
         assert client.is_server_live() and client.is_server_ready()
         meta = client.get_server_metadata()
         assert (meta.name, meta.version, list(meta.extensions)) == (
-            "modeld", "0.1.0", ["model_repository"])
+            "modeld", "0.1.0", ["model_repository", "binary_tensor_data"])
 
     def test_model_metadata_publishes_the_column_order_and_loaded_versions(
             self, client: Client) -> None:

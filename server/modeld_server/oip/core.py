@@ -24,7 +24,7 @@ from modeld_server.service import BUILD_VERSION, ModelService, version_state
 from modeld_server.serving.loaded import Prediction
 from modeld_server.types import LoadState, Task
 
-EXTENSIONS = ("model_repository",)
+EXTENSIONS = ("model_repository", "binary_tensor_data")
 OUTPUTS: dict[Task, tuple[str, ...]] = {
     Task.CLASSIFICATION: ("label", "probabilities"),
     Task.REGRESSION: ("value",),
