@@ -29,6 +29,8 @@ class Runtime:
         self._stopped = threading.Event()
         self._metrics_server: Any = None
         self.metrics_port = 0
+        self._http_server: Any = None
+        self.http_port = 0
 
     @property
     def port(self) -> int:
@@ -49,6 +51,8 @@ class Runtime:
                          daemon=True).start()
         if self.settings.metrics_listen:
             self._serve_metrics(self.settings.metrics_listen)
+        if self.settings.http_listen:
+            self._serve_http(self.settings.http_listen)
         self.daemon.set_serving(True)
         if self.settings.port_file is not None:
             _write_port(self.settings.port_file, self.port)
@@ -67,12 +71,28 @@ class Runtime:
         self.metrics_port = self._metrics_server.server_port
         log.info("metrics_serving", address=f"{host}:{self.metrics_port}")
 
+    def _serve_http(self, listen: str) -> None:
+        from modeld_server.auth import TokenTable
+        from modeld_server.rpc.http_server import serve_http
+        from modeld_server.rpc.oip_http import OipHttp
+
+        tokens = (TokenTable.load(self.settings.token_file)
+                  if self.settings.token_file is not None else None)
+        app = OipHttp(self.daemon.oip, tokens, open_health=self.settings.open_health)
+        address = listen_address(self.settings, listen)
+        self._http_server = serve_http(app, address, self.settings)
+        self.http_port = self._http_server.server_address[1]
+        log.info("http_serving", address=f"{address.rpartition(':')[0]}:{self.http_port}")
+
     def stop(self, grace: float | None = None) -> None:
         """Stops taking calls, lets in-flight ones finish, records running jobs as interrupted."""
         if self._stopped.is_set():
             return
         self._stopped.set()
         self.daemon.set_serving(False)
+        if self._http_server is not None:  # takes no new calls; in-flight ones finish
+            self._http_server.shutdown()
+            self._http_server.server_close()
         grace = self.settings.grace_period if grace is None else grace
         done = self.daemon.server.stop(grace)
         self.service.close()

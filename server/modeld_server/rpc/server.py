@@ -99,14 +99,15 @@ def add_model_manager(servicer: ModelManagerServicer, server: grpc.Server) -> No
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
-def listen_address(settings: Settings) -> str:
-    """settings.listen, narrowed to loopback when nothing authenticates callers."""
-    host, _, port = settings.listen.rpartition(":")
+def listen_address(settings: Settings, listen: str | None = None) -> str:
+    """settings.listen (or `listen`), narrowed to loopback when nothing authenticates callers."""
+    listen = settings.listen if listen is None else listen
+    host, _, port = listen.rpartition(":")
     if settings.token_file is not None or settings.allow_unauthenticated_network:
-        return settings.listen
+        return listen
     if _is_loopback(host):
-        return settings.listen
-    log.warning("listening_on_loopback_only", requested=settings.listen,
+        return listen
+    log.warning("listening_on_loopback_only", requested=listen,
                 reason="no --token-file; pass --allow-unauthenticated-network to listen on "
                        f"{host} without authentication")
     return f"127.0.0.1:{port}"
