@@ -4,6 +4,7 @@ one thread per connection, TLS (and client certificates) as the gRPC port has th
 from __future__ import annotations
 
 import ssl
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,6 +22,12 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     app: OipHttp
     max_body: int
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that broke (a failed TLS handshake, a client gone): one log line
+        instead of the standard library's traceback on stderr."""
+        log.warning("http_connection_failed", client=str(client_address[0]),
+                    error=repr(sys.exception()))
 
 
 class _Handler(BaseHTTPRequestHandler):
