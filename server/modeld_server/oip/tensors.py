@@ -128,11 +128,14 @@ def strings_from_bytes(index: int, name: str, items: list[bytes]) -> np.ndarray:
 
 def strings_to_raw(values: np.ndarray) -> bytes:
     """The length-prefixed raw form of a BYTES output."""
+    encoded: dict[object, bytes] = {}  # labels repeat: a few classes, anomaly/normal
     parts = []
     for value in values.tolist():
-        data = str(value).encode("utf-8")
-        parts.append(_LENGTH.pack(len(data)))
-        parts.append(data)
+        piece = encoded.get(value)
+        if piece is None:
+            data = str(value).encode("utf-8")
+            piece = encoded[value] = _LENGTH.pack(len(data)) + data
+        parts.append(piece)
     return b"".join(parts)
 
 

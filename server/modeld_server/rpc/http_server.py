@@ -32,6 +32,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes; with Nagle's algorithm the second waits for the
+    # client's delayed ACK (40 ms on Linux) on every keep-alive call.
+    disable_nagle_algorithm = True
     server: _Server
 
     def do_GET(self) -> None:
