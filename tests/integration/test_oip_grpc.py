@@ -382,4 +382,5 @@ class TestErrors:
         client.infer("spam", [dense_input(FEATURES.iloc[:1])])
         log = (served.base / "daemon.log").read_text().splitlines()
         lines = [json.loads(line) for line in log if '"method": "ModelInfer"' in line]
-        assert lines and lines[-1]["event"] == "rpc" and lines[-1]["code"] == "OK"
+        assert lines and (lines[-1]["event"], lines[-1]["code"], lines[-1]["model"]) == (
+            "rpc", "OK", "spam")
