@@ -15,7 +15,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """spam v1 (logistic regression) and v2 (xgboost, active), alias champion -> v1;
     mixed (categorical, missing values), diabetes (regression), blobs (anomalies).
     V2 over HTTP too. Tests that change it put it back."""
-    daemon = serve(tmp_path_factory.mktemp("oip"), http=True)
+    daemon = serve(tmp_path_factory.mktemp("oip"), "--metrics-listen", "127.0.0.1:0",
+                   http=True)
     try:
         daemon.train("spam", "spambase.csv", "is_spam", "logistic_regression")
         daemon.train("spam", "spambase.csv", "is_spam", "xgboost")

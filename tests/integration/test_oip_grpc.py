@@ -7,6 +7,7 @@ imports both tritonclient.grpc and modeld, and compares V2's answers with modeld
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterator
 
 import grpc
@@ -240,6 +241,30 @@ class TestTypedContents:
         assert [v.decode() for v in label.contents.bytes_contents] == list(expected.labels)
 
 
+    @pytest.mark.parametrize("datatype", ["FP64", "FP32"])
+    def test_typed_single_tensor(self, served: Served, datatype: str) -> None:
+        rows = FEATURES.iloc[:3]
+        request = oip.ModelInferRequest(model_name="spam")
+        tensor = request.inputs.add(name="input", datatype=datatype, shape=[3, 57])
+        values = rows.to_numpy(dtype=np.float64 if datatype == "FP64" else np.float32)
+        field = tensor.contents.fp64_contents if datatype == "FP64" else \
+            tensor.contents.fp32_contents
+        field.extend(values.ravel().tolist())
+        response = typed_call(served)(request, timeout=30)
+        expected = predict_dense(served, rows.astype(values.dtype).astype(np.float64))
+        assert list(response.outputs[1].contents.fp64_contents) == list(expected.probabilities)
+
+    def test_bytes_in_a_single_tensor_is_refused(self, served: Served) -> None:
+        request = oip.ModelInferRequest(model_name="spam")
+        tensor = request.inputs.add(name="input", datatype="BYTES", shape=[1, 57])
+        tensor.contents.bytes_contents.extend([b"1"] * 57)
+        with pytest.raises(grpc.RpcError) as err:
+            typed_call(served)(request, timeout=30)
+        assert (err.value.code(), err.value.details()) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "input 'input' is BYTES: an [N, F] tensor holds numbers (FP32 or FP64)")
+
+
 class TestRepository:
     def test_index_lists_every_version_with_state_and_reason(
             self, client: Client) -> None:
@@ -376,6 +401,17 @@ class TestErrors:
         assert failure(lambda: client.get_model_config("spam"))[0] == "StatusCode.UNIMPLEMENTED"
         assert failure(lambda: client.get_inference_statistics())[0] == \
             "StatusCode.UNIMPLEMENTED"
+
+    def test_v2_calls_are_counted_in_the_metrics(self, served: Served, client: Client) -> None:
+        client.infer("spam", [dense_input(FEATURES.iloc[:1])])
+        log = (served.base / "daemon.log").read_text().splitlines()
+        address = next(json.loads(line)["address"] for line in log
+                       if '"metrics_serving"' in line)
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=30) as response:
+            text = response.read().decode()
+        counted = [line for line in text.splitlines() if line.startswith(
+            'modeld_rpc_requests_total{code="OK",method="ModelInfer"}')]
+        assert counted and float(counted[0].split()[-1]) >= 1
 
     def test_v2_calls_are_counted_and_logged_like_modelds(self, served: Served,
                                                          client: Client) -> None:
