@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 VAR := var
 LISTEN ?= 127.0.0.1:50051
-PROTOS := $(wildcard proto/modeld/v1/*.proto)
+PROTOS := $(wildcard proto/modeld/v1/*.proto) $(wildcard proto/modeld/oip/v2/*.proto)
 
 .PHONY: install run test test-slow fuzz check-proto proto lint typecheck bench clean
 
@@ -34,7 +34,8 @@ test-slow: install
 fuzz: install
 	MODELD_FUZZ_EXPLORE=1 $(PY) -m pytest -q -p no:cacheprovider tests/integration/test_fuzz.py
 
-# Generated code lives in client/modeld/v1 and is committed; only this target writes it.
+# Generated code lives in client/modeld/v1 and client/modeld/oip/v2 and is committed;
+# only this target writes it.
 proto: install
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=client --pyi_out=client \
 		--grpc_python_out=client $(PROTOS)
@@ -43,8 +44,10 @@ check-proto: install
 	rm -rf .proto-check && mkdir -p .proto-check
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=.proto-check --pyi_out=.proto-check \
 		--grpc_python_out=.proto-check $(PROTOS)
-	diff -r --exclude=__init__.py --exclude=__pycache__ .proto-check/modeld/v1 client/modeld/v1 \
-		|| { echo "client/modeld/v1 is stale: run 'make proto' and commit"; rm -rf .proto-check; exit 1; }
+	for d in v1 oip/v2; do \
+		diff -r --exclude=__init__.py --exclude=__pycache__ .proto-check/modeld/$$d client/modeld/$$d \
+		|| { echo "client/modeld/$$d is stale: run 'make proto' and commit"; rm -rf .proto-check; exit 1; }; \
+	done
 	rm -rf .proto-check
 
 lint: install

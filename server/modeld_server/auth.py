@@ -28,6 +28,11 @@ READER_METHODS = frozenset({"GetStatus", "ListVersions", "GetVersion", "GetJob",
 OPEN_SERVICES = frozenset({"grpc.health.v1.Health",
                            "grpc.reflection.v1alpha.ServerReflection",
                            "grpc.reflection.v1.ServerReflection"})
+OIP_SERVICE = "inference.GRPCInferenceService"
+OIP_HEALTH_METHODS = frozenset({"ServerLive", "ServerReady"})
+"""V2's health checks: open like grpc.health.v1 when --open-health."""
+OIP_READER_METHODS = OIP_HEALTH_METHODS | {"ServerMetadata", "ModelReady", "ModelMetadata",
+                                           "ModelInfer", "RepositoryIndex"}
 
 
 class TokenFileError(ValueError):
@@ -119,9 +124,18 @@ def _shape(fields: list[str]) -> str:
     return f"unknown role {role!r}" if len(role) < MIN_TOKEN_LENGTH else "an unknown role"
 
 
-def required_role(method: str) -> str:
-    """The role a ModelManager method needs; anything not known to be a read needs operator."""
-    return READER if method in READER_METHODS else OPERATOR
+def required_role(method: str, service: str = "modeld.v1.ModelManager") -> str:
+    """The role a method needs; anything not known to be a read needs operator."""
+    if service == OIP_SERVICE:
+        return READER if method in OIP_READER_METHODS else OPERATOR
+    if service == "modeld.v1.ModelManager":
+        return READER if method in READER_METHODS else OPERATOR
+    return OPERATOR
+
+
+def is_open(service: str, method: str) -> bool:
+    """Health checks that need no token when --open-health."""
+    return service in OPEN_SERVICES or (service == OIP_SERVICE and method in OIP_HEALTH_METHODS)
 
 
 def _bearer(metadata: Any) -> str:
@@ -141,14 +155,14 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
         service, _, method = details.method.lstrip("/").partition("/")
         handler = continuation(details)
-        if handler is None or (self._open_health and service in OPEN_SERVICES):
+        if handler is None or (self._open_health and is_open(service, method)):
             return handler
         role = self._tokens.role_of(_bearer(details.invocation_metadata))
         if role is None:
             log.info("rpc_denied", method=method, code="UNAUTHENTICATED")
             return refusal(handler, grpc.StatusCode.UNAUTHENTICATED,
                            "missing or unknown token: send metadata 'authorization: Bearer TOKEN'")
-        needed = required_role(method) if service == "modeld.v1.ModelManager" else OPERATOR
+        needed = required_role(method, service)
         if _RANK[role] < _RANK[needed]:
             log.info("rpc_denied", method=method, code="PERMISSION_DENIED", role=role)
             return refusal(handler, grpc.StatusCode.PERMISSION_DENIED,

@@ -55,6 +55,10 @@ class Settings:
     tls_key: Path | None = _f(None, "PEM private key of --tls-cert.")
     tls_client_ca: Path | None = _f(None, "PEM CA bundle; clients must present a cert it signed.")
     metrics_listen: str = _f("", "host:port for Prometheus /metrics over HTTP; empty: off.")
+    http_listen: str = _f(
+        "", "host:port for the Open Inference Protocol (V2) over HTTP/JSON, with the same "
+        "tokens and TLS as gRPC; empty: off."
+    )
     max_dataset_bytes: int = _f(1 << 30, "Largest dataset Train accepts: its file, and its "
                                 "bytes once decompressed (which the job checks).")
     max_dataset_rows: int = _f(10_000_000, "Most rows a training dataset may have.")

@@ -31,6 +31,8 @@ class Runtime:
         self._stopped = threading.Event()
         self._metrics_server: Any = None
         self.metrics_port = 0
+        self._http_server: Any = None
+        self.http_port = 0
 
     @property
     def port(self) -> int:
@@ -51,6 +53,8 @@ class Runtime:
                          daemon=True).start()
         if self.settings.metrics_listen:
             self._serve_metrics(self.settings.metrics_listen)
+        if self.settings.http_listen:
+            self._serve_http(self.settings.http_listen)
         self.daemon.set_serving(True)
         if self.settings.port_file is not None:
             _write_port(self.settings.port_file, self.port)
@@ -69,6 +73,19 @@ class Runtime:
         self.metrics_port = self._metrics_server.server_port
         log.info("metrics_serving", address=f"{host}:{self.metrics_port}")
 
+    def _serve_http(self, listen: str) -> None:
+        from modeld_server.auth import TokenTable
+        from modeld_server.rpc.http_server import serve_http
+        from modeld_server.rpc.oip_http import OipHttp
+
+        tokens = (TokenTable.load(self.settings.token_file)
+                  if self.settings.token_file is not None else None)
+        app = OipHttp(self.daemon.oip, tokens, open_health=self.settings.open_health)
+        address = listen_address(self.settings, listen)
+        self._http_server = serve_http(app, address, self.settings)
+        self.http_port = self._http_server.server_address[1]
+        log.info("http_serving", address=f"{address.rpartition(':')[0]}:{self.http_port}")
+
     def stop(self, grace: float | None = None) -> None:
         """Answers new calls UNAVAILABLE, records running jobs as interrupted, lets the calls
         taken before finish (within `grace` seconds), then stops gRPC (see rpc/drain.py)."""
@@ -79,6 +96,9 @@ class Runtime:
         deadline = time.monotonic() + grace
         self.daemon.gate.close()
         self.daemon.set_serving(False)  # after: NOT_SERVING means new calls are refused
+        if self._http_server is not None:  # takes no new calls; in-flight ones finish
+            self._http_server.shutdown()
+            self._http_server.server_close()
         # WatchJob streams end with their jobs' final state. Runners get what is left of the
         # grace period to clean up; a staging folder they leave is swept at the next start.
         self.service.close(wait=max(0.0, deadline - time.monotonic()))

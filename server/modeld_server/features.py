@@ -118,7 +118,8 @@ class FeatureSchema:
                     f"rows[{i}] has column {quoted(key)}, which is not a feature of this model"
                 )
 
-    def matrix_from_dense(self, columns: Sequence[str], values: Sequence[float]) -> np.ndarray:
+    def matrix_from_dense(self, columns: Sequence[str],
+                          values: Sequence[float] | np.ndarray) -> np.ndarray:
         """The model's matrix from column names and row-major doubles.
 
         The target column may be among the columns, as in records: it is ignored.

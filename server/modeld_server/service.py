@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import structlog
 
 from modeld_server.config import Settings
@@ -317,7 +318,7 @@ class ModelService(LifecycleMixin):
         return loaded.version, result
 
     def predict_dense(self, model: str, version: int, columns: Sequence[str],
-                      values: Sequence[float]) -> tuple[int, Prediction]:
+                      values: Sequence[float] | np.ndarray) -> tuple[int, Prediction]:
         rows = len(values) // max(1, len(columns))
         loaded = self.server.get(self._checked(model, version, rows), version)
         result = loaded.predict(loaded.schema.matrix_from_dense(columns, values))

@@ -1,4 +1,4 @@
-"""Builds the gRPC server: ModelManager, health and reflection, on one port."""
+"""Builds the gRPC server: ModelManager, V2 inference, health and reflection, on one port."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from grpc_reflection.v1alpha import reflection
 from modeld.v1 import model_manager_pb2 as pb
 from modeld_server.auth import AuthInterceptor, TokenTable
 from modeld_server.config import Settings
+from modeld_server.oip.core import OpenInference
 from modeld_server.rpc.drain import CountingPool, DrainGate
+from modeld_server.rpc.oip import OipServicer, add_oip
 from modeld_server.rpc.servicer import ModelManagerServicer
 from modeld_server.rpc.status import decoder
 from modeld_server.rpc.struct_rows import PredictRequestWire
@@ -34,8 +36,10 @@ class Daemon:
     health: health.HealthServicer
     gate: DrainGate
     pool: CountingPool
+    oip: OpenInference
 
     def set_serving(self, serving: bool) -> None:
+        self.oip.serving = serving  # V2's ServerReady says the same as health
         status = (health_pb2.HealthCheckResponse.SERVING if serving
                   else health_pb2.HealthCheckResponse.NOT_SERVING)
         for name in ("", SERVICE_NAME):
@@ -63,13 +67,15 @@ def build_server(settings: Settings, service: ModelService | None = None) -> Dae
     pool = CountingPool(max_workers=settings.rpc_threads, thread_name_prefix="rpc")
     server = grpc.server(pool, options=options, interceptors=interceptors)
     add_model_manager(ModelManagerServicer(service), server)
+    oip = OpenInference(service)
+    add_oip(OipServicer(oip), server)  # not in reflection: see rpc/oip.py
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME), server)
     port = _bind(server, settings)
-    daemon = Daemon(server, port, service, health_servicer, gate, pool)
+    daemon = Daemon(server, port, service, health_servicer, gate, pool, oip)
     daemon.set_serving(False)
     return daemon
 
@@ -98,14 +104,15 @@ def add_model_manager(servicer: ModelManagerServicer, server: grpc.Server) -> No
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
-def listen_address(settings: Settings) -> str:
-    """settings.listen, narrowed to loopback when nothing authenticates callers."""
-    host, _, port = settings.listen.rpartition(":")
+def listen_address(settings: Settings, listen: str | None = None) -> str:
+    """settings.listen (or `listen`), narrowed to loopback when nothing authenticates callers."""
+    listen = settings.listen if listen is None else listen
+    host, _, port = listen.rpartition(":")
     if settings.token_file is not None or settings.allow_unauthenticated_network:
-        return settings.listen
+        return listen
     if _is_loopback(host):
-        return settings.listen
-    log.warning("listening_on_loopback_only", requested=settings.listen,
+        return listen
+    log.warning("listening_on_loopback_only", requested=listen,
                 reason="no --token-file; pass --allow-unauthenticated-network to listen on "
                        f"{host} without authentication")
     return f"127.0.0.1:{port}"
