@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import socket
 from concurrent import futures
 from dataclasses import dataclass
+from functools import partial
 
 import grpc
 import structlog
@@ -94,16 +97,19 @@ def add_model_manager(servicer: ModelManagerServicer, server: grpc.Server) -> No
 
 
 def listen_address(settings: Settings) -> str:
-    """settings.listen, narrowed to loopback when nothing authenticates callers."""
+    """settings.listen, narrowed to loopback when nothing authenticates callers.
+
+    Pure, so callers may ask again; _bind logs the narrowing, once."""
     host, _, port = settings.listen.rpartition(":")
     if settings.token_file is not None or settings.allow_unauthenticated_network:
         return settings.listen
     if _is_loopback(host):
         return settings.listen
-    log.warning("listening_on_loopback_only", requested=settings.listen,
-                reason="no --token-file; pass --allow-unauthenticated-network to listen on "
-                       f"{host} without authentication")
     return f"127.0.0.1:{port}"
+
+
+class ListenError(OSError):
+    """The daemon cannot listen on its address; the message says why and what to pass."""
 
 
 def _is_loopback(host: str) -> bool:
@@ -118,14 +124,52 @@ def _is_loopback(host: str) -> bool:
 
 def _bind(server: grpc.Server, settings: Settings) -> int:
     address = listen_address(settings)
+    if address != settings.listen:
+        host = settings.listen.rpartition(":")[0]
+        log.warning("listening_on_loopback_only", requested=settings.listen,
+                    reason="no --token-file; pass --allow-unauthenticated-network to listen on "
+                           f"{host} without authentication")
     if settings.tls_cert is not None and settings.tls_key is not None:
         client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
         credentials = grpc.ssl_server_credentials(
             [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
             root_certificates=client_ca, require_client_auth=client_ca is not None)
-        port = server.add_secure_port(address, credentials)
+        add_port = partial(server.add_secure_port, credentials=credentials)
     else:
-        port = server.add_insecure_port(address)
+        add_port = server.add_insecure_port
+    _probe(address)
+    try:
+        port = add_port(address)
+    except RuntimeError:  # grpc's "Failed to bind to address", with the reason on stderr
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen on {address}")
+        raise ListenError(f"cannot listen on {address}; {_LISTEN_HINT}")
     return int(port)
+
+
+_LISTEN_HINT = "pass --listen HOST:PORT or set MODELD_LISTEN"
+
+
+def _probe(address: str) -> None:
+    """Binds the address as grpc will (SO_REUSEADDR) and lets go: grpc's own failure is a bare
+    port 0 and a C-core log line, so the common causes are named here first.
+
+    Raises:
+        ListenError: the port is in use, or the host cannot be bound (or resolved).
+    """
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {address}: {exc}; {_LISTEN_HINT}") from None
+    family, kind, proto, _, sockaddr = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(sockaddr)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ListenError(f"{address} is in use; {_LISTEN_HINT}") from None
+            raise ListenError(
+                f"cannot listen on {address}: {exc.strerror}; {_LISTEN_HINT}") from None
