@@ -11,7 +11,7 @@ LISTEN ?=
 # Where `make run` copies the demo dataset: the daemon's data root (MODELD_DATA_ROOT or its default).
 DATA_ROOT := $(or $(MODELD_DATA_ROOT),$(VAR)/data)
 
-.PHONY: install install-server constraints run test test-slow test-install fuzz check-proto \
+.PHONY: install install-server constraints run test test-slow test-readme test-install fuzz check-proto \
 	proto lint typecheck bench clean
 
 # `make install`: the daemon and the dev tools (tests, lint, types, proto generation).
@@ -51,6 +51,10 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -q -p no:cacheprovider -m slow
+
+# The README's runnable examples against live daemons (2-3 minutes: they train five models).
+test-readme: install
+	$(PY) -m pytest -q -p no:cacheprovider -m readme tests/e2e/test_readme.py
 
 # Builds the wheel, installs the client alone into a fresh venv and talks to a live daemon.
 test-install: install
