@@ -12,11 +12,11 @@ from functools import partial
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from modeld.v1 import model_manager_pb2 as pb
 from modeld_server.auth import AuthInterceptor, TokenTable
 from modeld_server.config import Settings
+from modeld_server.rpc.reflection import enable_reflection
 from modeld_server.rpc.servicer import ModelManagerServicer
 from modeld_server.rpc.struct_rows import PredictRequestWire
 from modeld_server.service import ModelService
@@ -64,9 +64,8 @@ def build_server(settings: Settings, service: ModelService | None = None) -> Dae
     add_model_manager(ModelManagerServicer(service), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME), server)
+    enable_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     port = _bind(server, settings)
     daemon = Daemon(server, port, service, health_servicer)
     daemon.set_serving(False)
