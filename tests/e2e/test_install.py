@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MAX_INSTALLED_MB = 60
 # What the daemon needs and a client must not get: the ML stack and the server's own libraries.
 SERVER_ONLY = ["sklearn", "xgboost", "pandas", "numpy", "scipy", "pyarrow", "structlog",
-               "watchdog", "grpc_health", "grpc_reflection"]
+               "watchdog", "grpc_reflection"]
 
 
 def _run(*args: str | Path, timeout: float = 600, **kwargs: object
@@ -93,6 +93,13 @@ class TestClientOnlyInstall:
     def test_modelctl_help_runs(self, client_venv: Path) -> None:
         out = _ok(_run(client_venv / "bin" / "modelctl", "--help"))
         assert "Train, version, serve and roll back models" in out
+
+    def test_modelctl_health_asks_a_live_daemon(self, client_venv: Path,
+                                                daemon: LiveDaemon) -> None:
+        """grpc.health.v1's stubs come with the client (grpcio-health-checking)."""
+        out = _ok(_run(client_venv / "bin" / "modelctl", "--address", daemon.address,
+                       "health"))
+        assert out == "SERVING\n"
 
     def test_modeld_serve_says_what_to_install(self, client_venv: Path) -> None:
         """Without the server extra: one line naming the install command, exit code 2."""
