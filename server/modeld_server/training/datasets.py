@@ -70,7 +70,8 @@ def resolve_dataset(data_root: Path, relative: str) -> Path:
         raise InvalidArgument(f"dataset.path {shown} cannot be looked up: "
                               f"{exc.strerror or exc}") from None
     if not found:
-        raise NotFound(f"dataset.path {shown} not found under the data root")
+        # The root is no secret (GetStatus shows it) and says where to put the file.
+        raise NotFound(f"dataset.path {shown} not found under the data root {root}")
     if not full.name.lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES):
         raise InvalidArgument(
             f"dataset.path {shown} is not a supported file: use .csv, .csv.gz, .parquet or .pq"
