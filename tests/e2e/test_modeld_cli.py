@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import socket
 import subprocess
 import sys
@@ -42,3 +44,25 @@ def test_a_port_in_use_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
 def test_the_server_part_is_installed_here() -> None:
     """The project's venv has the `server` extra (the client-only case: test_install.py)."""
     assert missing_server_requirements() == []
+
+
+def test_a_daemon_run_logs_json_only_and_the_loopback_warning_once(tmp_path: Path) -> None:
+    """Start to `serving` to SIGTERM: every stderr line is JSON; the narrowing is said once."""
+    process = subprocess.Popen(
+        [str(SCRIPT), "serve", "--listen", "0.0.0.0:0", "--log-format", "json"],
+        cwd=tmp_path, stderr=subprocess.PIPE, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert process.stderr is not None
+    lines: list[str] = []
+    try:
+        for line in process.stderr:  # ends at EOF if the daemon dies; the timeout bounds it
+            lines.append(line)
+            if '"event": "serving"' in line:
+                break
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=120)
+    lines.extend(rest.splitlines(keepends=True))
+    events = [json.loads(line)["event"] for line in lines]
+    assert process.returncode == 0, lines
+    assert "serving" in events and events[-1] == "stopped"
+    assert events.count("listening_on_loopback_only") == 1
