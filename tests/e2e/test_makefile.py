@@ -10,7 +10,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _dry_run(*args: str, **env: str) -> list[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("MODELD_")}
+    # Run from `make test`, the parent make's variables would make this one print
+    # "Entering directory" lines: a clean environment, as a shell has.
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith("MODELD_") and k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     out = subprocess.run(["make", "-n", "run", *args], capture_output=True, text=True,
                          cwd=ROOT, timeout=60, env={**base, **env}, check=True).stdout
     return out.splitlines()[-3:]
