@@ -7,7 +7,6 @@ import ipaddress
 import socket
 from concurrent import futures
 from dataclasses import dataclass
-from functools import partial
 
 import grpc
 import structlog
@@ -128,17 +127,16 @@ def _bind(server: grpc.Server, settings: Settings) -> int:
         log.warning("listening_on_loopback_only", requested=settings.listen,
                     reason="no --token-file; pass --allow-unauthenticated-network to listen on "
                            f"{host} without authentication")
+    credentials = None
     if settings.tls_cert is not None and settings.tls_key is not None:
         client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
         credentials = grpc.ssl_server_credentials(
             [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
             root_certificates=client_ca, require_client_auth=client_ca is not None)
-        add_port = partial(server.add_secure_port, credentials=credentials)
-    else:
-        add_port = server.add_insecure_port
     _probe(address)
     try:
-        port = add_port(address)
+        port = (server.add_insecure_port(address) if credentials is None
+                else server.add_secure_port(address, credentials))
     except RuntimeError:  # grpc's "Failed to bind to address", with the reason on stderr
         port = 0
     if port == 0:
