@@ -11,7 +11,13 @@ import structlog
 
 from modeld_server.config import Settings
 from modeld_server.rpc.drain import QUIET
-from modeld_server.rpc.server import Daemon, build_server, listen_address
+from modeld_server.rpc.server import (
+    Daemon,
+    ListenError,
+    build_server,
+    listen_address,
+    warn_if_narrowed,
+)
 from modeld_server.serving.watcher import RegistryWatcher
 
 log = structlog.get_logger(__name__)
@@ -68,8 +74,11 @@ class Runtime:
         from modeld_server.metrics import registry_for
 
         host, _, port = listen.rpartition(":")
-        self._metrics_server, _ = start_http_server(
-            int(port), addr=host or "127.0.0.1", registry=registry_for(self.service.gauges))
+        try:
+            self._metrics_server, _ = start_http_server(
+                int(port), addr=host or "127.0.0.1", registry=registry_for(self.service.gauges))
+        except OSError as exc:
+            raise ListenError.of(exc, listen, "--metrics-listen", "MODELD_METRICS_LISTEN") from None
         self.metrics_port = self._metrics_server.server_port
         log.info("metrics_serving", address=f"{host}:{self.metrics_port}")
 
@@ -82,7 +91,11 @@ class Runtime:
                   if self.settings.token_file is not None else None)
         app = OipHttp(self.daemon.oip, tokens, open_health=self.settings.open_health)
         address = listen_address(self.settings, listen)
-        self._http_server = serve_http(app, address, self.settings)
+        warn_if_narrowed(listen, address)
+        try:
+            self._http_server = serve_http(app, address, self.settings)
+        except OSError as exc:
+            raise ListenError.of(exc, address, "--http-listen", "MODELD_HTTP_LISTEN") from None
         self.http_port = self._http_server.server_address[1]
         log.info("http_serving", address=f"{address.rpartition(':')[0]}:{self.http_port}")
 

@@ -229,6 +229,21 @@ class TestPredict:
                                       stdin=json.dumps(records)))
         assert from_stdin["predictions"] == predictions
 
+        # An id and a timestamp the model does not use: refused, unless ignored.
+        with_extra = tmp_path / "with_extra.csv"
+        with with_extra.open("w", newline="") as target:
+            csv.writer(target).writerows([["id", "ts", *rows[0]], *(
+                [str(i), f"2024-01-0{i + 1}T00:00:00", *row] for i, row in enumerate(rows[1:]))])
+        refused = modelctl("predict", "spam", str(with_extra))
+        assert refused.returncode == 1
+        assert refused.stderr == (
+            "error: INVALID_ARGUMENT: rows[0] has columns 'id', 'ts', which are not features of "
+            "this model (set ignore_extra_columns, or --ignore-extra-columns, to skip such "
+            "columns)\n")
+        ignored = as_json(modelctl("--json", "predict", "spam", str(with_extra),
+                                   "--ignore-extra-columns"))
+        assert ignored["predictions"] == predictions
+
 
 class TestExitCodes:
     def test_zero_when_healthy(self, modelctl: Run) -> None:
