@@ -446,16 +446,18 @@ class GetVersionRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class RollbackRequest(_message.Message):
-    __slots__ = ("model", "to_version", "reason", "expected_active_version")
+    __slots__ = ("model", "to_version", "reason", "expected_active_version", "dry_run")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TO_VERSION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_ACTIVE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     model: str
     to_version: int
     reason: str
     expected_active_version: int
-    def __init__(self, model: _Optional[str] = ..., to_version: _Optional[int] = ..., reason: _Optional[str] = ..., expected_active_version: _Optional[int] = ...) -> None: ...
+    dry_run: bool
+    def __init__(self, model: _Optional[str] = ..., to_version: _Optional[int] = ..., reason: _Optional[str] = ..., expected_active_version: _Optional[int] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class RollbackResponse(_message.Message):
     __slots__ = ("model", "previous_version", "active_version")
@@ -482,20 +484,22 @@ class DenseRows(_message.Message):
     def __init__(self, columns: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
-    __slots__ = ("model", "version", "alias", "records", "dense", "explain")
+    __slots__ = ("model", "version", "alias", "records", "dense", "ignore_extra_columns", "explain")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ALIAS_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     DENSE_FIELD_NUMBER: _ClassVar[int]
+    IGNORE_EXTRA_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     alias: str
     records: RecordRows
     dense: DenseRows
+    ignore_extra_columns: bool
     explain: bool
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., alias: _Optional[str] = ..., records: _Optional[_Union[RecordRows, _Mapping]] = ..., dense: _Optional[_Union[DenseRows, _Mapping]] = ..., explain: _Optional[bool] = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., alias: _Optional[str] = ..., records: _Optional[_Union[RecordRows, _Mapping]] = ..., dense: _Optional[_Union[DenseRows, _Mapping]] = ..., ignore_extra_columns: _Optional[bool] = ..., explain: _Optional[bool] = ...) -> None: ...
 
 class Explanation(_message.Message):
     __slots__ = ("class_label", "margin", "base_value", "contributions")
