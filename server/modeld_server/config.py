@@ -70,6 +70,18 @@ class Settings:
         0, "Fits one job may run at once (folds side by side, for single-threaded "
         "estimators); 0: every CPU, 1: one after another."
     )
+    monitor_sample: float = _f(
+        0.1, "Share of Predict rows (of the active versions) copied for drift monitoring; "
+        "0 turns monitoring off."
+    )
+    monitor_window: int = _f(5000, "Sampled rows per drift window (windows tumble).")
+    monitor_buffer: int = _f(
+        20_000, "Sampled rows a model's buffer holds until the drift thread takes them; "
+        "beyond, rows are dropped (and counted), never waited for."
+    )
+    monitor_interval: float = _f(5.0, "Seconds between drift computations; 0: none "
+                                 "(tests step the monitor by hand).")
+    replica: str = _f("", "This daemon's name in GetDrift; empty: the host name.")
     log_format: str = _f("auto", "auto (JSON unless on a terminal), json or console.")
     log_level: str = _f("info", "debug, info, warning or error.")
 
@@ -194,6 +206,12 @@ def _validate(s: Settings, parser: argparse.ArgumentParser) -> None:
         parser.error(f"--keep-loaded must be >= 0, got {s.keep_loaded}")
     if s.job_cpus < 0:
         parser.error(f"--job-cpus must be >= 0, got {s.job_cpus}")
+    if not 0 <= s.monitor_sample <= 1:  # NaN fails too
+        parser.error(f"--monitor-sample must be between 0 and 1, got {s.monitor_sample}")
+    if s.monitor_window < 1 or s.monitor_buffer < 1 or not s.monitor_interval >= 0:
+        parser.error("--monitor-window and --monitor-buffer must be >= 1 and "
+                     f"--monitor-interval >= 0, got {s.monitor_window}, {s.monitor_buffer}, "
+                     f"{s.monitor_interval}")
     if (s.tls_cert is None) != (s.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     if s.tls_client_ca is not None and s.tls_cert is None:

@@ -55,6 +55,7 @@ class Runtime:
         self.service.start()
         self.watcher.start()
         self.service.scheduler.start()
+        self.service.monitor.start()
         threading.Thread(target=self.service.warm_up, name="warm-up",
                          daemon=True).start()
         if self.settings.metrics_listen:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from modeld_server.errors import (
 from modeld_server.freshness import Freshness, StatusWarning
 from modeld_server.lifecycle import LifecycleMixin
 from modeld_server.metrics import PREDICT_ROWS
+from modeld_server.monitoring.monitor import DriftMonitor, DriftReport, Thresholds
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.layout import validate_model_name
 from modeld_server.registry.meta import ModelMeta
@@ -121,6 +123,11 @@ class ModelService(LifecycleMixin):
             submit=lambda train: self.jobs.submit(TrainSpec.from_json(train)).id,
             busy=self.jobs.has_active,
         )
+        self.monitor = DriftMonitor(
+            rate=settings.monitor_sample, window=settings.monitor_window,
+            capacity=settings.monitor_buffer, replica=settings.replica or socket.gethostname(),
+            thresholds_for=self._drift_thresholds, on_alert=self._drift_alert,
+            interval=settings.monitor_interval)
 
     def warm_up(self) -> None:
         """Imports what validating a Train needs and starts the training forkserver.
@@ -321,8 +328,10 @@ class ModelService(LifecycleMixin):
                         ignore_extra_columns: bool = False, *, explain: bool = False
                         ) -> tuple[int, Prediction]:
         loaded = self.server.get(self._checked(model, version, len(rows)), version)
-        result = _predicted(
-            loaded, loaded.schema.matrix_from_records(rows, ignore_extra_columns), explain)
+        matrix = loaded.schema.matrix_from_records(rows, ignore_extra_columns)
+        result = _predicted(loaded, matrix, explain)
+        if not version:
+            self.monitor.offer(model, loaded, matrix, _outputs(result))
         PREDICT_ROWS.labels(model).inc(len(rows))
         return loaded.version, result
 
@@ -332,9 +341,10 @@ class ModelService(LifecycleMixin):
                       ) -> tuple[int, Prediction]:
         rows = len(values) // max(1, len(columns))
         loaded = self.server.get(self._checked(model, version, rows), version)
-        result = _predicted(
-            loaded, loaded.schema.matrix_from_dense(columns, values, ignore_extra_columns),
-            explain)
+        matrix = loaded.schema.matrix_from_dense(columns, values, ignore_extra_columns)
+        result = _predicted(loaded, matrix, explain)
+        if not version:
+            self.monitor.offer(model, loaded, matrix, _outputs(result))
         PREDICT_ROWS.labels(model).inc(rows)
         return loaded.version, result
 
@@ -365,12 +375,14 @@ class ModelService(LifecycleMixin):
         for name in self.index.models():
             view = self.server.view(name)
             models[name] = (view.active, view.loaded)
-        return {"models": models, "running": running, "queued": queued}
+        return {"models": models, "running": running, "queued": queued,
+                "drift": self.monitor.latest()}
 
     # ---- schedules ------------------------------------------------------------------------
 
     def set_schedule(self, model: str, request: TrainInput, cron: str, interval: float,
-                     min_new_rows: int, min_interval: float) -> tuple[ScheduleSpec, ScheduleState]:
+                     min_new_rows: int, min_interval: float, *, on_drift: bool = False
+                     ) -> tuple[ScheduleSpec, ScheduleState]:
         """Validates the schedule's training request as Train would, then stores the schedule."""
         validate_model_name(model)
         if request.model != model:
@@ -380,7 +392,7 @@ class ModelService(LifecycleMixin):
         if spec.request_id:
             raise InvalidArgument("schedule.train.request_id must be empty: every run is new")
         schedule = ScheduleSpec(model, spec.to_json(), spec.dataset.path, cron, interval,
-                                min_new_rows, min_interval).validated()
+                                min_new_rows, min_interval, on_drift).validated()
         return schedule, self.scheduler.set(schedule)
 
     def get_schedule(self, model: str) -> tuple[ScheduleSpec, ScheduleState]:
@@ -401,9 +413,39 @@ class ModelService(LifecycleMixin):
         except NotFound:
             return None
 
+    # ---- drift ----------------------------------------------------------------------------
+
+    def get_drift(self, model: str) -> DriftReport:
+        """This replica's drift of the model's serving version.
+
+        Raises:
+            NotFound: the model, or no version of it is loaded.
+        """
+        view = self.server.view(self._known(model))
+        if not view.loaded:
+            raise NotFound(f"model {model!r} has no loaded version to monitor")
+        return self.monitor.report(model, view.loaded)
+
+    def drift_status(self, model: str, loaded: int) -> str:
+        """For GetStatus: the serving version's drift status ("" when none is loaded)."""
+        return self.monitor.report(model, loaded).status if loaded else ""
+
+    def _drift_thresholds(self, model: str) -> Thresholds:
+        return Thresholds(*self.get_policy(model, must_exist=False).drift_thresholds())
+
+    def _drift_alert(self, report: DriftReport) -> None:
+        """Called once per crossing into alert: the event, then the on_drift schedule."""
+        fields = {"version": report.version, "replica": report.replica,
+                  "features": report.alerting, "drifted_share": report.drifted_share,
+                  "prediction": report.prediction.status if report.prediction else ""}
+        self.meta.event(report.model, "drift_alert", **fields)
+        log.warning("drift_alert", model=report.model, **fields)
+        self.scheduler.on_drift(report.model, _drift_reason(report))
+
     def close(self, wait: float | None = None) -> None:
         """Stops the scheduler and the jobs; waits up to `wait` seconds (default: the job
         manager's own) for job runners to remove their staging folders."""
+        self.monitor.stop()
         self.freshness.close()
         self.scheduler.stop()
         if wait is None:
@@ -418,6 +460,22 @@ def _predicted(loaded: LoadedModel, matrix: Any, explain: bool) -> Prediction:
     if not explain:
         return result
     return dataclasses.replace(result, explanations=loaded.explain(matrix))
+
+
+def _drift_reason(report: DriftReport) -> str:
+    alerting = report.alerting
+    if report.prediction is not None and report.prediction.status == "alert":
+        alerting = [*alerting, "prediction"]
+    named = ", ".join(alerting[:5]) + (f" and {len(alerting) - 5} more" if len(alerting) > 5
+                                       else "")
+    return f"drift alert on version {report.version} ({named or 'drifted share'})"
+
+
+def _outputs(result: Prediction) -> np.ndarray | None:
+    """The numbers drift monitoring keeps of an answer (see monitoring/profile.py)."""
+    if result.probabilities is not None:
+        return result.probabilities
+    return result.values if result.values is not None else result.anomaly_scores
 
 
 def version_state(summary: Mapping[str, Any], active: int) -> str:

@@ -296,7 +296,7 @@ class DaemonStatus(_message.Message):
     def __init__(self, build_version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., registry_root: _Optional[str] = ..., data_root: _Optional[str] = ..., jobs_running: _Optional[int] = ..., jobs_queued: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ModelStatus(_message.Message):
-    __slots__ = ("model", "active_version", "loaded_version", "state", "last_error", "metrics", "latest_version", "version_count", "algorithm", "task", "last_reload_at", "last_reload_ms", "aliases", "schedule", "warnings")
+    __slots__ = ("model", "active_version", "loaded_version", "state", "last_error", "metrics", "latest_version", "version_count", "algorithm", "task", "last_reload_at", "last_reload_ms", "aliases", "schedule", "warnings", "drift_status")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -326,6 +326,7 @@ class ModelStatus(_message.Message):
     ALIASES_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_STATUS_FIELD_NUMBER: _ClassVar[int]
     model: str
     active_version: int
     loaded_version: int
@@ -341,7 +342,8 @@ class ModelStatus(_message.Message):
     aliases: _containers.ScalarMap[str, int]
     schedule: Schedule
     warnings: _containers.RepeatedCompositeFieldContainer[StatusWarning]
-    def __init__(self, model: _Optional[str] = ..., active_version: _Optional[int] = ..., loaded_version: _Optional[int] = ..., state: _Optional[_Union[LoadState, str]] = ..., last_error: _Optional[str] = ..., metrics: _Optional[_Mapping[str, MetricValue]] = ..., latest_version: _Optional[int] = ..., version_count: _Optional[int] = ..., algorithm: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., last_reload_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_reload_ms: _Optional[float] = ..., aliases: _Optional[_Mapping[str, int]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., warnings: _Optional[_Iterable[_Union[StatusWarning, _Mapping]]] = ...) -> None: ...
+    drift_status: str
+    def __init__(self, model: _Optional[str] = ..., active_version: _Optional[int] = ..., loaded_version: _Optional[int] = ..., state: _Optional[_Union[LoadState, str]] = ..., last_error: _Optional[str] = ..., metrics: _Optional[_Mapping[str, MetricValue]] = ..., latest_version: _Optional[int] = ..., version_count: _Optional[int] = ..., algorithm: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., last_reload_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_reload_ms: _Optional[float] = ..., aliases: _Optional[_Mapping[str, int]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., warnings: _Optional[_Iterable[_Union[StatusWarning, _Mapping]]] = ..., drift_status: _Optional[str] = ...) -> None: ...
 
 class StatusWarning(_message.Message):
     __slots__ = ("kind", "message")
@@ -577,7 +579,7 @@ class Threshold(_message.Message):
     def __init__(self, metric: _Optional[str] = ..., op: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
 
 class Policy(_message.Message):
-    __slots__ = ("model", "primary_metric", "tolerance", "thresholds", "disabled", "max_age", "min_training_rows")
+    __slots__ = ("model", "primary_metric", "tolerance", "thresholds", "disabled", "max_age", "min_training_rows", "drift_psi_warn", "drift_psi_alert", "drift_js_alert", "drift_share_alert")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PRIMARY_METRIC_FIELD_NUMBER: _ClassVar[int]
     TOLERANCE_FIELD_NUMBER: _ClassVar[int]
@@ -585,6 +587,10 @@ class Policy(_message.Message):
     DISABLED_FIELD_NUMBER: _ClassVar[int]
     MAX_AGE_FIELD_NUMBER: _ClassVar[int]
     MIN_TRAINING_ROWS_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_PSI_WARN_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_PSI_ALERT_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_JS_ALERT_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_SHARE_ALERT_FIELD_NUMBER: _ClassVar[int]
     model: str
     primary_metric: str
     tolerance: float
@@ -592,7 +598,11 @@ class Policy(_message.Message):
     disabled: bool
     max_age: _duration_pb2.Duration
     min_training_rows: int
-    def __init__(self, model: _Optional[str] = ..., primary_metric: _Optional[str] = ..., tolerance: _Optional[float] = ..., thresholds: _Optional[_Iterable[_Union[Threshold, _Mapping]]] = ..., disabled: _Optional[bool] = ..., max_age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_training_rows: _Optional[int] = ...) -> None: ...
+    drift_psi_warn: float
+    drift_psi_alert: float
+    drift_js_alert: float
+    drift_share_alert: float
+    def __init__(self, model: _Optional[str] = ..., primary_metric: _Optional[str] = ..., tolerance: _Optional[float] = ..., thresholds: _Optional[_Iterable[_Union[Threshold, _Mapping]]] = ..., disabled: _Optional[bool] = ..., max_age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_training_rows: _Optional[int] = ..., drift_psi_warn: _Optional[float] = ..., drift_psi_alert: _Optional[float] = ..., drift_js_alert: _Optional[float] = ..., drift_share_alert: _Optional[float] = ...) -> None: ...
 
 class GetPolicyRequest(_message.Message):
     __slots__ = ("model",)
@@ -639,7 +649,7 @@ class DeleteAliasRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., alias: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
 
 class Schedule(_message.Message):
-    __slots__ = ("model", "cron", "interval_seconds", "min_new_rows", "min_interval_seconds", "train", "next_run_at", "last_run_at", "last_outcome")
+    __slots__ = ("model", "cron", "interval_seconds", "min_new_rows", "min_interval_seconds", "train", "next_run_at", "last_run_at", "last_outcome", "on_drift")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CRON_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -649,6 +659,7 @@ class Schedule(_message.Message):
     NEXT_RUN_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_RUN_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    ON_DRIFT_FIELD_NUMBER: _ClassVar[int]
     model: str
     cron: str
     interval_seconds: float
@@ -658,7 +669,64 @@ class Schedule(_message.Message):
     next_run_at: _timestamp_pb2.Timestamp
     last_run_at: _timestamp_pb2.Timestamp
     last_outcome: str
-    def __init__(self, model: _Optional[str] = ..., cron: _Optional[str] = ..., interval_seconds: _Optional[float] = ..., min_new_rows: _Optional[int] = ..., min_interval_seconds: _Optional[float] = ..., train: _Optional[_Union[TrainRequest, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_outcome: _Optional[str] = ...) -> None: ...
+    on_drift: bool
+    def __init__(self, model: _Optional[str] = ..., cron: _Optional[str] = ..., interval_seconds: _Optional[float] = ..., min_new_rows: _Optional[int] = ..., min_interval_seconds: _Optional[float] = ..., train: _Optional[_Union[TrainRequest, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_outcome: _Optional[str] = ..., on_drift: _Optional[bool] = ...) -> None: ...
+
+class GetDriftRequest(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    def __init__(self, model: _Optional[str] = ...) -> None: ...
+
+class FeatureDrift(_message.Message):
+    __slots__ = ("feature", "metric", "value", "warn_threshold", "alert_threshold", "status")
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    WARN_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    ALERT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    feature: str
+    metric: str
+    value: float
+    warn_threshold: float
+    alert_threshold: float
+    status: str
+    def __init__(self, feature: _Optional[str] = ..., metric: _Optional[str] = ..., value: _Optional[float] = ..., warn_threshold: _Optional[float] = ..., alert_threshold: _Optional[float] = ..., status: _Optional[str] = ...) -> None: ...
+
+class DriftReport(_message.Message):
+    __slots__ = ("model", "version", "replica", "status", "window_size", "window_rows", "sampled_rows", "dropped_rows", "windows", "computed_at", "features", "prediction", "drifted_share", "share_threshold", "sample_rate")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SIZE_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_ROWS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLED_ROWS_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_ROWS_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    COMPUTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    PREDICTION_FIELD_NUMBER: _ClassVar[int]
+    DRIFTED_SHARE_FIELD_NUMBER: _ClassVar[int]
+    SHARE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: int
+    replica: str
+    status: str
+    window_size: int
+    window_rows: int
+    sampled_rows: int
+    dropped_rows: int
+    windows: int
+    computed_at: _timestamp_pb2.Timestamp
+    features: _containers.RepeatedCompositeFieldContainer[FeatureDrift]
+    prediction: FeatureDrift
+    drifted_share: float
+    share_threshold: float
+    sample_rate: float
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., replica: _Optional[str] = ..., status: _Optional[str] = ..., window_size: _Optional[int] = ..., window_rows: _Optional[int] = ..., sampled_rows: _Optional[int] = ..., dropped_rows: _Optional[int] = ..., windows: _Optional[int] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., features: _Optional[_Iterable[_Union[FeatureDrift, _Mapping]]] = ..., prediction: _Optional[_Union[FeatureDrift, _Mapping]] = ..., drifted_share: _Optional[float] = ..., share_threshold: _Optional[float] = ..., sample_rate: _Optional[float] = ...) -> None: ...
 
 class SetScheduleRequest(_message.Message):
     __slots__ = ("schedule",)

@@ -11,6 +11,7 @@ from google.protobuf import timestamp_pb2
 
 from modeld.v1 import model_manager_pb2 as pb
 from modeld_server.freshness import StatusWarning
+from modeld_server.monitoring.monitor import DriftReport, FeatureDrift
 from modeld_server.rpc.struct_rows import StructRows
 from modeld_server.service import (
     DaemonInfo,
@@ -175,7 +176,8 @@ def job_to_pb(record: JobRecord) -> pb.Job:
 def model_view_to_pb(view: ModelView, summary: Mapping[str, Any] | None,
                      versions: list[int], aliases: Mapping[str, int],
                      schedule: tuple[ScheduleSpec, ScheduleState] | None = None,
-                     warnings: Sequence[StatusWarning] = ()) -> pb.ModelStatus:
+                     warnings: Sequence[StatusWarning] = (),
+                     drift_status: str = "") -> pb.ModelStatus:
     current = view.current
     message = pb.ModelStatus(
         model=view.model, active_version=view.active, loaded_version=view.loaded,
@@ -183,6 +185,7 @@ def model_view_to_pb(view: ModelView, summary: Mapping[str, Any] | None,
         latest_version=versions[-1] if versions else 0, version_count=len(versions),
         aliases=aliases,
         warnings=[pb.StatusWarning(kind=w.kind, message=w.message) for w in warnings],
+        drift_status=drift_status,
     )
     if summary:
         for name, value in metrics_to_pb(summary.get("metrics") or {}).items():
@@ -305,7 +308,9 @@ def policy_to_pb(model: str, policy: Policy) -> pb.Policy:
                         tolerance=policy.tolerance, disabled=policy.disabled,
                         thresholds=[pb.Threshold(metric=m, op=op, value=v)
                                     for m, op, v in policy.thresholds],
-                        min_training_rows=policy.min_training_rows)
+                        min_training_rows=policy.min_training_rows,
+                        drift_psi_warn=policy.drift[0], drift_psi_alert=policy.drift[1],
+                        drift_js_alert=policy.drift[2], drift_share_alert=policy.drift[3])
     if policy.max_age_seconds:
         message.max_age.FromNanoseconds(round(policy.max_age_seconds * 1e9))
     return message
@@ -319,7 +324,9 @@ def policy_from_pb(message: pb.Policy) -> Policy:
                   tuple((t.metric, t.op, t.value) for t in message.thresholds),
                   message.disabled,
                   message.max_age.seconds + message.max_age.nanos / 1e9,
-                  message.min_training_rows)
+                  message.min_training_rows,
+                  (message.drift_psi_warn, message.drift_psi_alert, message.drift_js_alert,
+                   message.drift_share_alert))
 
 
 def schedule_to_pb(spec: ScheduleSpec, state: ScheduleState) -> pb.Schedule:
@@ -330,9 +337,30 @@ def schedule_to_pb(spec: ScheduleSpec, state: ScheduleState) -> pb.Schedule:
         model=spec.model, cron=spec.cron, interval_seconds=spec.interval_seconds,
         min_new_rows=spec.min_new_rows, min_interval_seconds=spec.min_interval_seconds,
         train=spec_to_pb(JobRecord(id="", spec=train)), last_outcome=state.last_outcome,
+        on_drift=spec.on_drift,
     )
     if state.next_run_at is not None:
         message.next_run_at.CopyFrom(_timestamp(state.next_run_at))
     if state.last_run_at is not None:
         message.last_run_at.CopyFrom(_timestamp(state.last_run_at))
+    return message
+
+
+def _feature_drift_to_pb(f: FeatureDrift) -> pb.FeatureDrift:
+    return pb.FeatureDrift(feature=f.feature, metric=f.metric, value=f.value,
+                           warn_threshold=f.warn, alert_threshold=f.alert, status=f.status)
+
+
+def drift_to_pb(report: DriftReport, sample_rate: float) -> pb.DriftReport:
+    message = pb.DriftReport(
+        model=report.model, version=report.version, replica=report.replica,
+        status=report.status, window_size=report.window_size, window_rows=report.window_rows,
+        sampled_rows=report.sampled, dropped_rows=report.dropped, windows=report.windows,
+        features=[_feature_drift_to_pb(f) for f in report.features],
+        drifted_share=report.drifted_share, share_threshold=report.thresholds.share_alert,
+        sample_rate=sample_rate)
+    if report.prediction is not None:
+        message.prediction.CopyFrom(_feature_drift_to_pb(report.prediction))
+    if report.computed_at is not None:
+        message.computed_at.CopyFrom(_timestamp(report.computed_at))
     return message

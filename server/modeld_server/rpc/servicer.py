@@ -129,7 +129,7 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
         s = request.schedule
         spec, state = self._service.set_schedule(
             s.model, convert.train_input(s.train), s.cron, s.interval_seconds, s.min_new_rows,
-            s.min_interval_seconds)
+            s.min_interval_seconds, on_drift=s.on_drift)
         return convert.schedule_to_pb(spec, state)
 
     @rpc
@@ -143,13 +143,19 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
                            interval_seconds=spec.interval_seconds,
                            min_new_rows=spec.min_new_rows)
 
+    @rpc
+    def GetDrift(self, request: pb.GetDriftRequest, context: Ctx) -> pb.DriftReport:
+        return convert.drift_to_pb(self._service.get_drift(request.model),
+                                   self._service.settings.monitor_sample)
+
     def _model_status(self, view: ModelView) -> pb.ModelStatus:
         entry = self._service.index.entry(view.model)
         summary = entry.summaries.get(view.active)
         return convert.model_view_to_pb(view, summary, entry.versions,
                                         self._service.aliases(view.model),
                                         self._service.schedule_of(view.model),
-                                        self._service.warnings_of(view.model, summary))
+                                        self._service.warnings_of(view.model, summary),
+                                        self._service.drift_status(view.model, view.loaded))
 
 
 def _waiting(context: Ctx) -> bool:

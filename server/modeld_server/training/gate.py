@@ -54,6 +54,8 @@ class Policy:
     """Freshness (GetStatus warnings, not the gate): 0 for no limit."""
     min_training_rows: int = 0
     """Freshness: 0 for no minimum."""
+    drift: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    """Drift thresholds (psi_warn, psi_alert, js_alert, share_alert); 0 for the default."""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"primary_metric": self.primary_metric,
@@ -65,6 +67,8 @@ class Policy:
             data["max_age_seconds"] = self.max_age_seconds
         if self.min_training_rows:
             data["min_training_rows"] = self.min_training_rows
+        if any(self.drift):
+            data["drift"] = list(self.drift)
         return data
 
     @classmethod
@@ -75,7 +79,8 @@ class Policy:
                    tuple((m, op, float(v)) for m, op, v in data.get("thresholds", ())),
                    bool(data.get("disabled", False)),
                    float(data.get("max_age_seconds", 0.0)),
-                   int(data.get("min_training_rows", 0)))
+                   int(data.get("min_training_rows", 0)),
+                   _drift_json(data.get("drift")))
 
     def validated(self) -> Policy:
         """Raises InvalidArgument naming the bad field."""
@@ -97,7 +102,34 @@ class Policy:
         if self.min_training_rows < 0:
             raise InvalidArgument(
                 f"policy.min_training_rows must be >= 0, got {self.min_training_rows}")
+        self._check_drift()
         return self
+
+    def _check_drift(self) -> None:
+        limits = (10.0, 10.0, 1.0, 1.0)
+        for name, value, limit in zip(DRIFT_FIELDS, self.drift, limits, strict=True):
+            if not 0 <= value <= limit:  # NaN fails too
+                raise InvalidArgument(f"policy.{name} must be between 0 (the default) and "
+                                      f"{limit:g}, got {value:g}")
+        warn, alert = self.drift[0] or DRIFT_DEFAULTS[0], self.drift[1] or DRIFT_DEFAULTS[1]
+        if warn > alert:
+            raise InvalidArgument(f"policy.drift_psi_warn {warn:g} is above "
+                                  f"policy.drift_psi_alert {alert:g}")
+
+    def drift_thresholds(self) -> tuple[float, float, float, float]:
+        """(psi_warn, psi_alert, js_alert, share_alert), defaults filled in."""
+        return tuple(v or d for v, d in zip(self.drift, DRIFT_DEFAULTS, strict=True))  # type: ignore[return-value]
+
+
+DRIFT_FIELDS = ("drift_psi_warn", "drift_psi_alert", "drift_js_alert", "drift_share_alert")
+DRIFT_DEFAULTS = (0.1, 0.25, 0.1, 0.5)
+
+
+def _drift_json(value: Any) -> tuple[float, float, float, float]:
+    if not value:
+        return (0.0, 0.0, 0.0, 0.0)
+    a, b, c, d = (float(v) for v in value)
+    return (a, b, c, d)
 
 
 def primary_metric(policy: Policy, task: Task, n_classes: int) -> str:

@@ -22,6 +22,7 @@ import xgboost
 
 from modeld_server import artifacts
 from modeld_server.errors import FailedPrecondition, ModeldError, from_os_error
+from modeld_server.monitoring import profile
 from modeld_server.registry.fsio import hold_builder_lock
 from modeld_server.registry.store import RegistryStore
 from modeld_server.training import gate
@@ -111,6 +112,9 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
     fitted, fit_seconds = _final_fit(template, cv, data, report)
     if spec.task is Task.ANOMALY_DETECTION:
         extra.update(_anomaly_facts(fitted, data.x))
+    t_profile = time.perf_counter()
+    extra["profile"] = _reference_profile(spec, data, cv, fitted)
+    profile_seconds = time.perf_counter() - t_profile
 
     report("saving", 0.96, "writing artifacts", cv.metrics)
     before_save()
@@ -134,7 +138,8 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         # final_fit_alongside holds its own duration.
         "timings": {"prepare_seconds": prepare_seconds, "cv_seconds": cv_seconds,
                     "final_fit_seconds": fit_seconds, "final_fit_alongside": cv.final_seconds,
-                    "save_seconds": save_seconds, "fit_processes": cv.processes,
+                    "save_seconds": save_seconds, "profile_seconds": profile_seconds,
+                    "fit_processes": cv.processes,
                     "total_seconds": time.perf_counter() - started},
         "libraries": _library_versions(),
     }
@@ -271,6 +276,31 @@ def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
         gate.pooled_metrics(spec.task, data.y, refit.oof_pred, refit.oof_proba, k,
                             data.eval_label),
         challenger, len(data.x), "champion's recipe refitted in the same folds")
+
+
+def _reference_profile(spec: TrainSpec, data: Prepared, cv: CVResult,
+                       fitted: artifacts.Fitted) -> dict[str, Any]:
+    """What drift monitoring compares live traffic with (monitoring/profile.py): every
+    feature of the training rows, and the model's output on them. The output is the
+    cross-validated (held-out) one where there is one, closer to what unseen rows get
+    than the final fit's answers on the rows it learned."""
+    schema = data.schema
+    values: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
+    if spec.task is Task.CLASSIFICATION:
+        probabilities = cv.oof_proba
+        if probabilities is None:
+            probabilities = fitted.estimator.predict_proba(fitted.preprocess.transform(data.x))
+    elif spec.task is Task.REGRESSION:
+        values = cv.oof_pred
+        if values is None:
+            values = fitted.estimator.predict(fitted.preprocess.transform(data.x))
+    else:
+        values = -fitted.estimator.score_samples(fitted.preprocess.transform(data.x))
+    classes = [str(c) for c in data.classes]
+    return {"rows": len(data.x),
+            "features": profile.feature_profiles(schema.numeric, schema.categorical, data.x),
+            "output": profile.output_profile(spec.task.value, classes, probabilities, values)}
 
 
 def _anomaly_facts(fitted: artifacts.Fitted, x: np.ndarray) -> dict[str, Any]:

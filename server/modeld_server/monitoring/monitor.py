@@ -1,0 +1,298 @@
+"""Live drift: Predict samples rows into a bounded buffer, a background step compares them.
+
+The request path only copies: a sampled call takes a lock, appends its rows (and the
+model's answers) to the model's buffer, or counts them as dropped when the buffer is full;
+it never waits on the computation. step() (a daemon thread every monitor_interval seconds,
+or the test by hand) drains the buffers into tumbling windows of `window` rows and, for
+each full window, bins every feature and the output as the version's reference profile
+does (profile.py) and compares them: PSI for numbers, Jensen-Shannon distance for
+categories. A window belongs to one version: rows of another version start a new one.
+
+Each daemon monitors the traffic it serves; reports name the replica.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import structlog
+
+from modeld_server.monitoring import metrics as drift_metrics
+from modeld_server.monitoring import profile as profiles
+
+log = structlog.get_logger(__name__)
+
+OK, WARN, ALERT, PENDING = "ok", "warn", "alert", "pending"
+NO_PROFILE = "no_profile"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """A model's drift thresholds (its policy's, these defaults otherwise)."""
+
+    psi_warn: float = 0.1
+    psi_alert: float = 0.25
+    js_alert: float = 0.1
+    share_alert: float = 0.5
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """One feature's (or the output's) drift in the last full window."""
+
+    feature: str
+    metric: str  # "psi" or "js"
+    value: float
+    warn: float
+    alert: float
+    status: str
+
+
+@dataclass
+class DriftReport:
+    """A model's drift as this replica sees it."""
+
+    model: str
+    version: int
+    replica: str
+    status: str = PENDING
+    window_size: int = 0
+    window_rows: int = 0
+    """Sampled rows in the window being filled."""
+    sampled: int = 0
+    dropped: int = 0
+    windows: int = 0
+    computed_at: float | None = None
+    features: list[FeatureDrift] = field(default_factory=list)
+    prediction: FeatureDrift | None = None
+    drifted_share: float = 0.0
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    @property
+    def alerting(self) -> list[str]:
+        return [f.feature for f in self.features if f.status == ALERT]
+
+
+@dataclass
+class _Chunk:
+    loaded: Any  # the LoadedModel that answered
+    rows: np.ndarray
+    outputs: np.ndarray | None
+
+
+class _Buffer:
+    """A model's sampled rows awaiting step(); bounded, never blocking for long."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.chunks: list[_Chunk] = []
+        self.rows = 0
+        self.sampled = 0
+        self.dropped = 0
+
+
+@dataclass
+class _Window:
+    loaded: Any
+    pending: list[_Chunk] = field(default_factory=list)
+    rows: int = 0
+    last: DriftReport | None = None
+    alerted: bool = False
+    windows: int = 0
+
+
+class DriftMonitor:
+    """Samples Predict traffic per model and computes drift off the request path."""
+
+    def __init__(self, *, rate: float, window: int, capacity: int, replica: str,
+                 thresholds_for: Callable[[str], Thresholds],
+                 on_alert: Callable[[DriftReport], None] = lambda report: None,
+                 interval: float = 5.0) -> None:
+        self.rate, self.window, self.capacity, self.replica = rate, window, capacity, replica
+        self._thresholds_for, self._on_alert, self._interval = thresholds_for, on_alert, interval
+        self._buffers: dict[str, _Buffer] = {}
+        self._windows: dict[str, _Window] = {}
+        self._new_buffer = threading.Lock()
+        self._step_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._random = random.random
+
+    # ---- the request path ----------------------------------------------------------------
+
+    def offer(self, model: str, loaded: Any, matrix: np.ndarray, outputs: np.ndarray | None
+              ) -> None:
+        """Copies a sample of a Predict's rows (and its outputs) into the model's buffer."""
+        rate = self.rate
+        if rate <= 0:
+            return
+        n = len(matrix)
+        if n == 1:
+            if rate < 1 and self._random() >= rate:
+                return
+            rows, outs = matrix.copy(), None if outputs is None else outputs.copy()
+        else:
+            if rate < 1:
+                picked = np.flatnonzero(np.random.random(n) < rate)
+                if not len(picked):
+                    return
+                rows, outs = matrix[picked], None if outputs is None else outputs[picked]
+            else:
+                rows, outs = matrix.copy(), None if outputs is None else outputs.copy()
+        buffer = self._buffers.get(model) or self._buffer(model)
+        with buffer.lock:
+            buffer.sampled += len(rows)
+            if buffer.rows + len(rows) > self.capacity:
+                buffer.dropped += len(rows)
+                return
+            buffer.chunks.append(_Chunk(loaded, rows, outs))
+            buffer.rows += len(rows)
+
+    def _buffer(self, model: str) -> _Buffer:
+        with self._new_buffer:
+            return self._buffers.setdefault(model, _Buffer())
+
+    # ---- the background step -------------------------------------------------------------
+
+    def step(self) -> list[DriftReport]:
+        """Drains every buffer and computes each full window; returns the new reports."""
+        with self._step_lock:
+            out: list[DriftReport] = []
+            for model, buffer in list(self._buffers.items()):
+                with buffer.lock:
+                    chunks, buffer.chunks, buffer.rows = buffer.chunks, [], 0
+                for chunk in chunks:
+                    out.extend(self._take(model, chunk))
+            return out
+
+    def _take(self, model: str, chunk: _Chunk) -> list[DriftReport]:
+        state = self._windows.get(model)
+        if state is None or state.loaded.version != chunk.loaded.version:
+            state = self._windows[model] = _Window(chunk.loaded)
+        state.pending.append(chunk)
+        state.rows += len(chunk.rows)
+        reports = []
+        while state.rows >= self.window:
+            rows, outputs = _take_rows(state, self.window)
+            report = self._compute(model, state, rows, outputs)
+            reports.append(report)
+        return reports
+
+    def _compute(self, model: str, state: _Window, rows: np.ndarray,
+                 outputs: np.ndarray | None) -> DriftReport:
+        loaded = state.loaded
+        thresholds = self._thresholds_for(model)
+        state.windows += 1
+        report = DriftReport(model, loaded.version, self.replica, window_size=self.window,
+                             windows=state.windows, computed_at=time.time(),
+                             thresholds=thresholds)
+        reference = loaded.manifest.get("profile")
+        if not reference:
+            report.status = NO_PROFILE
+            state.last = report
+            return report
+        schema = loaded.schema
+        for j, name in enumerate(schema.columns):
+            report.features.append(_drift(name, reference["features"][name], rows[:, j],
+                                          thresholds))
+        if outputs is not None and reference.get("output"):
+            seen = profiles.output_values(loaded.task.value, loaded.classes, outputs, outputs)
+            report.prediction = _drift("prediction", reference["output"], seen, thresholds)
+        drifted = [f for f in report.features if f.status != OK]
+        report.drifted_share = len(drifted) / max(len(report.features), 1)
+        report.status = _model_status(report, thresholds)
+        state.last = report
+        crossed = report.status == ALERT and not state.alerted
+        state.alerted = report.status == ALERT
+        log.info("drift_window", model=model, version=loaded.version, status=report.status,
+                 alerting=report.alerting, drifted_share=report.drifted_share)
+        if crossed:
+            try:
+                self._on_alert(report)
+            except Exception:  # an alert hook must not stop monitoring
+                log.exception("drift_alert_hook_failed", model=model)
+        return report
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def report(self, model: str, version: int) -> DriftReport:
+        """The latest report of `version` (the one serving), with the live counters."""
+        buffer = self._buffers.get(model)
+        state = self._windows.get(model)
+        if state is not None and state.loaded.version == version and state.last is not None:
+            report = DriftReport(**{**state.last.__dict__})
+        else:
+            report = DriftReport(model, version, self.replica, window_size=self.window,
+                                 thresholds=self._thresholds_for(model))
+        if state is not None and state.loaded.version == version:
+            report.window_rows = state.rows
+        if buffer is not None:
+            report.sampled, report.dropped = buffer.sampled, buffer.dropped
+        return report
+
+    def latest(self) -> dict[str, DriftReport]:
+        """Each model's last computed report (for the Prometheus gauges)."""
+        return {m: s.last for m, s in self._windows.items() if s.last is not None}
+
+    # ---- the thread ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Steps every `interval` seconds on a daemon thread (none when interval is 0)."""
+        if self._interval > 0 and self._thread is None:
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._loop, name="modeld-drift", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stopping.wait(self._interval):
+            try:
+                self.step()
+            except Exception:  # e.g. a manifest without what we expect: try the next round
+                log.exception("drift_step_failed")
+
+
+def _take_rows(state: _Window, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The first `n` pending rows (and outputs) of the window, removed from it."""
+    rows = np.concatenate([c.rows for c in state.pending])
+    has_outputs = all(c.outputs is not None for c in state.pending)
+    outputs = (np.concatenate([c.outputs for c in state.pending if c.outputs is not None])
+               if has_outputs else None)
+    state.pending = [_Chunk(state.loaded, rows[n:], None if outputs is None else outputs[n:])]
+    state.rows = len(rows) - n
+    if not state.rows:
+        state.pending = []
+    return rows[:n], None if outputs is None else outputs[:n]
+
+
+def _drift(name: str, reference: dict[str, Any], values: Any, t: Thresholds) -> FeatureDrift:
+    live = profiles.counts_like(reference, values)
+    ref = np.asarray(reference["counts"])
+    if reference["kind"] == "numeric":
+        value = drift_metrics.psi(ref, live)
+        status = ALERT if value >= t.psi_alert else WARN if value >= t.psi_warn else OK
+        return FeatureDrift(name, "psi", value, t.psi_warn, t.psi_alert, status)
+    value = drift_metrics.js_distance(ref, live)
+    return FeatureDrift(name, "js", value, t.js_alert, t.js_alert,
+                        ALERT if value >= t.js_alert else OK)
+
+
+def _model_status(report: DriftReport, t: Thresholds) -> str:
+    """alert: a feature or the prediction alerts, or drifted features reach share_alert;
+    warn: something warns; ok otherwise."""
+    every = [*report.features, *([report.prediction] if report.prediction else [])]
+    if any(f.status == ALERT for f in every) or (
+            report.features and report.drifted_share >= t.share_alert):
+        return ALERT
+    return WARN if any(f.status == WARN for f in every) else OK
