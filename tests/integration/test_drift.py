@@ -1,0 +1,202 @@
+"""Drift monitoring through a live daemon: spambase replayed unshifted then with three
+features scaled by 1.5, and a categorical model whose category mix shifts.
+
+The monitor's thread is off (monitor_interval=0); each test steps it by hand after its
+Predict calls, so nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from modeld.v1 import model_manager_pb2 as pb
+from modeld_server.metrics import registry_for
+from tests.conftest import SPAMBASE, LiveDaemon, start_daemon, wait_job
+
+SHIFTED = ("capital_run_length_average", "capital_run_length_longest", "word_freq_you")
+WINDOW = 1500
+
+
+@pytest.fixture
+def spam(tmp_path: Path, datasets: Path) -> Iterator[tuple[LiveDaemon, pd.DataFrame]]:
+    """A daemon sampling every row into windows of 1500, with a model trained on 3000
+    spambase rows; yields it and the 1601 held-out rows (features only)."""
+    frame = pd.read_csv(SPAMBASE)
+    order = np.random.default_rng(0).permutation(len(frame))
+    (tmp_path / "data").mkdir()
+    frame.iloc[order[:3000]].to_csv(tmp_path / "data" / "spam_train.csv", index=False)
+    live = start_daemon(tmp_path, monitor_sample=1.0, monitor_window=WINDOW,
+                        monitor_interval=0.0, replica="replica-a")
+    job = live.train("spam", path="spam_train.csv", algorithm="logistic_regression",
+                     cv_folds=2)
+    assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+    yield live, frame.iloc[order[3000:]].drop(columns="is_spam").reset_index(drop=True)
+    live.stop()
+
+
+def replay(live: LiveDaemon, model: str, rows: pd.DataFrame, batch: int = 500) -> None:
+    """Predicts `rows` in dense batches, as a client would."""
+    for start in range(0, len(rows), batch):
+        part = rows.iloc[start:start + batch]
+        live.stub.Predict(pb.PredictRequest(model=model, dense=pb.DenseRows(
+            columns=list(part.columns), values=part.to_numpy(dtype=float).ravel().tolist())))
+
+
+def drift(live: LiveDaemon, model: str) -> pb.DriftReport:
+    return live.stub.GetDrift(pb.GetDriftRequest(model=model))
+
+
+def events(live: LiveDaemon, model: str, kind: str) -> list[dict[str, object]]:
+    lines = (live.registry / model / "events.jsonl").read_text().splitlines()
+    return [e for e in map(json.loads, lines) if e["event"] == kind]
+
+
+def gauges(live: LiveDaemon) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = generate_latest(registry_for(live.runtime.service.gauges)).decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples
+            if s.name in ("modeld_feature_drift", "modeld_prediction_drift")}
+
+
+class TestSpambaseDrift:
+    def test_unshifted_rows_stay_quiet_shifted_features_alert_and_retrain_once(
+            self, spam: tuple[LiveDaemon, pd.DataFrame]) -> None:
+        """Held-out rows: every PSI below 0.1, no alert. The same rows with three features
+        x1.5: exactly those three alert, one drift_alert event, the gauge and GetDrift
+        agree, and the on_drift schedule submits one job that goes through the gate."""
+        live, held_out = spam
+        monitor = live.runtime.service.monitor
+        before = drift(live, "spam")
+        assert (before.status, before.window_rows, before.replica) == ("pending", 0, "replica-a")
+
+        replay(live, "spam", held_out.iloc[:WINDOW])
+        [quiet] = monitor.step()
+        report = drift(live, "spam")
+        assert report.status == "ok" and quiet.status == "ok"
+        assert len(report.features) == 57
+        assert max(f.value for f in report.features) < 0.1
+        assert {f.metric for f in report.features} == {"psi"}
+        assert (report.version, report.window_size, report.sampled_rows, report.dropped_rows,
+                report.windows) == (1, WINDOW, WINDOW, 0, 1)
+        assert events(live, "spam", "drift_alert") == []
+
+        live.stub.SetSchedule(pb.SetScheduleRequest(schedule=pb.Schedule(
+            model="spam", on_drift=True, min_interval_seconds=3600,
+            train=pb.TrainRequest(model="spam", algorithm="logistic_regression", cv_folds=2,
+                                  dataset=pb.Dataset(path="spam_train.csv",
+                                                     target="is_spam")))))
+        shifted = held_out.iloc[:WINDOW].copy()
+        for column in SHIFTED:
+            shifted[column] *= 1.5
+        replay(live, "spam", shifted)
+        [alert] = monitor.step()
+        report = drift(live, "spam")
+        assert report.status == "alert"
+        assert sorted(f.feature for f in report.features if f.status == "alert") == sorted(SHIFTED)
+        assert all(f.value < 0.1 for f in report.features if f.feature not in SHIFTED)
+        assert (report.windows, report.sampled_rows) == (2, 2 * WINDOW)
+
+        [event] = events(live, "spam", "drift_alert")
+        assert (event["version"], event["replica"], sorted(event["features"])) == (  # type: ignore[arg-type]
+            1, "replica-a", sorted(SHIFTED))
+        values = gauges(live)
+        by_feature = {f.feature: f.value for f in report.features}
+        for column in SHIFTED:
+            key = ("modeld_feature_drift", (("feature", column), ("model", "spam")))
+            assert values[key] == pytest.approx(by_feature[column])
+        assert values[("modeld_prediction_drift", (("model", "spam"),))] == pytest.approx(
+            report.prediction.value)
+
+        status = live.stub.GetStatus(pb.GetStatusRequest(model="spam")).models[0]
+        assert status.drift_status == "alert"
+        outcome = status.schedule.last_outcome
+        assert outcome.startswith("submitted job ") and "drift alert on version 1" in outcome
+        jobs = live.stub.ListJobs(pb.ListJobsRequest(model="spam")).jobs
+        assert len(jobs) == 2
+        retrain = wait_job(live.stub, outcome.split()[2].rstrip(":"))
+        assert retrain.state == pb.JOB_STATE_SUCCEEDED, retrain.error
+        version = live.stub.GetVersion(pb.GetVersionRequest(model="spam",
+                                                            version=retrain.version))
+        assert version.gate_summary  # the gate decided
+
+        # Still alerting in the next window of version 1's traffic: no second crossing.
+        if not retrain.activated:
+            replay(live, "spam", shifted)
+            assert monitor.step()[0].status == "alert"
+        assert len(events(live, "spam", "drift_alert")) == 1
+        assert len(live.stub.ListJobs(pb.ListJobsRequest(model="spam")).jobs) == 2
+
+    def test_profile_in_the_manifest(self, spam: tuple[LiveDaemon, pd.DataFrame]) -> None:
+        """word_freq_make, 77% zeros in spambase, keeps a zero bin and quantile bins of
+        its non-zero values; the output profile bins the spam probability."""
+        live, _ = spam
+        manifest = live.runtime.service.store.read_manifest("spam", 1)
+        make = manifest["profile"]["features"]["word_freq_make"]
+        train = pd.read_csv(live.data_root / "spam_train.csv")["word_freq_make"]
+        assert make["counts"][1] == int((train == 0).sum())
+        assert make["counts"][0] == 0 and sum(make["counts"]) == 3000
+        assert make["zero_share"] == pytest.approx((train == 0).mean())
+        assert make["mean"] == pytest.approx(train.mean())
+        assert len(make["edges"]) >= 10
+        output = manifest["profile"]["output"]
+        assert output["what"] == "probability of class 1"
+        assert sum(output["counts"]) == 3000
+
+
+@pytest.fixture
+def mixed(tmp_path: Path, datasets: Path) -> Iterator[LiveDaemon]:
+    live = start_daemon(tmp_path, monitor_sample=1.0, monitor_window=400,
+                        monitor_interval=0.0)
+    job = live.train("mixed", path="mixed.csv", target="label",
+                     algorithm="logistic_regression", cv_folds=2)
+    assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+    yield live
+    live.stop()
+
+
+class TestCategoricalDrift:
+    def test_a_shifted_category_mix_alerts_through_js(self, mixed: LiveDaemon) -> None:
+        """The training rows replayed: JS 0; every colour turned red: color alerts by JS
+        distance (as scipy computes it), the numeric features stay at PSI 0."""
+        from scipy.spatial.distance import jensenshannon
+
+        frame = pd.read_csv(mixed.data_root / "mixed.csv").drop(columns="label")
+        records = json.loads(frame.to_json(orient="records"))
+
+        def send(rows: list[dict[str, object]]) -> None:
+            request = pb.PredictRequest(model="mixed")
+            for row in rows:
+                request.records.rows.add().update(row)
+            mixed.stub.Predict(request)
+
+        send(records)
+        mixed.runtime.service.monitor.step()
+        report = drift(mixed, "mixed")
+        assert report.status == "ok"
+        color = next(f for f in report.features if f.feature == "color")
+        assert (color.metric, color.value, color.alert_threshold) == ("js", 0.0, 0.1)
+
+        send([{**r, "color": "red"} for r in records])
+        mixed.runtime.service.monitor.step()
+        report = drift(mixed, "mixed")
+        by_name = {f.feature: f for f in report.features}
+        assert report.status == "alert"
+        assert by_name["color"].status == "alert"
+        assert {by_name["size [cm]"].value, by_name["weight"].value} == {0.0}
+        counts = frame["color"].fillna("__missing__").value_counts()
+        categories = ["red", "green", "blue"]
+        reference = [int(counts.get(c, 0)) for c in sorted(categories,
+                                                           key=lambda c: -counts[c])]
+        reference += [0, int(counts["__missing__"])]
+        live = [0] * len(reference)
+        live[sorted(categories, key=lambda c: -counts[c]).index("red")] = len(records)
+        assert by_name["color"].value == pytest.approx(jensenshannon(reference, live, base=2))
+        assert len(events(mixed, "mixed", "drift_alert")) == 1
