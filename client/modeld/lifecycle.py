@@ -115,6 +115,7 @@ class Schedule:
     next_run_at: datetime | None = None
     last_run_at: datetime | None = None
     last_outcome: str = ""
+    on_drift: bool = False
     raw: pb.Schedule | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_pb(self) -> pb.Schedule:
@@ -122,7 +123,7 @@ class Schedule:
                            interval_seconds=self.interval_seconds,
                            min_new_rows=self.min_new_rows,
                            min_interval_seconds=self.min_interval_seconds,
-                           train=self.train.to_pb())
+                           train=self.train.to_pb(), on_drift=self.on_drift)
 
     @classmethod
     def from_pb(cls, m: pb.Schedule) -> Schedule:
@@ -132,7 +133,7 @@ class Schedule:
             min_interval_seconds=m.min_interval_seconds,
             next_run_at=from_timestamp(m.next_run_at, m.HasField("next_run_at")),
             last_run_at=from_timestamp(m.last_run_at, m.HasField("last_run_at")),
-            last_outcome=m.last_outcome, raw=m)
+            last_outcome=m.last_outcome, on_drift=m.on_drift, raw=m)
 
 
 def thresholds(texts: Sequence[str]) -> tuple[Threshold, ...]:

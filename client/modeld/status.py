@@ -50,6 +50,8 @@ class ModelStatus:
     raw: pb.ModelStatus = dataclasses.field(repr=False, compare=False)
     #: Freshness warnings about the active version, from its policy.
     warnings: tuple[StatusWarning, ...] = ()
+    #: This daemon's drift status of the serving version (see Client.get_drift).
+    drift_status: str = ""
 
     @classmethod
     def from_pb(cls, m: pb.ModelStatus) -> ModelStatus:
@@ -63,6 +65,7 @@ class ModelStatus:
             last_reload_ms=m.last_reload_ms, aliases=dict(sorted(m.aliases.items())),
             schedule=_schedule(m), raw=m,
             warnings=tuple(StatusWarning(w.kind, w.message) for w in m.warnings),
+            drift_status=m.drift_status,
         )
 
 

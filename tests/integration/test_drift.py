@@ -16,7 +16,9 @@ import pandas as pd
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner, Result
 
+from modeld.cli import app
 from modeld.v1 import model_manager_pb2 as pb
 from modeld_server.metrics import registry_for
 from tests.conftest import SPAMBASE, LiveDaemon, start_daemon, wait_job
@@ -48,6 +50,10 @@ def replay(live: LiveDaemon, model: str, rows: pd.DataFrame, batch: int = 500) -
         part = rows.iloc[start:start + batch]
         live.stub.Predict(pb.PredictRequest(model=model, dense=pb.DenseRows(
             columns=list(part.columns), values=part.to_numpy(dtype=float).ravel().tolist())))
+
+
+def modelctl(live: LiveDaemon, *args: str) -> Result:
+    return CliRunner().invoke(app, ["--address", live.address, *args])
 
 
 def drift(live: LiveDaemon, model: str) -> pb.DriftReport:
@@ -88,21 +94,32 @@ class TestSpambaseDrift:
                 report.windows) == (1, WINDOW, WINDOW, 0, 1)
         assert events(live, "spam", "drift_alert") == []
 
-        live.stub.SetSchedule(pb.SetScheduleRequest(schedule=pb.Schedule(
-            model="spam", on_drift=True, min_interval_seconds=3600,
-            train=pb.TrainRequest(model="spam", algorithm="logistic_regression", cv_folds=2,
-                                  dataset=pb.Dataset(path="spam_train.csv",
-                                                     target="is_spam")))))
+        set_schedule = modelctl(live, "schedule", "set", "spam", "--data", "spam_train.csv",
+                                "--target", "is_spam", "-a", "logistic_regression",
+                                "--folds", "2", "--min-interval", "3600", "--on-drift")
+        assert set_schedule.exit_code == 0, set_schedule.output
+        assert live.stub.GetSchedule(pb.GetScheduleRequest(model="spam")).on_drift
         shifted = held_out.iloc[:WINDOW].copy()
         for column in SHIFTED:
             shifted[column] *= 1.5
         replay(live, "spam", shifted)
         [alert] = monitor.step()
         report = drift(live, "spam")
-        assert report.status == "alert"
+        assert report.status == alert.status == "alert"
         assert sorted(f.feature for f in report.features if f.status == "alert") == sorted(SHIFTED)
         assert all(f.value < 0.1 for f in report.features if f.feature not in SHIFTED)
         assert (report.windows, report.sampled_rows) == (2, 2 * WINDOW)
+
+        shown = modelctl(live, "drift", "spam")
+        assert shown.exit_code == 0, shown.output
+        assert "spam v1 on replica-a: alert" in shown.output
+        table = [line.split() for line in shown.output.splitlines()]
+        alert_rows = [row[0] for row in table if len(row) == 6 and row[-1] == "alert"]
+        assert sorted(alert_rows) == sorted(SHIFTED)
+        text = modelctl(live, "--json", "drift", "spam").output  # after the daemon's log line
+        as_json = json.loads(text[text.index("\n{") + 1:])
+        assert (as_json["status"], as_json["replica"], as_json["window_size"]) == (
+            "alert", "replica-a", str(WINDOW))
 
         [event] = events(live, "spam", "drift_alert")
         assert (event["version"], event["replica"], sorted(event["features"])) == (  # type: ignore[arg-type]

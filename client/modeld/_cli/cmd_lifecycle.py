@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from google.protobuf.json_format import MessageToDict
 
 from modeld._cli import spec_options as so
 from modeld._cli import views
@@ -174,8 +175,11 @@ def schedule_set(
     min_rows: so.MinRows = 0,
     max_malformed_fraction: so.MaxMalformed = None,
     no_activate: so.NoActivate = False,
+    on_drift: Annotated[bool, typer.Option(
+        "--on-drift", help="Retrain when the daemon's drift status of the model becomes "
+        "alert (see `modelctl drift`).")] = False,
 ) -> None:
-    """Retrain on a cron, an interval and/or new data, with `train`'s options."""
+    """Retrain on a cron, an interval, new data and/or drift, with `train`'s options."""
     s = session(ctx)
     spec = so.build_spec(
         model, data=data, target=target, algorithm=algorithm, params=param, folds=folds,
@@ -184,11 +188,23 @@ def schedule_set(
         drop_duplicates=drop_duplicates, fail_on_missing_target=fail_on_missing_target,
         min_rows=min_rows, max_malformed=max_malformed_fraction)
     schedule = s.client().set_schedule(Schedule(model, spec, cron, every, min_new_rows,
-                                                min_interval))
+                                                min_interval, on_drift=on_drift))
     if s.out.as_json:
         s.out.json(to_dict(schedule))
     else:
         views.show_schedule(s.out, schedule)
+
+
+@app.command()
+def drift(ctx: typer.Context, model: Model) -> None:
+    """Drift of the live traffic this daemon served to the model, per feature."""
+    s = session(ctx)
+    report = s.client().get_drift(model)
+    if s.out.as_json:
+        s.out.json(MessageToDict(report, preserving_proto_field_name=True,
+                                 always_print_fields_with_no_presence=True))
+    else:
+        views.show_drift(s.out, report)
 
 
 @schedule_app.command("delete")

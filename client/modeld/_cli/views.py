@@ -13,9 +13,11 @@ from modeld._predict import Predictions
 from modeld.lifecycle import Policy, Schedule
 from modeld.status import ModelStatus, Status
 from modeld.types import Job, JobState, LoadState, Metric, Version, VersionState
+from modeld.v1 import model_manager_pb2 as pb
 
-__all__ = ["show_explanations", "show_jobs", "show_metrics", "show_models", "show_policy",
-           "show_predictions", "show_schedule", "show_status", "show_version", "show_versions",
+__all__ = ["show_drift", "show_explanations", "show_jobs", "show_metrics", "show_models",
+           "show_policy", "show_predictions", "show_schedule", "show_status", "show_version",
+           "show_versions",
            "show_warnings"]
 
 _LOAD_STYLE = {LoadState.READY: "green", LoadState.LOADING: "yellow", LoadState.STALE: "yellow",
@@ -165,6 +167,26 @@ def show_policy(out: Output, p: Policy) -> None:
     ])
 
 
+def show_drift(out: Output, r: pb.DriftReport) -> None:
+    """The model's drift status, then one row per feature (alerts first)."""
+    out.result(Text(
+        f"{r.model} v{r.version} on {r.replica}: {r.status} · window {r.window_rows}/"
+        f"{r.window_size} rows · {r.windows} window(s) · sampled {r.sampled_rows} "
+        f"({r.sample_rate:.0%}), dropped {r.dropped_rows} · drifted share "
+        f"{r.drifted_share:.0%} (alert at {r.share_threshold:.0%})",
+        style=_DRIFT_STYLE.get(r.status, "")))
+    every = [*r.features, *([r.prediction] if r.HasField("prediction") else [])]
+    order = {"alert": 0, "warn": 1, "ok": 2}
+    rows = [[f.feature, f.metric, f"{f.value:.4f}", f"{f.warn_threshold:g}",
+             f"{f.alert_threshold:g}", _styled(f.status, _DRIFT_STYLE.get(f.status, ""))]
+            for f in sorted(every, key=lambda f: (order.get(f.status, 3), -f.value))]
+    if rows:
+        out.result(out.table(["FEATURE", "METRIC", "VALUE", "WARN", "ALERT", "STATUS"], rows))
+
+
+_DRIFT_STYLE = {"alert": "bold red", "warn": "yellow", "ok": "green"}
+
+
 def show_schedule(out: Output, s: Schedule) -> None:
     """When the model retrains, what each run trains, and how the last run went."""
     t = s.train
@@ -172,6 +194,7 @@ def show_schedule(out: Output, s: Schedule) -> None:
         ("model", s.model), ("cron", s.cron or "-"),
         ("every", f"{s.interval_seconds:g} s" if s.interval_seconds else "-"),
         ("new rows", str(s.min_new_rows) if s.min_new_rows else "-"),
+        ("on drift", "yes" if s.on_drift else "-"),
         ("min interval", f"{s.min_interval_seconds:g} s" if s.min_interval_seconds else "-"),
         ("trains", f"{t.algorithm} on {t.data}" + (f" -> {t.target}" if t.target else "")),
         ("next run", fmt_time(s.next_run_at)), ("last run", fmt_time(s.last_run_at)),
