@@ -64,13 +64,25 @@ class Policy:
     max_age_seconds: float = 0.0
     #: Freshness: GetStatus warns when it was trained on fewer rows; 0 for no minimum.
     min_training_rows: int = 0
+    #: Drift (GetDrift): a numeric feature's PSI that warns; 0 for the default 0.1.
+    drift_psi_warn: float = 0.0
+    #: Drift: the PSI that alerts; 0 for the default 0.25.
+    drift_psi_alert: float = 0.0
+    #: Drift: a categorical feature's Jensen-Shannon distance that alerts; 0 for 0.1.
+    drift_js_alert: float = 0.0
+    #: Drift: the share of drifted features at which the model alerts; 0 for 0.5.
+    drift_share_alert: float = 0.0
 
     def to_pb(self) -> pb.Policy:
         message = pb.Policy(model=self.model, primary_metric=self.primary_metric,
                             disabled=self.disabled,
                             thresholds=[pb.Threshold(metric=t.metric, op=t.op, value=t.value)
                                         for t in self.thresholds],
-                            min_training_rows=self.min_training_rows)
+                            min_training_rows=self.min_training_rows,
+                            drift_psi_warn=self.drift_psi_warn,
+                            drift_psi_alert=self.drift_psi_alert,
+                            drift_js_alert=self.drift_js_alert,
+                            drift_share_alert=self.drift_share_alert)
         if self.tolerance is not None:
             message.tolerance = self.tolerance
         if self.max_age_seconds:
@@ -85,7 +97,9 @@ class Policy:
                          if t.op in OPERATORS),
                    m.disabled, raw=m,
                    max_age_seconds=m.max_age.seconds + m.max_age.nanos / 1e9,
-                   min_training_rows=m.min_training_rows)
+                   min_training_rows=m.min_training_rows,
+                   drift_psi_warn=m.drift_psi_warn, drift_psi_alert=m.drift_psi_alert,
+                   drift_js_alert=m.drift_js_alert, drift_share_alert=m.drift_share_alert)
 
 
 @dataclasses.dataclass(frozen=True)

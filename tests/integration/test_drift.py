@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pandas as pd
 import pytest
@@ -217,3 +218,45 @@ class TestCategoricalDrift:
         live[sorted(categories, key=lambda c: -counts[c]).index("red")] = len(records)
         assert by_name["color"].value == pytest.approx(jensenshannon(reference, live, base=2))
         assert len(events(mixed, "mixed", "drift_alert")) == 1
+
+
+class TestGetDriftErrors:
+    def test_unknown_model_is_not_found(self, daemon: LiveDaemon) -> None:
+        """GetDrift of a model the registry does not hold: NOT_FOUND naming it."""
+        with pytest.raises(grpc.RpcError) as err:
+            drift(daemon, "ghost")
+        assert (err.value.code(), err.value.details()) == (
+            grpc.StatusCode.NOT_FOUND, "model 'ghost' not found")
+
+    def test_bad_name_is_invalid_argument(self, daemon: LiveDaemon) -> None:
+        """A name that cannot be a model: INVALID_ARGUMENT."""
+        with pytest.raises(grpc.RpcError) as err:
+            drift(daemon, "../x")
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    def test_policy_thresholds_round_trip_and_apply(self, mixed: LiveDaemon) -> None:
+        """SetPolicy's drift thresholds come back from GetPolicy and GetDrift reports them;
+        a bad one is INVALID_ARGUMENT naming the field and value."""
+        policy = pb.Policy(model="mixed", drift_psi_warn=0.2, drift_psi_alert=0.5,
+                           drift_js_alert=0.3, drift_share_alert=0.25)
+        mixed.stub.SetPolicy(pb.SetPolicyRequest(policy=policy))
+        assert mixed.stub.GetPolicy(pb.GetPolicyRequest(model="mixed")) == pb.Policy(
+            model="mixed", tolerance=0.01, drift_psi_warn=0.2, drift_psi_alert=0.5,
+            drift_js_alert=0.3, drift_share_alert=0.25)
+        frame = pd.read_csv(mixed.data_root / "mixed.csv").drop(columns="label")
+        request = pb.PredictRequest(model="mixed")
+        for row in json.loads(frame.to_json(orient="records")):
+            request.records.rows.add().update(row)
+        mixed.stub.Predict(request)
+        mixed.runtime.service.monitor.step()
+        report = drift(mixed, "mixed")
+        color = next(f for f in report.features if f.feature == "color")
+        weight = next(f for f in report.features if f.feature == "weight")
+        assert (color.alert_threshold, weight.warn_threshold, weight.alert_threshold,
+                report.share_threshold) == (0.3, 0.2, 0.5, 0.25)
+        with pytest.raises(grpc.RpcError) as err:
+            mixed.stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(
+                model="mixed", drift_js_alert=2.0)))
+        assert (err.value.code(), err.value.details()) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "policy.drift_js_alert must be between 0 (the default) and 1, got 2")

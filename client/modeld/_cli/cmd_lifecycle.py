@@ -64,6 +64,16 @@ def policy_set(
         "0 for no limit.")] = "0",
     min_training_rows: Annotated[int, typer.Option(
         min=0, help="Warn in status when the active version was trained on fewer rows.")] = 0,
+    drift_psi_warn: Annotated[float, typer.Option(
+        help="Drift: a numeric feature's PSI that warns; 0 = 0.1.")] = 0.0,
+    drift_psi_alert: Annotated[float, typer.Option(
+        help="Drift: a numeric feature's (or the prediction's) PSI that alerts; 0 = 0.25.")
+    ] = 0.0,
+    drift_js_alert: Annotated[float, typer.Option(
+        help="Drift: a categorical feature's Jensen-Shannon distance that alerts; 0 = 0.1.")
+    ] = 0.0,
+    drift_share_alert: Annotated[float, typer.Option(
+        help="Drift: the model alerts when this share of features drifts; 0 = 0.5.")] = 0.0,
 ) -> None:
     """Replace the whole policy (unset options take the daemon's defaults)."""
     s = session(ctx)
@@ -77,7 +87,11 @@ def policy_set(
         raise typer.BadParameter(str(exc), param_hint="--max-age") from None
     policy = s.client().set_policy(Policy(model, primary_metric, tolerance, bounds, disabled,
                                           max_age_seconds=age,
-                                          min_training_rows=min_training_rows))
+                                          min_training_rows=min_training_rows,
+                                          drift_psi_warn=drift_psi_warn,
+                                          drift_psi_alert=drift_psi_alert,
+                                          drift_js_alert=drift_js_alert,
+                                          drift_share_alert=drift_share_alert))
     if s.out.as_json:
         s.out.json(to_dict(policy))
     else:

@@ -164,6 +164,9 @@ def show_policy(out: Output, p: Policy) -> None:
         ("thresholds", ", ".join(str(t) for t in p.thresholds) or "-"),
         ("max age", _duration(p.max_age_seconds) if p.max_age_seconds else "-"),
         ("min rows", str(p.min_training_rows) if p.min_training_rows else "-"),
+        ("drift", f"PSI warn {p.drift_psi_warn or 0.1:g}, alert {p.drift_psi_alert or 0.25:g}; "
+                  f"JS alert {p.drift_js_alert or 0.1:g}; share alert "
+                  f"{p.drift_share_alert or 0.5:g}"),
     ])
 
 
