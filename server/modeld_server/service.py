@@ -375,8 +375,10 @@ class ModelService(LifecycleMixin):
         for name in self.index.models():
             view = self.server.view(name)
             models[name] = (view.active, view.loaded)
-        return {"models": models, "running": running, "queued": queued,
-                "drift": self.monitor.latest()}
+        # The last window of the version serving now: a new version's gauges start empty.
+        drift = {m: r for m, r in self.monitor.latest().items()
+                 if m in models and r.version == models[m][1]}
+        return {"models": models, "running": running, "queued": queued, "drift": drift}
 
     # ---- schedules ------------------------------------------------------------------------
 
@@ -428,7 +430,7 @@ class ModelService(LifecycleMixin):
 
     def drift_status(self, model: str, loaded: int) -> str:
         """For GetStatus: the serving version's drift status ("" when none is loaded)."""
-        return self.monitor.report(model, loaded).status if loaded else ""
+        return self.monitor.status(model, loaded) if loaded else ""
 
     def _drift_thresholds(self, model: str) -> Thresholds:
         return Thresholds(*self.get_policy(model, must_exist=False).drift_thresholds())

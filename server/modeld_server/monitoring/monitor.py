@@ -236,6 +236,13 @@ class DriftMonitor:
             report.sampled, report.dropped = buffer.sampled, buffer.dropped
         return report
 
+    def status(self, model: str, version: int) -> str:
+        """The status of `version`'s last window (pending before one), reading no policy."""
+        state = self._windows.get(model)
+        if state is None or state.loaded.version != version or state.last is None:
+            return PENDING
+        return state.last.status
+
     def latest(self) -> dict[str, DriftReport]:
         """Each model's last computed report (for the Prometheus gauges)."""
         return {m: s.last for m, s in self._windows.items() if s.last is not None}
