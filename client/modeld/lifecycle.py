@@ -72,6 +72,8 @@ class Policy:
     drift_js_alert: float = 0.0
     #: Drift: the share of drifted features at which the model alerts; 0 for 0.5.
     drift_share_alert: float = 0.0
+    #: Drift: the share of this model's Predict rows sampled; None for the daemon's.
+    monitor_sample: float | None = None
 
     def to_pb(self) -> pb.Policy:
         message = pb.Policy(model=self.model, primary_metric=self.primary_metric,
@@ -85,6 +87,8 @@ class Policy:
                             drift_share_alert=self.drift_share_alert)
         if self.tolerance is not None:
             message.tolerance = self.tolerance
+        if self.monitor_sample is not None:
+            message.monitor_sample = self.monitor_sample
         if self.max_age_seconds:
             message.max_age.FromNanoseconds(round(self.max_age_seconds * 1e9))
         return message
@@ -99,7 +103,8 @@ class Policy:
                    max_age_seconds=m.max_age.seconds + m.max_age.nanos / 1e9,
                    min_training_rows=m.min_training_rows,
                    drift_psi_warn=m.drift_psi_warn, drift_psi_alert=m.drift_psi_alert,
-                   drift_js_alert=m.drift_js_alert, drift_share_alert=m.drift_share_alert)
+                   drift_js_alert=m.drift_js_alert, drift_share_alert=m.drift_share_alert,
+                   monitor_sample=m.monitor_sample if m.HasField("monitor_sample") else None)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -86,6 +86,7 @@ class LifecycleMixin:
         validate_model_name(model)
         policy = policy.validated()
         self.meta.write(model, POLICY, policy.to_json(), "policy_set", policy=policy.to_json())
+        self.monitor.set_rate(model, policy.monitor_sample)
         return policy
 
     def set_alias(self: ModelService, model: str, alias: str, version: int,

@@ -258,9 +258,31 @@ class TestGetDriftErrors:
         weight = next(f for f in report.features if f.feature == "weight")
         assert (color.alert_threshold, weight.warn_threshold, weight.alert_threshold,
                 report.share_threshold) == (0.3, 0.2, 0.5, 0.25)
+        assert report.sample_rate == 1.0
         with pytest.raises(grpc.RpcError) as err:
             mixed.stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(
                 model="mixed", drift_js_alert=2.0)))
         assert (err.value.code(), err.value.details()) == (
             grpc.StatusCode.INVALID_ARGUMENT,
             "policy.drift_js_alert must be between 0 (the default) and 1, got 2")
+
+    def test_a_policy_sampling_rate_overrides_the_daemons(self, mixed: LiveDaemon) -> None:
+        """policy.monitor_sample 0 stops sampling the model at once; unset, the daemon's
+        --monitor-sample (1.0 here) applies again."""
+        request = pb.PredictRequest(model="mixed")
+        request.records.rows.add().update({"color": "red", "size [cm]": 9.0, "weight": 50.0})
+        mixed.stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(model="mixed",
+                                                                  monitor_sample=0.0)))
+        mixed.stub.Predict(request)
+        report = drift(mixed, "mixed")
+        assert (report.sample_rate, report.sampled_rows) == (0.0, 0)
+        mixed.stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(model="mixed")))
+        mixed.stub.Predict(request)
+        report = drift(mixed, "mixed")
+        assert (report.sample_rate, report.sampled_rows) == (1.0, 1)
+        with pytest.raises(grpc.RpcError) as err:
+            mixed.stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(model="mixed",
+                                                                      monitor_sample=1.5)))
+        assert (err.value.code(), err.value.details()) == (
+            grpc.StatusCode.INVALID_ARGUMENT, "policy.monitor_sample must be between 0 and 1, "
+            "got 1.5")

@@ -74,6 +74,9 @@ def policy_set(
     ] = 0.0,
     drift_share_alert: Annotated[float, typer.Option(
         help="Drift: the model alerts when this share of features drifts; 0 = 0.5.")] = 0.0,
+    monitor_sample: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="Drift: the share of this model's Predict rows sampled; the "
+        "daemon's --monitor-sample if unset.", show_default=False)] = None,
 ) -> None:
     """Replace the whole policy (unset options take the daemon's defaults)."""
     s = session(ctx)
@@ -91,7 +94,8 @@ def policy_set(
                                           drift_psi_warn=drift_psi_warn,
                                           drift_psi_alert=drift_psi_alert,
                                           drift_js_alert=drift_js_alert,
-                                          drift_share_alert=drift_share_alert))
+                                          drift_share_alert=drift_share_alert,
+                                          monitor_sample=monitor_sample))
     if s.out.as_json:
         s.out.json(to_dict(policy))
     else:

@@ -167,6 +167,8 @@ def show_policy(out: Output, p: Policy) -> None:
         ("drift", f"PSI warn {p.drift_psi_warn or 0.1:g}, alert {p.drift_psi_alert or 0.25:g}; "
                   f"JS alert {p.drift_js_alert or 0.1:g}; share alert "
                   f"{p.drift_share_alert or 0.5:g}"),
+        ("sampling", "(daemon default)" if p.monitor_sample is None
+         else f"{p.monitor_sample:.0%} of Predict rows"),
     ])
 
 

@@ -113,8 +113,12 @@ class DriftMonitor:
     def __init__(self, *, rate: float, window: int, capacity: int, replica: str,
                  thresholds_for: Callable[[str], Thresholds],
                  on_alert: Callable[[DriftReport], None] = lambda report: None,
-                 interval: float = 5.0) -> None:
+                 interval: float = 5.0,
+                 rate_for: Callable[[str], float | None] = lambda model: None) -> None:
         self.rate, self.window, self.capacity, self.replica = rate, window, capacity, replica
+        self._rate_for = rate_for
+        self._rates: dict[str, float] = {}
+        """Each model's rate (its policy's, else `rate`), read once and refreshed by step()."""
         self._thresholds_for, self._on_alert, self._interval = thresholds_for, on_alert, interval
         self._buffers: dict[str, _Buffer] = {}
         self._windows: dict[str, _Window] = {}
@@ -129,7 +133,9 @@ class DriftMonitor:
     def offer(self, model: str, loaded: Any, matrix: np.ndarray, outputs: np.ndarray | None
               ) -> None:
         """Copies a sample of a Predict's rows (and its outputs) into the model's buffer."""
-        rate = self.rate
+        rate = self._rates.get(model)
+        if rate is None:
+            rate = self._rates[model] = self._model_rate(model)
         if rate <= 0:
             return
         n = len(matrix)
@@ -154,6 +160,23 @@ class DriftMonitor:
             buffer.chunks.append(_Chunk(loaded, rows, outs))
             buffer.rows += len(rows)
 
+    def rate_of(self, model: str) -> float:
+        """The model's sampling rate as offer() applies it."""
+        rate = self._rates.get(model)
+        return self._model_rate(model) if rate is None else rate
+
+    def set_rate(self, model: str, rate: float | None) -> None:
+        """A new policy rate (None: the daemon's), applied from the next call."""
+        self._rates[model] = self.rate if rate is None else rate
+
+    def _model_rate(self, model: str) -> float:
+        try:
+            rate = self._rate_for(model)
+        except Exception:  # an unreadable policy samples at the daemon's rate
+            log.exception("monitor_rate_unreadable", model=model)
+            rate = None
+        return self.rate if rate is None else rate
+
     def _buffer(self, model: str) -> _Buffer:
         with self._new_buffer:
             return self._buffers.setdefault(model, _Buffer())
@@ -163,6 +186,8 @@ class DriftMonitor:
     def step(self) -> list[DriftReport]:
         """Drains every buffer and computes each full window; returns the new reports."""
         with self._step_lock:
+            for model in list(self._rates):  # another replica may have set a policy
+                self._rates[model] = self._model_rate(model)
             out: list[DriftReport] = []
             for model, buffer in list(self._buffers.items()):
                 with buffer.lock:

@@ -311,6 +311,8 @@ def policy_to_pb(model: str, policy: Policy) -> pb.Policy:
                         min_training_rows=policy.min_training_rows,
                         drift_psi_warn=policy.drift[0], drift_psi_alert=policy.drift[1],
                         drift_js_alert=policy.drift[2], drift_share_alert=policy.drift[3])
+    if policy.monitor_sample is not None:
+        message.monitor_sample = policy.monitor_sample
     if policy.max_age_seconds:
         message.max_age.FromNanoseconds(round(policy.max_age_seconds * 1e9))
     return message
@@ -326,7 +328,8 @@ def policy_from_pb(message: pb.Policy) -> Policy:
                   message.max_age.seconds + message.max_age.nanos / 1e9,
                   message.min_training_rows,
                   (message.drift_psi_warn, message.drift_psi_alert, message.drift_js_alert,
-                   message.drift_share_alert))
+                   message.drift_share_alert),
+                  message.monitor_sample if message.HasField("monitor_sample") else None)
 
 
 def schedule_to_pb(spec: ScheduleSpec, state: ScheduleState) -> pb.Schedule:

@@ -146,7 +146,7 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
     @rpc
     def GetDrift(self, request: pb.GetDriftRequest, context: Ctx) -> pb.DriftReport:
         return convert.drift_to_pb(self._service.get_drift(request.model),
-                                   self._service.settings.monitor_sample)
+                                   self._service.monitor.rate_of(request.model))
 
     def _model_status(self, view: ModelView) -> pb.ModelStatus:
         entry = self._service.index.entry(view.model)

@@ -56,6 +56,8 @@ class Policy:
     """Freshness: 0 for no minimum."""
     drift: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     """Drift thresholds (psi_warn, psi_alert, js_alert, share_alert); 0 for the default."""
+    monitor_sample: float | None = None
+    """The model's drift sampling rate; None for the daemon's --monitor-sample."""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"primary_metric": self.primary_metric,
@@ -69,6 +71,8 @@ class Policy:
             data["min_training_rows"] = self.min_training_rows
         if any(self.drift):
             data["drift"] = list(self.drift)
+        if self.monitor_sample is not None:
+            data["monitor_sample"] = self.monitor_sample
         return data
 
     @classmethod
@@ -80,7 +84,9 @@ class Policy:
                    bool(data.get("disabled", False)),
                    float(data.get("max_age_seconds", 0.0)),
                    int(data.get("min_training_rows", 0)),
-                   _drift_json(data.get("drift")))
+                   _drift_json(data.get("drift")),
+                   None if data.get("monitor_sample") is None
+                   else float(data["monitor_sample"]))
 
     def validated(self) -> Policy:
         """Raises InvalidArgument naming the bad field."""
@@ -111,6 +117,9 @@ class Policy:
             if not 0 <= value <= limit:  # NaN fails too
                 raise InvalidArgument(f"policy.{name} must be between 0 (the default) and "
                                       f"{limit:g}, got {value:g}")
+        if self.monitor_sample is not None and not 0 <= self.monitor_sample <= 1:
+            raise InvalidArgument(f"policy.monitor_sample must be between 0 and 1, got "
+                                  f"{self.monitor_sample:g}")
         warn, alert = self.drift[0] or DRIFT_DEFAULTS[0], self.drift[1] or DRIFT_DEFAULTS[1]
         if warn > alert:
             raise InvalidArgument(f"policy.drift_psi_warn {warn:g} is above "
