@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
@@ -15,7 +16,8 @@ from modeld.status import ModelStatus, Status
 from modeld.types import Job, JobState, LoadState, Metric, Version, VersionState
 from modeld.v1 import model_manager_pb2 as pb
 
-__all__ = ["show_drift", "show_explanations", "show_jobs", "show_metrics", "show_models",
+__all__ = ["show_drift", "show_explanations", "show_importance", "show_jobs", "show_metrics",
+           "show_models",
            "show_policy", "show_predictions", "show_schedule", "show_status", "show_version",
            "show_versions",
            "show_warnings"]
@@ -103,6 +105,27 @@ def show_version(out: Output, v: Version) -> None:
             cm.labels, cm.counts, strict=True)]
         out.result(out.table(["true \\ predicted", *cm.labels], rows,
                              title="confusion matrix (summed over folds)"))
+    show_importance(out, (v.manifest or {}).get("feature_importance"))
+
+
+def show_importance(out: Output, found: Mapping[str, Any] | None, top: int = 10) -> None:
+    """The `top` features by permutation importance (else the estimator's), both shown."""
+    if not found:
+        return
+    own = found.get("estimator") or {}
+    permutation = found.get("permutation") or {}
+    drops = permutation.get("drop") or {}
+    ranked = sorted(drops or own, key=lambda name: -(drops or own)[name])[:top]
+    if not ranked:
+        return
+    metric = permutation.get("metric", "")
+    rows = [[name, f"{own[name]:.3f}" if name in own else "-",
+             f"{drops[name]:+.4f}" if name in drops else "-"] for name in ranked]
+    title = (f"feature importance (top {len(ranked)}; permutation: {metric} drop on "
+             f"{permutation.get('rows', 0)} held-out rows x {permutation.get('repeats', 0)})"
+             if drops else f"feature importance (top {len(ranked)})")
+    out.result(out.table(["FEATURE", "ESTIMATOR", f"PERMUTATION ({metric or '-'})"], rows,
+                         title=title))
 
 
 def show_metrics(out: Output, metrics: Mapping[str, Metric]) -> None:

@@ -25,7 +25,7 @@ from modeld_server.errors import FailedPrecondition, ModeldError, from_os_error
 from modeld_server.monitoring import profile
 from modeld_server.registry.fsio import hold_builder_lock
 from modeld_server.registry.store import RegistryStore
-from modeld_server.training import gate
+from modeld_server.training import gate, importance
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.datasets import resolve_dataset
 from modeld_server.training.estimators import (
@@ -114,6 +114,10 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         extra.update(_anomaly_facts(fitted, data.x))
     t_profile = time.perf_counter()
     extra["profile"] = _reference_profile(spec, data, cv, fitted)
+    extra["feature_importance"] = {
+        "estimator": importance.own_importance(fitted.preprocess, fitted.estimator,
+                                               data.schema),
+        "permutation": cv.permutation}
     profile_seconds = time.perf_counter() - t_profile
 
     report("saving", 0.96, "writing artifacts", cv.metrics)
@@ -192,11 +196,13 @@ def _evaluate(spec: TrainSpec, template: Template, data: Prepared, report: Repor
     """
     calibrating = spec.calibration != "none" and spec.task is Task.CLASSIFICATION
     cv = cross_validate(spec, template, data, _fold_progress(report, "cross_validation", spec),
-                        workers, fit_final=workers > 1 and not calibrating)
+                        workers, fit_final=workers > 1 and not calibrating, importance=True)
     if not calibrating:
         return template, cv, {}
+    permutation = cv.permutation  # of the uncalibrated model: calibration keeps the ranking
     template, cv, calibration = calibrate(
         spec, template, data, cv, _fold_progress(report, "calibration", spec), workers)
+    cv.permutation = cv.permutation or permutation
     return template, cv, {"calibration": calibration}
 
 
