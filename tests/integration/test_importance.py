@@ -48,6 +48,10 @@ def test_importance_in_the_users_columns(daemon: LiveDaemon, algorithm: str) -> 
     assert set(permutation["drop"]) == {"color", "size [cm]", "weight"}
     assert permutation["drop"]["color"] > permutation["drop"]["weight"]  # colour drives label
 
+    resources = manifest["resources"]
+    assert 20 < resources["peak_rss_mib"] < daemon.settings.train_memory_mb
+    assert resources["peak_fit_process_rss_mib"] >= 0
+
     shown = CliRunner().invoke(app, ["--address", daemon.address, "show", "mixed", "1"])
     assert shown.exit_code == 0, shown.output
     assert "feature importance (top 3; permutation: accuracy drop on 200 held-out rows x 3)" \

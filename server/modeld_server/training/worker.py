@@ -146,6 +146,7 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
                     "fit_processes": cv.processes,
                     "total_seconds": time.perf_counter() - started},
         "libraries": _library_versions(),
+        "resources": _peak_memory(),
     }
 
 
@@ -319,6 +320,16 @@ def _anomaly_facts(fitted: artifacts.Fitted, x: np.ndarray) -> dict[str, Any]:
         "fraction_flagged": float(np.mean(scores > threshold)),
         "score_distribution": metric_fns.score_distribution(scores),
     }}
+
+
+def _peak_memory() -> dict[str, float]:
+    """Peak resident memory (MiB, as getrusage keeps it) of this job process and of the
+    largest fit process it waited for (0 when every fit ran here)."""
+    import resource
+
+    return {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_fit_process_rss_mib":
+                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
 def _library_versions() -> dict[str, str]:
