@@ -75,6 +75,10 @@ class Settings:
         "0 turns monitoring off."
     )
     monitor_window: int = _f(5000, "Sampled rows per drift window (windows tumble).")
+    monitor_window_seconds: float = _f(
+        300.0, "A drift window holding at least a tenth of --monitor-window rows closes after "
+        "this many seconds; 0: windows close by rows only."
+    )
     monitor_buffer: int = _f(
         20_000, "Sampled rows a model's buffer holds until the drift thread takes them; "
         "beyond, rows are dropped (and counted), never waited for."
@@ -208,6 +212,8 @@ def _validate(s: Settings, parser: argparse.ArgumentParser) -> None:
         parser.error(f"--job-cpus must be >= 0, got {s.job_cpus}")
     if not 0 <= s.monitor_sample <= 1:  # NaN fails too
         parser.error(f"--monitor-sample must be between 0 and 1, got {s.monitor_sample}")
+    if not s.monitor_window_seconds >= 0:
+        parser.error(f"--monitor-window-seconds must be >= 0, got {s.monitor_window_seconds}")
     if s.monitor_window < 1 or s.monitor_buffer < 1 or not s.monitor_interval >= 0:
         parser.error("--monitor-window and --monitor-buffer must be >= 1 and "
                      f"--monitor-interval >= 0, got {s.monitor_window}, {s.monitor_buffer}, "

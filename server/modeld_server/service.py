@@ -128,7 +128,8 @@ class ModelService(LifecycleMixin):
             capacity=settings.monitor_buffer, replica=settings.replica or socket.gethostname(),
             thresholds_for=self._drift_thresholds, on_alert=self._drift_alert,
             interval=settings.monitor_interval,
-            rate_for=lambda model: self.get_policy(model, must_exist=False).monitor_sample)
+            rate_for=lambda model: self.get_policy(model, must_exist=False).monitor_sample,
+            window_seconds=settings.monitor_window_seconds)
 
     def warm_up(self) -> None:
         """Imports what validating a Train needs and starts the training forkserver.

@@ -201,3 +201,25 @@ class TestSettings:
         assert exit_info.value.code == 2
         assert "--monitor-sample must be between 0 and 1, got 1.5" in capsys.readouterr().err
         assert load_settings([], env={"MODELD_MONITOR_WINDOW": "200"}).monitor_window == 200
+
+
+class TestTimedWindows:
+    def test_a_window_open_long_enough_closes_with_its_rows(self) -> None:
+        """With window_seconds, a window holding a tenth of its rows closes after that time;
+        fewer rows wait; a full window still closes by rows."""
+        now = [0.0]
+        m = DriftMonitor(rate=1.0, window=1000, capacity=10_000, replica="r1",
+                         thresholds_for=lambda model: Thresholds(), interval=0,
+                         window_seconds=60, clock=lambda: now[0])
+        model = served()
+        m.offer("m", model, rows(99), None)
+        assert m.step() == []  # the window opens at 0
+        now[0] = 61
+        assert m.step() == []  # 99 rows < a tenth of 1000
+        m.offer("m", model, rows(101), None)
+        [report] = m.step()
+        assert (report.window_size, report.windows) == (200, 1)
+        assert m.report("m", 1).window_rows == 0
+        m.offer("m", model, rows(1000), None)
+        [full] = m.step()  # at once, by rows
+        assert full.window_size == 1000

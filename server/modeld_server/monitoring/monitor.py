@@ -3,8 +3,9 @@
 The request path only copies: a sampled call takes a lock, appends its rows (and the
 model's answers) to the model's buffer, or counts them as dropped when the buffer is full;
 it never waits on the computation. step() (a daemon thread every monitor_interval seconds,
-or the test by hand) drains the buffers into tumbling windows of `window` rows and, for
-each full window, bins every feature and the output as the version's reference profile
+or the test by hand) drains the buffers into tumbling windows of `window` rows (or fewer,
+at least a tenth of them, once a window has been open `window_seconds`) and, for each
+closed window, bins every feature and the output as the version's reference profile
 does (profile.py) and compares them: PSI for numbers, Jensen-Shannon distance for
 categories. A window belongs to one version: rows of another version start a new one.
 
@@ -63,6 +64,7 @@ class DriftReport:
     replica: str
     status: str = PENDING
     window_size: int = 0
+    """Rows in the last closed window (--monitor-window, fewer when closed by time)."""
     window_rows: int = 0
     """Sampled rows in the window being filled."""
     sampled: int = 0
@@ -105,6 +107,8 @@ class _Window:
     last: DriftReport | None = None
     alerted: bool = False
     windows: int = 0
+    opened_at: float | None = None
+    """When the window being filled took its first row (the monitor's clock)."""
 
 
 class DriftMonitor:
@@ -114,8 +118,13 @@ class DriftMonitor:
                  thresholds_for: Callable[[str], Thresholds],
                  on_alert: Callable[[DriftReport], None] = lambda report: None,
                  interval: float = 5.0,
-                 rate_for: Callable[[str], float | None] = lambda model: None) -> None:
+                 rate_for: Callable[[str], float | None] = lambda model: None,
+                 window_seconds: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.rate, self.window, self.capacity, self.replica = rate, window, capacity, replica
+        self.window_seconds, self._clock = window_seconds, clock
+        self.min_timed_rows = max(1, window // 10)
+        """The fewest rows a window closed by time holds (fewer: it waits for more)."""
         self._rate_for = rate_for
         self._rates: dict[str, float] = {}
         """Each model's rate (its policy's, else `rate`), read once and refreshed by step()."""
@@ -194,12 +203,23 @@ class DriftMonitor:
                     chunks, buffer.chunks, buffer.rows = buffer.chunks, [], 0
                 for chunk in chunks:
                     out.extend(self._take(model, chunk))
+            for model, state in list(self._windows.items()):
+                if self._timed_out(state):
+                    rows, outputs = _take_rows(state, state.rows)
+                    out.append(self._compute(model, state, rows, outputs))
             return out
+
+    def _timed_out(self, state: _Window) -> bool:
+        return bool(self.window_seconds and state.opened_at is not None
+                    and state.rows >= self.min_timed_rows
+                    and self._clock() - state.opened_at >= self.window_seconds)
 
     def _take(self, model: str, chunk: _Chunk) -> list[DriftReport]:
         state = self._windows.get(model)
         if state is None or state.loaded.version != chunk.loaded.version:
             state = self._windows[model] = _Window(chunk.loaded)
+        if not state.rows:
+            state.opened_at = self._clock()
         state.pending.append(chunk)
         state.rows += len(chunk.rows)
         reports = []
@@ -207,6 +227,7 @@ class DriftMonitor:
             rows, outputs = _take_rows(state, self.window)
             report = self._compute(model, state, rows, outputs)
             reports.append(report)
+            state.opened_at = self._clock() if state.rows else None
         return reports
 
     def _compute(self, model: str, state: _Window, rows: np.ndarray,
@@ -214,7 +235,7 @@ class DriftMonitor:
         loaded = state.loaded
         thresholds = self._thresholds_for(model)
         state.windows += 1
-        report = DriftReport(model, loaded.version, self.replica, window_size=self.window,
+        report = DriftReport(model, loaded.version, self.replica, window_size=len(rows),
                              windows=state.windows, computed_at=time.time(),
                              thresholds=thresholds)
         reference = loaded.manifest.get("profile")
