@@ -286,3 +286,26 @@ class TestGetDriftErrors:
         assert (err.value.code(), err.value.details()) == (
             grpc.StatusCode.INVALID_ARGUMENT, "policy.monitor_sample must be between 0 and 1, "
             "got 1.5")
+
+
+class TestReplicas:
+    def test_each_replica_monitors_its_own_traffic(self, mixed: LiveDaemon,
+                                                   tmp_path: Path) -> None:
+        """A second daemon on the same registry serves the model too; each GetDrift names
+        its replica and counts only the rows that daemon sampled."""
+        other = start_daemon(tmp_path / "b", registry=mixed.registry,
+                             data_root=mixed.data_root, monitor_sample=1.0,
+                             monitor_window=400, monitor_interval=0.0, replica="replica-b")
+        try:
+            request = pb.PredictRequest(model="mixed")
+            for _ in range(3):
+                request.records.rows.add().update(
+                    {"color": "red", "size [cm]": 9.0, "weight": 50.0})
+            mixed.stub.Predict(request)
+            other.stub.Predict(request)
+            other.stub.Predict(request)
+            here, there = drift(mixed, "mixed"), drift(other, "mixed")
+            assert (there.replica, there.sampled_rows, there.version) == ("replica-b", 6, 1)
+            assert here.sampled_rows == 3 and here.replica != "replica-b"
+        finally:
+            other.stop()
