@@ -711,7 +711,8 @@ def offer_us(rate: float, calls: int = 100_000) -> float:
     """What sampling adds to one 1-row Predict, timed in this process."""
     import numpy as np
 
-    from modeld_server.monitoring.monitor import DriftMonitor, Thresholds
+    from modeld_server.monitoring.monitor import DriftMonitor
+    from modeld_server.monitoring.report import Thresholds
 
     monitor = DriftMonitor(rate=rate, window=5000, capacity=10**9, replica="bench",
                            thresholds_for=lambda model: Thresholds(), interval=0)

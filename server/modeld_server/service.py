@@ -18,6 +18,7 @@ import numpy as np
 import structlog
 
 from modeld_server.config import Settings
+from modeld_server.drift import DriftMixin
 from modeld_server.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -29,7 +30,7 @@ from modeld_server.errors import (
 from modeld_server.freshness import Freshness, StatusWarning
 from modeld_server.lifecycle import LifecycleMixin
 from modeld_server.metrics import PREDICT_ROWS
-from modeld_server.monitoring.monitor import DriftMonitor, DriftReport, Thresholds
+from modeld_server.monitoring.monitor import DriftMonitor
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.layout import validate_model_name
 from modeld_server.registry.meta import ModelMeta
@@ -96,7 +97,7 @@ class TrainInput:
     calibration: str = "none"
 
 
-class ModelService(LifecycleMixin):
+class ModelService(LifecycleMixin, DriftMixin):
     """Everything the daemon does, behind one object."""
 
     def __init__(self, settings: Settings) -> None:
@@ -417,35 +418,6 @@ class ModelService(LifecycleMixin):
         except NotFound:
             return None
 
-    # ---- drift ----------------------------------------------------------------------------
-
-    def get_drift(self, model: str) -> DriftReport:
-        """This replica's drift of the model's serving version.
-
-        Raises:
-            NotFound: the model, or no version of it is loaded.
-        """
-        view = self.server.view(self._known(model))
-        if not view.loaded:
-            raise NotFound(f"model {model!r} has no loaded version to monitor")
-        return self.monitor.report(model, view.loaded)
-
-    def drift_status(self, model: str, loaded: int) -> str:
-        """For GetStatus: the serving version's drift status ("" when none is loaded)."""
-        return self.monitor.status(model, loaded) if loaded else ""
-
-    def _drift_thresholds(self, model: str) -> Thresholds:
-        return Thresholds(*self.get_policy(model, must_exist=False).drift_thresholds())
-
-    def _drift_alert(self, report: DriftReport) -> None:
-        """Called once per crossing into alert: the event, then the on_drift schedule."""
-        fields = {"version": report.version, "replica": report.replica,
-                  "features": report.alerting, "drifted_share": report.drifted_share,
-                  "prediction": report.prediction.status if report.prediction else ""}
-        self.meta.event(report.model, "drift_alert", **fields)
-        log.warning("drift_alert", model=report.model, **fields)
-        self.scheduler.on_drift(report.model, _drift_reason(report))
-
     def close(self, wait: float | None = None) -> None:
         """Stops the scheduler and the jobs; waits up to `wait` seconds (default: the job
         manager's own) for job runners to remove their staging folders."""
@@ -464,15 +436,6 @@ def _predicted(loaded: LoadedModel, matrix: Any, explain: bool) -> Prediction:
     if not explain:
         return result
     return dataclasses.replace(result, explanations=loaded.explain(matrix))
-
-
-def _drift_reason(report: DriftReport) -> str:
-    alerting = report.alerting
-    if report.prediction is not None and report.prediction.status == "alert":
-        alerting = [*alerting, "prediction"]
-    named = ", ".join(alerting[:5]) + (f" and {len(alerting) - 5} more" if len(alerting) > 5
-                                       else "")
-    return f"drift alert on version {report.version} ({named or 'drifted share'})"
 
 
 def _outputs(result: Prediction) -> np.ndarray | None:

@@ -24,62 +24,19 @@ from typing import Any
 import numpy as np
 import structlog
 
-from modeld_server.monitoring import metrics as drift_metrics
 from modeld_server.monitoring import profile as profiles
+from modeld_server.monitoring.report import (
+    ALERT,
+    NO_PROFILE,
+    OK,
+    PENDING,
+    DriftReport,
+    Thresholds,
+    drift_of,
+    model_status,
+)
 
 log = structlog.get_logger(__name__)
-
-OK, WARN, ALERT, PENDING = "ok", "warn", "alert", "pending"
-NO_PROFILE = "no_profile"
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """A model's drift thresholds (its policy's, these defaults otherwise)."""
-
-    psi_warn: float = 0.1
-    psi_alert: float = 0.25
-    js_alert: float = 0.1
-    share_alert: float = 0.5
-
-
-@dataclass(frozen=True)
-class FeatureDrift:
-    """One feature's (or the output's) drift in the last full window."""
-
-    feature: str
-    metric: str  # "psi" or "js"
-    value: float
-    warn: float
-    alert: float
-    status: str
-
-
-@dataclass
-class DriftReport:
-    """A model's drift as this replica sees it."""
-
-    model: str
-    version: int
-    replica: str
-    status: str = PENDING
-    window_size: int = 0
-    """Rows in the last closed window (--monitor-window, fewer when closed by time)."""
-    window_rows: int = 0
-    """Sampled rows in the window being filled."""
-    sampled: int = 0
-    dropped: int = 0
-    windows: int = 0
-    computed_at: float | None = None
-    features: list[FeatureDrift] = field(default_factory=list)
-    prediction: FeatureDrift | None = None
-    drifted_share: float = 0.0
-    thresholds: Thresholds = field(default_factory=Thresholds)
-
-    @property
-    def alerting(self) -> list[str]:
-        return [f.feature for f in self.features if f.status == ALERT]
-
 
 @dataclass
 class _Chunk:
@@ -245,14 +202,14 @@ class DriftMonitor:
             return report
         schema = loaded.schema
         for j, name in enumerate(schema.columns):
-            report.features.append(_drift(name, reference["features"][name], rows[:, j],
+            report.features.append(drift_of(name, reference["features"][name], rows[:, j],
                                           thresholds))
         if outputs is not None and reference.get("output"):
             seen = profiles.output_values(loaded.task.value, loaded.classes, outputs, outputs)
-            report.prediction = _drift("prediction", reference["output"], seen, thresholds)
+            report.prediction = drift_of("prediction", reference["output"], seen, thresholds)
         drifted = [f for f in report.features if f.status != OK]
         report.drifted_share = len(drifted) / max(len(report.features), 1)
-        report.status = _model_status(report, thresholds)
+        report.status = model_status(report, thresholds)
         state.last = report
         crossed = report.status == ALERT and not state.alerted
         state.alerted = report.status == ALERT
@@ -327,25 +284,3 @@ def _take_rows(state: _Window, n: int) -> tuple[np.ndarray, np.ndarray | None]:
     if not state.rows:
         state.pending = []
     return rows[:n], None if outputs is None else outputs[:n]
-
-
-def _drift(name: str, reference: dict[str, Any], values: Any, t: Thresholds) -> FeatureDrift:
-    live = profiles.counts_like(reference, values)
-    ref = np.asarray(reference["counts"])
-    if reference["kind"] == "numeric":
-        value = drift_metrics.psi(ref, live)
-        status = ALERT if value >= t.psi_alert else WARN if value >= t.psi_warn else OK
-        return FeatureDrift(name, "psi", value, t.psi_warn, t.psi_alert, status)
-    value = drift_metrics.js_distance(ref, live)
-    return FeatureDrift(name, "js", value, t.js_alert, t.js_alert,
-                        ALERT if value >= t.js_alert else OK)
-
-
-def _model_status(report: DriftReport, t: Thresholds) -> str:
-    """alert: a feature or the prediction alerts, or drifted features reach share_alert;
-    warn: something warns; ok otherwise."""
-    every = [*report.features, *([report.prediction] if report.prediction else [])]
-    if any(f.status == ALERT for f in every) or (
-            report.features and report.drifted_share >= t.share_alert):
-        return ALERT
-    return WARN if any(f.status == WARN for f in every) else OK

@@ -11,7 +11,7 @@ from google.protobuf import timestamp_pb2
 
 from modeld.v1 import model_manager_pb2 as pb
 from modeld_server.freshness import StatusWarning
-from modeld_server.monitoring.monitor import DriftReport, FeatureDrift
+from modeld_server.monitoring.report import DriftReport, FeatureDrift
 from modeld_server.rpc.struct_rows import StructRows
 from modeld_server.service import (
     DaemonInfo,
