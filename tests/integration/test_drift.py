@@ -309,3 +309,21 @@ class TestReplicas:
             assert here.sampled_rows == 3 and here.replica != "replica-b"
         finally:
             other.stop()
+
+
+class TestOpenInference:
+    def test_v2_infer_is_sampled_too(self, spam: tuple[LiveDaemon, pd.DataFrame]) -> None:
+        """V2 ModelInfer (tritonclient, an [N, F] FP64 tensor) feeds the same windows as
+        Predict: 300 rows by V2 and 1200 by Predict fill one window of 1500."""
+        import tritonclient.grpc as triton
+
+        live, held_out = spam
+        rows = held_out.iloc[:300].to_numpy(dtype=np.float64)
+        tensor = triton.InferInput("input", list(rows.shape), "FP64")
+        tensor.set_data_from_numpy(rows)
+        with triton.InferenceServerClient(live.address) as client:
+            client.infer("spam", [tensor])
+        assert drift(live, "spam").sampled_rows == 300
+        replay(live, "spam", held_out.iloc[300:WINDOW])
+        [report] = live.runtime.service.monitor.step()
+        assert (report.window_size, report.status) == (WINDOW, "ok")
