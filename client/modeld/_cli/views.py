@@ -60,17 +60,19 @@ def show_warnings(out: Output, models: Sequence[ModelStatus]) -> None:
 
 
 def show_models(out: Output, models: Sequence[ModelStatus]) -> None:
-    """One row per model: active and loaded versions, load state, key metric, last error;
+    """One row per model: active and loaded versions, load state, key metric, this daemon's
+    drift status, last error;
     '!' after the model's name when it has freshness warnings."""
     rows = [[
         m.model + (" !" if m.warnings else ""), _version(m.active_version),
         _version(m.loaded_version),
         _styled(m.state.value, _LOAD_STYLE.get(m.state, "")), m.algorithm or "-",
         key_metric(m.metrics) or "-", str(m.version_count),
+        _styled(m.drift_status or "-", _DRIFT_STYLE.get(m.drift_status, "")),
         _styled(m.last_error, "red") if m.last_error else "",
     ] for m in models]
     out.result(out.table(["MODEL", "ACTIVE", "LOADED", "STATE", "ALGORITHM", "KEY METRIC",
-                          "VERSIONS", "LAST ERROR"], rows))
+                          "VERSIONS", "DRIFT", "LAST ERROR"], rows))
 
 
 def show_versions(out: Output, model: str, versions: Sequence[Version]) -> None:
