@@ -141,7 +141,7 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
         spec = self._service.delete_schedule(request.model)
         return pb.Schedule(model=spec.model, cron=spec.cron,
                            interval_seconds=spec.interval_seconds,
-                           min_new_rows=spec.min_new_rows)
+                           min_new_rows=spec.min_new_rows, on_drift=spec.on_drift)
 
     @rpc
     def GetDrift(self, request: pb.GetDriftRequest, context: Ctx) -> pb.DriftReport:
