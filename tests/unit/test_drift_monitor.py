@@ -224,3 +224,49 @@ class TestTimedWindows:
         m.offer("m", model, rows(1000), None)
         [full] = m.step()  # at once, by rows
         assert full.window_size == 1000
+
+
+class TestOutputProfile:
+    def test_binary_bins_the_second_class_probability(self) -> None:
+        """Ten equal probability bins of classes[1], plus the predicted-class shares."""
+        proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.45, 0.55], [0.95, 0.05]])
+        p = profiles.output_profile("classification", ["no", "yes"], proba, None)
+        assert p["what"] == "probability of class yes"
+        assert p["edges"] == profiles.PROBABILITY_EDGES
+        assert sum(p["counts"]) == 4 and p["class_shares"] == {"no": 0.5, "yes": 0.5}
+
+    def test_multiclass_counts_predicted_classes(self) -> None:
+        """A multiclass model's output is its predicted class, compared by JS distance."""
+        proba = np.eye(3)[[0, 0, 1, 2]]
+        classes = ["a", "b", "c"]
+        p = profiles.output_profile("classification", classes, proba, None)
+        assert (p["kind"], p["categories"], p["counts"]) == (
+            "categorical", ["a", "b", "c"], [2, 1, 1, 0, 0])
+        live = profiles.counts_like(p, profiles.output_values("classification", classes,
+                                                              np.eye(3)[[2, 2]], None))
+        assert live.tolist() == [0, 0, 2, 0, 0]
+
+    def test_regression_bins_values_by_quantiles(self) -> None:
+        """A regressor's values get a numeric profile like a feature's."""
+        values = np.arange(1.0, 101.0)
+        p = profiles.output_profile("regression", [], None, values)
+        assert p["what"] == "predicted value" and sum(p["counts"]) == 100
+        assert p["mean"] == pytest.approx(50.5)
+
+    def test_the_monitor_reports_prediction_drift(self) -> None:
+        """A binary classifier whose live probabilities all move to 0.95 alerts on the
+        prediction, with PSI against its reference histogram."""
+        proba = np.column_stack([1 - np.linspace(0, 1, 1000), np.linspace(0, 1, 1000)])
+        reference = profiles.output_profile("classification", ["0", "1"], proba, None)
+        model = Served(1, {"profile": {"features": {"x": profiles.numeric_profile(
+            rows(1000)[:, 0])}, "output": reference}}, task=Task.CLASSIFICATION,
+            classes=["0", "1"])
+        m = monitor()
+        live = np.tile([[0.05, 0.95]], (1000, 1))
+        m.offer("m", model, rows(1000), live)
+        [report] = m.step()
+        assert report.prediction is not None
+        expected = psi(np.asarray(reference["counts"]),
+                       profiles.counts_like(reference, live[:, 1]))
+        assert report.prediction.value == pytest.approx(expected)
+        assert (report.prediction.status, report.status) == ("alert", "alert")
