@@ -122,7 +122,7 @@ class TestSpambaseDrift:
         text = modelctl(live, "--json", "drift", "spam").output  # after the daemon's log line
         as_json = json.loads(text[text.index("\n{") + 1:])
         assert (as_json["status"], as_json["replica"], as_json["window_size"]) == (
-            "alert", "replica-a", str(WINDOW))
+            "alert", "replica-a", WINDOW)
 
         [event] = events(live, "spam", "drift_alert")
         assert (event["version"], event["replica"], sorted(event["features"])) == (  # type: ignore[arg-type]

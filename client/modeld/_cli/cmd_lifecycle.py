@@ -13,6 +13,7 @@ from modeld._cli.app import CalibrationChoice, Model, app
 from modeld._cli.session import session
 from modeld.lifecycle import Policy, Schedule, thresholds
 from modeld.types import to_dict
+from modeld.v1 import model_manager_pb2 as pb
 
 __all__ = ["alias_app", "policy_app", "schedule_app"]
 
@@ -219,10 +220,19 @@ def drift(ctx: typer.Context, model: Model) -> None:
     s = session(ctx)
     report = s.client().get_drift(model)
     if s.out.as_json:
-        s.out.json(MessageToDict(report, preserving_proto_field_name=True,
-                                 always_print_fields_with_no_presence=True))
+        s.out.json(_drift_json(report))
     else:
         views.show_drift(s.out, report)
+
+
+def _drift_json(report: pb.DriftReport) -> dict[str, object]:
+    """The report with the proto's field names and numbers as numbers (int64 included)."""
+    data: dict[str, object] = MessageToDict(report, preserving_proto_field_name=True,
+                                            always_print_fields_with_no_presence=True)
+    for name in ("version", "window_size", "window_rows", "sampled_rows", "dropped_rows",
+                 "windows"):
+        data[name] = int(str(data[name]))
+    return data
 
 
 @schedule_app.command("delete")
