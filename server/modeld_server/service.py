@@ -116,7 +116,7 @@ class ModelService(LifecycleMixin):
         self.scheduler = Scheduler(
             self.meta, settings.data_root,
             submit=lambda train: self.jobs.submit(TrainSpec.from_json(train)).id,
-            busy=self.jobs.has_active,
+            busy=self.jobs.has_active, max_bytes=settings.max_dataset_bytes,
         )
 
     def warm_up(self) -> None:
