@@ -27,6 +27,7 @@ from modeld_server.lifecycle import LifecycleMixin
 from modeld_server.metrics import PREDICT_ROWS
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.layout import validate_model_name
+from modeld_server.registry.manifest import Manifest, VersionSummary
 from modeld_server.registry.meta import ModelMeta
 from modeld_server.registry.store import RegistryStore
 from modeld_server.serving.loaded import Prediction
@@ -62,7 +63,7 @@ class DaemonInfo:
 
 @dataclass(frozen=True)
 class VersionPage:
-    versions: list[dict[str, Any]]
+    versions: list[VersionSummary]
     next_token: str
     active: int
 
@@ -250,22 +251,22 @@ class ModelService(LifecycleMixin):
         if state == "active":
             hits = [entry.summaries[entry.active]] if entry.active in entry.summaries else []
             return VersionPage(hits if not token else [], "", entry.active)
-        out: list[dict[str, Any]] = []
+        out: list[VersionSummary] = []
         while len(out) < size:
             batch = self.index.page(model, below, size)
             if not batch:
                 break
             for summary in batch:
-                below = summary["version"]
+                below = summary.version
                 if state and version_state(summary, entry.active) != state:
                     continue
                 out.append(summary)
                 if len(out) == size:
                     break
-        more = bool(out) and out[-1]["version"] > (entry.versions[0] if entry.versions else 0)
-        return VersionPage(out, _encode_token(out[-1]["version"]) if more else "", entry.active)
+        more = bool(out) and out[-1].version > (entry.versions[0] if entry.versions else 0)
+        return VersionPage(out, _encode_token(out[-1].version) if more else "", entry.active)
 
-    def get_version(self, model: str, version: int) -> tuple[dict[str, Any], int]:
+    def get_version(self, model: str, version: int) -> tuple[Manifest, int]:
         """The full manifest of a version (0: the active one) and the active version number."""
         entry = self.index.entry(self._known(model))
         number = version or entry.active
@@ -387,11 +388,11 @@ class ModelService(LifecycleMixin):
         self.jobs.close()
 
 
-def version_state(summary: Mapping[str, Any], active: int) -> str:
+def version_state(summary: VersionSummary, active: int) -> str:
     """active, rejected or inactive."""
-    if summary["version"] == active:
+    if summary.version == active:
         return "active"
-    return "rejected" if summary.get("state") == "rejected" else "inactive"
+    return "rejected" if summary.rejected else "inactive"
 
 
 def _require(value: str, name: str) -> str:

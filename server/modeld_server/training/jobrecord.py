@@ -15,6 +15,7 @@ import structlog
 
 from modeld_server.errors import FailedPrecondition, ModeldError, ResourceExhausted
 from modeld_server.registry.fsio import write_atomic
+from modeld_server.registry.manifest import Manifest
 from modeld_server.registry.store import RegistryStore
 from modeld_server.types import JobState, TrainSpec
 
@@ -127,19 +128,19 @@ def recover_published(record: JobRecord, store: RegistryStore) -> bool:
     version, manifest = found
     activated = _activated(record, store, version)
     message = f"published version {version} (recorded at restart)"
-    if manifest.get("state") == "rejected":
+    if manifest.rejected:
         message += " as REJECTED by the quality gate"
     elif record.spec.activate and not activated:
         message += "; not activated: the daemon stopped before it could"
     record.state, record.phase, record.progress = JobState.SUCCEEDED, "done", 1.0
     record.version, record.activated, record.error = version, activated, ""
-    record.metrics, record.message = manifest.get("metrics") or {}, message
+    record.metrics, record.message = dict(manifest.metrics), message
     log.warning("job_recovered_as_published", job_id=record.id, model=record.model,
                 version=version, activated=activated)
     return True
 
 
-def _published_by(record: JobRecord, store: RegistryStore) -> tuple[int, dict[str, Any]] | None:
+def _published_by(record: JobRecord, store: RegistryStore) -> tuple[int, Manifest] | None:
     """(version, manifest) of the version the job published, searched newest first."""
     if record.started_at is None:
         return None  # never ran: cannot have published
@@ -148,7 +149,7 @@ def _published_by(record: JobRecord, store: RegistryStore) -> tuple[int, dict[st
             manifest = store.read_manifest(record.model, version)
         except ModeldError:
             continue  # a broken version is the index's problem, not this job's
-        if manifest.get("job_id") == record.id:
+        if manifest.job_id == record.id:
             return version, manifest
     return None
 

@@ -23,6 +23,7 @@ import xgboost
 from modeld_server import artifacts
 from modeld_server.errors import FailedPrecondition, ModeldError, from_os_error
 from modeld_server.registry.fsio import hold_builder_lock
+from modeld_server.registry.manifest import Manifest
 from modeld_server.registry.store import RegistryStore
 from modeld_server.training import gate
 from modeld_server.training import metrics as metric_fns
@@ -233,7 +234,7 @@ def _gate(spec: TrainSpec, data: Prepared, cv: CVResult,
 
 
 def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
-             manifest: dict[str, Any], cpus: int) -> gate.Comparison | None:
+             manifest: Manifest, cpus: int) -> gate.Comparison | None:
     if cv.oof_pred is None:
         return None
     found = gate.overlap(folder, manifest, data.frame)
@@ -258,12 +259,12 @@ def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
                                f"labels changed on {found.relabeled:.0%} of the champion's "
                                "rows: the deployed champion scored on all rows")
     # Same data: refit the champion's recipe in the challenger's folds.
-    recipe = TrainSpec(spec.model, spec.dataset, manifest["algorithm"], spec.task,
-                       dict(manifest.get("params") or {}), spec.cv_folds,
-                       int(manifest.get("seed", spec.seed)))
+    recipe = TrainSpec(spec.model, spec.dataset, manifest.algorithm, spec.task,
+                       dict(manifest.params), spec.cv_folds,
+                       spec.seed if manifest.seed is None else manifest.seed)
     algorithm = get_algorithm(recipe.algorithm, recipe.task)
     template = _template(recipe, algorithm, data).with_calibration(
-        (manifest.get("calibration") or {}).get("method", "none"))
+        (manifest.calibration or {}).get("method", "none"))
     refit = cross_validate(spec, template, data, lambda i, partial: None,
                            fold_workers(algorithm, recipe.params, cpus))
     assert refit.oof_pred is not None
