@@ -39,6 +39,7 @@ from modeld_server.training.jobrecord import (
     new_job_id,
     recover_published,
 )
+from modeld_server.training.messages import Failure, Outcome, Progress, Result
 from modeld_server.types import JobState, TrainSpec
 
 log = structlog.get_logger(__name__)
@@ -334,7 +335,7 @@ class JobManager:
         # niceness 10 on a busy machine); _run joins it before the slot is freed.
         return self._settle(record, process, outcome)
 
-    def _follow(self, record: JobRecord, conn: Any, process: Any) -> tuple[Any, ...] | None:
+    def _follow(self, record: JobRecord, conn: Any, process: Any) -> Outcome | None:
         """Relays progress until the worker sends its outcome or dies; enforces the limits."""
         deadline = time.monotonic() + self._limits.timeout
         while True:
@@ -352,13 +353,15 @@ class JobManager:
             if message is None:
                 self._enforce_limits(record, process, deadline)
                 continue
-            if message[0] != "progress":
-                return tuple(message)
-            _, phase, progress, text, partial = message
+            if isinstance(message, Result | Failure):
+                return message
+            if not isinstance(message, Progress):
+                return Failure("Internal", f"the worker sent {type(message).__name__}, "
+                               "not a Progress, Result or Failure")
             with self._cond:
                 if not record.state.final:
-                    record.phase, record.progress, record.message = phase, progress, text
-                    record.metrics = partial
+                    record.phase, record.progress = message.phase, message.progress
+                    record.message, record.metrics = message.message, message.metrics
                     self._changed(record)
 
     def _enforce_limits(self, record: JobRecord, process: Any, deadline: float) -> None:
@@ -376,7 +379,7 @@ class JobManager:
             process.kill()
 
     def _settle(self, record: JobRecord, process: Any,
-                outcome: tuple[Any, ...] | None) -> dict[str, Any] | None:
+                outcome: Outcome | None) -> dict[str, Any] | None:
         with self._cond:
             if record.state.final:
                 return None  # closed under us
@@ -389,13 +392,12 @@ class JobManager:
             if outcome is None:
                 self._finish(record, JobState.FAILED, error=_death_reason(process.exitcode))
                 return None
-            if outcome[0] == "error":
-                self._finish(record, JobState.FAILED, error=f"{outcome[1]}: {outcome[2]}")
+            if isinstance(outcome, Failure):
+                self._finish(record, JobState.FAILED, error=str(outcome))
                 return None
             record.phase, record.progress, record.message = "publishing", 0.98, "publishing"
             self._changed(record)
-            result: dict[str, Any] = outcome[1]
-            return result
+            return outcome.fields
 
     def _publish(self, record: JobRecord, staging: Staging, result: dict[str, Any]) -> None:
         """Publishes the version, then reports the job SUCCEEDED: once the version is in

@@ -36,6 +36,7 @@ from modeld_server.training.estimators import (
     get_algorithm,
 )
 from modeld_server.training.evaluate import CVResult, Template, calibrate, cross_validate
+from modeld_server.training.messages import Failure, Outcome, Progress, Result
 from modeld_server.training.parallel import available_cpus
 from modeld_server.training.prepare import Prepared, prepare
 from modeld_server.types import Task, TrainSpec
@@ -49,23 +50,23 @@ def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
         cpus: int = 0, memory_mb: int = 0, max_bytes: int = 0) -> None:
     """Process entry point: trains, saves into `staging`, and sends the outcome on `conn`."""
     def report(phase: str, progress: float, message: str, partial: dict[str, Any]) -> None:
-        conn.send(("progress", phase, progress, message, partial))
+        conn.send(Progress(phase, progress, message, partial))
 
+    outcome: Outcome
     try:
-        outcome: tuple[Any, ...] = (
-            "result", train(TrainSpec.from_json(spec_json), Path(data_root), Path(staging), report,
-                            max_rows, context or {}, cpus, memory_mb, max_bytes,
-                            before_save=lambda: _join_builders(Path(staging))))
+        outcome = Result(train(TrainSpec.from_json(spec_json), Path(data_root), Path(staging),
+                               report, max_rows, context or {}, cpus, memory_mb, max_bytes,
+                               before_save=lambda: _join_builders(Path(staging))))
     except (BrokenPipeError, ConnectionResetError):
         return  # the daemon is gone or cancelled us: nobody to tell
     except ModeldError as exc:
-        outcome = ("error", type(exc).__name__, exc.message)
+        outcome = Failure(type(exc).__name__, exc.message)
     except MemoryError:
-        outcome = ("error", "ResourceExhausted", "training ran out of memory")
+        outcome = Failure("ResourceExhausted", "training ran out of memory")
     except Exception as exc:  # any library failure fails this job, with its reason
         known = from_os_error(exc, staging) if isinstance(exc, OSError) else None
-        outcome = (("error", type(known).__name__, known.message) if known is not None else
-                   ("error", "Internal", "".join(traceback.format_exception_only(exc)).strip()))
+        outcome = (Failure(type(known).__name__, known.message) if known is not None else
+                   Failure("Internal", "".join(traceback.format_exception_only(exc)).strip()))
     try:
         conn.send(outcome)
         conn.close()
