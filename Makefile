@@ -3,26 +3,50 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-stamp
+SERVER_STAMP := $(VENV)/.installed-server
+DEV_STAMP := $(VENV)/.installed-dev
 VAR := var
-LISTEN ?= 127.0.0.1:50051
-PROTOS := $(wildcard proto/modeld/v1/*.proto)
+PROTOS := $(wildcard proto/modeld/v1/*.proto) $(wildcard proto/modeld/oip/v2/*.proto)
+PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
+# `make run LISTEN=host:port`; otherwise `modeld serve` reads MODELD_LISTEN, then its default.
+LISTEN ?=
+# Where `make run` copies the demo dataset: the daemon's data root (MODELD_DATA_ROOT or its default).
+DATA_ROOT := $(or $(MODELD_DATA_ROOT),$(VAR)/data)
 
-.PHONY: install run test test-slow fuzz check-proto proto lint typecheck bench clean
+.PHONY: install install-server constraints run test test-slow test-readme test-install fuzz check-proto \
+	proto lint typecheck bench clean
 
-install: $(STAMP)
+# `make install`: the daemon and the dev tools (tests, lint, types, proto generation).
+install: $(DEV_STAMP)
+# `make install-server`: the daemon alone, what `make run` needs.
+install-server: $(SERVER_STAMP)
 
-# Re-install whenever the dependency list changes.
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Re-install whenever the dependency list or the pinned versions change.
+$(SERVER_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP_INSTALL) -e '.[server]'
 	touch $@
 
-run: install
-	mkdir -p $(VAR)/data $(VAR)/registry $(VAR)/state
-	cp -n data/spambase.csv data/spambase.README.md $(VAR)/data/
-	$(VENV)/bin/modeld serve --listen $(LISTEN) --registry $(VAR)/registry \
-		--data-root $(VAR)/data --state-dir $(VAR)/state
+$(DEV_STAMP): $(SERVER_STAMP)
+	$(PIP_INSTALL) -e '.[server,dev]'
+	touch $@
+
+# After changing a range in pyproject.toml: resolve again in a fresh venv, then commit.
+constraints:
+	rm -rf .venv-constraints && $(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip install --quiet --disable-pip-version-check '.[server,dev]'
+	{ sed -n '/^#/p' constraints.txt; .venv-constraints/bin/python -m pip freeze \
+		| grep -v '^modeld[ =@]'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf .venv-constraints
+
+# The registry and state folders are the daemon's defaults (var/registry, var/state) unless
+# MODELD_REGISTRY / MODELD_STATE_DIR say otherwise; `modeld serve` creates them.
+run: install-server
+	mkdir -p $(DATA_ROOT)
+	cp -n data/spambase.csv data/spambase.README.md $(DATA_ROOT)/
+	$(VENV)/bin/modeld serve $(if $(LISTEN),--listen $(LISTEN))
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider
@@ -30,11 +54,20 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -p no:cacheprovider -m slow
 
+# The README's runnable examples against live daemons (2-3 minutes: they train five models).
+test-readme: install
+	$(PY) -m pytest -q -p no:cacheprovider -m readme tests/e2e/test_readme.py
+
+# Builds the wheel, installs the client alone into a fresh venv and talks to a live daemon.
+test-install: install
+	$(PY) -m pytest -q -p no:cacheprovider -m install tests/e2e/test_install.py
+
 # New hypothesis draws, ten times as many; `make test` replays a fixed set.
 fuzz: install
 	MODELD_FUZZ_EXPLORE=1 $(PY) -m pytest -q -p no:cacheprovider tests/integration/test_fuzz.py
 
-# Generated code lives in client/modeld/v1 and is committed; only this target writes it.
+# Generated code lives in client/modeld/v1 and client/modeld/oip/v2 and is committed;
+# only this target writes it.
 proto: install
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=client --pyi_out=client \
 		--grpc_python_out=client $(PROTOS)
@@ -43,8 +76,10 @@ check-proto: install
 	rm -rf .proto-check && mkdir -p .proto-check
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=.proto-check --pyi_out=.proto-check \
 		--grpc_python_out=.proto-check $(PROTOS)
-	diff -r --exclude=__init__.py --exclude=__pycache__ .proto-check/modeld/v1 client/modeld/v1 \
-		|| { echo "client/modeld/v1 is stale: run 'make proto' and commit"; rm -rf .proto-check; exit 1; }
+	for d in v1 oip/v2; do \
+		diff -r --exclude=__init__.py --exclude=__pycache__ .proto-check/modeld/$$d client/modeld/$$d \
+		|| { echo "client/modeld/$$d is stale: run 'make proto' and commit"; rm -rf .proto-check; exit 1; }; \
+	done
 	rm -rf .proto-check
 
 lint: install
@@ -61,4 +96,4 @@ bench: install
 	$(PY) bench/registry_scale.py
 
 clean:
-	rm -rf $(VENV) .proto-check .pytest_cache
+	rm -rf $(VENV) .proto-check .pytest_cache .venv-constraints

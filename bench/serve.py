@@ -26,6 +26,10 @@ artifacts, loaded in this process) and the same rows (real spambase rows):
 (e) the server model: the daemon has one, the synchronous grpc.server with a thread
     pool (config.py has no grpc.aio option); `--rpc-threads 8 32` repeats (b) for
     each pool size.
+(f) the Open Inference Protocol (V2) beside Predict dense, on the same rows: ModelInfer
+    through a bare stub (raw FP64, pre-serialized) and through tritonclient.grpc, and
+    REST infer with JSON (serve_oip.py), in (a) and (b). Target: V2 gRPC within 15% of
+    Predict on 1-row p50, 1-row calls/s and 100-row rows/s.
 
 `--profile` adds an in-process breakdown of one 1-row Predict: the servicer, the
 service and the model called directly (no network), each stage timed alone, then
@@ -56,8 +60,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import serve_oip
 from _common import (
     CHANNEL_OPTIONS,
+    HOST,
     SPAMBASE,
     DaemonProcess,
     RpcLog,
@@ -88,6 +94,7 @@ ONE_ROW_SET, BATCH_ROWS, BATCHES = 64, 100, 8  # 64 distinct single rows; 8 batc
 TARGET_P50_MS, TARGET_FLOOR_RATIO = 0.5, 3.0
 TARGET_CALLS_S, TARGET_ROWS_S = 2000.0, 100_000.0
 TARGET_COLD_S, TARGET_MIB = 1.0, 232.0
+TARGET_V2_RATIO = 0.85  # issue 12: V2 gRPC within 15% of Predict
 
 
 # ---- rows and requests ------------------------------------------------------------------
@@ -114,6 +121,8 @@ def make_inputs(model: str, columns: list[str], frame: Any) -> Inputs:
         "records1": [records_request(model, columns, x).SerializeToString() for x in one_row],
         "dense100": [dense_request(model, columns, x).SerializeToString() for x in batches],
         "records100": [records_request(model, columns, x).SerializeToString() for x in batches],
+        "v2stub1": [serve_oip.stub_request(model, x) for x in one_row],
+        "v2stub100": [serve_oip.stub_request(model, x) for x in batches],
     }
     return out
 
@@ -218,9 +227,12 @@ class Timing:
 
 
 def latency_kinds(daemon: DaemonProcess, inputs: Inputs, floor: Callable[[Any], Any],
-                  floor_name: str, core: Core | str) -> list[Kind]:
+                  floor_name: str, core: Core | str, http: str) -> list[Kind]:
     """Daemon calls on one channel (raw bytes both ways) and the in-process floors."""
     predict = daemon.channel.unary_unary(PREDICT)
+    infer = daemon.channel.unary_unary(serve_oip.MODEL_INFER)
+    triton = serve_oip.triton_caller(daemon.address, inputs.model, inputs.one_row)
+    rest = serve_oip.rest_caller(http, inputs.model, inputs.one_row)
     health = daemon.channel.unary_unary(HEALTH)
     p = inputs.payloads
     ones, batches = inputs.one_row, inputs.batches
@@ -235,6 +247,13 @@ def latency_kinds(daemon: DaemonProcess, inputs: Inputs, floor: Callable[[Any], 
              BATCH_ROWS),
         Kind("Predict dense, 100 rows", lambda i: predict(p["dense100"][i % BATCHES],
                                                           timeout=CALL_TIMEOUT), True, BATCH_ROWS),
+        Kind("V2 ModelInfer stub", lambda i: infer(p["v2stub1"][i % ONE_ROW_SET],
+                                                   timeout=CALL_TIMEOUT), True),
+        Kind("V2 ModelInfer tritonclient", triton, True),
+        Kind("V2 REST infer (JSON)", rest, True),
+        Kind("V2 ModelInfer stub, 100 rows", lambda i: infer(p["v2stub100"][i % BATCHES],
+                                                             timeout=CALL_TIMEOUT), True,
+             BATCH_ROWS),
     ]
     if isinstance(core, Core):
         dense = [x.ravel().tolist() for x in ones]
@@ -398,7 +417,7 @@ class CallerPool:
 
 
 def measure_throughput(daemon: DaemonProcess, inputs: list[Inputs],
-                       args: argparse.Namespace) -> list[Throughput]:
+                       args: argparse.Namespace, http: str) -> list[Throughput]:
     pool = CallerPool(daemon.address, args.caller_processes,
                       args.callers // args.caller_processes)
     out = []
@@ -411,8 +430,27 @@ def measure_throughput(daemon: DaemonProcess, inputs: list[Inputs],
                 out.append(pool.run(f"{x.model} {kind}", PREDICT, x.payloads[kind], rows,
                                     args.warmup, args.seconds, daemon.pid))
                 print(f"  {out[-1].name}: {out[-1].calls_per_s:.0f} calls/s", flush=True)
+            for kind, rows in (("v2stub1", 1), ("v2stub100", BATCH_ROWS)):
+                out.append(pool.run(f"{x.model} {kind}", serve_oip.MODEL_INFER,
+                                    x.payloads[kind], rows, args.warmup, args.seconds,
+                                    daemon.pid))
+                print(f"  {out[-1].name}: {out[-1].calls_per_s:.0f} calls/s", flush=True)
     finally:
         pool.close()
+    for client, address in (("tritonclient", daemon.address), ("rest", http)):
+        clients = serve_oip.ClientPool(client, address, args.caller_processes,
+                                       args.callers // args.caller_processes)
+        try:
+            for x in inputs:
+                for blocks, rows in ((x.one_row, 1), (x.batches, BATCH_ROWS)):
+                    got = clients.run(x.model, blocks, args.warmup, args.seconds,
+                                      lambda: cpu_seconds(daemon.pid))
+                    out.append(Throughput(f"{x.model} v2{client}{rows}", rows, args.seconds,
+                                          got["calls"], got["errors"], got["latencies"],
+                                          got["daemon_cpu"], got["client_cpu"]))
+                    print(f"  {out[-1].name}: {out[-1].calls_per_s:.0f} calls/s", flush=True)
+        finally:
+            clients.close()
     return out
 
 
@@ -567,29 +605,32 @@ def run_all(base: Path, args: argparse.Namespace
     frame = pd.read_csv(SPAMBASE)
     runs: list[ModelRun] = []
     throughput: dict[str, list[Throughput]] = {}
-    with running_daemon(base) as daemon:
+    with running_daemon(base, ["--http-listen", f"{HOST}:0"]) as daemon:
+        http = serve_oip.http_address(daemon.log_path)
         versions = train_models(daemon, args.algorithms)
         time.sleep(args.settle)
         for algorithm in args.algorithms:
             run, floor, core = prepare(daemon, algorithm, versions[algorithm], frame)
             print(f"latency: {algorithm}", flush=True)
             run.latency = measure_latency(latency_kinds(daemon, run.inputs, floor,
-                                                        run.floor_name, core),
+                                                        run.floor_name, core, http),
                                           args.calls, args.block, daemon.pid,
                                           RpcLog(daemon.log_path))
             runs.append(run)
         if args.seconds > 0:
             print(f"throughput: {args.callers} callers, daemon defaults", flush=True)
-            throughput["default"] = measure_throughput(daemon, [r.inputs for r in runs], args)
+            throughput["default"] = measure_throughput(daemon, [r.inputs for r in runs], args,
+                                                       http)
         formats = {r.algorithm: json.loads((daemon.registry / r.inputs.model / "versions" /
                                            str(r.version) / "manifest.json").read_text())["format"]
                    for r in runs}
     for threads in args.rpc_threads:
-        with running_daemon(base, ["--rpc-threads", str(threads)]) as daemon:
+        with running_daemon(base, ["--rpc-threads", str(threads),
+                                   "--http-listen", f"{HOST}:0"]) as daemon:
             time.sleep(args.settle)
             print(f"throughput: {args.callers} callers, --rpc-threads {threads}", flush=True)
             throughput[f"--rpc-threads {threads}"] = measure_throughput(
-                daemon, [r.inputs for r in runs], args)
+                daemon, [r.inputs for r in runs], args, serve_oip.http_address(daemon.log_path))
     for run in runs:
         if args.cold_starts:
             print(f"cold start: {run.algorithm}", flush=True)
@@ -713,8 +754,38 @@ def report(runs: list[ModelRun], throughput: dict[str, list[Throughput]],
         print("server model: synchronous grpc.server + thread pool (--rpc-threads, default 32) "
               "is the only one; config.py has no grpc.aio option. --rpc-threads N M compares "
               "pool sizes.")
+    report_oip(runs, throughput.get("default", []))
     for run in runs:
         report_cold(run, args.settle)
+
+
+def report_oip(runs: list[ModelRun], figures: list[Throughput]) -> None:
+    """V2 against Predict dense on each figure, as a ratio of Predict's (>1: V2 is better)."""
+    print()
+    print("Open Inference Protocol (V2) vs Predict dense, same rows, same run "
+          f"(target: V2 gRPC >= {TARGET_V2_RATIO:.2f}x Predict on each figure):")
+    rates = {f.name: f for f in figures}
+    for run in runs:
+        lat, model = run.latency, run.inputs.model
+        base_p50 = lat["Predict dense"].ms(50)
+        for kind, name in (("V2 ModelInfer stub", "v2stub"),
+                           ("V2 ModelInfer tritonclient", "v2tritonclient"),
+                           ("V2 REST infer (JSON)", "v2rest")):
+            grpc_kind = "REST" not in kind
+            p50 = lat[kind].ms(50)
+            parts = [f"1-row p50 {p50:.3f} ms vs {base_p50:.3f} ({base_p50 / p50:.2f}x)"]
+            for suffix, rows, predict in (("1", 1, "dense1"), ("100", BATCH_ROWS, "dense100")):
+                v2, base = rates.get(f"{model} {name}{suffix}"), rates.get(f"{model} {predict}")
+                if v2 is None or base is None:
+                    continue
+                unit = "calls/s" if rows == 1 else "rows/s"
+                mine, theirs = (v2.calls_per_s, base.calls_per_s) if rows == 1 else (
+                    v2.rows_per_s, base.rows_per_s)
+                parts.append(f"{unit} {mine:,.0f} vs {theirs:,.0f} ({mine / theirs:.2f}x)")
+            ratios = [base_p50 / p50] + [
+                float(p.rsplit("(", 1)[1].rstrip("x)")) for p in parts[1:]]
+            ok = verdict(min(ratios) >= TARGET_V2_RATIO) if grpc_kind else "(no target)"
+            print(f"  {model} {kind}: " + "; ".join(parts) + f" {ok}")
 
 
 # ---- --profile: one Predict in-process, stage by stage -------------------------------------

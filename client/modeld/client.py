@@ -122,7 +122,7 @@ class Client(TrainingMethods, LifecycleMethods):
         return Version.from_pb(self._t.unary("GetVersion", request, timeout, retry=True))
 
     def rollback(self, model: str, to_version: int = 0, *, reason: str = "",
-                 expected_active_version: int = 0,
+                 expected_active_version: int = 0, dry_run: bool = False,
                  timeout: float | None = None) -> RollbackResult:
         """Makes an earlier version active; returns once this daemon serves it. Never retried.
 
@@ -132,13 +132,16 @@ class Client(TrainingMethods, LifecycleMethods):
             reason: Why, for the daemon's event log.
             expected_active_version: If not 0, roll back only while this version is
                 active (FailedPrecondition otherwise): makes a repeated call safe.
+            dry_run: Check only, and answer what the rollback would do; nothing changes.
             timeout: This call's deadline in seconds.
 
         Returns:
-            The previous and the new active version.
+            The previous and the new active version (with dry_run: the active one and
+            the one that would become active).
         """
         request = pb.RollbackRequest(model=model, to_version=to_version, reason=reason,
-                                     expected_active_version=expected_active_version)
+                                     expected_active_version=expected_active_version,
+                                     dry_run=dry_run)
         return RollbackResult.from_pb(self._t.unary("Rollback", request, timeout, retry=False))
 
     def reload(self, model: str | None = None, *,
@@ -159,7 +162,7 @@ class Client(TrainingMethods, LifecycleMethods):
     # -- serving ---------------------------------------------------------------------------
 
     def predict(self, model: str, rows: Rows, *, version: int = 0, alias: str = "",
-                timeout: float | None = None) -> Predictions:
+                ignore_extra_columns: bool = False, timeout: float | None = None) -> Predictions:
         """Runs a model on rows with the user's column names.
 
         Args:
@@ -167,12 +170,15 @@ class Client(TrainingMethods, LifecycleMethods):
             rows: A sequence of {column: value} dicts, or a pandas DataFrame.
             version: A pinned version; 0 for the active version (or ``alias``).
             alias: An alias naming the version (e.g. "challenger"); ignored if version is set.
+            ignore_extra_columns: Skip columns that are not features of the model (an id, a
+                timestamp) instead of failing with InvalidArgument.
             timeout: This call's deadline in seconds.
 
         Returns:
             One prediction per row, in the order of ``rows``.
         """
-        request = pb.PredictRequest(model=model, version=version, alias=alias)
+        request = pb.PredictRequest(model=model, version=version, alias=alias,
+                                    ignore_extra_columns=ignore_extra_columns)
         encoded = encode_rows(rows)
         if isinstance(encoded, pb.DenseRows):
             request.dense.CopyFrom(encoded)
@@ -181,7 +187,7 @@ class Client(TrainingMethods, LifecycleMethods):
         return Predictions.from_pb(self._t.unary("Predict", request, timeout, retry=False))
 
     def health(self, service: str = "", *, timeout: float | None = None) -> str:
-        """Asks the standard grpc.health.v1 service (needs grpcio-health-checking).
+        """Asks the standard grpc.health.v1 service.
 
         Args:
             service: A service name; "" for the daemon as a whole.
@@ -191,7 +197,7 @@ class Client(TrainingMethods, LifecycleMethods):
             The serving status name: "SERVING", "NOT_SERVING", or "SERVICE_UNKNOWN" for a
             service the daemon does not know.
         """
-        # Imported here so `import modeld` needs only grpcio and protobuf.
+        # Imported here: `import modeld` loads grpcio and protobuf only.
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         stub = health_pb2_grpc.HealthStub(self._t.channel)

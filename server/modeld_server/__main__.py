@@ -1,47 +1,122 @@
-"""`modeld serve [flags]`: run the daemon until SIGTERM or SIGINT."""
+"""`modeld serve [flags]`: run the daemon until SIGTERM or SIGINT.
+
+This module imports only the standard library and `config` until the command line is read, so
+`modeld --version`, `modeld serve --help` and the "install the server part" line work in a
+client-only install (`pip install modeld`, without the `server` extra).
+"""
 
 from __future__ import annotations
 
 import gc
+import re
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from importlib import metadata
 from types import FrameType
 
-from modeld_server import logging as modeld_logging
-from modeld_server.config import load_settings
+from modeld_server.config import Settings, load_settings
 
-USAGE = "usage: modeld serve [--help] [flags]"
+USAGE = """usage: modeld [--version] [--help] serve [flags]
+
+commands:
+  serve        run the daemon (`modeld serve --help` lists its flags)
+
+options:
+  --version    print the version and exit
+  -h, --help   show this help and exit"""
+
+EXIT_USAGE = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
-        print(USAGE)
-        return 0 if args else 2
+        print(USAGE, file=sys.stdout if args else sys.stderr)
+        return 0 if args else EXIT_USAGE
+    if args[0] == "--version":
+        print(f"modeld {_version()}")
+        return 0
     if args[0] != "serve":
         print(f"modeld: unknown command {args[0]!r}\n{USAGE}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     settings = load_settings(args[1:])
-    modeld_logging.configure(settings.log_format, settings.log_level)
-    from modeld_server.daemon import Runtime
+    missing = missing_server_requirements()
+    if missing:
+        print(f"modeld serve needs the server part (missing: {', '.join(missing)}): "
+              "pip install 'modeld[server]'", file=sys.stderr)
+        return EXIT_USAGE
+    return _serve(settings)
 
-    runtime = Runtime(settings)
+
+def _serve(settings: Settings) -> int:
+    from modeld_server import logging as modeld_logging
+
+    modeld_logging.configure(settings.log_format, settings.log_level)
+    from modeld_server.auth import TokenFileError
+    from modeld_server.daemon import Runtime
+    from modeld_server.rpc.server import ListenError
+
+    try:
+        runtime = Runtime(settings)
+    except (TokenFileError, ListenError) as exc:  # the operator's doing: one line, exit 2
+        print(f"modeld: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    runtime.start()
+    # Started with SIGINT ignored (a shell's background job, `nohup` in a script), the
+    # daemon keeps it so: Ctrl-C at that terminal was not meant for it. SIGTERM stops it.
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, on_signal)
+    try:
+        runtime.start()
+    except ListenError as exc:  # --http-listen or --metrics-listen
+        print(f"modeld: {exc}", file=sys.stderr)
+        runtime.stop(grace=0)
+        return EXIT_USAGE
     # The index and the loaded models live as long as the process: out of the collector's
     # sight, a full collection no longer walks them (0.5 s with 10,000 versions).
     gc.freeze()
     stop.wait()
     runtime.stop()
     return 0
+
+
+def _version() -> str:
+    try:
+        return metadata.version("modeld")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def missing_server_requirements() -> list[str]:
+    """The distributions of the `server` extra that are not installed, as pip names them.
+
+    Read from the installed metadata, so the list cannot drift from pyproject.toml; empty
+    when modeld itself is not installed (a source tree on sys.path: nothing to compare with).
+    """
+    try:
+        requirements = metadata.requires("modeld") or []
+    except metadata.PackageNotFoundError:
+        return []
+    missing = []
+    for requirement in requirements:
+        name, _, marker = requirement.partition(";")
+        if not re.search(r"""extra\s*==\s*["']server["']""", marker):
+            continue
+        match = re.match(r"[A-Za-z0-9._-]+", name.strip())
+        if match is None:
+            continue
+        try:
+            metadata.distribution(match.group())
+        except metadata.PackageNotFoundError:
+            missing.append(match.group())
+    return missing
 
 
 if __name__ == "__main__":

@@ -55,6 +55,10 @@ class Settings:
     tls_key: Path | None = _f(None, "PEM private key of --tls-cert.")
     tls_client_ca: Path | None = _f(None, "PEM CA bundle; clients must present a cert it signed.")
     metrics_listen: str = _f("", "host:port for Prometheus /metrics over HTTP; empty: off.")
+    http_listen: str = _f(
+        "", "host:port for the Open Inference Protocol (V2) over HTTP/JSON, with the same "
+        "tokens and TLS as gRPC; empty: off."
+    )
     max_dataset_bytes: int = _f(1 << 30, "Largest dataset Train accepts: its file, and its "
                                 "bytes once decompressed (which the job checks).")
     max_dataset_rows: int = _f(10_000_000, "Most rows a training dataset may have.")
@@ -93,12 +97,55 @@ def _coerce(name: str, kind: object, raw: str) -> object:
     return raw
 
 
+class _Switch(argparse.Action):
+    """A boolean flag: `--watch` / `--no-watch`, no value needed. `--watch false` still parses,
+    so existing scripts keep working; the value goes through _coerce like the environment's."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        negated = ["--no-" + s[2:] for s in option_strings if s.startswith("--")]
+        super().__init__([*option_strings, *negated], dest, nargs="?", **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        if option_string is not None and option_string.startswith("--no-"):
+            if values is not None:
+                parser.error(f"{option_string} takes no value, got {values!r}")
+            values = "false"
+        setattr(namespace, self.dest, "true" if values is None else values)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Flags in one column, switches as `--watch, --no-watch` (no metavar)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=36, width=100)
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if isinstance(action, _Switch):
+            return ", ".join(action.option_strings)
+        return super()._format_action_invocation(action)
+
+
+_METAVARS = {"int": "N", "float": "SECONDS", "Path": "PATH", "Path | None": "PATH"}
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="modeld serve", description="Run the modeld daemon.")
+    parser = argparse.ArgumentParser(
+        prog="modeld serve", usage="modeld serve [flags]", formatter_class=_HelpFormatter,
+        description="Run the modeld daemon until SIGTERM or SIGINT. Each flag also reads a "
+                    f"{_ENV_PREFIX}* variable; precedence: flag > environment > default.")
     for f in fields(Settings):
         flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata['help']} (env {_ENV_PREFIX}{f.name.upper()}, default {f.default})"
-        parser.add_argument(flag, dest=f.name, default=None, help=help_text.replace("%", "%%"))
+        default = "unset" if f.default is None else str(f.default).lower() if isinstance(
+            f.default, bool) else f.default
+        help_text = f"{f.metadata['help']} [env {_ENV_PREFIX}{f.name.upper()}; default {default}]"
+        help_text = help_text.replace("%", "%%")
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, dest=f.name, default=None, action=_Switch, help=help_text)
+        else:
+            metavar = "HOST:PORT" if f.name.endswith("listen") else _METAVARS.get(
+                str(f.type), f.name.upper())
+            parser.add_argument(flag, dest=f.name, default=None, metavar=metavar, help=help_text)
     return parser
 
 
@@ -155,5 +202,20 @@ def _validate(s: Settings, parser: argparse.ArgumentParser) -> None:
                  "max_predict_rows", "max_message_bytes", "rpc_threads"):
         if getattr(s, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be > 0, got {getattr(s, name)}")
+    _check_listen("--listen", s.listen, parser, required=True)
+    _check_listen("--metrics-listen", s.metrics_listen, parser, required=False)
+    _check_listen("--http-listen", s.http_listen, parser, required=False)
     if s.log_format not in ("auto", "json", "console"):
         parser.error(f"--log-format must be auto, json or console, got {s.log_format!r}")
+
+
+def _check_listen(flag: str, value: str, parser: argparse.ArgumentParser, *,
+                  required: bool) -> None:
+    """HOST:PORT with a port in 0-65535: grpc would take 70000 modulo 65536 without a word."""
+    if not value and not required:
+        return
+    _, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        parser.error(f"{flag} must be HOST:PORT (e.g. 127.0.0.1:50051), got {value!r}")
+    if int(port) > 65535:
+        parser.error(f"{flag}: port {int(port)} is out of range 0-65535 in {value!r}")

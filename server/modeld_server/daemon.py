@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from modeld_server.config import Settings
-from modeld_server.rpc.server import Daemon, build_server, listen_address
+from modeld_server.rpc.drain import QUIET
+from modeld_server.rpc.server import (
+    Daemon,
+    ListenError,
+    build_server,
+    listen_address,
+    warn_if_narrowed,
+)
 from modeld_server.serving.watcher import RegistryWatcher
 
 log = structlog.get_logger(__name__)
@@ -29,6 +37,8 @@ class Runtime:
         self._stopped = threading.Event()
         self._metrics_server: Any = None
         self.metrics_port = 0
+        self._http_server: Any = None
+        self.http_port = 0
 
     @property
     def port(self) -> int:
@@ -49,6 +59,8 @@ class Runtime:
                          daemon=True).start()
         if self.settings.metrics_listen:
             self._serve_metrics(self.settings.metrics_listen)
+        if self.settings.http_listen:
+            self._serve_http(self.settings.http_listen)
         self.daemon.set_serving(True)
         if self.settings.port_file is not None:
             _write_port(self.settings.port_file, self.port)
@@ -62,22 +74,52 @@ class Runtime:
         from modeld_server.metrics import registry_for
 
         host, _, port = listen.rpartition(":")
-        self._metrics_server, _ = start_http_server(
-            int(port), addr=host or "127.0.0.1", registry=registry_for(self.service.gauges))
+        try:
+            self._metrics_server, _ = start_http_server(
+                int(port), addr=host or "127.0.0.1", registry=registry_for(self.service.gauges))
+        except OSError as exc:
+            raise ListenError.of(exc, listen, "--metrics-listen", "MODELD_METRICS_LISTEN") from None
         self.metrics_port = self._metrics_server.server_port
         log.info("metrics_serving", address=f"{host}:{self.metrics_port}")
 
+    def _serve_http(self, listen: str) -> None:
+        from modeld_server.auth import TokenTable
+        from modeld_server.rpc.http_server import serve_http
+        from modeld_server.rpc.oip_http import OipHttp
+
+        tokens = (TokenTable.load(self.settings.token_file)
+                  if self.settings.token_file is not None else None)
+        app = OipHttp(self.daemon.oip, tokens, open_health=self.settings.open_health)
+        address = listen_address(self.settings, listen)
+        warn_if_narrowed(listen, address)
+        try:
+            self._http_server = serve_http(app, address, self.settings)
+        except OSError as exc:
+            raise ListenError.of(exc, address, "--http-listen", "MODELD_HTTP_LISTEN") from None
+        self.http_port = self._http_server.server_address[1]
+        log.info("http_serving", address=f"{address.rpartition(':')[0]}:{self.http_port}")
+
     def stop(self, grace: float | None = None) -> None:
-        """Stops taking calls, lets in-flight ones finish, records running jobs as interrupted."""
+        """Answers new calls UNAVAILABLE, records running jobs as interrupted, lets the calls
+        taken before finish (within `grace` seconds), then stops gRPC (see rpc/drain.py)."""
         if self._stopped.is_set():
             return
         self._stopped.set()
-        self.daemon.set_serving(False)
         grace = self.settings.grace_period if grace is None else grace
-        done = self.daemon.server.stop(grace)
-        self.service.close()
+        deadline = time.monotonic() + grace
+        self.daemon.gate.close()
+        self.daemon.set_serving(False)  # after: NOT_SERVING means new calls are refused
+        if self._http_server is not None:  # takes no new calls; in-flight ones finish
+            self._http_server.shutdown()
+            self._http_server.server_close()
+        # WatchJob streams end with their jobs' final state. Runners get what is left of the
+        # grace period to clean up; a staging folder they leave is swept at the next start.
+        self.service.close(wait=max(0.0, deadline - time.monotonic()))
         self.watcher.stop()
-        done.wait(grace + 1)
+        if not self.daemon.pool.wait_quiet(QUIET, deadline):
+            log.warning("grace_period_over", grace_period=grace)
+        left = max(0.0, deadline - time.monotonic())
+        self.daemon.server.stop(left).wait(left + 1)
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         log.info("stopped")

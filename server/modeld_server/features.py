@@ -65,15 +65,21 @@ class FeatureSchema:
             out[:, j] = [_category(v, i, name) for i, v in enumerate(frame[name].tolist())]
         return out
 
-    def matrix_from_records(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    def matrix_from_records(self, rows: Sequence[Mapping[str, Any]],
+                            ignore_extra: bool = False) -> np.ndarray:
         """The model's matrix from one mapping per row.
 
+        Args:
+            rows: One mapping per row, keyed by column name.
+            ignore_extra: skip columns that are not features (the target always is).
+
         Raises:
-            InvalidArgument: a row misses a feature, has an unknown column, a value of
-                the wrong kind or an infinite one, naming the row index and the column.
+            InvalidArgument: a row misses features (all of them named), has an unknown
+                column (unless ignore_extra), a value of the wrong kind or an infinite one,
+                naming the row index and the column.
         """
         if not self.categorical:
-            fast = self._numeric_records(rows)
+            fast = self._numeric_records(rows, ignore_extra)
             if fast is not None:
                 return fast
         columns = self.columns
@@ -82,19 +88,21 @@ class FeatureSchema:
         out = np.empty((len(rows), len(columns)), dtype=dtype)
         for i, row in enumerate(rows):
             if len(row) != len(columns):
-                self._check_keys(i, row)
+                self._check_keys(i, row, ignore_extra)
             for j, name in enumerate(columns):
                 try:
                     value = row[name]
                 except KeyError:
-                    raise InvalidArgument(f"rows[{i}] has no column {name!r}") from None
+                    self._check_keys(i, row, ignore_extra)
+                    raise
                 out[i, j] = (_number(value, i, name) if j < n_numeric
                              else _category(value, i, name))
         numbers = out if not self.categorical else out[:, :n_numeric].astype(np.float64)
         self._check_finite(numbers, "rows[{row}].{column}")
         return out
 
-    def _numeric_records(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
+    def _numeric_records(self, rows: Sequence[Mapping[str, Any]],
+                         ignore_extra: bool) -> np.ndarray | None:
         """The matrix from rows that offer `uniform_numbers()` (rpc's StructRows) when
         they hold exactly the features (and maybe the target); None sends the caller
         down the general path, which also words the errors."""
@@ -103,39 +111,51 @@ class FeatureSchema:
         if found is None:
             return None
         keys, values = found
-        order = _column_order(keys, self.numeric, self.target)
+        order = _column_order(keys, self.numeric, self.target, ignore_extra)
         if order is None:
             return None
         matrix = values if order is _SAME else np.ascontiguousarray(values[:, order])
         self._check_finite(matrix, "rows[{row}].{column}")
         return matrix
 
-    def _check_keys(self, i: int, row: Mapping[str, Any]) -> None:
+    def _check_keys(self, i: int, row: Mapping[str, Any], ignore_extra: bool) -> None:
+        """Raises naming every unknown column (unless ignore_extra), else every missing
+        feature, at once; returns when the row's keys are fine."""
         known = set(self.columns)
-        for key in row:
-            if key not in known and key != self.target:
+        if not ignore_extra:
+            unknown = sorted(str(k) for k in row if k not in known and k != self.target)
+            if unknown:
+                which = (f"column {quoted(unknown[0])}, which is not a feature" if len(unknown) == 1
+                         else f"columns {_every(unknown)}, which are not features")
                 raise InvalidArgument(
-                    f"rows[{i}] has column {quoted(key)}, which is not a feature of this model"
-                )
+                    f"rows[{i}] has {which} of this model (set ignore_extra_columns, or "
+                    "--ignore-extra-columns, to skip such columns)")
+        missing = [c for c in self.columns if c not in row]
+        if len(missing) == 1:
+            raise InvalidArgument(f"rows[{i}] has no column {missing[0]!r}")
+        if missing:
+            raise InvalidArgument(
+                f"rows[{i}] has no columns {_every(missing)} ({len(missing)} of the model's "
+                f"{len(self.columns)} features)")
 
-    def matrix_from_dense(self, columns: Sequence[str], values: Sequence[float]) -> np.ndarray:
+    def matrix_from_dense(self, columns: Sequence[str], values: Sequence[float] | np.ndarray,
+                          ignore_extra: bool = False) -> np.ndarray:
         """The model's matrix from column names and row-major doubles.
 
-        The target column may be among the columns, as in records: it is ignored.
+        The target column may be among the columns, as in records: it is ignored; so are
+        columns that are not features when ignore_extra.
 
         Raises:
-            InvalidArgument: categorical model, columns not exactly the features (and
-                maybe the target), bad length, an infinite value (naming row and column).
+            InvalidArgument: missing features (all of them named, categorical ones too),
+                unknown columns (unless ignore_extra), a categorical model, bad length,
+                an infinite value (naming row and column).
         """
-        if self.categorical:
-            raise InvalidArgument(
-                "dense rows carry numbers only, but this model has categorical columns "
-                f"({', '.join(self.categorical)}): send records instead"
-            )
         names = tuple(columns)
+        if self.categorical:
+            self._refuse_dense_for_categorical(names)
         in_order = names == self.numeric  # what clients send; no name checks then
         if not in_order:
-            self._check_dense_names(names)
+            self._check_dense_names(names, ignore_extra)
         width = len(names)
         flat = np.asarray(values, dtype=np.float64)
         if width == 0 or flat.size % width:
@@ -144,20 +164,37 @@ class FeatureSchema:
             )
         matrix = flat.reshape(-1, width)
         if not in_order:
-            order = _column_order(names, self.numeric, self.target)
+            order = _column_order(names, self.numeric, self.target, ignore_extra)
             assert order is not None  # the names passed _check_dense_names
             matrix = matrix[:, order]
         self._check_finite(matrix, "dense row {row} column {column!r}")
         return matrix
 
-    def _check_dense_names(self, names: tuple[str, ...]) -> None:
-        features = [c for c in names if c != self.target] if self.target else list(names)
+    def _refuse_dense_for_categorical(self, names: tuple[str, ...]) -> None:
+        """Dense rows hold numbers only. A client sends them when every column it has is
+        numeric, so the usual cause is a missing categorical column: name the missing ones
+        (a CLI user cannot choose the form; adding the column makes the client send records)."""
+        missing = [c for c in self.columns if c not in set(names)]
+        if missing:
+            kinds = [f"{c!r} (categorical)" if c in self.categorical else repr(c)
+                     for c in missing]
+            raise InvalidArgument(
+                f"dense.columns lacks {len(missing)} of the model's {len(self.columns)} "
+                f"features: {_every(kinds, quote=False)}")
+        raise InvalidArgument(
+            "dense rows carry numbers only, but this model has categorical columns "
+            f"({', '.join(self.categorical)}): send them as records (strings)")
+
+    def _check_dense_names(self, names: tuple[str, ...], ignore_extra: bool) -> None:
+        known = set(self.numeric)
+        features = [c for c in names if c != self.target and (c in known or not ignore_extra)]
         if sorted(features) != sorted(self.numeric) or len(set(names)) != len(names):
             missing = [repr(c) for c in self.numeric if c not in set(features)]
-            extra = [quoted(c) for c in sorted(set(features) - set(self.numeric))]
+            extra = [quoted(c) for c in sorted(set(features) - known)]
             raise InvalidArgument(
                 f"dense.columns must name each of the model's {len(self.numeric)} features "
-                f"once; missing {_some(missing)}, unknown {_some(extra)}"
+                f"once; missing {_every(missing, quote=False, brackets=True)}, "
+                f"unknown {_some(extra)}"
             )
 
     def _check_finite(self, numbers: np.ndarray, where: str) -> None:
@@ -175,19 +212,21 @@ class FeatureSchema:
 
 
 _SAME = np.arange(0)  # _column_order's answer when the keys are the features, in order
-_orders: dict[tuple[tuple[str, ...], tuple[str, ...], str], tuple[np.ndarray | None]] = {}
+_orders: dict[tuple[tuple[str, ...], tuple[str, ...], str, bool],
+              tuple[np.ndarray | None]] = {}
 
 
-def _column_order(keys: tuple[str, ...], features: tuple[str, ...],
-                  target: str) -> np.ndarray | None:
+def _column_order(keys: tuple[str, ...], features: tuple[str, ...], target: str,
+                  ignore_extra: bool = False) -> np.ndarray | None:
     """Positions in `keys` of each feature, if `keys` are the features and maybe the
-    target; None otherwise. Remembered: callers send the same keys again and again."""
-    cache_key = (keys, features, target)
+    target (and, with ignore_extra, any other column); None otherwise. Remembered:
+    callers send the same keys again and again."""
+    cache_key = (keys, features, target, ignore_extra)
     known = _orders.get(cache_key)
     if known is not None:
         return known[0]
     where = {key: i for i, key in enumerate(keys)}
-    extra = set(keys) - set(features) - {target}
+    extra = set() if ignore_extra else set(keys) - set(features) - {target}
     order = (None if extra or any(f not in where for f in features)
              else _SAME if keys == features
              else np.array([where[f] for f in features], dtype=np.intp))
@@ -201,6 +240,26 @@ def _some(names: list[str], shown: int = 10) -> str:
     """A bracketed list of the first `shown` names, with how many more there are."""
     more = f", ... ({len(names) - shown} more)" if len(names) > shown else ""
     return f"[{', '.join(names[:shown])}{more}]"
+
+
+# Every missing column is named, up to this many characters: the message travels in the
+# grpc-message trailer, and a client's trailers are limited (8 KiB by default).
+_EVERY_BUDGET = 2000
+
+
+def _every(names: list[str], *, quote: bool = True, brackets: bool = False) -> str:
+    """All the names, comma-separated; past _EVERY_BUDGET characters, how many more."""
+    shown: list[str] = []
+    used = 0
+    for name in names:
+        text = quoted(name) if quote else name
+        if used + len(text) > _EVERY_BUDGET and shown:
+            shown.append(f"... ({len(names) - len(shown)} more)")
+            break
+        shown.append(text)
+        used += len(text) + 2
+    joined = ", ".join(shown)
+    return f"[{joined}]" if brackets else joined
 
 
 def _number(value: Any, row: int, column: str) -> float:

@@ -37,7 +37,26 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
         logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
+    _route_stdlib_logging(renderer, max(numeric, logging.WARNING))
+
+
+def _route_stdlib_logging(renderer: structlog.typing.Processor, level: int) -> None:
+    """The standard library's loggers (grpc, watchdog, ...) and `warnings` write through
+    the same renderer, so in JSON mode every line on stderr is JSON, with `logger` naming
+    the library. (grpc's C core writes its own lines to fd 2; GRPC_VERBOSITY=NONE mutes
+    them.)"""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, structlog.processors.add_log_level,
+                           _utc_timestamp],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    logging.captureWarnings(True)
 
 
 # Every RPC writes a line, so the two costliest processors are done leaner, with the same

@@ -44,6 +44,8 @@ class Histogram(_RememberedLabels, prometheus_client.Histogram):
 
 RPC_REQUESTS = Counter("modeld_rpc_requests", "RPCs answered, by method and status code.",
                        ["method", "code"])
+RPC_STARTED = prometheus_client.Counter(
+    "modeld_rpc_started", "RPCs taken from the network, of every service, before they run.")
 RPC_LATENCY = Histogram(
     "modeld_rpc_duration_seconds", "RPC latency in seconds, by method.", ["method"],
     buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import structlog
 
 from modeld_server.config import Settings
@@ -33,7 +34,7 @@ from modeld_server.registry.store import RegistryStore
 from modeld_server.serving.loaded import Prediction
 from modeld_server.serving.manager import ModelServer, ModelView
 from modeld_server.training.datasets import resolve_dataset
-from modeld_server.training.estimators import check_params, get_algorithm
+from modeld_server.training.estimators import check_params, get_algorithm, known_algorithm
 from modeld_server.training.jobrecord import JobRecord
 from modeld_server.training.jobs import JobLimits, JobManager
 from modeld_server.training.params import bounded_for_check, class_weight_by_index, parse_param
@@ -116,7 +117,7 @@ class ModelService(LifecycleMixin):
         self.scheduler = Scheduler(
             self.meta, settings.data_root,
             submit=lambda train: self.jobs.submit(TrainSpec.from_json(train)).id,
-            busy=self.jobs.has_active,
+            busy=self.jobs.has_active, max_bytes=settings.max_dataset_bytes,
         )
 
     def warm_up(self) -> None:
@@ -158,6 +159,9 @@ class ModelService(LifecycleMixin):
     def validate_train(self, request: TrainInput) -> TrainSpec:
         """Every check Train makes before queueing; returns the job's spec."""
         model = validate_model_name(request.model)
+        if not request.algorithm:
+            raise InvalidArgument("algorithm is required")
+        known_algorithm(request.algorithm)  # before the target and task that depend on it
         spec_dataset = request.dataset
         path = resolve_dataset(self.settings.data_root, spec_dataset.path)
         size = path.stat().st_size
@@ -166,8 +170,6 @@ class ModelService(LifecycleMixin):
                                     f"bytes, more than max_dataset_bytes="
                                     f"{self.settings.max_dataset_bytes}")
         check_selection(spec_dataset, read_columns(path, spec_dataset.path))
-        if not request.algorithm:
-            raise InvalidArgument("algorithm is required")
         task, sampled = (request.task, False) if request.task else self._infer_task(request, path)
         if task is not Task.ANOMALY_DETECTION and not spec_dataset.target:
             raise InvalidArgument(f"dataset.target is required for {task.value}")
@@ -277,8 +279,9 @@ class ModelService(LifecycleMixin):
         return self.store.read_manifest(model, number), entry.active
 
     def rollback(self, model: str, to_version: int, reason: str,
-                 expected_active: int = 0) -> RollbackResult:
-        """Points the model at an earlier version and returns once this daemon serves it."""
+                 expected_active: int = 0, dry_run: bool = False) -> RollbackResult:
+        """Points the model at an earlier version and returns once this daemon serves it.
+        With dry_run, checks the same and answers what it would do, changing nothing."""
         self._known(model)
         if to_version < 0 or expected_active < 0:
             raise InvalidArgument("to_version and expected_active_version must be >= 0")
@@ -289,6 +292,8 @@ class ModelService(LifecycleMixin):
         if target == current:
             raise FailedPrecondition(f"version {target} of model {model!r} is already active")
         self.store.read_manifest(model, target)  # NOT_FOUND for a version that does not exist
+        if dry_run:
+            return RollbackResult(model, current, target)
         # Load before the pointer moves, so the swap after it is instant and a version that
         # cannot load is refused without touching the registry.
         self.server.preload(model, target)
@@ -310,18 +315,20 @@ class ModelService(LifecycleMixin):
         """The version a Predict addresses: pinned, by alias, or 0 for the active one."""
         return version if version or not alias else self.resolve_alias(model, alias)
 
-    def predict_records(self, model: str, version: int,
-                        rows: Sequence[Mapping[str, Any]]) -> tuple[int, Prediction]:
+    def predict_records(self, model: str, version: int, rows: Sequence[Mapping[str, Any]],
+                        ignore_extra_columns: bool = False) -> tuple[int, Prediction]:
         loaded = self.server.get(self._checked(model, version, len(rows)), version)
-        result = loaded.predict(loaded.schema.matrix_from_records(rows))
+        result = loaded.predict(loaded.schema.matrix_from_records(rows, ignore_extra_columns))
         PREDICT_ROWS.labels(model).inc(len(rows))
         return loaded.version, result
 
     def predict_dense(self, model: str, version: int, columns: Sequence[str],
-                      values: Sequence[float]) -> tuple[int, Prediction]:
+                      values: Sequence[float] | np.ndarray,
+                      ignore_extra_columns: bool = False) -> tuple[int, Prediction]:
         rows = len(values) // max(1, len(columns))
         loaded = self.server.get(self._checked(model, version, rows), version)
-        result = loaded.predict(loaded.schema.matrix_from_dense(columns, values))
+        result = loaded.predict(
+            loaded.schema.matrix_from_dense(columns, values, ignore_extra_columns))
         PREDICT_ROWS.labels(model).inc(rows)
         return loaded.version, result
 
@@ -383,9 +390,14 @@ class ModelService(LifecycleMixin):
         except NotFound:
             return None
 
-    def close(self) -> None:
+    def close(self, wait: float | None = None) -> None:
+        """Stops the scheduler and the jobs; waits up to `wait` seconds (default: the job
+        manager's own) for job runners to remove their staging folders."""
         self.scheduler.stop()
-        self.jobs.close()
+        if wait is None:
+            self.jobs.close()
+        else:
+            self.jobs.close(wait=wait)
 
 
 def version_state(summary: VersionSummary, active: int) -> str:

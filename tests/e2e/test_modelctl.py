@@ -42,6 +42,21 @@ def _env() -> dict[str, str]:
     return env
 
 
+def in_foreground(command: list[str]) -> list[str]:
+    """`command`, started with SIGINT at its default, as a terminal's foreground job is.
+
+    Shells start background jobs, and nohup-style wrappers and some CI runners start
+    the whole suite, with SIGINT ignored; a child inherits that, and Python then never
+    raises KeyboardInterrupt, as it should not for a job the shell shielded from Ctrl-C.
+    A test of Ctrl-C stands for a user at a terminal, so it restores the default in a
+    small wrapper that then execs the command (preexec_fn is unsafe in this threaded
+    process; a handled signal is reset at exec, an ignored one is not).
+    """
+    restore = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+               "os.execv(sys.argv[1], sys.argv[1:])")
+    return [sys.executable, "-c", restore, *command]
+
+
 def run_modelctl(address: str, *args: str, stdin: str | None = None,
                  timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Runs modelctl against `address`, capturing text output."""
@@ -103,8 +118,9 @@ class TestTrain:
 
     def test_ctrl_c_without_a_terminal_detaches(self, modelctl: Run, daemon: Daemon) -> None:
         """SIGINT while following detaches (exit 130); the job goes on and can be cancelled."""
-        proc = subprocess.Popen([*COMMAND, "--address", daemon.address, *TRAIN_SPAM,
-                                 "--folds", "20", "--follow"], stderr=subprocess.PIPE,
+        proc = subprocess.Popen(in_foreground([*COMMAND, "--address", daemon.address,
+                                               *TRAIN_SPAM, "--folds", "20", "--follow"]),
+                                stderr=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True, env=_env())
         assert proc.stderr is not None
         for line in proc.stderr:
@@ -212,6 +228,21 @@ class TestPredict:
         from_stdin = as_json(modelctl("--json", "predict", "spam", "-",
                                       stdin=json.dumps(records)))
         assert from_stdin["predictions"] == predictions
+
+        # An id and a timestamp the model does not use: refused, unless ignored.
+        with_extra = tmp_path / "with_extra.csv"
+        with with_extra.open("w", newline="") as target:
+            csv.writer(target).writerows([["id", "ts", *rows[0]], *(
+                [str(i), f"2024-01-0{i + 1}T00:00:00", *row] for i, row in enumerate(rows[1:]))])
+        refused = modelctl("predict", "spam", str(with_extra))
+        assert refused.returncode == 1
+        assert refused.stderr == (
+            "error: INVALID_ARGUMENT: rows[0] has columns 'id', 'ts', which are not features of "
+            "this model (set ignore_extra_columns, or --ignore-extra-columns, to skip such "
+            "columns)\n")
+        ignored = as_json(modelctl("--json", "predict", "spam", str(with_extra),
+                                   "--ignore-extra-columns"))
+        assert ignored["predictions"] == predictions
 
 
 class TestExitCodes:

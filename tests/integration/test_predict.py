@@ -70,7 +70,11 @@ class TestBadRows:
     @pytest.mark.parametrize(("mutate", "details"), [
         (lambda r: r.pop("word_freq_make"), "rows[0] has no column 'word_freq_make'"),
         (lambda r: r.update({"bogus": 1}),
-         "rows[0] has column 'bogus', which is not a feature of this model"),
+         "rows[0] has column 'bogus', which is not a feature of this model (set "
+         "ignore_extra_columns, or --ignore-extra-columns, to skip such columns)"),
+        (lambda r: [r.pop("word_freq_make"), r.pop("char_freq_[")],
+         "rows[0] has no columns 'word_freq_make', 'char_freq_[' (2 of the model's 57 "
+         "features)"),
         (lambda r: r.update({"word_freq_make": "lots"}),
          "rows[0].word_freq_make must be a number or null, got str 'lots'"),
     ])
@@ -82,6 +86,22 @@ class TestBadRows:
             spam.stub.Predict(records_request("spam", [row]))
         assert (err.value.code(), err.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT,
                                                            details)
+
+    @pytest.mark.parametrize("form", ["records", "dense"])
+    def test_extra_columns_are_ignored_when_asked(self, spam: LiveDaemon, form: str) -> None:
+        """An id and a timestamp-like column beside the features: the same predictions."""
+        x = pd.read_csv(SPAMBASE).drop(columns="is_spam").iloc[:3]
+        plain = spam.stub.Predict(dense_request("spam", x))
+        extra = x.assign(row_id=[10.0, 11.0, 12.0], ts=[1.7e9, 1.7e9, 1.7e9])
+        request = (records_request("spam", extra.to_dict("records")) if form == "records"
+                   else dense_request("spam", extra))
+        with pytest.raises(grpc.RpcError) as err:
+            spam.stub.Predict(request)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        request.ignore_extra_columns = True
+        answer = spam.stub.Predict(request)
+        assert list(answer.probabilities) == list(plain.probabilities)
+        assert list(answer.labels) == list(plain.labels)
 
     def test_dense_with_wrong_columns_or_length(self, spam: LiveDaemon) -> None:
         x = pd.read_csv(SPAMBASE).drop(columns="is_spam").iloc[:2]

@@ -98,6 +98,12 @@ class TestRollback:
     def test_rollback_to_previous_then_back(self, daemon: LiveDaemon) -> None:
         """to_version 0 goes to the version active before; twice swaps back (kubectl undo)."""
         train_versions(daemon, 3)
+        events = (daemon.registry / "iris/events.jsonl").read_text()
+        plan = daemon.stub.Rollback(pb.RollbackRequest(model="iris", dry_run=True))
+        assert (plan.previous_version, plan.active_version) == (3, 2)
+        assert (daemon.registry / "iris/ACTIVE").read_text() == "3\n"  # a dry run: no change
+        assert (daemon.registry / "iris/events.jsonl").read_text() == events
+        assert predict_version(daemon) == 3
         first = daemon.stub.Rollback(pb.RollbackRequest(model="iris", reason="bad deploy"))
         assert (first.previous_version, first.active_version) == (3, 2)
         assert predict_version(daemon) == 2

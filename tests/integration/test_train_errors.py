@@ -39,6 +39,10 @@ CASES = [
      "dataset.target 'label' is not a column of 'spambase.csv' (columns: word_freq_make, "),
     (request(algorithm=""), CODE.INVALID_ARGUMENT, "algorithm is required"),
     (request(algorithm="svm"), CODE.INVALID_ARGUMENT, "algorithm 'svm' is not supported"),
+    # The algorithm is checked before the target its task decides on.
+    (request(algorithm="xgbost", dataset=pb.Dataset(path="spambase.csv")),
+     CODE.INVALID_ARGUMENT, "algorithm 'xgbost' is not supported; choose one of "
+                            "hist_gradient_boosting, isolation_forest, "),
     (request(dataset=pb.Dataset(path="spambase.csv")), CODE.INVALID_ARGUMENT,
      "dataset.target is required for algorithm 'xgboost'"),
     (request(algorithm="ridge", task=pb.TASK_CLASSIFICATION), CODE.INVALID_ARGUMENT,
@@ -65,6 +69,14 @@ def test_bad_train_requests(daemon: LiveDaemon, bad: pb.TrainRequest, code: grpc
     assert err.value.code() == code
     assert details in err.value.details()
     assert daemon.stub.ListJobs(pb.ListJobsRequest()).jobs == []
+
+
+def test_a_missing_dataset_names_the_data_root(daemon: LiveDaemon) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        daemon.stub.Train(request(dataset=pb.Dataset(path="missing.csv", target="x")))
+    assert (err.value.code(), err.value.details()) == (
+        CODE.NOT_FOUND, "dataset.path 'missing.csv' not found under the data root "
+                        f"{daemon.data_root.resolve()}")
 
 
 def test_a_symlink_out_of_the_data_root_is_refused(daemon: LiveDaemon, tmp_path_factory:

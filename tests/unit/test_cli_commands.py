@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from modeld._cli.output import Output
 from modeld.cli import app
 from modeld.v1 import model_manager_pb2 as pb
 from tests.unit.client_fakes import Running, job, metric, running_fake
@@ -225,6 +226,27 @@ class TestRollback:
                                    "--expect-active", "3").stdout)
         assert live.fake.requests("Rollback")[0].expected_active_version == 3
         assert data == {"model": "spam", "previous_version": 3, "active_version": 2}
+
+    @pytest.mark.parametrize(("answer", "calls"), [("y\n", 2), ("n\n", 1)])
+    def test_the_prompt_names_both_versions_and_pins_them(
+            self, live: Running, monkeypatch: pytest.MonkeyPatch, answer: str,
+            calls: int) -> None:
+        """On a terminal: a dry run learns the target, the question names it, and the
+        rollback that follows is pinned to exactly the versions asked about."""
+        monkeypatch.setattr(Output, "interactive", property(lambda self: True))
+        live.fake.on("Rollback", pb.RollbackResponse(model="spam", previous_version=3,
+                                                     active_version=2))
+        result = modelctl(live, "rollback", "spam", "--reason", "r", stdin=answer)
+        assert "roll back spam from v3 to v2?" in result.stderr
+        requests = live.fake.requests("Rollback")
+        assert len(requests) == calls
+        assert (requests[0].dry_run, requests[0].to_version) == (True, 0)
+        if calls == 2:
+            assert (requests[1].dry_run, requests[1].to_version,
+                    requests[1].expected_active_version) == (False, 2, 3)
+            assert result.stdout == "spam: v3 -> v2\n"
+        else:
+            assert result.exit_code == 1 and "nothing changed" in result.stderr
 
 
 class TestPredict:

@@ -44,3 +44,59 @@ def test_bad_values_exit_with_usage_error(argv: list[str]) -> None:
 def test_params_parse_as_json_literals_else_strings(raw: str, value: object) -> None:
     parsed = parse_param(raw)
     assert parsed == value and type(parsed) is type(value)
+
+
+class TestSwitches:
+    @pytest.mark.parametrize(("argv", "watch"), [
+        (["--watch"], True), (["--no-watch"], False), (["--watch", "false"], False),
+        (["--watch", "--poll-interval", "1"], True), ([], True),
+    ])
+    def test_a_boolean_flag_needs_no_value(self, argv: list[str], watch: bool) -> None:
+        """`--watch` / `--no-watch` are switches; `--watch false` still parses as before."""
+        assert load_settings(argv, env={}).watch is watch
+
+    def test_allow_unauthenticated_network_is_a_switch(self) -> None:
+        settings = load_settings(["--allow-unauthenticated-network", "--listen", "0.0.0.0:1"],
+                                 env={})
+        assert settings.allow_unauthenticated_network is True
+
+    def test_the_negated_switch_beats_the_environment(self) -> None:
+        env = {"MODELD_OPEN_HEALTH": "false", "MODELD_WATCH": "yes"}
+        settings = load_settings(["--open-health", "--no-watch"], env=env)
+        assert (settings.open_health, settings.watch) == (True, False)
+
+    def test_a_negated_switch_with_a_value_is_a_usage_error(
+            self, capsys: pytest.CaptureFixture[str]) -> None:
+        with pytest.raises(SystemExit) as exit_info:
+            load_settings(["--no-watch", "true"], env={})
+        assert exit_info.value.code == 2
+        assert "--no-watch takes no value, got 'true'" in capsys.readouterr().err
+
+    def test_help_shows_switches_without_a_value_and_each_variable(
+            self, capsys: pytest.CaptureFixture[str]) -> None:
+        with pytest.raises(SystemExit):
+            load_settings(["--help"], env={})
+        out = capsys.readouterr().out
+        assert "--watch, --no-watch " in out and "--allow-unauthenticated-network, " in out
+        assert "--listen HOST:PORT" in out and "MODELD_TRAIN_MEMORY_MB" in out
+
+
+class TestListen:
+    @pytest.mark.parametrize(("listen", "message"), [
+        ("127.0.0.1:70000", "--listen: port 70000 is out of range 0-65535 in '127.0.0.1:70000'"),
+        ("127.0.0.1", "--listen must be HOST:PORT (e.g. 127.0.0.1:50051), got '127.0.0.1'"),
+        ("127.0.0.1:http", "--listen must be HOST:PORT (e.g. 127.0.0.1:50051), got "
+                           "'127.0.0.1:http'"),
+    ])
+    def test_an_invalid_address_is_refused(self, listen: str, message: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+        """grpc would bind 70000 modulo 65536 (4464) without a word."""
+        with pytest.raises(SystemExit) as exit_info:
+            load_settings([], env={"MODELD_LISTEN": listen})
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err.endswith(f"error: {message}\n")
+
+    def test_metrics_listen_is_checked_too(self, capsys: pytest.CaptureFixture[str]) -> None:
+        with pytest.raises(SystemExit):
+            load_settings(["--metrics-listen", "127.0.0.1:99999"], env={})
+        assert "--metrics-listen: port 99999 is out of range" in capsys.readouterr().err

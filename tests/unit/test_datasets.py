@@ -72,8 +72,9 @@ class TestResolve:
             PermissionDenied, "dataset.path 'iris.csv' is not readable by the daemon")
 
     def test_a_missing_file_is_not_found(self, root: Path) -> None:
+        """The message names the data root: where the file should be."""
         assert refusal(root, "nope.csv") == (
-            NotFound, "dataset.path 'nope.csv' not found under the data root")
+            NotFound, f"dataset.path 'nope.csv' not found under the data root {root.resolve()}")
 
     def test_a_long_path_outside_the_root_is_quoted_short(self, root: Path) -> None:
         kind, message = refusal(root, "../" + "x" * 200)

@@ -38,6 +38,40 @@ class TestRecords:
         with pytest.raises(InvalidArgument, match=r"rows\[0\] has column 'z'"):
             SCHEMA.matrix_from_records([{**row, "z": 0}])
 
+    def test_unknown_columns_name_the_option_that_skips_them(self) -> None:
+        row = {"a": 1, "char_freq_[": 2, "color": "red", "id": 7}
+        with pytest.raises(InvalidArgument) as err:
+            SCHEMA.matrix_from_records([row])
+        assert err.value.message == (
+            "rows[0] has column 'id', which is not a feature of this model (set "
+            "ignore_extra_columns, or --ignore-extra-columns, to skip such columns)")
+
+    def test_every_unknown_column_is_named_sorted(self) -> None:
+        row = {"ts": "x", "a": 1, "char_freq_[": 2, "color": "red", "id": 7}
+        with pytest.raises(InvalidArgument) as err:
+            SCHEMA.matrix_from_records([row])
+        assert err.value.message.startswith(
+            "rows[0] has columns 'id', 'ts', which are not features of this model (set ")
+
+    def test_unknown_columns_are_skipped_when_asked(self) -> None:
+        row = {"id": 7, "a": 1, "char_freq_[": 2, "color": "red", "ts": "2024-01-01"}
+        assert SCHEMA.matrix_from_records([row], ignore_extra=True)[0].tolist() == [
+            1.0, 2.0, "red"]
+
+    @pytest.mark.parametrize("ignore_extra", [False, True])
+    def test_every_missing_column_is_named_at_once(self, ignore_extra: bool) -> None:
+        with pytest.raises(InvalidArgument) as err:
+            SCHEMA.matrix_from_records([{"char_freq_[": 2}], ignore_extra=ignore_extra)
+        assert err.value.message == (
+            "rows[0] has no columns 'a', 'color' (2 of the model's 3 features)")
+
+    def test_a_row_as_long_as_the_features_but_with_another_key_is_refused(self) -> None:
+        with pytest.raises(InvalidArgument, match=r"rows\[0\] has column 'id'"):
+            SCHEMA.matrix_from_records([{"a": 1, "char_freq_[": 2, "id": 3}])
+        with pytest.raises(InvalidArgument, match=r"rows\[0\] has no column 'color'$"):
+            SCHEMA.matrix_from_records([{"a": 1, "char_freq_[": 2, "id": 3}],
+                                       ignore_extra=True)
+
     def test_integral_floats_and_ints_name_the_same_category(self) -> None:
         rows = [{"a": 0, "char_freq_[": 0, "color": 3}, {"a": 0, "char_freq_[": 0, "color": 3.0}]
         matrix = SCHEMA.matrix_from_records(rows)
@@ -76,9 +110,11 @@ class TestDense:
             self.numeric.matrix_from_dense(columns, values)
         assert message in err.value.message
 
-    def test_categorical_models_refuse_dense_rows(self) -> None:
-        with pytest.raises(InvalidArgument, match="has categorical columns"):
+    def test_categorical_models_refuse_dense_rows_naming_the_missing_column(self) -> None:
+        with pytest.raises(InvalidArgument) as err:
             SCHEMA.matrix_from_dense(["a", "char_freq_["], [1, 2])
+        assert err.value.message == ("dense.columns lacks 1 of the model's 3 features: "
+                                     "'color' (categorical)")
 
     def test_the_target_column_is_ignored_as_in_records(self) -> None:
         """Rows copied from the training file, label included, predict as they are."""
@@ -98,14 +134,52 @@ class TestDense:
             "dense.columns must name each of the model's 3 features once; missing [], "
             f"unknown [{'z' * 80!r}... (5000 characters)]")
 
-    def test_a_long_list_of_missing_columns_is_cut(self) -> None:
-        """A client that sent one of 57 columns learns which, not all 56 names."""
+    def test_every_missing_column_is_named(self) -> None:
+        """A client that sent one of 57 columns learns all 56 it must add, in one message."""
         schema = FeatureSchema(numeric=tuple(f"f{i}" for i in range(57)), categorical=())
         with pytest.raises(InvalidArgument) as err:
             schema.matrix_from_dense(["f0"], [1.0])
+        every = ", ".join(f"'f{i}'" for i in range(1, 57))
         assert err.value.message == (
-            "dense.columns must name each of the model's 57 features once; missing ['f1', "
-            "'f2', 'f3', 'f4', 'f5', 'f6', 'f7', 'f8', 'f9', 'f10', ... (46 more)], unknown []")
+            "dense.columns must name each of the model's 57 features once; missing "
+            f"[{every}], unknown []")
+
+    def test_a_huge_list_of_missing_columns_is_cut_to_fit_a_trailer(self) -> None:
+        """The message travels in grpc-message, which clients cap at 8 KiB."""
+        schema = FeatureSchema(numeric=tuple(f"feature_{i:05d}" for i in range(5000)),
+                               categorical=())
+        with pytest.raises(InvalidArgument) as err:
+            schema.matrix_from_dense(["feature_00000"], [1.0])
+        assert len(err.value.message) < 2200
+        assert err.value.message.endswith("'feature_00117', ... (4882 more)], unknown []")
+
+    def test_extra_columns_are_skipped_when_asked(self) -> None:
+        matrix = self.numeric.matrix_from_dense(["id", "c", "b", "a"], [7, 3, 2, 1],
+                                                ignore_extra=True)
+        assert matrix.tolist() == [[1.0, 2.0, 3.0]]
+
+    def test_extra_columns_do_not_hide_missing_ones(self) -> None:
+        with pytest.raises(InvalidArgument) as err:
+            self.numeric.matrix_from_dense(["id", "a"], [7, 1], ignore_extra=True)
+        assert err.value.message == ("dense.columns must name each of the model's 3 features "
+                                     "once; missing ['b', 'c'], unknown []")
+
+    def test_a_categorical_model_names_the_missing_columns(self) -> None:
+        """A CLI user whose file lacks the categorical column sent dense rows unawares."""
+        schema = FeatureSchema(numeric=("size", "weight"), categorical=("color", "shape"))
+        with pytest.raises(InvalidArgument) as err:
+            schema.matrix_from_dense(["size"], [1.0])
+        assert err.value.message == (
+            "dense.columns lacks 3 of the model's 4 features: 'weight', 'color' (categorical), "
+            "'shape' (categorical)")
+
+    def test_a_categorical_model_given_every_column_as_numbers_asks_for_records(self) -> None:
+        schema = FeatureSchema(numeric=("size",), categorical=("color",))
+        with pytest.raises(InvalidArgument) as err:
+            schema.matrix_from_dense(["size", "color"], [1.0, 2.0])
+        assert err.value.message == (
+            "dense rows carry numbers only, but this model has categorical columns (color): "
+            "send them as records (strings)")
 
 
 class TestFinite:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -41,3 +43,33 @@ def test_values_json_cannot_hold_are_written_with_repr() -> None:
     line: Any = json.loads(modeld_logging._dumps({"event": "x", "value": Odd(), "n": 1.5},
                                                  default=None))
     assert line == {"event": "x", "value": "<odd>", "n": 1.5}
+
+
+class TestStandardLibraryLoggers:
+    def test_every_line_is_json_in_json_mode(self) -> None:
+        """A library's logging call and a Python warning come out as JSON lines too."""
+        code = (
+            "import logging, warnings, structlog\n"
+            "from modeld_server import logging as modeld_logging\n"
+            "modeld_logging.configure('json', 'info')\n"
+            "structlog.get_logger('modeld').info('ours', n=1)\n"
+            "logging.getLogger('grpc._server').warning('a %s from grpc', 'warning')\n"
+            "logging.getLogger('watchdog').info('below the level: not shown')\n"
+            "warnings.warn('Callback with id 3 is gone', RuntimeWarning)\n"
+            "try:\n"
+            "    1 / 0\n"
+            "except ZeroDivisionError:\n"
+            "    logging.getLogger('third.party').exception('it failed')\n"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                timeout=60, check=True)
+        lines = [json.loads(line) for line in result.stderr.splitlines()]
+        assert [(x["event"], x["level"], x.get("logger")) for x in lines] == [
+            ("ours", "info", None),
+            ("a warning from grpc", "warning", "grpc._server"),
+            (lines[2]["event"], "warning", "py.warnings"),
+            ("it failed", "error", "third.party"),
+        ]
+        assert "RuntimeWarning: Callback with id 3 is gone" in lines[2]["event"]
+        assert "ZeroDivisionError: division by zero" in lines[3]["exception"]
+        assert all(re.fullmatch(r"\d{4}-.*Z", x["timestamp"]) for x in lines)

@@ -14,18 +14,28 @@ from typing import Annotated
 import typer
 
 from modeld._channel import TLSConfig
+from modeld._cli.helpfmt import HELP_NAMES
 from modeld._cli.output import Output
 from modeld._cli.session import GlobalFlagsGroup, Session
 from modeld.client import DEFAULT_ADDRESS, Client
 from modeld.errors import ModeldError
 
-__all__ = ["CalibrationChoice", "FormatChoice", "JobId", "Model", "OptionalModel",
-           "StateChoice", "TaskChoice", "app"]
+__all__ = ["AlgorithmChoice", "CalibrationChoice", "FormatChoice", "JobId", "Model",
+           "OptionalModel", "StateChoice", "TaskChoice", "app"]
 
 app = typer.Typer(
     name="modelctl", cls=GlobalFlagsGroup, no_args_is_help=True, rich_markup_mode="rich",
-    pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False, context_settings={"help_option_names": HELP_NAMES},
     help="Train, version, serve and roll back models on a modeld daemon.")
+
+
+class AlgorithmChoice(enum.StrEnum):
+    xgboost = "xgboost"
+    random_forest = "random_forest"
+    hist_gradient_boosting = "hist_gradient_boosting"
+    logistic_regression = "logistic_regression"
+    ridge = "ridge"
+    isolation_forest = "isolation_forest"
 
 
 class CalibrationChoice(enum.StrEnum):

@@ -85,9 +85,11 @@ def rollback(
     s = session(ctx)
     client = s.client()
     if s.out.interactive and not yes:
-        target = f"v{to}" if to else "the previous version"
-        shown = _confirm(s, model, f"roll back {model} to {target}")
-        expect_active = expect_active or shown
+        # Ask the daemon which version "the previous one" is, and roll back to exactly the
+        # versions the question named.
+        plan = client.rollback(model, to, expected_active_version=expect_active, dry_run=True)
+        _ask(s, f"roll back {model} from v{plan.previous_version} to v{plan.active_version}?")
+        to, expect_active = plan.active_version, plan.previous_version
     result = client.rollback(model, to, reason=reason, expected_active_version=expect_active)
     _print_switch(s, to_dict(result), result.model, result.previous_version,
                   result.active_version)
@@ -106,11 +108,16 @@ def _schema(client: Client, model: str, version: int, alias: str) -> dict[str, A
 def _confirm(s: Session, model: str, action: str) -> int:
     """Asks before changing what serves; returns the active version the question showed."""
     current = s.client().status(model).models[0].active_version
-    if not Confirm.ask(f"{action} (active now: v{current})?", default=False, console=s.out.err):
-        s.out.err.print("nothing changed")
-        raise typer.Exit(EXIT_SERVER)
+    _ask(s, f"{action} (active now: v{current})?")
     # Guard against someone else changing the model between the question and the answer.
     return current
+
+
+def _ask(s: Session, question: str) -> None:
+    """Exits 1 with "nothing changed" unless the operator says yes."""
+    if not Confirm.ask(question, default=False, console=s.out.err):
+        s.out.err.print("nothing changed")
+        raise typer.Exit(EXIT_SERVER)
 
 
 def _print_switch(s: Session, data: object, model: str, previous: int, active: int) -> None:
@@ -154,11 +161,15 @@ def predict(
                      ] = "",
     fmt: Annotated[FormatChoice, typer.Option("--format", help="Input format.")
                    ] = FormatChoice.auto,
+    ignore_extra_columns: Annotated[bool, typer.Option(
+        "--ignore-extra-columns", help="Skip columns that are not features (ids, timestamps).")
+                                    ] = False,
 ) -> None:
     """Predict rows read from a CSV/JSON file or stdin; output keeps the input's order.
 
     The model's target column, if the file has it, is left out, so a training
-    file can be fed back as is.
+    file can be fed back as is; other columns the model does not use are an
+    error unless --ignore-extra-columns.
     """
     s = session(ctx)
     try:
@@ -170,7 +181,8 @@ def predict(
     target = schema.get("target") or ""
     typed = rows.typed(text_columns=set(schema.get("categorical") or ()),
                        drop={target} if target else set())
-    result = client.predict(model, typed, version=version, alias=alias)
+    result = client.predict(model, typed, version=version, alias=alias,
+                            ignore_extra_columns=ignore_extra_columns)
     if s.out.as_json:
         s.out.json({"model": result.model, "version": result.version,
                     "task": result.task.value, "predictions": result.records()})

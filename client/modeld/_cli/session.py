@@ -17,6 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from modeld._channel import TLSConfig
+from modeld._cli.helpfmt import plain_help
 from modeld._cli.inputs import InputError
 from modeld._cli.output import Output
 from modeld.client import Client
@@ -105,6 +106,7 @@ class GlobalFlagsGroup(TyperGroup):
     """The command group: maps errors to exit codes and accepts global options anywhere."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        plain_help(self)  # before --help can print: flags without <bool>, arguments as MODEL
         return super().parse_args(ctx, hoist_global_options(args))
 
     def invoke(self, ctx: Any) -> Any:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from modeld._cli.app import CalibrationChoice, TaskChoice
+from modeld._cli.app import AlgorithmChoice, CalibrationChoice, TaskChoice
 from modeld._cli.inputs import InputError, parse_filter, parse_params
 from modeld.options import TrainSpec, Validation
 
@@ -37,10 +37,9 @@ Filters = Annotated[list[str] | None, typer.Option(
          "or col@START..END (ISO dates); repeat for more.")]
 EvalLabel = Annotated[str, typer.Option(help="Anomaly detection: a label column to score with.",
                                         rich_help_panel=_DATA)]
-Algorithm = Annotated[str, typer.Option(
+Algorithm = Annotated[AlgorithmChoice, typer.Option(
     "--algorithm", "-a", show_default=False, rich_help_panel=_MODEL,
-    help="xgboost, random_forest, hist_gradient_boosting, logistic_regression, ridge, "
-         "isolation_forest.")]
+    help="The estimator (completion offers them).")]
 Params = Annotated[list[str] | None, typer.Option(
     "--param", "-p", help="Hyperparameter name=value; repeat for more.", show_default=False,
     rich_help_panel=_MODEL)]
@@ -67,7 +66,7 @@ MaxMalformed = Annotated[float | None, typer.Option(
     rich_help_panel=_VALIDATION)]
 
 
-def build_spec(model: str, *, data: str, target: str, algorithm: str,
+def build_spec(model: str, *, data: str, target: str, algorithm: AlgorithmChoice | str,
                params: list[str] | None, folds: int, seed: int | None,
                task: TaskChoice | None, eval_label: str, no_activate: bool,
                features: list[str] | None, drop_columns: list[str] | None,
@@ -97,6 +96,6 @@ def build_spec(model: str, *, data: str, target: str, algorithm: str,
     if drop_duplicates or fail_on_missing_target or min_rows or max_malformed is not None:
         validation = Validation(drop_duplicates, fail_on_missing_target, min_rows, max_malformed)
     return TrainSpec(
-        model, data, target, algorithm, parsed_params, folds, seed,
+        model, data, target, str(algorithm), parsed_params, folds, seed,
         task.value if task else None, eval_label, not no_activate, tuple(features or ()),
         tuple(drop_columns or ()), parsed_filters, validation, calibration.value)

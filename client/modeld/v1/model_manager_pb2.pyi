@@ -435,16 +435,18 @@ class GetVersionRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class RollbackRequest(_message.Message):
-    __slots__ = ("model", "to_version", "reason", "expected_active_version")
+    __slots__ = ("model", "to_version", "reason", "expected_active_version", "dry_run")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TO_VERSION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_ACTIVE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     model: str
     to_version: int
     reason: str
     expected_active_version: int
-    def __init__(self, model: _Optional[str] = ..., to_version: _Optional[int] = ..., reason: _Optional[str] = ..., expected_active_version: _Optional[int] = ...) -> None: ...
+    dry_run: bool
+    def __init__(self, model: _Optional[str] = ..., to_version: _Optional[int] = ..., reason: _Optional[str] = ..., expected_active_version: _Optional[int] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class RollbackResponse(_message.Message):
     __slots__ = ("model", "previous_version", "active_version")
@@ -471,18 +473,20 @@ class DenseRows(_message.Message):
     def __init__(self, columns: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
-    __slots__ = ("model", "version", "alias", "records", "dense")
+    __slots__ = ("model", "version", "alias", "records", "dense", "ignore_extra_columns")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ALIAS_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     DENSE_FIELD_NUMBER: _ClassVar[int]
+    IGNORE_EXTRA_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     alias: str
     records: RecordRows
     dense: DenseRows
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., alias: _Optional[str] = ..., records: _Optional[_Union[RecordRows, _Mapping]] = ..., dense: _Optional[_Union[DenseRows, _Mapping]] = ...) -> None: ...
+    ignore_extra_columns: bool
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., alias: _Optional[str] = ..., records: _Optional[_Union[RecordRows, _Mapping]] = ..., dense: _Optional[_Union[DenseRows, _Mapping]] = ..., ignore_extra_columns: _Optional[bool] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
     __slots__ = ("model", "version", "task", "labels", "values", "classes", "probabilities", "anomaly_scores")

@@ -72,7 +72,8 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
     @rpc
     def Rollback(self, request: pb.RollbackRequest, context: Ctx) -> pb.RollbackResponse:
         return convert.rollback_to_pb(self._service.rollback(
-            request.model, request.to_version, request.reason, request.expected_active_version))
+            request.model, request.to_version, request.reason, request.expected_active_version,
+            request.dry_run))
 
     @rpc
     def Predict(self, request: pb.PredictRequest, context: Ctx) -> pb.PredictResponse:
@@ -81,10 +82,12 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
         pinned = self._service.pick_version(request.model, request.version, request.alias)
         if kind == "dense":
             version, prediction = self._service.predict_dense(
-                request.model, pinned, request.dense.columns, request.dense.values)
+                request.model, pinned, request.dense.columns, request.dense.values,
+                request.ignore_extra_columns)
         elif kind == "records":
             version, prediction = self._service.predict_records(
-                request.model, pinned, convert.records_from_pb(request.records))
+                request.model, pinned, convert.records_from_pb(request.records),
+                request.ignore_extra_columns)
         else:
             raise InvalidArgument("rows is required: send records or dense")
         return convert.prediction_to_pb(request.model, version, prediction)

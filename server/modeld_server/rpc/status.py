@@ -116,10 +116,11 @@ def _wire_bytes(char: str) -> int:
 
 def _ids(request: Any) -> dict[str, str]:
     ids = {}
-    for name in ("model", "job_id"):
+    # model_name: V2's ModelInfer and repository calls (rpc/oip.py)
+    for name, key in (("model", "model"), ("model_name", "model"), ("job_id", "job_id")):
         value = getattr(request, name, "")
         if isinstance(value, str) and value:
-            ids[name] = value[:80]
+            ids[key] = value[:80]
     return ids
 
 

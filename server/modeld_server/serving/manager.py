@@ -128,6 +128,11 @@ class ModelServer:
         slot = self._slot(model)
         return set(slot.cache) | ({slot.loading} if slot.loading else set())
 
+    def answering(self, model: str) -> list[int]:
+        """Versions loaded in memory, that answer Predict without a load first; ascending."""
+        slot = self._slots.get(model)
+        return sorted(slot.cache) if slot is not None else []
+
     def view(self, model: str) -> ModelView:
         """The model as it stands: the pointer is read from disk (a stat, and the file when
         that changed), so a change nobody has reloaded yet shows as STALE, not hidden."""

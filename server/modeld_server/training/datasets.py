@@ -63,7 +63,8 @@ def resolve_dataset(data_root: Path, relative: str) -> Path:
             raise PermissionDenied(f"dataset.path {shown} leads outside the data root")
         mode = full.stat().st_mode
     except (FileNotFoundError, NotADirectoryError):
-        raise NotFound(f"dataset.path {shown} not found under the data root") from None
+        # The root is no secret (GetStatus shows it) and says where to put the file.
+        raise NotFound(f"dataset.path {shown} not found under the data root {root}") from None
     except RuntimeError:  # Python 3.11's Path.resolve() on ELOOP
         raise InvalidArgument(f"dataset.path {shown} is a symlink loop") from None
     except PermissionError:

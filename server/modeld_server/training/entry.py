@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+LIFELINE_MODULE = "modeld_server.training.lifeline"  # first: dies with the daemon
 WORKER_MODULE = "modeld_server.training.worker"
 PREHEAT_MODULE = "modeld_server.training.preheat"  # runs a tiny job at import (see there)
 TRAINING_NICENESS = 10
@@ -22,10 +23,18 @@ def run_job(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
     Predict and GetStatus should not wait behind a fold of cross-validation. On an
     idle machine the niceness changes nothing.
     """
+    import multiprocessing
     import os
 
     from modeld_server.training import worker
+    from modeld_server.training.parallel import die_with_parent
 
+    # Dies with the forkserver, which dies with the daemon (see spawner.py). A daemon
+    # that died before this was armed has closed this process's parent sentinel.
+    die_with_parent()
+    parent = multiprocessing.parent_process()
+    if parent is not None and not parent.is_alive():
+        return
     os.nice(TRAINING_NICENESS)
 
     worker.run(spec_json, data_root, staging, conn, max_rows, context, cpus, memory_mb,

@@ -96,11 +96,12 @@ ALGORITHMS: dict[str, Algorithm] = {
 }
 
 
-def get_algorithm(name: str, task: Task) -> Algorithm:
-    """The algorithm `name` for `task`.
+def known_algorithm(name: str) -> Algorithm:
+    """The algorithm `name`, whatever the task; Train checks it before anything that
+    depends on it (the target, the task), so a typo is reported as a typo.
 
     Raises:
-        InvalidArgument: unknown algorithm, or one that does not solve the task.
+        InvalidArgument: unknown algorithm, naming the choices.
     """
     algorithm = ALGORITHMS.get(name)
     if algorithm is None:
@@ -108,6 +109,16 @@ def get_algorithm(name: str, task: Task) -> Algorithm:
             f"algorithm {quoted(name)} is not supported; "
             f"choose one of {', '.join(sorted(ALGORITHMS))}"
         )
+    return algorithm
+
+
+def get_algorithm(name: str, task: Task) -> Algorithm:
+    """The algorithm `name` for `task`.
+
+    Raises:
+        InvalidArgument: unknown algorithm, or one that does not solve the task.
+    """
+    algorithm = known_algorithm(name)
     if task not in algorithm.classes:
         tasks = ", ".join(t.value for t in algorithm.classes)
         raise InvalidArgument(

@@ -97,6 +97,10 @@ class JobFiles:
             raise FailedPrecondition(f"state dir not writable: {reason}; the job was not "
                                      "created") from None
 
+    def discard(self, record: JobRecord) -> None:
+        """Removes a record saved by save_new for a job that was then refused."""
+        (self.folder / f"{record.id}.json").unlink(missing_ok=True)
+
     def load_all(self) -> list[JobRecord]:
         """Every readable record; unreadable files are logged and skipped, never fatal."""
         records = []

@@ -25,6 +25,7 @@ from modeld_server.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
+    ModeldError,
     NotFound,
     ResourceExhausted,
     job_error,
@@ -32,7 +33,8 @@ from modeld_server.errors import (
 )
 from modeld_server.metrics import JOB_DURATION, JOBS_FINISHED
 from modeld_server.registry.store import RegistryStore, Staging
-from modeld_server.training import entry
+from modeld_server.training import entry, spawner
+from modeld_server.training.claims import RequestClaims
 from modeld_server.training.jobrecord import (
     JobFiles,
     JobRecord,
@@ -45,7 +47,7 @@ from modeld_server.types import JobState, TrainSpec
 log = structlog.get_logger(__name__)
 
 _CTX = multiprocessing.get_context("forkserver")
-_CTX.set_forkserver_preload([entry.WORKER_MODULE, entry.PREHEAT_MODULE])
+_CTX.set_forkserver_preload([entry.LIFELINE_MODULE, entry.WORKER_MODULE, entry.PREHEAT_MODULE])
 
 OnPublished = Callable[[str, int], None]
 ContextFor = Callable[[TrainSpec], dict[str, Any]]
@@ -75,6 +77,7 @@ class JobManager:
                  on_published: OnPublished | None = None,
                  context_for: ContextFor | None = None) -> None:
         self._store = store
+        self._claims = RequestClaims(store)
         self._data_root = data_root
         self._files = JobFiles(state_dir)
         self._max_concurrent = max_concurrent
@@ -112,6 +115,7 @@ class JobManager:
 
     def warm_up(self) -> None:
         """Starts the forkserver (importing the training libraries) before the first job."""
+        spawner.ensure_forkserver()
         process = _CTX.Process(target=entry.warm_up, daemon=True)
         process.start()
         process.join()
@@ -153,7 +157,8 @@ class JobManager:
     # ---- requests -------------------------------------------------------------------------
 
     def submit(self, spec: TrainSpec) -> JobRecord:
-        """Queues a job; the same request_id returns the existing job.
+        """Queues a job; the same request_id returns the existing job, also when another
+        daemon on the same registry took it (as that daemon last saved it; see claims.py).
 
         Raises:
             AlreadyExists: request_id used before for a different request.
@@ -162,13 +167,9 @@ class JobManager:
         """
         with self._cond:
             if spec.request_id and spec.request_id in self._by_request:
-                existing = self._jobs[self._by_request[spec.request_id]]
-                if existing.spec != spec:
-                    raise AlreadyExists(
-                        f"request_id {quoted(spec.request_id)} was used for job {existing.id} "
-                        "with a different request"
-                    )
-                return existing.snapshot()
+                return _same_request(self._jobs[self._by_request[spec.request_id]], spec)
+            if spec.request_id and (holder := self._claims.find(spec)) is not None:
+                return _same_request(holder, spec)  # taken by another daemon
             if self._closed:
                 raise FailedPrecondition("the daemon is shutting down and takes no new jobs")
             busy = len(self._running) >= self._max_concurrent
@@ -181,6 +182,15 @@ class JobManager:
             # Saved before it exists anywhere else: a job whose record cannot be written
             # is refused whole, so a Train that failed never runs later.
             self._files.save_new(record)
+            if spec.request_id:
+                try:
+                    holder = self._claims.claim(record)
+                except Exception:
+                    self._files.discard(record)
+                    raise
+                if holder is not None:
+                    self._files.discard(record)
+                    return _same_request(holder, spec)  # by another daemon, just now
             self._jobs[record.id] = record
             if spec.request_id:
                 self._by_request[spec.request_id] = record.id
@@ -314,6 +324,7 @@ class JobManager:
                   self._limits.max_rows, self._context_for(record.spec), self._limits.cpus,
                   self._limits.memory_mb, self._limits.max_bytes),
         )
+        spawner.ensure_forkserver()
         with self._cond:
             if record.state.final:
                 return None  # closed while it waited for a slot
@@ -450,6 +461,7 @@ class JobManager:
         """Saves a record; one that cannot be saved (a full state dir) is logged and kept in
         memory as the truth, and saved again at the next successful write. Caller holds the
         lock."""
+        self._update_claim(record)
         try:
             self._files.save(record)
         except OSError as exc:
@@ -469,6 +481,23 @@ class JobManager:
                 return  # still failing: kept for the next attempt
             self._unsaved.discard(job_id)
             log.info("job_record_saved_late", job_id=job_id)
+
+    def _update_claim(self, record: JobRecord) -> None:
+        """Tells other daemons on the registry how the job of a request id is doing."""
+        if not record.spec.request_id:
+            return
+        try:
+            self._claims.update(record)
+        except (OSError, ModeldError) as exc:  # they go on seeing its last saved state
+            log.warning("request_claim_not_updated", job_id=record.id, error=str(exc))
+
+
+def _same_request(existing: JobRecord, spec: TrainSpec) -> JobRecord:
+    """The job that has `spec`'s request_id, if it was asked for the same thing."""
+    if existing.spec != spec:
+        raise AlreadyExists(f"request_id {quoted(spec.request_id)} was used for job "
+                            f"{existing.id} with a different request")
+    return existing.snapshot()
 
 
 def _tree_memory_mb(pid: int, limit_mb: float) -> float:

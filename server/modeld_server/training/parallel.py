@@ -194,10 +194,19 @@ def _child_setup(parent: int) -> None:
     death signal its children would go on fitting for nobody.
     """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    die_with_parent()
     if os.getppid() != parent:  # the parent died before the death signal was armed
         os._exit(1)
+
+
+def die_with_parent() -> None:
+    """Has the kernel SIGKILL this process when the *thread* that forked it ends.
+
+    Linux only (elsewhere nothing happens). Not inherited by this process's own children:
+    each arms its own (spawner.py draws the whole chain).
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _picklable(exc: Exception) -> Exception:
