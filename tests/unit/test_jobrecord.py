@@ -17,8 +17,10 @@ from modeld_server.training.jobs import JobManager
 from modeld_server.types import DatasetSpec, JobState, Task, TrainSpec
 from tests.unit._registry_helpers import skip_disk_flush
 
-SPEC = TrainSpec("m", DatasetSpec("iris.csv", "species"), "logistic_regression",
-                 Task.CLASSIFICATION)
+SPEC = TrainSpec(model="m", dataset=DatasetSpec("iris.csv", "species"),
+                 algorithm="logistic_regression",
+                 task=Task.CLASSIFICATION)
+METRICS = {"accuracy": {"mean": 0.9, "std": 0.01, "folds": [0.89, 0.91]}}
 
 
 @pytest.fixture

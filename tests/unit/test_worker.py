@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_before_save_runs_before_anything_is_written(tmp_path: Path) -> None:
     """The hook that joins the builder lock runs once, with the staging folder still empty."""
     shutil.copy(ROOT / "data" / "spambase.csv", tmp_path / "spambase.csv")
-    spec = TrainSpec("m", DatasetSpec("spambase.csv", target="is_spam"), "logistic_regression",
-                     Task.CLASSIFICATION, cv_folds=2)
+    spec = TrainSpec(model="m", dataset=DatasetSpec("spambase.csv", target="is_spam"),
+                     algorithm="logistic_regression",
+                     task=Task.CLASSIFICATION, cv_folds=2)
     staging = tmp_path / "staging"
     staging.mkdir()
     seen: list[list[str]] = []
@@ -61,8 +62,9 @@ def _received(conn: Any) -> list[object]:
 def test_the_worker_reports_in_typed_messages(tmp_path: Path) -> None:
     """Over a real pipe: Progress messages, then one Result holding the manifest fields."""
     shutil.copy(ROOT / "data" / "spambase.csv", tmp_path / "spambase.csv")
-    spec = TrainSpec("m", DatasetSpec("spambase.csv", target="is_spam"), "logistic_regression",
-                     Task.CLASSIFICATION, cv_folds=2)
+    spec = TrainSpec(model="m", dataset=DatasetSpec("spambase.csv", target="is_spam"),
+                     algorithm="logistic_regression",
+                     task=Task.CLASSIFICATION, cv_folds=2)
     staging = RegistryStore(tmp_path / "registry").begin_staging("m")
     parent, child = multiprocessing.Pipe()
     worker.run(spec.to_json(), str(tmp_path), str(staging.path), child, cpus=1)
@@ -76,8 +78,9 @@ def test_the_worker_reports_in_typed_messages(tmp_path: Path) -> None:
 
 def test_a_failed_training_sends_one_failure(tmp_path: Path) -> None:
     """A domain error reaches the runner as Failure(its class name, its message), last."""
-    spec = TrainSpec("m", DatasetSpec("absent.csv", target="is_spam"), "logistic_regression",
-                     Task.CLASSIFICATION)
+    spec = TrainSpec(model="m", dataset=DatasetSpec("absent.csv", target="is_spam"),
+                     algorithm="logistic_regression",
+                     task=Task.CLASSIFICATION)
     parent, child = multiprocessing.Pipe()
     worker.run(spec.to_json(), str(tmp_path), str(tmp_path / "staging"), child)
     with pytest.raises(NotFound) as info:

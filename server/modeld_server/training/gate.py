@@ -89,7 +89,7 @@ def primary_metric(policy: Policy, task: Task, n_classes: int) -> str:
     return "roc_auc"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Decision:
     passed: bool
     metric: str
@@ -118,7 +118,7 @@ def decide(policy: Policy, task: Task, n_classes: int, cv_metrics: dict[str, Any
         champion: (version, the comparison on one row set or None, why not comparable).
     """
     metric = primary_metric(policy, task, n_classes)
-    decision = Decision(True, metric)
+    decision = Decision(passed=True, metric=metric)
     for name, op, bound in policy.thresholds:
         value = (cv_metrics.get(name) or {}).get("mean")
         ok = value is not None and OPERATORS[op](value, bound)

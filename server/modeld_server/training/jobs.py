@@ -55,7 +55,7 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 _EXIT_GRACE = 30.0  # seconds a worker gets to exit after its outcome
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class JobLimits:
     """What one training job may use; the job fails with the limit's name when it is passed."""
 

@@ -260,9 +260,9 @@ def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
                                f"labels changed on {found.relabeled:.0%} of the champion's "
                                "rows: the deployed champion scored on all rows")
     # Same data: refit the champion's recipe in the challenger's folds.
-    recipe = TrainSpec(spec.model, spec.dataset, manifest.algorithm, spec.task,
-                       dict(manifest.params), spec.cv_folds,
-                       spec.seed if manifest.seed is None else manifest.seed)
+    recipe = TrainSpec(model=spec.model, dataset=spec.dataset, algorithm=manifest.algorithm,
+                       task=spec.task, params=dict(manifest.params), cv_folds=spec.cv_folds,
+                       seed=spec.seed if manifest.seed is None else manifest.seed)
     algorithm = get_algorithm(recipe.algorithm, recipe.task)
     template = _template(recipe, algorithm, data).with_calibration(
         (manifest.calibration or {}).get("method", "none"))
