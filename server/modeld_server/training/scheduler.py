@@ -44,7 +44,7 @@ MAX_INTERVAL = 10 * 365 * 86400.0
 Baseline = dict[str, Any]  # {"sha256": str, "rows": int}: the dataset as of the last run
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ScheduleSpec:
     """A model's schedule; `train` is the training request as JSON, opaque here."""
 
