@@ -220,8 +220,6 @@ class ModelService(LifecycleMixin):
                    ("dataset.eval_label", bool(request.dataset.eval_label)),
                    ("validation", bool(request.validation)),
                    ("calibration", request.calibration != "none")]
-        refused.append(("a model with a quality gate (its policy)",
-                        not self.get_policy(request.model, must_exist=False).disabled))
         for name, given in refused:
             if given:
                 raise FailedPrecondition(f"engine dask does not take {name} in this version")

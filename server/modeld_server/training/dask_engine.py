@@ -31,6 +31,7 @@ import numpy as np
 from modeld_server import artifacts
 from modeld_server.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from modeld_server.features import FeatureSchema
+from modeld_server.training import gate
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.datasets import is_parquet, resolve_dataset_files
 from modeld_server.training.estimators import build_estimator, build_preprocessor, get_algorithm
@@ -40,8 +41,8 @@ Report = Callable[[str, float, str, dict[str, Any]], None]
 
 _CONNECT_SECONDS = 60
 _Y, _POS = "__modeld_y", "__modeld_pos"
-_M1, _M2, _GOLDEN = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB),
-                     np.uint64(0x9E3779B97F4A7C15))
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_GOLDEN = 0x9E3779B97F4A7C15
 
 
 def fold_of(positions: np.ndarray, seed: int, folds: int) -> np.ndarray:
@@ -53,22 +54,29 @@ def fold_of(positions: np.ndarray, seed: int, folds: int) -> np.ndarray:
     Returns:
         int64 fold numbers 0..folds-1, one per position.
     """
-    z = positions.astype(np.uint64) + np.uint64(seed) * _GOLDEN  # wraps, as splitmix64 does
+    # Arrays wrap silently modulo 2**64, as splitmix64 wants; the scalar is wrapped here.
+    z = positions.astype(np.uint64) + np.uint64((seed * _GOLDEN) % (1 << 64))
     z = (z ^ (z >> np.uint64(30))) * _M1
     z = (z ^ (z >> np.uint64(27))) * _M2
     z = z ^ (z >> np.uint64(31))
     return (z % np.uint64(folds)).astype(np.int64)
 
 
-def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report, scheduler: str,
-          max_rows: int, before_save: Callable[[], None]) -> dict[str, Any]:
+def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
+          context: dict[str, Any], max_rows: int,
+          before_save: Callable[[], None]) -> dict[str, Any]:
     """Cross-validates and fits XGBoost on the cluster; saves the model into `staging`.
+
+    Args:
+        context: the daemon's job context: "dask_scheduler", and the gate's "policy" and
+            "champion" (thresholds only here: no champion refit in this version).
 
     Returns:
         The manifest fields, as worker.train's.
     """
     from distributed import Client
 
+    scheduler = context["dask_scheduler"]
     started = time.perf_counter()
     files = resolve_dataset_files(data_root, spec.dataset.path, folders=True)
     report("connecting", 0.02, f"connecting to the Dask scheduler at {scheduler}", {})
@@ -95,6 +103,7 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report, sched
         model = _fit(spec, frame[names], frame[_Y], classes, client)
         fit_seconds = time.perf_counter() - t_fit
         partitions = frame.npartitions
+    decision = _gate(spec, context, len(classes), metrics)
     report("saving", 0.96, "writing artifacts", metrics)
     before_save()
     algorithm = get_algorithm(spec.algorithm, spec.task)
@@ -110,7 +119,8 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report, sched
                     "selection": spec.dataset.to_json()},
         "schema": schema.to_json(), "features": features, "classes": classes,
         "sample_row": sample_row, "metrics": metrics, "confusion_matrix": confusion,
-        "gate": None, "state": "available",
+        "gate": decision.to_json() if decision else None,
+        "state": "rejected" if decision is not None and not decision.passed else "available",
         "engine": {"name": "dask", "scheduler": scheduler, "workers": workers,
                    "partitions": partitions, "fold_sizes": folds,
                    "folds": "splitmix64(seed, row position) mod cv_folds"},
@@ -118,6 +128,17 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report, sched
                     "total_seconds": time.perf_counter() - started},
         "libraries": _library_versions(),
     }
+
+
+def _gate(spec: TrainSpec, context: dict[str, Any], n_classes: int,
+          metrics: dict[str, Any]) -> gate.Decision | None:
+    """The policy's thresholds; a champion is not refitted or scored here (not yet)."""
+    if "policy" not in context:
+        return None
+    champion = context.get("champion")
+    return gate.decide(gate.Policy.from_json(context["policy"]), spec.task, n_classes, metrics,
+                       (champion["version"], None, "engine dask does not compare with the "
+                        "champion in this version") if champion else None)
 
 
 def _load(spec: TrainSpec, files: list[Path]) -> tuple[Any, list[str], list[str],
