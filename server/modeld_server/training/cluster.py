@@ -61,7 +61,7 @@ class DaskCluster:
                 # Processes, one thread each: XGBoost threads itself inside each worker,
                 # and a worker process keeps a crashing fit away from the others.
                 self._local = LocalCluster(n_workers=self._local_workers, threads_per_worker=1,
-                                           processes=True, dashboard_address=None)  # type: ignore[no-untyped-call]
+                                           processes=True, dashboard_address=":0")  # type: ignore[no-untyped-call]
                 log.info("dask_local_cluster_started", workers=self._local_workers,
                          scheduler=self._local.scheduler_address)
             return str(self._local.scheduler_address)
