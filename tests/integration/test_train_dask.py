@@ -208,3 +208,25 @@ class TestRefusedAtTrain:
         assert err.code() == CODE.INVALID_ARGUMENT
         assert err.details() == ("dataset.path 'spam' is not a regular file (it is a "
                                  "directory)")
+
+
+class TestDaskLocal:
+    def test_the_local_cluster_starts_on_first_use_and_closes_with_the_daemon(self) -> None:
+        """--dask-local N: nothing runs until a job asks for the address; the same cluster
+        then serves every job; close() stops it, and a later job is refused."""
+        from modeld_server.errors import FailedPrecondition
+        from modeld_server.training.cluster import DaskCluster
+
+        local = DaskCluster(local_workers=1)
+        assert local.configured
+        address = local.address()
+        assert address.startswith("tcp://127.0.0.1:")
+        assert local.address() == address
+        with distributed.Client(address) as observer:
+            assert len(observer.scheduler_info(n_workers=-1)["workers"]) == 1
+        local.close()
+        with pytest.raises(OSError):  # nothing listens there any more
+            distributed.Client(address, timeout=5)
+        with pytest.raises(FailedPrecondition) as err:
+            local.address()
+        assert err.value.message == "the daemon is shutting down: no Dask cluster"
