@@ -125,3 +125,21 @@ def test_a_daemon_without_dask_flags_never_imports_dask(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert preload.returncode == 0, preload.stderr[-2000:]
     assert preload.stdout.strip() == "[]"
+
+
+def test_an_unreachable_scheduler_fails_the_job_with_its_address(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job whose scheduler does not answer fails with FailedPrecondition naming it (the
+    connect timeout is shortened here; the daemon's is a minute)."""
+    from modeld_server.training import dask_engine
+    from modeld_server.types import TrainSpec
+
+    monkeypatch.setattr(dask_engine, "_CONNECT_SECONDS", 2)
+    (tmp_path / "d.csv").write_text("a,y\n1,0\n2,1\n")
+    spec = TrainSpec.from_json({"model": "m", "dataset": {"path": "d.csv", "target": "y"},
+                                "algorithm": "xgboost", "task": "classification",
+                                "cv_folds": 2, "seed": 42, "engine": "dask"})
+    with pytest.raises(FailedPrecondition) as err:
+        dask_engine.train(spec, tmp_path, tmp_path, lambda *a: None,
+                          {"dask_scheduler": "tcp://127.0.0.1:9"}, 100, lambda: None)
+    assert err.value.message.startswith("cannot reach the Dask scheduler at tcp://127.0.0.1:9: ")

@@ -81,8 +81,13 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
     files = resolve_dataset_files(data_root, spec.dataset.path, folders=True)
     report("connecting", 0.02, f"connecting to the Dask scheduler at {scheduler}", {})
     # Closing the client (leaving the block, or this process dying) releases its futures.
-    # The default client of this process: xgboost.dask looks it up (get_client()).
-    with Client(scheduler, timeout=_CONNECT_SECONDS) as client:  # type: ignore[no-untyped-call]
+    try:
+        # The default client of this process: xgboost.dask looks it up (get_client()).
+        client = Client(scheduler, timeout=_CONNECT_SECONDS)  # type: ignore[no-untyped-call]
+    except OSError as exc:
+        raise FailedPrecondition(f"cannot reach the Dask scheduler at {scheduler}: "
+                                 f"{exc}") from None
+    with client:
         workers = len(client.scheduler_info(n_workers=-1)["workers"])
         report("loading", 0.05, f"reading {spec.dataset.path} on {workers} Dask workers", {})
         frame, columns, features, schema, sample_row = _load(spec, files)
