@@ -98,7 +98,7 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         frame = frame.rename(columns=dict(zip(features, names, strict=True)))
         # Read once into the workers' memory for the k + 1 fits; this also fixes the
         # partitions, which the optimizer could otherwise fuse differently for X and y.
-        frame = client.persist(_with_folds(spec, frame))
+        frame = client.persist(_with_folds(spec, frame))  # type: ignore[no-untyped-call]
         t_cv = time.perf_counter()
         metrics, confusion, folds = _cross_validate(spec, frame, names, classes, client,
                                                     report)
@@ -157,8 +157,11 @@ def _load(spec: TrainSpec, files: list[Path]) -> tuple[Any, list[str], list[str]
     if len(files) > 1 or is_parquet(files[0]):
         frame = dd.read_parquet([str(f) for f in files])
     else:
-        frame = dd.read_csv(str(files[0]), blocksize=None if files[0].suffix == ".gz" else
-                            "64MB")
+        # dask infers dtypes from the first bytes only: a column of integers there and a
+        # decimal further on breaks a later partition. assume_missing reads unspecified
+        # integer columns as floats, as XGBoost takes them anyway (labels: see _label_text).
+        frame = dd.read_csv(str(files[0]), assume_missing=True,
+                            blocksize=None if files[0].suffix == ".gz" else "64MB")
     columns = [str(c) for c in frame.columns]
     for name, column in [("dataset.target", ds.target)] + [("dataset.features", c)
                                                             for c in ds.features]:
