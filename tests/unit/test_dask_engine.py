@@ -143,3 +143,15 @@ def test_an_unreachable_scheduler_fails_the_job_with_its_address(
         dask_engine.train(spec, tmp_path, tmp_path, lambda *a: None,
                           {"dask_scheduler": "tcp://127.0.0.1:9"}, 100, lambda: None)
     assert err.value.message.startswith("cannot reach the Dask scheduler at tcp://127.0.0.1:9: ")
+
+
+def test_the_engine_survives_the_job_record_and_local_stays_unwritten() -> None:
+    """Job records of local jobs read as before; a dask job restarts as a dask job."""
+    from modeld_server.types import TrainSpec
+
+    data = {"model": "m", "dataset": {"path": "spam", "target": "is_spam"},
+            "algorithm": "xgboost", "task": "classification", "cv_folds": 5, "seed": 42}
+    local = TrainSpec.from_json(data)
+    assert local.engine == "local" and "engine" not in local.to_json()
+    dask = TrainSpec.from_json(data | {"engine": "dask"})
+    assert TrainSpec.from_json(dask.to_json()).engine == "dask"
