@@ -6,6 +6,7 @@ split into a 4-file Parquet folder. Every wait polls with a deadline; nothing is
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -91,7 +92,7 @@ class TestTrainOnDask:
         on the same rows (the folds differ: a hash of the row position, not stratified)."""
         job = wait_job(on_dask.stub, on_dask.stub.Train(dask_request("spam")).id)
         assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
-        assert job.version == 1
+        assert job.version == 1 and job.request.engine == "dask"
         assert len(job.metrics["accuracy"].folds) == 5
         assert len(job.metrics["roc_auc"].folds) == 5
         rows = pd.read_csv(SPAMBASE).drop(columns="is_spam").head(3)
@@ -99,6 +100,9 @@ class TestTrainOnDask:
         assert len(answer.labels) == 3 and set(answer.labels) <= {"0", "1"}
         version = on_dask.stub.GetVersion(pb.GetVersionRequest(model="spam", version=1))
         assert version.classes == ["0", "1"] and version.rows == 4601
+        manifest = json.loads(version.manifest_json)
+        assert manifest["engine"]["workers"] == 2 and manifest["engine"]["partitions"] == 4
+        assert manifest["format"] == "xgboost-ubj+joblib"  # what the local engine writes
 
         local = on_dask.train("spam-local")
         assert local.state == pb.JOB_STATE_SUCCEEDED, local.error
