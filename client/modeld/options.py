@@ -125,6 +125,7 @@ class TrainSpec:
     filters: tuple[RowFilter, ...] = ()
     validation: Validation | None = None
     calibration: str = "none"
+    engine: str = "local"
 
     def __post_init__(self) -> None:
         if self.calibration not in CALIBRATIONS:
@@ -146,7 +147,8 @@ class TrainSpec:
                                filters=[f.to_pb() for f in self.filters]),
             params={k: _param_text(v) for k, v in self.params.items()},
             request_id=request_id, task=f"TASK_{Task(self.task or 'unspecified').name}",
-            no_activate=not self.activate, calibration=f"CALIBRATION_{self.calibration.upper()}")
+            no_activate=not self.activate, calibration=f"CALIBRATION_{self.calibration.upper()}",
+            engine="" if self.engine == "local" else self.engine)
         if self.seed is not None:
             request.seed = self.seed
         if self.validation is not None:
@@ -165,7 +167,7 @@ class TrainSpec:
             drop_columns=tuple(d.drop_columns), filters=tuple(RowFilter.from_pb(f)
                                                               for f in d.filters),
             validation=Validation.from_pb(m.validation) if m.HasField("validation") else None,
-            calibration=_calibration_name(m.calibration),
+            calibration=_calibration_name(m.calibration), engine=m.engine or "local",
         )
 
 

@@ -70,6 +70,14 @@ class Settings:
         0, "Fits one job may run at once (folds side by side, for single-threaded "
         "estimators); 0: every CPU, 1: one after another."
     )
+    dask_scheduler: str = _f(
+        "", "Address of a Dask scheduler (tcp://host:8786) for TrainRequest.engine=dask; "
+        "empty: none. Dask is imported only when this or --dask-local is set."
+    )
+    dask_local: int = _f(
+        0, "Start a Dask LocalCluster of N worker processes for engine=dask, on the first "
+        "such job, closed with the daemon; 0: none. Excludes --dask-scheduler."
+    )
     log_format: str = _f("auto", "auto (JSON unless on a terminal), json or console.")
     log_level: str = _f("info", "debug, info, warning or error.")
 
@@ -194,6 +202,10 @@ def _validate(s: Settings, parser: argparse.ArgumentParser) -> None:
         parser.error(f"--keep-loaded must be >= 0, got {s.keep_loaded}")
     if s.job_cpus < 0:
         parser.error(f"--job-cpus must be >= 0, got {s.job_cpus}")
+    if s.dask_local < 0:
+        parser.error(f"--dask-local must be >= 0, got {s.dask_local}")
+    if s.dask_local and s.dask_scheduler:
+        parser.error("--dask-scheduler and --dask-local exclude each other: give one")
     if (s.tls_cert is None) != (s.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     if s.tls_client_ca is not None and s.tls_cert is None:

@@ -33,7 +33,8 @@ from modeld_server.registry.meta import ModelMeta
 from modeld_server.registry.store import RegistryStore
 from modeld_server.serving.loaded import Prediction
 from modeld_server.serving.manager import ModelServer, ModelView
-from modeld_server.training.datasets import resolve_dataset
+from modeld_server.training.cluster import ENGINES, DaskCluster
+from modeld_server.training.datasets import resolve_dataset_files
 from modeld_server.training.estimators import check_params, get_algorithm, known_algorithm
 from modeld_server.training.jobrecord import JobRecord
 from modeld_server.training.jobs import JobLimits, JobManager
@@ -91,6 +92,8 @@ class TrainInput:
     activate: bool = True
     validation: Mapping[str, Any] = field(default_factory=dict)
     calibration: str = "none"
+    engine: str = ""
+    """local, dask, or empty (local)."""
 
 
 class ModelService(LifecycleMixin):
@@ -105,6 +108,7 @@ class ModelService(LifecycleMixin):
         self.index = RegistryIndex(self.store)
         self.server = ModelServer(self.index, keep_loaded=settings.keep_loaded)
         self.meta = ModelMeta(self.store)
+        self.dask = DaskCluster(settings.dask_scheduler, settings.dask_local)
         settings.data_root.mkdir(parents=True, exist_ok=True)
         self.jobs = JobManager(
             self.store, settings.data_root, settings.state_dir,
@@ -112,7 +116,7 @@ class ModelService(LifecycleMixin):
             limits=JobLimits(timeout=settings.train_timeout, memory_mb=settings.train_memory_mb,
                              max_rows=settings.max_dataset_rows, cpus=settings.job_cpus,
                              max_bytes=settings.max_dataset_bytes),
-            on_published=self.after_publish, context_for=self.job_context,
+            on_published=self.after_publish, context_for=self._job_context,
         )
         self.scheduler = Scheduler(
             self.meta, settings.data_root,
@@ -162,9 +166,12 @@ class ModelService(LifecycleMixin):
         if not request.algorithm:
             raise InvalidArgument("algorithm is required")
         known_algorithm(request.algorithm)  # before the target and task that depend on it
+        engine = self._check_engine(request)
         spec_dataset = request.dataset
-        path = resolve_dataset(self.settings.data_root, spec_dataset.path)
-        size = path.stat().st_size
+        files = resolve_dataset_files(self.settings.data_root, spec_dataset.path,
+                                      folders=engine == "dask")
+        path = files[0]  # a folder's first file: its header and sample stand for all
+        size = sum(f.stat().st_size for f in files)
         if size > self.settings.max_dataset_bytes:
             raise ResourceExhausted(f"dataset.path {quoted(spec_dataset.path)} has {size} "
                                     f"bytes, more than max_dataset_bytes="
@@ -193,7 +200,32 @@ class ModelService(LifecycleMixin):
                          task=task, params=params, cv_folds=folds, seed=seed,
                          request_id=request.request_id, activate=request.activate,
                          validation=check_validation_options(dict(request.validation)),
-                         calibration=request.calibration, task_sampled=sampled)
+                         calibration=request.calibration, task_sampled=sampled, engine=engine)
+
+    def _check_engine(self, request: TrainInput) -> str:
+        """The engine; for dask, refuses what the Dask path does not do in this version.
+
+        Raises:
+            InvalidArgument: an unknown engine.
+            FailedPrecondition: engine dask without a cluster, or with what it cannot do.
+        """
+        engine = request.engine or "local"
+        if engine not in ENGINES:
+            raise InvalidArgument(f"engine {quoted(engine)} is not one of: local, dask")
+        if engine == "local":
+            return engine
+        self.dask.require()
+        if request.algorithm != "xgboost":
+            raise FailedPrecondition("engine dask trains xgboost only in this version, got "
+                                     f"algorithm {quoted(request.algorithm)}")
+        refused = [("dataset.filters", bool(request.dataset.filters)),
+                   ("dataset.eval_label", bool(request.dataset.eval_label)),
+                   ("validation", bool(request.validation)),
+                   ("calibration", request.calibration != "none")]
+        for name, given in refused:
+            if given:
+                raise FailedPrecondition(f"engine dask does not take {name} in this version")
+        return engine
 
     def _infer_task(self, request: TrainInput, path: Any) -> tuple[Task, bool]:
         """The task, and whether it came from a sample of the target column that was not
@@ -403,6 +435,15 @@ class ModelService(LifecycleMixin):
             self.jobs.close()
         else:
             self.jobs.close(wait=wait)
+        self.dask.close()  # after the jobs: none still uses it
+
+    def _job_context(self, spec: TrainSpec) -> dict[str, Any]:
+        """The gate's context, and for engine=dask the scheduler to connect to (which
+        starts --dask-local's cluster on the first such job)."""
+        context = self.job_context(spec)
+        if spec.engine == "dask":
+            context["dask_scheduler"] = self.dask.address()
+        return context
 
 
 def version_state(summary: VersionSummary, active: int) -> str:

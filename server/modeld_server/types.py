@@ -102,10 +102,14 @@ class TrainSpec:
     task_sampled: bool = False
     """The task was inferred from the first rows only (a large file): the worker checks the
     whole target column agrees."""
+    engine: str = "local"
+    """Where it trains: local (the worker process) or dask (the configured cluster)."""
 
     def to_json(self) -> dict[str, Any]:
         sampled = {"task_sampled": True} if self.task_sampled else {}
-        return sampled | {
+        # Only when not local, so the records of local jobs stay as they were.
+        engine = {"engine": self.engine} if self.engine != "local" else {}
+        return sampled | engine | {
             "model": self.model,
             "dataset": self.dataset.to_json(),
             "validation": dict(self.validation),
@@ -134,4 +138,5 @@ class TrainSpec:
             validation=dict(data.get("validation", {})),
             calibration=data.get("calibration", "none"),
             task_sampled=bool(data.get("task_sampled", False)),
+            engine=data.get("engine", "local"),
         )

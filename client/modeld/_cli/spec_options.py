@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from modeld._cli.app import AlgorithmChoice, CalibrationChoice, TaskChoice
+from modeld._cli.app import AlgorithmChoice, CalibrationChoice, EngineChoice, TaskChoice
 from modeld._cli.inputs import InputError, parse_filter, parse_params
 from modeld.options import TrainSpec, Validation
 
@@ -52,6 +52,9 @@ TaskOpt = Annotated[TaskChoice | None, typer.Option(
     rich_help_panel=_MODEL)]
 Calibration = Annotated[CalibrationChoice, typer.Option(
     help="Probability calibration (classification).", rich_help_panel=_MODEL)]
+Engine = Annotated[EngineChoice, typer.Option(
+    help="Where it trains: local, or dask (the daemon's Dask cluster; xgboost only).",
+    rich_help_panel=_MODEL)]
 NoActivate = Annotated[bool, typer.Option("--no-activate", rich_help_panel=_MODEL,
                                           help="Publish the version without activating it.")]
 DropDuplicates = Annotated[bool, typer.Option(

@@ -142,6 +142,7 @@ def train_input(request: pb.TrainRequest) -> TrainInput:
         request_id=request.request_id,
         task=TASK_FROM_PB.get(request.task),
         activate=not request.no_activate,
+        engine=request.engine,
     )
 
 
@@ -157,6 +158,7 @@ def spec_to_pb(record: JobRecord) -> pb.TrainRequest:
         algorithm=spec.algorithm, params=spec.params, cv_folds=spec.cv_folds, seed=spec.seed,
         request_id=spec.request_id, task=TASK_TO_PB[spec.task], no_activate=not spec.activate,
         validation=validation, calibration=CALIBRATION_TO_PB[spec.calibration],
+        engine=spec.engine,
     )
 
 

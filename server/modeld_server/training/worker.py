@@ -94,6 +94,11 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         The manifest fields the training produced (metrics, schema, reports...).
     """
     context = context or {}
+    if spec.engine == "dask":  # imported only here: the forkserver does not preload dask
+        from modeld_server.training import dask_engine
+
+        return dask_engine.train(spec, data_root, staging, report, context, max_rows,
+                                 before_save)
     started = time.perf_counter()
     report("loading", 0.02, f"reading {spec.dataset.path}", {})
     data = prepare(spec, resolve_dataset(data_root, spec.dataset.path), max_rows, max_bytes)
