@@ -74,6 +74,31 @@ class TestServeOnly:
             assert replica.stub.ListJobs(pb.ListJobsRequest(), timeout=30).jobs == []
             assert children(replica.process.pid) == {}
 
+    def test_an_xgboost_model_is_served_without_scikit_learn_or_pandas(
+            self, tmp_path: Path) -> None:
+        """Numeric XGBoost: only libxgboost is mapped into the serve-only daemon (no
+        scikit-learn, pandas, SciPy extension), and it answers the library's probabilities."""
+        import numpy as np
+        from xgboost import XGBClassifier
+
+        with Served(tmp_path, state="trainer") as trainer:
+            xgb = pb.TrainRequest(model="spam", algorithm="xgboost", cv_folds=2,
+                                  dataset=TRAIN.dataset)
+            assert wait_job(trainer.stub, trainer.stub.Train(xgb).id).state == \
+                pb.JOB_STATE_SUCCEEDED
+        with Served(tmp_path, "--no-training", state="replica") as replica:
+            request = one_row(tmp_path)
+            answer = replica.stub.Predict(request, timeout=30)
+            maps = mapped_files(replica.process.pid)
+            assert "/xgboost/lib/libxgboost" in maps
+            for library in ("/sklearn/", "/pandas/", "/scipy/"):
+                assert library not in maps, library
+            model = XGBClassifier()
+            model.load_model(tmp_path / "registry" / "spam" / "versions" / "1" / "model.ubj")
+            expected = model.predict_proba(np.array([request.dense.values]))
+            got = np.array(answer.probabilities, dtype=np.float64).reshape(1, 2)
+            assert np.array_equal(got.astype(np.float32), expected)
+
     def test_a_refused_train_with_bad_fields_still_names_the_flag(self, tmp_path: Path) -> None:
         """The refusal comes first: a serve-only daemon does not validate what it won't run."""
         with Served(tmp_path, "--no-training") as replica:
