@@ -87,20 +87,28 @@ def _check(lib: ctypes.CDLL, code: int) -> None:
         raise LeanError((lib.XGBGetLastError() or b"unknown error").decode(errors="replace"))
 
 
+class _Proxy:
+    """A proxy DMatrix (the C side stores the input's address in it), freed with this object."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self._lib = lib
+        self.handle = ctypes.c_void_p()
+        _check(lib, lib.XGProxyDMatrixCreate(ctypes.byref(self.handle)))
+
+    def __del__(self) -> None:
+        if self.handle:
+            self._lib.XGDMatrixFree(self.handle)
+
+
 class _ThreadState(threading.local):
-    """One proxy DMatrix and one set of output slots per thread (see xgb_native)."""
+    """One proxy DMatrix and one set of output slots per thread (see xgb_native); a thread's
+    are dropped, and its proxy freed, when it ends."""
 
     def __init__(self) -> None:
-        self.lib = _library()
-        self.proxy = ctypes.c_void_p()
-        _check(self.lib, self.lib.XGProxyDMatrixCreate(ctypes.byref(self.proxy)))
+        self.proxy = _Proxy(_library())
         self.shape = ctypes.POINTER(ctypes.c_uint64)()
         self.dims = ctypes.c_uint64()
         self.out = ctypes.POINTER(ctypes.c_float)()
-
-    def __del__(self) -> None:
-        if self.proxy:
-            self.lib.XGDMatrixFree(self.proxy)
 
 
 _threads: _ThreadState | None = None
@@ -149,7 +157,7 @@ class LeanBooster:
                                    _TYPESTR[x.dtype])).encode()
         state = _threads if _threads is not None else _state()
         _check(self._lib, self._lib.XGBoosterPredictFromDense(
-            self._handle, interface, _CONFIG, state.proxy, ctypes.byref(state.shape),
+            self._handle, interface, _CONFIG, state.proxy.handle, ctypes.byref(state.shape),
             ctypes.byref(state.dims), ctypes.byref(state.out)))
         return _copy_out(state.shape, state.dims, state.out)
 
