@@ -24,7 +24,7 @@ from modeld_server import artifacts
 from modeld_server.errors import FailedPrecondition, ModeldError, from_os_error
 from modeld_server.registry.fsio import hold_builder_lock
 from modeld_server.registry.store import RegistryStore
-from modeld_server.training import gate
+from modeld_server.training import gate, oof
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.datasets import resolve_dataset
 from modeld_server.training.estimators import (
@@ -118,6 +118,7 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
     fmt = artifacts.save(fitted, staging)
     gate.save_row_hashes(staging, data.frame, data.features,
                          spec.dataset.target or spec.dataset.eval_label)
+    stored_oof = oof.save(staging, _fold_key(spec, data), cv.oof_pred, cv.oof_proba)
     save_seconds = time.perf_counter() - t_save
     return {
         "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
@@ -127,7 +128,7 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         "schema": data.schema.to_json(), "features": data.features, "classes": data.classes,
         "sample_row": data.sample_row, "metrics": cv.metrics,
         "confusion_matrix": cv.confusion_matrix,
-        "gate": decision.to_json() if decision else None,
+        "gate": decision.to_json() if decision else None, "oof": stored_oof,
         "state": "rejected" if decision is not None and not decision.passed else "available",
         **extra,
         # With the final fit among the folds, its time is inside cv_seconds and
@@ -257,7 +258,24 @@ def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
         return gate.Comparison(champion, challenger, len(data.x),
                                f"labels changed on {found.relabeled:.0%} of the champion's "
                                "rows: the deployed champion scored on all rows")
-    # Same data: refit the champion's recipe in the challenger's folds.
+    # Same data: the champion's recipe in the challenger's folds, stored or refitted.
+    stored, why_not = oof.reusable(folder, manifest, _fold_key(spec, data))
+    if stored is not None:
+        return gate.Comparison(
+            gate.pooled_metrics(spec.task, data.y, *stored, k, data.eval_label), challenger,
+            len(data.x), "champion's out-of-fold predictions from its own training, in the "
+            "same folds (no refit)")
+    refit_pred, refit_proba = _refit_champion(spec, data, manifest, cpus)
+    return gate.Comparison(
+        gate.pooled_metrics(spec.task, data.y, refit_pred, refit_proba, k, data.eval_label),
+        challenger, len(data.x), "champion's recipe refitted in the same folds "
+        f"(stored predictions not reusable: {why_not})")
+
+
+def _refit_champion(spec: TrainSpec, data: Prepared, manifest: dict[str, Any],
+                    cpus: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The champion's recipe cross-validated in the challenger's folds; its held-out
+    predictions as they would have been stored (oof.as_stored)."""
     recipe = TrainSpec(spec.model, spec.dataset, manifest["algorithm"], spec.task,
                        dict(manifest.get("params") or {}), spec.cv_folds,
                        int(manifest.get("seed", spec.seed)))
@@ -267,10 +285,11 @@ def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
     refit = cross_validate(spec, template, data, lambda i, partial: None,
                            fold_workers(algorithm, recipe.params, cpus))
     assert refit.oof_pred is not None
-    return gate.Comparison(
-        gate.pooled_metrics(spec.task, data.y, refit.oof_pred, refit.oof_proba, k,
-                            data.eval_label),
-        challenger, len(data.x), "champion's recipe refitted in the same folds")
+    return oof.as_stored(refit.oof_pred, refit.oof_proba)
+
+
+def _fold_key(spec: TrainSpec, data: Prepared) -> dict[str, Any]:
+    return oof.fold_key(spec, data.dataset["sha256"], len(data.x), _library_versions())
 
 
 def _anomaly_facts(fitted: artifacts.Fitted, x: np.ndarray) -> dict[str, Any]:
