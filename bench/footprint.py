@@ -22,7 +22,8 @@ minute moves cold starts by a factor of two.
 `--peer mlserver --peer-venv DIR` adds Seldon MLServer with its XGBoost runtime, installed
 in its own venv (`python3 -m venv DIR && DIR/bin/pip install mlserver==1.7.1
 mlserver-xgboost==1.7.1 uvloop==0.21.0`), with its default settings (one parallel worker
-process) apart from its three ports.
+process) apart from its three ports; `--peer-workers 0` (repeatable) sets parallel_workers,
+0 predicting in MLServer's main process.
 
 Run:  .venv/bin/python bench/footprint.py [--rounds 3] [--settle 8] [--peer mlserver]
 """
@@ -129,12 +130,14 @@ def modeld_kind(name: str, registry: Path, extra: list[str]) -> Kind:
     return Kind(name, prepare)
 
 
-def mlserver_kind(venv: Path, model_file: Path) -> Kind:
+def mlserver_kind(venv: Path, model_file: Path, workers: int | None) -> Kind:
     def prepare(folder: Path) -> tuple[list[str], Callable[[], str | None]]:
         grpc_port = free_port()
-        (folder / "settings.json").write_text(json.dumps({
-            "http_port": free_port(), "grpc_port": grpc_port, "metrics_port": free_port(),
-            "host": HOST}))
+        settings: dict[str, object] = {"http_port": free_port(), "grpc_port": grpc_port,
+                                       "metrics_port": free_port(), "host": HOST}
+        if workers is not None:
+            settings["parallel_workers"] = workers
+        (folder / "settings.json").write_text(json.dumps(settings))
         (folder / MODEL).mkdir()
         shutil.copy(model_file, folder / MODEL / "model.ubj")
         (folder / MODEL / "model-settings.json").write_text(json.dumps({
@@ -145,7 +148,8 @@ def mlserver_kind(venv: Path, model_file: Path) -> Kind:
     version = subprocess.run([str(venv / "bin" / "python"), "-c",
                               "import mlserver; print(mlserver.__version__)"],
                              capture_output=True, text=True, check=True).stdout.strip()
-    return Kind(f"MLServer {version}", prepare, ask_proba=True)
+    shown = "" if workers is None else f" workers={workers}"
+    return Kind(f"MLServer {version}{shown}", prepare, ask_proba=True)
 
 
 @contextlib.contextmanager
@@ -255,6 +259,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--peer", choices=["mlserver"], action="append", default=[])
     parser.add_argument("--peer-venv", type=Path, default=ROOT / ".venv-mlserver",
                         help="the venv holding mlserver and mlserver-xgboost")
+    parser.add_argument("--peer-workers", type=int, action="append", default=[],
+                        help="MLServer parallel_workers; repeat for several kinds (default: "
+                             "its own default, 1; 0 predicts in its main process)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     return parser.parse_args(argv)
 
@@ -269,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         kinds = [modeld_kind("modeld (default)", registry, []),
                  modeld_kind("modeld --no-training", registry, ["--no-training"])]
         if "mlserver" in args.peer:
-            kinds.append(mlserver_kind(args.peer_venv, model_file))
+            for workers in args.peer_workers or [None]:
+                kinds.append(mlserver_kind(args.peer_venv, model_file, workers))
         print(f"trained; {load_note()}")
         for kind in kinds:  # unmeasured: bytecode caches written, files in the page cache
             one_start(kind, base / "start", row, 0.0)
