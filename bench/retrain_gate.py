@@ -21,6 +21,7 @@ from pathlib import Path
 
 from _common import SPAMBASE, load_note, median
 
+from modeld_server.registry.manifest import Manifest
 from modeld_server.training import worker
 from modeld_server.training.estimators import get_algorithm
 from modeld_server.training.evaluate import cross_validate
@@ -29,17 +30,18 @@ from modeld_server.types import DatasetSpec, Task, TrainSpec
 
 
 def run(algorithm: str, root: Path, repeats: int) -> None:
-    spec = TrainSpec("spam", DatasetSpec(SPAMBASE.name, target="is_spam"), algorithm,
-                     Task.CLASSIFICATION, cv_folds=5, seed=42)
+    spec = TrainSpec(model="spam", dataset=DatasetSpec(SPAMBASE.name, target="is_spam"),
+                     algorithm=algorithm, task=Task.CLASSIFICATION, cv_folds=5, seed=42)
     folder = root / algorithm
     folder.mkdir()
     started = time.perf_counter()
-    manifest = worker.train(spec, root, folder, lambda *a: None)
+    fields = worker.train(spec, root, folder, lambda *a: None)
     first = time.perf_counter() - started
     data = prepare(spec, root / SPAMBASE.name, 10_000_000, 0)
     cv = cross_validate(spec, worker._template(spec, get_algorithm(algorithm, spec.task), data),
                         data, lambda *a: None)
-    legacy = {k: v for k, v in manifest.items() if k != "oof"}
+    manifest = Manifest.from_json(fields | {"version": 1})
+    legacy = Manifest.from_json({k: v for k, v in fields.items() if k != "oof"} | {"version": 1})
     times: dict[str, list[float]] = {"stored": [], "refitted": []}
     decisions = set()
     for _ in range(repeats):

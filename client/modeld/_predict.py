@@ -101,7 +101,7 @@ def _records(rows: Sequence[Mapping[Any, Any]]) -> pb.RecordRows:
     return message
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Predictions:
     """Predictions, one per row, in the order of the rows sent; iterate or index them.
 

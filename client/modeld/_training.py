@@ -75,9 +75,11 @@ class TrainingMethods:
         Returns:
             A handle on the queued job: ``.wait()``, ``.cancel()``, ``.refresh()``.
         """
-        spec = TrainSpec(model, data, target, algorithm, dict(params or {}), folds, seed, task,
-                         eval_label, activate, tuple(features), tuple(drop_columns),
-                         tuple(filters), validation, calibration)
+        spec = TrainSpec(model, data, target=target, algorithm=algorithm,
+                         params=dict(params or {}), folds=folds, seed=seed, task=task,
+                         eval_label=eval_label, activate=activate, features=tuple(features),
+                         drop_columns=tuple(drop_columns), filters=tuple(filters),
+                         validation=validation, calibration=calibration)
         return self.submit(spec, request_id=request_id, timeout=timeout)
 
     def submit(self, spec: TrainSpec, *, request_id: str | None = None,

@@ -99,6 +99,7 @@ class Schedule:
 
     model: str
     train: TrainSpec
+    _: dataclasses.KW_ONLY
     cron: str = ""
     interval_seconds: float = 0.0
     min_new_rows: int = 0

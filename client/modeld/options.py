@@ -27,6 +27,7 @@ class RowFilter:
     """
 
     column: str
+    _: dataclasses.KW_ONLY  # min and max by name: a swap would keep the wrong rows
     min: float | None = None
     max: float | None = None
     values: tuple[str, ...] = ()
@@ -75,7 +76,7 @@ class RowFilter:
                          m.range.max if m.range.HasField("max") else None)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Validation:
     """What data validation does about the problems it finds (daemon defaults if unset)."""
 
@@ -94,8 +95,10 @@ class Validation:
 
     @classmethod
     def from_pb(cls, m: pb.ValidationOptions) -> Validation:
-        return cls(m.drop_duplicates, m.fail_on_missing_target, m.min_rows,
-                   m.max_malformed_fraction if m.HasField("max_malformed_fraction") else None)
+        return cls(drop_duplicates=m.drop_duplicates,
+                   fail_on_missing_target=m.fail_on_missing_target, min_rows=m.min_rows,
+                   max_malformed_fraction=(m.max_malformed_fraction
+                                           if m.HasField("max_malformed_fraction") else None))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +111,7 @@ class TrainSpec:
 
     model: str
     data: str
+    _: dataclasses.KW_ONLY  # the rest by name: fifteen fields in a row invite a swap
     target: str = ""
     algorithm: str = ""
     params: Mapping[str, object] = dataclasses.field(default_factory=dict)

@@ -18,7 +18,7 @@ def _f(default: object, help_text: str) -> Any:
     return field(default=default, metadata={"help": help_text})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the daemon can be told. Each field maps to a --flag and a MODELD_* variable."""
 

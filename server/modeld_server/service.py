@@ -29,6 +29,7 @@ from modeld_server.lifecycle import LifecycleMixin
 from modeld_server.metrics import PREDICT_ROWS
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.layout import validate_model_name
+from modeld_server.registry.manifest import Manifest, VersionSummary
 from modeld_server.registry.meta import ModelMeta
 from modeld_server.registry.store import RegistryStore
 from modeld_server.serving.loaded import Prediction
@@ -51,7 +52,7 @@ MAX_PAGE = 1000
 MAX_SEED = 2**32 - 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DaemonInfo:
     build_version: str
     started_at: float
@@ -64,7 +65,7 @@ class DaemonInfo:
 
 @dataclass(frozen=True)
 class VersionPage:
-    versions: list[dict[str, Any]]
+    versions: list[VersionSummary]
     next_token: str
     active: int
 
@@ -76,7 +77,7 @@ class RollbackResult:
     active: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainInput:
     """Train's fields as they came in, before validation."""
 
@@ -118,7 +119,7 @@ class ModelService(LifecycleMixin):
         self.scheduler = Scheduler(
             self.meta, settings.data_root,
             submit=lambda train: self.jobs.submit(TrainSpec.from_json(train)).id,
-            busy=self.jobs.has_active,
+            busy=self.jobs.has_active, max_bytes=settings.max_dataset_bytes,
         )
 
     def warm_up(self) -> None:
@@ -196,10 +197,11 @@ class ModelService(LifecycleMixin):
         if request.calibration != "none" and task is not Task.CLASSIFICATION:
             raise InvalidArgument(f"calibration {request.calibration} needs a classifier; this "
                                   f"is {task.value}")
-        return TrainSpec(model, spec_dataset, request.algorithm, task, params, folds, seed,
-                         request.request_id, request.activate,
-                         check_validation_options(dict(request.validation)), request.calibration,
-                         task_sampled=sampled)
+        return TrainSpec(model=model, dataset=spec_dataset, algorithm=request.algorithm,
+                         task=task, params=params, cv_folds=folds, seed=seed,
+                         request_id=request.request_id, activate=request.activate,
+                         validation=check_validation_options(dict(request.validation)),
+                         calibration=request.calibration, task_sampled=sampled)
 
     def _infer_task(self, request: TrainInput, path: Any) -> tuple[Task, bool]:
         """The task, and whether it came from a sample of the target column that was not
@@ -247,8 +249,10 @@ class ModelService(LifecycleMixin):
     def status(self, model: str = "") -> tuple[DaemonInfo, list[ModelView]]:
         running, queued = self.jobs.counts()
         now = time.time()
-        info = DaemonInfo(BUILD_VERSION, self.started_at, now - self.started_at,
-                          *self._roots, running, queued)
+        registry_root, data_root = self._roots
+        info = DaemonInfo(build_version=BUILD_VERSION, started_at=self.started_at,
+                          uptime_seconds=now - self.started_at, registry_root=registry_root,
+                          data_root=data_root, jobs_running=running, jobs_queued=queued)
         names = [self._known(model)] if model else self.index.models()
         return info, [self.server.view(name) for name in names]
 
@@ -260,22 +264,22 @@ class ModelService(LifecycleMixin):
         if state == "active":
             hits = [entry.summaries[entry.active]] if entry.active in entry.summaries else []
             return VersionPage(hits if not token else [], "", entry.active)
-        out: list[dict[str, Any]] = []
+        out: list[VersionSummary] = []
         while len(out) < size:
             batch = self.index.page(model, below, size)
             if not batch:
                 break
             for summary in batch:
-                below = summary["version"]
+                below = summary.version
                 if state and version_state(summary, entry.active) != state:
                     continue
                 out.append(summary)
                 if len(out) == size:
                     break
-        more = bool(out) and out[-1]["version"] > (entry.versions[0] if entry.versions else 0)
-        return VersionPage(out, _encode_token(out[-1]["version"]) if more else "", entry.active)
+        more = bool(out) and out[-1].version > (entry.versions[0] if entry.versions else 0)
+        return VersionPage(out, _encode_token(out[-1].version) if more else "", entry.active)
 
-    def get_version(self, model: str, version: int) -> tuple[dict[str, Any], int]:
+    def get_version(self, model: str, version: int) -> tuple[Manifest, int]:
         """The full manifest of a version (0: the active one) and the active version number."""
         entry = self.index.entry(self._known(model))
         number = version or entry.active
@@ -385,8 +389,10 @@ class ModelService(LifecycleMixin):
         spec = self.validate_train(request)
         if spec.request_id:
             raise InvalidArgument("schedule.train.request_id must be empty: every run is new")
-        schedule = ScheduleSpec(model, spec.to_json(), spec.dataset.path, cron, interval,
-                                min_new_rows, min_interval).validated()
+        schedule = ScheduleSpec(model=model, train=spec.to_json(),
+                                dataset_path=spec.dataset.path, cron=cron,
+                                interval_seconds=interval, min_new_rows=min_new_rows,
+                                min_interval_seconds=min_interval).validated()
         return schedule, self.scheduler.set(schedule)
 
     def get_schedule(self, model: str) -> tuple[ScheduleSpec, ScheduleState]:
@@ -412,11 +418,11 @@ class ModelService(LifecycleMixin):
             self.jobs.close(wait=wait)
 
 
-def version_state(summary: Mapping[str, Any], active: int) -> str:
+def version_state(summary: VersionSummary, active: int) -> str:
     """active, rejected or inactive."""
-    if summary["version"] == active:
+    if summary.version == active:
         return "active"
-    return "rejected" if summary.get("state") == "rejected" else "inactive"
+    return "rejected" if summary.rejected else "inactive"
 
 
 def _require(value: str, name: str) -> str:

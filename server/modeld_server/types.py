@@ -82,7 +82,7 @@ class DatasetSpec:
                    tuple(data.get("filters", ())))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainSpec:
     """A validated training request, as the job runner and the worker see it."""
 

@@ -14,8 +14,8 @@ from modeld_server.registry.store import RegistryStore
 from modeld_server.training.jobs import JobManager
 from modeld_server.types import DatasetSpec, Task, TrainSpec
 
-SPEC = TrainSpec("m", DatasetSpec("spambase.csv", target="is_spam"), "logistic_regression",
-                 Task.CLASSIFICATION)
+SPEC = TrainSpec(model="m", dataset=DatasetSpec("spambase.csv", target="is_spam"),
+                 algorithm="logistic_regression", task=Task.CLASSIFICATION)
 
 
 @pytest.fixture

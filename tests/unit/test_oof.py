@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from modeld_server.registry.manifest import Manifest
 from modeld_server.training import gate, oof, worker
 from modeld_server.training.estimators import get_algorithm
 from modeld_server.training.evaluate import CVResult, cross_validate
@@ -23,19 +24,20 @@ REFITTED = "champion's recipe refitted in the same folds (stored predictions not
 
 def spec(algorithm: str = "logistic_regression", seed: int = 42,
          params: dict[str, str] | None = None) -> TrainSpec:
-    return TrainSpec("spam", DatasetSpec("spambase.csv", target="is_spam"), algorithm,
-                     Task.CLASSIFICATION, dict(params or {}), cv_folds=3, seed=seed)
+    return TrainSpec(model="spam", dataset=DatasetSpec("spambase.csv", target="is_spam"),
+                     algorithm=algorithm, task=Task.CLASSIFICATION, params=dict(params or {}),
+                     cv_folds=3, seed=seed)
 
 
 @pytest.fixture(scope="module")
-def champion(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+def champion(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Manifest]:
     """Version 1: logistic regression on spambase, 3 folds, seed 42, trained by the worker."""
     root = tmp_path_factory.mktemp("oof")
     shutil.copy(ROOT / "data" / "spambase.csv", root / "spambase.csv")
     folder = root / "v1"
     folder.mkdir()
     fields = worker.train(spec(), root, folder, lambda *a: None, cpus=1)
-    return folder, fields
+    return folder, Manifest.from_json(fields | {"version": 1})
 
 
 def challenger(folder: Path, train: TrainSpec) -> tuple[Prepared, CVResult]:
@@ -44,26 +46,26 @@ def challenger(folder: Path, train: TrainSpec) -> tuple[Prepared, CVResult]:
     return data, cross_validate(train, template, data, lambda *a: None)
 
 
-def without_oof(manifest: dict[str, Any]) -> dict[str, Any]:
+def without_oof(manifest: Manifest) -> Manifest:
     """The manifest of a version trained before predictions were stored."""
-    return {k: v for k, v in manifest.items() if k != "oof"}
+    return Manifest.from_json({k: v for k, v in manifest.to_json().items() if k != "oof"})
 
 
 def test_a_version_stores_its_predictions_as_float32_with_its_fold_key(
-        champion: tuple[Path, dict[str, Any]]) -> None:
+        champion: tuple[Path, Manifest]) -> None:
     folder, fields = champion
-    assert fields["oof"]["file"] == oof.OOF_FILE
-    key = fields["oof"]["key"]
+    assert fields.oof is not None and fields.oof["file"] == oof.OOF_FILE
+    key = fields.oof["key"]
     assert (key["cv_folds"], key["seed"], key["rows"], key["task"]) == (3, 42, 4601,
                                                                           "classification")
-    assert key["dataset_sha256"] == fields["dataset"]["sha256"]
+    assert key["dataset_sha256"] == fields.dataset["sha256"]
     with np.load(folder / oof.OOF_FILE) as arrays:
         assert arrays["pred"].dtype == arrays["proba"].dtype == np.float32
         assert (arrays["pred"].shape, arrays["proba"].shape) == ((4601,), (4601, 2))
 
 
 def test_stored_and_refitted_champions_give_the_identical_gate_decision(
-        champion: tuple[Path, dict[str, Any]]) -> None:
+        champion: tuple[Path, Manifest]) -> None:
     """Same folds: the stored predictions are the refit's, bit for bit, and so are the
     metrics and the decision; only the record of how differs."""
     folder, fields = champion
@@ -85,7 +87,7 @@ def test_stored_and_refitted_champions_give_the_identical_gate_decision(
     assert decisions[0] == decisions[1]
 
 
-def test_other_folds_refit_and_say_why(champion: tuple[Path, dict[str, Any]]) -> None:
+def test_other_folds_refit_and_say_why(champion: tuple[Path, Manifest]) -> None:
     """Another seed puts rows in other folds: the stored predictions would judge other
     splits, so the recipe is refitted and the record names what differs."""
     folder, fields = champion
@@ -101,9 +103,9 @@ def test_other_folds_refit_and_say_why(champion: tuple[Path, dict[str, Any]]) ->
     ({"oof": {"file": oof.OOF_FILE, "key": {}}}, "its folds differ: dataset_sha256, "
      "selection, validation, task, cv_folds, seed, rows, libraries"),
 ])
-def test_what_is_not_reused(champion: tuple[Path, dict[str, Any]], change: dict[str, Any],
+def test_what_is_not_reused(champion: tuple[Path, Manifest], change: dict[str, Any],
                             why: str) -> None:
     folder, fields = champion
-    key = oof.fold_key(spec(), fields["dataset"]["sha256"], 4601, worker._library_versions())
-    found, reason = oof.reusable(folder, fields | change, key)
+    key = oof.fold_key(spec(), fields.dataset["sha256"], 4601, worker._library_versions())
+    found, reason = oof.reusable(folder, Manifest.from_json(fields.to_json() | change), key)
     assert (found, reason) == (None, why)

@@ -159,8 +159,9 @@ class TestTrainSideBySide:
     ) -> None:
         """Folds and the final fit in two processes: every metric and the saved model equal."""
         shutil.copy(ROOT / "data" / "spambase.csv", tmp_path / "spambase.csv")
-        spec = TrainSpec("m", DatasetSpec("spambase.csv", target="is_spam"), algorithm,
-                         Task.CLASSIFICATION, params={"n_estimators": "20"}
+        spec = TrainSpec(model="m", dataset=DatasetSpec("spambase.csv", target="is_spam"),
+                         algorithm=algorithm,
+                         task=Task.CLASSIFICATION, params={"n_estimators": "20"}
                          if algorithm == "random_forest" else {}, cv_folds=3)
         results: dict[int, dict[str, Any]] = {}
         for cpus in (1, 2):
@@ -189,8 +190,9 @@ class TestTrainSideBySide:
 
     def test_xgboost_threads_itself_so_its_fits_stay_in_one_process(self, tmp_path: Path) -> None:
         shutil.copy(ROOT / "data" / "spambase.csv", tmp_path / "spambase.csv")
-        spec = TrainSpec("m", DatasetSpec("spambase.csv", target="is_spam"), "xgboost",
-                         Task.CLASSIFICATION, params={"n_estimators": "5"}, cv_folds=2)
+        spec = TrainSpec(model="m", dataset=DatasetSpec("spambase.csv", target="is_spam"),
+                         algorithm="xgboost",
+                         task=Task.CLASSIFICATION, params={"n_estimators": "5"}, cv_folds=2)
         result = worker.train(spec, tmp_path, tmp_path, lambda *a: None, cpus=2)
         assert result["timings"]["fit_processes"] == 1
         assert result["timings"]["final_fit_alongside"] == 0.0

@@ -15,6 +15,7 @@ import pytest
 from xgboost import XGBClassifier, XGBRegressor
 
 from modeld_server import artifacts
+from modeld_server.registry.manifest import Manifest
 from modeld_server.serving import xgb_lean
 from modeld_server.serving.loaded import LoadedModel
 from modeld_server.serving.xgb_lean import LeanBooster
@@ -144,7 +145,7 @@ class TestNotUsed:
 
 
 def manifest_for(names: list[str], categorical: list[str]) -> dict[str, Any]:
-    return {"task": "classification", "algorithm": "xgboost", "classes": ["0", "1"],
+    return {"version": 1, "task": "classification", "algorithm": "xgboost", "classes": ["0", "1"],
             "format": artifacts.FORMAT_XGBOOST,
             "schema": {"numeric": names, "categorical": categorical, "target": "y"}}
 
@@ -156,7 +157,7 @@ def test_a_loaded_numeric_xgboost_version_takes_the_lean_path(
     model = XGBClassifier(n_estimators=10, n_jobs=1).fit(x, y)
     artifacts.save(artifacts.Fitted("a preprocessor it must not need", model), tmp_path)
     names = [f"c{i}" for i in range(x.shape[1])]
-    loaded = LoadedModel.load("m", 1, tmp_path, manifest_for(names, []))
+    loaded = LoadedModel.load("m", 1, tmp_path, Manifest.from_json(manifest_for(names, [])))
     assert isinstance(loaded._estimator, LeanBooster)
     result = loaded.predict(x[:200])
     assert result.probabilities is not None
@@ -167,9 +168,11 @@ LOAD_AND_LIST = """
 import json, sys
 from pathlib import Path
 import numpy as np
+from modeld_server.registry.manifest import Manifest
 from modeld_server.serving.loaded import LoadedModel
 folder = Path(sys.argv[1])
-loaded = LoadedModel.load("m", 1, folder, json.loads((folder / "manifest.json").read_text()))
+manifest = Manifest.from_json(json.loads((folder / "manifest.json").read_text()))
+loaded = LoadedModel.load("m", 1, folder, manifest)
 loaded.predict(np.zeros((1, len(loaded.schema.numeric))))
 print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
 """

@@ -150,8 +150,9 @@ def schedule_set(
         drop_columns=drop_column, filters=filter_, calibration=calibration,
         drop_duplicates=drop_duplicates, fail_on_missing_target=fail_on_missing_target,
         min_rows=min_rows, max_malformed=max_malformed_fraction)
-    schedule = s.client().set_schedule(Schedule(model, spec, cron, every, min_new_rows,
-                                                min_interval))
+    schedule = s.client().set_schedule(Schedule(
+        model, spec, cron=cron, interval_seconds=every, min_new_rows=min_new_rows,
+        min_interval_seconds=min_interval))
     if s.out.as_json:
         s.out.json(to_dict(schedule))
     else:

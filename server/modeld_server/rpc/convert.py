@@ -10,6 +10,7 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from modeld.v1 import model_manager_pb2 as pb
+from modeld_server.registry.manifest import Manifest, VersionSummary
 from modeld_server.rpc.struct_rows import StructRows
 from modeld_server.service import (
     DaemonInfo,
@@ -170,7 +171,7 @@ def job_to_pb(record: JobRecord) -> pb.Job:
     )
 
 
-def model_view_to_pb(view: ModelView, summary: Mapping[str, Any] | None,
+def model_view_to_pb(view: ModelView, summary: VersionSummary | None,
                      versions: list[int], aliases: Mapping[str, int],
                      schedule: tuple[ScheduleSpec, ScheduleState] | None = None
                      ) -> pb.ModelStatus:
@@ -182,10 +183,10 @@ def model_view_to_pb(view: ModelView, summary: Mapping[str, Any] | None,
         aliases=aliases,
     )
     if summary:
-        for name, value in metrics_to_pb(summary.get("metrics") or {}).items():
+        for name, value in metrics_to_pb(summary.metrics).items():
             message.metrics[name].CopyFrom(value)
-        message.algorithm = summary.get("algorithm", "")
-        message.task = TASK_TO_PB.get(Task(summary["task"]), pb.TASK_UNSPECIFIED)
+        message.algorithm = summary.algorithm
+        message.task = TASK_TO_PB.get(Task(summary.task), pb.TASK_UNSPECIFIED)
     if schedule is not None:
         message.schedule.CopyFrom(schedule_to_pb(*schedule))
     if current is not None:
@@ -203,32 +204,34 @@ def daemon_to_pb(info: DaemonInfo) -> pb.DaemonStatus:
     )
 
 
-def version_to_pb(model: str, summary: Mapping[str, Any], active: int,
-                  aliases: Mapping[str, int], full: bool = False) -> pb.Version:
-    number = summary["version"]
-    dataset = summary.get("dataset") or {}
-    gate = summary.get("gate") or {}
+def version_to_pb(model: str, summary: VersionSummary, active: int,
+                  aliases: Mapping[str, int], manifest: Manifest | None = None) -> pb.Version:
+    """A version's message; with its `manifest`, the whole manifest.json as read."""
+    number = summary.version
+    dataset = summary.dataset
+    gate = summary.gate or {}
     message = pb.Version(
         model=model, version=number,
         state=VERSION_STATE_TO_PB[version_state(summary, active)],
         aliases=sorted(a for a, v in aliases.items() if v == number),
         gate_summary=(("passed: " if gate.get("passed") else "rejected: ")
                       + "; ".join(gate.get("reasons", []))) if gate else "",
-        algorithm=summary.get("algorithm", ""),
-        task=TASK_TO_PB.get(Task(summary["task"]), pb.TASK_UNSPECIFIED),
-        params=summary.get("params") or {}, metrics=metrics_to_pb(summary.get("metrics") or {}),
-        created_at=_iso_timestamp(summary.get("created_at")), job_id=summary.get("job_id", ""),
+        algorithm=summary.algorithm,
+        task=TASK_TO_PB.get(Task(summary.task), pb.TASK_UNSPECIFIED),
+        params=summary.params, metrics=metrics_to_pb(summary.metrics),
+        created_at=_iso_timestamp(summary.created_at), job_id=summary.job_id,
         dataset_path=dataset.get("path", ""), dataset_sha256=dataset.get("sha256", ""),
-        rows=dataset.get("rows", 0), features=summary.get("features") or [],
-        classes=[str(c) for c in summary.get("classes") or []],
-        training_seconds=(summary.get("timings") or {}).get("total_seconds", 0.0),
+        rows=dataset.get("rows", 0), features=summary.features,
+        classes=[str(c) for c in summary.classes],
+        training_seconds=summary.timings.get("total_seconds", 0.0),
     )
-    confusion = summary.get("confusion_matrix")
+    confusion = summary.confusion_matrix
     if confusion:
         message.confusion_matrix.labels.extend(confusion["labels"])
         message.confusion_matrix.counts.extend(confusion["counts"])
-    if full:
-        message.manifest_json = json.dumps(summary, indent=2, sort_keys=True)
+    if manifest is not None:
+        # The JSON as read, not as typed: keys a newer writer added reach the client too.
+        message.manifest_json = json.dumps(manifest.raw, indent=2, sort_keys=True)
     return message
 
 
@@ -245,8 +248,8 @@ def versions_to_pb(model: str, page: VersionPage,
     response = pb.ListVersionsResponse(next_page_token=page.next_token,
                                        active_version=page.active)
     for summary in page.versions:
-        number = summary["version"]
-        key = (model, number, summary.get("created_at", ""), summary.get("job_id", ""))
+        number = summary.version
+        key = (model, number, summary.created_at, summary.job_id)
         cached = _VERSION_BYTES.get(key)
         if cached is None:
             cached = version_to_pb(model, summary, 0, {}).SerializeToString()

@@ -66,8 +66,8 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
     @rpc
     def GetVersion(self, request: pb.GetVersionRequest, context: Ctx) -> pb.Version:
         manifest, active = self._service.get_version(request.model, request.version)
-        return convert.version_to_pb(request.model, manifest, active,
-                                     self._service.aliases(request.model), full=True)
+        return convert.version_to_pb(request.model, manifest.summary, active,
+                                     self._service.aliases(request.model), manifest)
 
     @rpc
     def Rollback(self, request: pb.RollbackRequest, context: Ctx) -> pb.RollbackResponse:

@@ -15,6 +15,7 @@ import numpy as np
 from modeld_server import artifacts
 from modeld_server.errors import InvalidArgument
 from modeld_server.features import FeatureSchema
+from modeld_server.registry.manifest import Manifest
 from modeld_server.serving import xgb_lean
 from modeld_server.training.estimators import ALGORITHMS
 from modeld_server.types import Task
@@ -35,23 +36,23 @@ class Prediction:
 class LoadedModel:
     """One immutable version, loaded and warmed up; safe to share between threads."""
 
-    def __init__(self, model: str, version: int, manifest: dict[str, Any],
+    def __init__(self, model: str, version: int, manifest: Manifest,
                  fitted: artifacts.Fitted) -> None:
         self.model = model
         self.version = version
         self.manifest = manifest
-        self.task = Task(manifest["task"])
-        self.schema = FeatureSchema.from_json(manifest["schema"])
-        self.classes = [str(c) for c in manifest.get("classes") or []]
+        self.task = Task(manifest.task)
+        self.schema = FeatureSchema.from_json(manifest.schema or {})
+        self.classes = [str(c) for c in manifest.classes]
         self._class_array = np.array(self.classes, dtype=object)
         self._estimator = fitted.estimator
         # All-numeric data for an estimator that handles NaN itself: the preprocessor is
         # only a float cast, which the input already is, so Predict skips it.
-        native = ALGORITHMS[manifest["algorithm"]].native_missing
+        native = ALGORITHMS[manifest.algorithm].native_missing
         self._preprocess = None if native and not self.schema.categorical else fitted.preprocess
         self._booster = _booster_predict(self._estimator)
         self._linear = _folded_linear(self._preprocess, self._estimator)
-        anomaly = manifest.get("anomaly") or {}
+        anomaly = manifest.anomaly or {}
         self._threshold = float(anomaly.get("threshold", 0.0))
         self.loaded_at = time.time()
         self.load_ms = 0.0
@@ -59,13 +60,13 @@ class LoadedModel:
         """Its files' stamps when they were verified for this load (see ModelServer)."""
 
     @classmethod
-    def load(cls, model: str, version: int, folder: Path, manifest: dict[str, Any]) -> LoadedModel:
+    def load(cls, model: str, version: int, folder: Path, manifest: Manifest) -> LoadedModel:
         """Loads artifacts (already verified by the caller) and runs a warm-up prediction."""
         started = time.perf_counter()
         fitted = _lean_xgboost(folder, manifest) or artifacts.load(
-            folder, manifest["format"], manifest["algorithm"], manifest["task"])
+            folder, manifest.format, manifest.algorithm, manifest.task)
         loaded = cls(model, version, manifest, fitted)
-        sample = manifest.get("sample_row")
+        sample = manifest.sample_row
         if sample:
             loaded.predict(loaded.schema.matrix_from_records([sample]))
         loaded.load_ms = (time.perf_counter() - started) * 1000
@@ -142,12 +143,12 @@ def _too_large(matrix: np.ndarray, schema: FeatureSchema) -> str:
     return f"row {row} column {schema.numeric[j]!r} is {numbers[row, j]:g}: {reason}"
 
 
-def _lean_xgboost(folder: Path, manifest: dict[str, Any]) -> artifacts.Fitted | None:
+def _lean_xgboost(folder: Path, manifest: Manifest) -> artifacts.Fitted | None:
     """An XGBoost version with numeric features only, loaded without the xgboost package,
     scikit-learn or pandas (see xgb_lean); None for other versions or if it cannot be."""
-    schema = manifest["schema"]
-    if manifest["format"] != artifacts.FORMAT_XGBOOST or schema.get("categorical") \
-            or not ALGORITHMS[manifest["algorithm"]].native_missing:
+    schema = manifest.schema or {}
+    if manifest.format != artifacts.FORMAT_XGBOOST or schema.get("categorical") \
+            or "numeric" not in schema or not ALGORITHMS[manifest.algorithm].native_missing:
         return None
     booster = xgb_lean.load(folder / artifacts.XGB_FILE, len(schema["numeric"]))
     return None if booster is None else artifacts.Fitted(None, booster)

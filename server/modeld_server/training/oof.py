@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from modeld_server.registry.manifest import Manifest
 from modeld_server.types import TrainSpec
 
 OOF_FILE = "oof.npz"
@@ -57,14 +58,14 @@ def save(folder: Path, key: dict[str, Any], pred: np.ndarray | None,
     return {"file": OOF_FILE, "key": key}
 
 
-def reusable(folder: Path, manifest: dict[str, Any], key: dict[str, Any]
+def reusable(folder: Path, manifest: Manifest, key: dict[str, Any]
              ) -> tuple[tuple[np.ndarray, np.ndarray | None] | None, str]:
     """The champion's stored predictions if they were made in these very folds, else None
     and why not (for the gate's record)."""
-    record = manifest.get("oof")
+    record = manifest.oof
     if not record or not (folder / OOF_FILE).exists():
         return None, "it stored no out-of-fold predictions"
-    if (manifest.get("calibration") or {}).get("method", "none") != "none":
+    if (manifest.calibration or {}).get("method", "none") != "none":
         return None, "it is calibrated"
     stored = record.get("key") or {}
     differs = [name for name in key if stored.get(name) != key[name]]

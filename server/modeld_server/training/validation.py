@@ -46,7 +46,7 @@ class Selection:
     filters: tuple[dict[str, Any], ...] = ()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Report:
     rows_read: int = 0
     rows_used: int = 0

@@ -23,6 +23,7 @@ import xgboost
 from modeld_server import artifacts
 from modeld_server.errors import FailedPrecondition, ModeldError, from_os_error
 from modeld_server.registry.fsio import hold_builder_lock
+from modeld_server.registry.manifest import Manifest
 from modeld_server.registry.store import RegistryStore
 from modeld_server.training import gate, oof
 from modeld_server.training import metrics as metric_fns
@@ -35,6 +36,7 @@ from modeld_server.training.estimators import (
     get_algorithm,
 )
 from modeld_server.training.evaluate import CVResult, Template, calibrate, cross_validate
+from modeld_server.training.messages import Failure, Outcome, Progress, Result
 from modeld_server.training.parallel import available_cpus
 from modeld_server.training.prepare import Prepared, prepare
 from modeld_server.types import Task, TrainSpec
@@ -48,23 +50,23 @@ def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
         cpus: int = 0, memory_mb: int = 0, max_bytes: int = 0) -> None:
     """Process entry point: trains, saves into `staging`, and sends the outcome on `conn`."""
     def report(phase: str, progress: float, message: str, partial: dict[str, Any]) -> None:
-        conn.send(("progress", phase, progress, message, partial))
+        conn.send(Progress(phase, progress, message, partial))
 
+    outcome: Outcome
     try:
-        outcome: tuple[Any, ...] = (
-            "result", train(TrainSpec.from_json(spec_json), Path(data_root), Path(staging), report,
-                            max_rows, context or {}, cpus, memory_mb, max_bytes,
-                            before_save=lambda: _join_builders(Path(staging))))
+        outcome = Result(train(TrainSpec.from_json(spec_json), Path(data_root), Path(staging),
+                               report, max_rows, context or {}, cpus, memory_mb, max_bytes,
+                               before_save=lambda: _join_builders(Path(staging))))
     except (BrokenPipeError, ConnectionResetError):
         return  # the daemon is gone or cancelled us: nobody to tell
     except ModeldError as exc:
-        outcome = ("error", type(exc).__name__, exc.message)
+        outcome = Failure(type(exc).__name__, exc.message)
     except MemoryError:
-        outcome = ("error", "ResourceExhausted", "training ran out of memory")
+        outcome = Failure("ResourceExhausted", "training ran out of memory")
     except Exception as exc:  # any library failure fails this job, with its reason
         known = from_os_error(exc, staging) if isinstance(exc, OSError) else None
-        outcome = (("error", type(known).__name__, known.message) if known is not None else
-                   ("error", "Internal", "".join(traceback.format_exception_only(exc)).strip()))
+        outcome = (Failure(type(known).__name__, known.message) if known is not None else
+                   Failure("Internal", "".join(traceback.format_exception_only(exc)).strip()))
     try:
         conn.send(outcome)
         conn.close()
@@ -234,7 +236,7 @@ def _gate(spec: TrainSpec, data: Prepared, cv: CVResult,
 
 
 def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
-             manifest: dict[str, Any], cpus: int) -> gate.Comparison | None:
+             manifest: Manifest, cpus: int) -> gate.Comparison | None:
     if cv.oof_pred is None:
         return None
     found = gate.overlap(folder, manifest, data.frame)
@@ -272,16 +274,16 @@ def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
         f"(stored predictions not reusable: {why_not})")
 
 
-def _refit_champion(spec: TrainSpec, data: Prepared, manifest: dict[str, Any],
+def _refit_champion(spec: TrainSpec, data: Prepared, manifest: Manifest,
                     cpus: int) -> tuple[np.ndarray, np.ndarray | None]:
     """The champion's recipe cross-validated in the challenger's folds; its held-out
     predictions as they would have been stored (oof.as_stored)."""
-    recipe = TrainSpec(spec.model, spec.dataset, manifest["algorithm"], spec.task,
-                       dict(manifest.get("params") or {}), spec.cv_folds,
-                       int(manifest.get("seed", spec.seed)))
+    recipe = TrainSpec(model=spec.model, dataset=spec.dataset, algorithm=manifest.algorithm,
+                       task=spec.task, params=dict(manifest.params), cv_folds=spec.cv_folds,
+                       seed=spec.seed if manifest.seed is None else manifest.seed)
     algorithm = get_algorithm(recipe.algorithm, recipe.task)
     template = _template(recipe, algorithm, data).with_calibration(
-        (manifest.get("calibration") or {}).get("method", "none"))
+        (manifest.calibration or {}).get("method", "none"))
     refit = cross_validate(spec, template, data, lambda i, partial: None,
                            fold_workers(algorithm, recipe.params, cpus))
     assert refit.oof_pred is not None
