@@ -30,6 +30,11 @@ class Settings:
     state_dir: Path = _f(
         Path("var/state"), "This daemon's own state (job records); one per replica."
     )
+    training: bool = _f(
+        True, "Train here. --no-training: a serve-only replica that never starts the training "
+        "forkserver and refuses Train and SetSchedule (FAILED_PRECONDITION); another "
+        "daemon on the same registry trains."
+    )
     max_concurrent_jobs: int = _f(1, "Training jobs that run at once, each in its own process.")
     max_queued_jobs: int = _f(16, "Jobs that may wait for a slot; beyond: RESOURCE_EXHAUSTED.")
     rpc_threads: int = _f(32, "Threads serving RPCs (an open WatchJob stream holds one).")

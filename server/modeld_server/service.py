@@ -23,6 +23,7 @@ from modeld_server.errors import (
     NotFound,
     ResourceExhausted,
     quoted,
+    training_off,
 )
 from modeld_server.lifecycle import LifecycleMixin
 from modeld_server.metrics import PREDICT_ROWS
@@ -117,6 +118,7 @@ class ModelService(LifecycleMixin):
                              max_rows=settings.max_dataset_rows, cpus=settings.job_cpus,
                              max_bytes=settings.max_dataset_bytes),
             on_published=self.after_publish, context_for=self._job_context,
+            training=settings.training,
         )
         self.scheduler = Scheduler(
             self.meta, settings.data_root,
@@ -127,11 +129,14 @@ class ModelService(LifecycleMixin):
     def warm_up(self) -> None:
         """Imports what validating a Train needs and starts the training forkserver.
 
-        Run in the background after the daemon serves: the first Train then answers
-        in milliseconds instead of paying for the imports.
+        Run in the background once the daemon reports SERVING (never on a serve-only
+        daemon): the first Train then answers in milliseconds instead of paying for the
+        imports, and no Predict waits for them during start-up.
         """
         import importlib
 
+        if not self.settings.training:
+            return
         for module in ("pandas", "sklearn.ensemble", "sklearn.linear_model", "xgboost"):
             importlib.import_module(module)
         self.jobs.warm_up()
@@ -153,7 +158,10 @@ class ModelService(LifecycleMixin):
 
         Raises:
             DeadlineExceeded: the caller stopped waiting before the job was queued.
+            FailedPrecondition: this daemon does not train (--no-training).
         """
+        if not self.settings.training:
+            raise training_off("Train")
         spec = self.validate_train(request)
         if not wanted():
             raise DeadlineExceeded("Train's deadline passed (or the call was cancelled) "
@@ -400,7 +408,12 @@ class ModelService(LifecycleMixin):
 
     def set_schedule(self, model: str, request: TrainInput, cron: str, interval: float,
                      min_new_rows: int, min_interval: float) -> tuple[ScheduleSpec, ScheduleState]:
-        """Validates the schedule's training request as Train would, then stores the schedule."""
+        """Validates the schedule's training request as Train would, then stores the schedule.
+
+        A serve-only daemon refuses: it runs no schedules, so one set through it would
+        wait for another replica, unseen by the caller."""
+        if not self.settings.training:
+            raise training_off("SetSchedule")
         validate_model_name(model)
         if request.model != model:
             raise InvalidArgument(f"schedule.train.model {quoted(request.model)} differs "

@@ -55,6 +55,15 @@ class TestSwitches:
         """`--watch` / `--no-watch` are switches; `--watch false` still parses as before."""
         assert load_settings(argv, env={}).watch is watch
 
+    @pytest.mark.parametrize(("argv", "env", "training"), [
+        ([], {}, True), (["--no-training"], {}, False), ([], {"MODELD_TRAINING": "0"}, False),
+        (["--training"], {"MODELD_TRAINING": "off"}, True),
+    ])
+    def test_training_is_on_unless_switched_off(self, argv: list[str], env: dict[str, str],
+                                                training: bool) -> None:
+        """A daemon trains by default; --no-training or MODELD_TRAINING=0 makes it serve-only."""
+        assert load_settings(argv, env=env).training is training
+
     def test_allow_unauthenticated_network_is_a_switch(self) -> None:
         settings = load_settings(["--allow-unauthenticated-network", "--listen", "0.0.0.0:1"],
                                  env={})

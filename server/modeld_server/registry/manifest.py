@@ -108,6 +108,9 @@ class Manifest:
     created_at: str = ""
     artifacts: Mapping[str, Any] = field(default_factory=dict)
     """file name -> {"size": bytes, "sha256": hex digest}."""
+    oof: Mapping[str, Any] | None = None
+    """{"file": "oof.npz", "key": the folds its out-of-fold predictions came from} (see
+    training/oof.py); None in a version trained before they were stored."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The JSON object as read, unknown keys included (GetVersion shows it whole)."""
 

@@ -16,6 +16,7 @@ from modeld_server import artifacts
 from modeld_server.errors import InvalidArgument
 from modeld_server.features import FeatureSchema
 from modeld_server.registry.manifest import Manifest
+from modeld_server.serving import xgb_lean
 from modeld_server.training.estimators import ALGORITHMS
 from modeld_server.types import Task
 
@@ -62,7 +63,8 @@ class LoadedModel:
     def load(cls, model: str, version: int, folder: Path, manifest: Manifest) -> LoadedModel:
         """Loads artifacts (already verified by the caller) and runs a warm-up prediction."""
         started = time.perf_counter()
-        fitted = artifacts.load(folder, manifest.format, manifest.algorithm, manifest.task)
+        fitted = _lean_xgboost(folder, manifest) or artifacts.load(
+            folder, manifest.format, manifest.algorithm, manifest.task)
         loaded = cls(model, version, manifest, fitted)
         sample = manifest.sample_row
         if sample:
@@ -141,12 +143,25 @@ def _too_large(matrix: np.ndarray, schema: FeatureSchema) -> str:
     return f"row {row} column {schema.numeric[j]!r} is {numbers[row, j]:g}: {reason}"
 
 
+def _lean_xgboost(folder: Path, manifest: Manifest) -> artifacts.Fitted | None:
+    """An XGBoost version with numeric features only, loaded without the xgboost package,
+    scikit-learn or pandas (see xgb_lean); None for other versions or if it cannot be."""
+    schema = manifest.schema or {}
+    if manifest.format != artifacts.FORMAT_XGBOOST or schema.get("categorical") \
+            or "numeric" not in schema or not ALGORITHMS[manifest.algorithm].native_missing:
+        return None
+    booster = xgb_lean.load(folder / artifacts.XGB_FILE, len(schema["numeric"]))
+    return None if booster is None else artifacts.Fitted(None, booster)
+
+
 def _booster_predict(estimator: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     """XGBoost's inplace predict on the booster, single-threaded, or None for other estimators.
 
     One thread per call: concurrency comes from the RPC threads, and OpenMP's
     thread start-up costs more than a small batch takes to predict.
     """
+    if isinstance(estimator, xgb_lean.LeanBooster):  # single-threaded already
+        return estimator.predict
     if not type(estimator).__module__.startswith("xgboost"):
         return None
     booster = estimator.get_booster()
@@ -201,6 +216,8 @@ def _expit(z: np.ndarray) -> np.ndarray:
 def _folded_linear(preprocess: Any, estimator: Any) -> FoldedLinear | None:
     """A FoldedLinear for [ColumnTransformer over all columns of] a numeric Pipeline of
     SimpleImputer + StandardScaler before a LogisticRegression; None for anything else."""
+    if preprocess is None or not type(estimator).__module__.startswith("sklearn"):
+        return None  # without importing scikit-learn, which an XGBoost version may not need
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression

@@ -30,6 +30,7 @@ from modeld_server.errors import (
     ResourceExhausted,
     job_error,
     quoted,
+    training_off,
 )
 from modeld_server.metrics import JOB_DURATION, JOBS_FINISHED
 from modeld_server.registry.store import RegistryStore, Staging
@@ -75,8 +76,10 @@ class JobManager:
                  max_concurrent: int = 1, max_queued: int = 16,
                  limits: JobLimits | None = None,
                  on_published: OnPublished | None = None,
-                 context_for: ContextFor | None = None) -> None:
+                 context_for: ContextFor | None = None, training: bool = True) -> None:
         self._store = store
+        self._training = training
+        """False on a serve-only daemon: every submit is refused, no process is started."""
         self._claims = RequestClaims(store)
         self._data_root = data_root
         self._files = JobFiles(state_dir)
@@ -118,6 +121,8 @@ class JobManager:
 
     def warm_up(self) -> None:
         """Starts the forkserver (importing the training libraries) before the first job."""
+        if not self._training:
+            return
         spawner.ensure_forkserver()
         process = _CTX.Process(target=entry.warm_up, daemon=True)
         process.start()
@@ -165,8 +170,11 @@ class JobManager:
         Raises:
             AlreadyExists: request_id used before for a different request.
             ResourceExhausted: the queue is full, or the state dir (the record cannot be saved).
-            FailedPrecondition: the daemon is shutting down, or the state dir is not writable.
+            FailedPrecondition: the daemon is shutting down, or the state dir is not writable,
+                or it does not train (--no-training; a scheduled run included).
         """
+        if not self._training:
+            raise training_off("Train")
         with self._cond:
             if spec.request_id and spec.request_id in self._by_request:
                 return _same_request(self._jobs[self._by_request[spec.request_id]], spec)

@@ -25,7 +25,7 @@ from modeld_server.errors import FailedPrecondition, ModeldError, from_os_error
 from modeld_server.registry.fsio import hold_builder_lock
 from modeld_server.registry.manifest import Manifest
 from modeld_server.registry.store import RegistryStore
-from modeld_server.training import gate
+from modeld_server.training import gate, oof
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.datasets import resolve_dataset
 from modeld_server.training.estimators import (
@@ -125,6 +125,7 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
     fmt = artifacts.save(fitted, staging)
     gate.save_row_hashes(staging, data.frame, data.features,
                          spec.dataset.target or spec.dataset.eval_label)
+    stored_oof = oof.save(staging, _fold_key(spec, data), cv.oof_pred, cv.oof_proba)
     save_seconds = time.perf_counter() - t_save
     return {
         "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
@@ -134,7 +135,7 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         "schema": data.schema.to_json(), "features": data.features, "classes": data.classes,
         "sample_row": data.sample_row, "metrics": cv.metrics,
         "confusion_matrix": cv.confusion_matrix,
-        "gate": decision.to_json() if decision else None,
+        "gate": decision.to_json() if decision else None, "oof": stored_oof,
         "state": "rejected" if decision is not None and not decision.passed else "available",
         **extra,
         # With the final fit among the folds, its time is inside cv_seconds and
@@ -264,7 +265,24 @@ def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
         return gate.Comparison(champion, challenger, len(data.x),
                                f"labels changed on {found.relabeled:.0%} of the champion's "
                                "rows: the deployed champion scored on all rows")
-    # Same data: refit the champion's recipe in the challenger's folds.
+    # Same data: the champion's recipe in the challenger's folds, stored or refitted.
+    stored, why_not = oof.reusable(folder, manifest, _fold_key(spec, data))
+    if stored is not None:
+        return gate.Comparison(
+            gate.pooled_metrics(spec.task, data.y, *stored, k, data.eval_label), challenger,
+            len(data.x), "champion's out-of-fold predictions from its own training, in the "
+            "same folds (no refit)")
+    refit_pred, refit_proba = _refit_champion(spec, data, manifest, cpus)
+    return gate.Comparison(
+        gate.pooled_metrics(spec.task, data.y, refit_pred, refit_proba, k, data.eval_label),
+        challenger, len(data.x), "champion's recipe refitted in the same folds "
+        f"(stored predictions not reusable: {why_not})")
+
+
+def _refit_champion(spec: TrainSpec, data: Prepared, manifest: Manifest,
+                    cpus: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The champion's recipe cross-validated in the challenger's folds; its held-out
+    predictions as they would have been stored (oof.as_stored)."""
     recipe = TrainSpec(model=spec.model, dataset=spec.dataset, algorithm=manifest.algorithm,
                        task=spec.task, params=dict(manifest.params), cv_folds=spec.cv_folds,
                        seed=spec.seed if manifest.seed is None else manifest.seed)
@@ -274,10 +292,11 @@ def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
     refit = cross_validate(spec, template, data, lambda i, partial: None,
                            fold_workers(algorithm, recipe.params, cpus))
     assert refit.oof_pred is not None
-    return gate.Comparison(
-        gate.pooled_metrics(spec.task, data.y, refit.oof_pred, refit.oof_proba, k,
-                            data.eval_label),
-        challenger, len(data.x), "champion's recipe refitted in the same folds")
+    return oof.as_stored(refit.oof_pred, refit.oof_proba)
+
+
+def _fold_key(spec: TrainSpec, data: Prepared) -> dict[str, Any]:
+    return oof.fold_key(spec, data.dataset["sha256"], len(data.x), _library_versions())
 
 
 def _anomaly_facts(fitted: artifacts.Fitted, x: np.ndarray) -> dict[str, Any]:
