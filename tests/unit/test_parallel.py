@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,10 +28,13 @@ def square_and_pid(item: int) -> tuple[int, int]:
 
 
 class TwoArgs(Exception):
-    """Pickles as TwoArgs("5+1"), which its __init__ refuses when unpickled."""
+    """Pickles as TwoArgs("5+1"), which its __init__ refuses when unpickled; and it holds a
+    lock, which does not pickle at all (tblib, imported with distributed, pickles exceptions
+    without calling __init__, so the lock is what keeps this one from crossing)."""
 
     def __init__(self, a: int, b: int) -> None:
         super().__init__(f"{a}+{b}")
+        self.lock = threading.Lock()
 
 
 def alive(pid: int) -> bool:
