@@ -13,7 +13,7 @@ LISTEN ?=
 # Where `make run` copies the demo dataset: the daemon's data root (MODELD_DATA_ROOT or its default).
 DATA_ROOT := $(or $(MODELD_DATA_ROOT),$(VAR)/data)
 
-.PHONY: install install-server constraints run test test-slow test-readme test-install fuzz check-proto \
+.PHONY: install install-server constraints run test test-slow test-readme test-install test-no-fast-paths fuzz check-proto \
 	proto lint typecheck bench clean
 
 # `make install`: the daemon and the dev tools (tests, lint, types, proto generation).
@@ -57,6 +57,11 @@ test-slow: install
 # The README's runnable examples against live daemons (2-3 minutes: they train five models).
 test-readme: install
 	$(PY) -m pytest -q -p no:cacheprovider -m readme tests/e2e/test_readme.py
+
+# The integration tests on the libraries' own paths (--no-fast-paths): a library upgrade
+# that breaks a fast path's assumption shows up as a difference here.
+test-no-fast-paths: install
+	MODELD_FAST_PATHS=false $(PY) -m pytest -q -p no:cacheprovider tests/integration
 
 # Builds the wheel, installs the client alone into a fresh venv and talks to a live daemon.
 test-install: install

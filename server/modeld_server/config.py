@@ -35,6 +35,11 @@ class Settings:
     rpc_threads: int = _f(32, "Threads serving RPCs (an open WatchJob stream holds one).")
     poll_interval: float = _f(2.0, "Seconds between safety-net registry re-scans; 0 disables.")
     watch: bool = _f(True, "Follow the registry with file-system events.")
+    fast_paths: bool = _f(
+        True, "Take the fast paths that re-implement library internals (hand-decoded Predict "
+        "records, XGBoost's C predict, folded logistic regression, row hashing, log and metric "
+        "caches); off: the libraries' own paths, for checking a library upgrade."
+    )
     keep_loaded: int = _f(2, "Previously active versions kept loaded per model for Rollback.")
     keep_versions: int = _f(
         20, "Newest versions kept per model; the active, previously active, aliased and loaded "

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from modeld_server import fastpaths
 from modeld_server.config import Settings
 from modeld_server.errors import (
     DeadlineExceeded,
@@ -64,6 +65,7 @@ class ModelService:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        fastpaths.set_enabled(settings.fast_paths)  # process-wide: one daemon per process
         self.started_at = time.time()
         # Absolute once: GetStatus reports them on every call, and resolving walks the path.
         self._roots = (str(settings.registry.resolve()), str(settings.data_root.resolve()))

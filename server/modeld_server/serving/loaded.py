@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from modeld_server import artifacts
+from modeld_server import artifacts, fastpaths
 from modeld_server.errors import InvalidArgument
 from modeld_server.features import FeatureSchema
 from modeld_server.registry.manifest import Manifest
@@ -49,8 +49,10 @@ class LoadedModel:
         # only a float cast, which the input already is, so Predict skips it.
         native = ALGORITHMS[manifest.algorithm].native_missing
         self._preprocess = None if native and not self.schema.categorical else fitted.preprocess
-        self._booster = _booster_predict(self._estimator)
-        self._linear = _folded_linear(self._preprocess, self._estimator)
+        # The fast paths stand in for the library's predict (see fastpaths.py).
+        fast = fastpaths.enabled()
+        self._booster = _booster_predict(self._estimator) if fast else None
+        self._linear = _folded_linear(self._preprocess, self._estimator) if fast else None
         anomaly = manifest.anomaly or {}
         self._threshold = float(anomaly.get("threshold", 0.0))
         self.loaded_at = time.time()
