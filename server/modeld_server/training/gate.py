@@ -104,10 +104,6 @@ class Decision:
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
-    def summary(self) -> str:
-        verdict = "passed" if self.passed else "rejected"
-        return f"{verdict}: " + "; ".join(self.reasons)
-
 
 def decide(policy: Policy, task: Task, n_classes: int, cv_metrics: dict[str, Any],
            champion: tuple[int, Comparison | None, str] | None) -> Decision:
