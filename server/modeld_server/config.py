@@ -6,7 +6,10 @@ Nothing outside this module reads os.environ.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -40,6 +43,11 @@ class Settings:
     rpc_threads: int = _f(32, "Threads serving RPCs (an open WatchJob stream holds one).")
     poll_interval: float = _f(2.0, "Seconds between safety-net registry re-scans; 0 disables.")
     watch: bool = _f(True, "Follow the registry with file-system events.")
+    fast_paths: bool = _f(
+        True, "Take the fast paths that re-implement library internals (hand-decoded Predict "
+        "records, XGBoost's C predict, folded logistic regression, row hashing, log and metric "
+        "caches); off: the libraries' own paths, for checking a library upgrade."
+    )
     keep_loaded: int = _f(2, "Previously active versions kept loaded per model for Rollback.")
     keep_versions: int = _f(
         20, "Newest versions kept per model; the active, previously active, aliased and loaded "
@@ -92,20 +100,32 @@ _BOOL_TRUE = {"1", "true", "yes", "on"}
 _BOOL_FALSE = {"0", "false", "no", "off"}
 
 
+@functools.cache
+def _types() -> dict[str, Any]:
+    """Each Settings field's type (typing.get_type_hints, so `Path | None` is the type, not
+    the annotation's text), with an optional one (`X | None`) as X."""
+    out = {}
+    for name, hint in typing.get_type_hints(Settings).items():
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        out[name] = args[0] if isinstance(hint, types.UnionType) and len(args) == 1 else hint
+    return out
+
+
 def _coerce(name: str, kind: object, raw: str) -> object:
-    """Turns a flag or environment string into the field's type."""
-    if kind in ("bool", bool):
+    """Turns a flag or environment string into the field's type (see _types); an empty
+    string is None for a Path."""
+    if kind is bool:
         low = raw.strip().lower()
         if low in _BOOL_TRUE:
             return True
         if low in _BOOL_FALSE:
             return False
         raise ValueError(f"{name}: expected a boolean, got {raw!r}")
-    if kind in ("int", int):
+    if kind is int:
         return int(raw)
-    if kind in ("float", float):
+    if kind is float:
         return float(raw)
-    if kind in ("Path", "Path | None"):
+    if kind is Path:
         return Path(raw) if raw else None
     return raw
 
@@ -139,7 +159,7 @@ class _HelpFormatter(argparse.HelpFormatter):
         return super()._format_action_invocation(action)
 
 
-_METAVARS = {"int": "N", "float": "SECONDS", "Path": "PATH", "Path | None": "PATH"}
+_METAVARS: dict[object, str] = {int: "N", float: "SECONDS", Path: "PATH"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -153,11 +173,11 @@ def _parser() -> argparse.ArgumentParser:
             f.default, bool) else f.default
         help_text = f"{f.metadata['help']} [env {_ENV_PREFIX}{f.name.upper()}; default {default}]"
         help_text = help_text.replace("%", "%%")
-        if f.type in ("bool", bool):
+        if _types()[f.name] is bool:
             parser.add_argument(flag, dest=f.name, default=None, action=_Switch, help=help_text)
         else:
             metavar = "HOST:PORT" if f.name.endswith("listen") else _METAVARS.get(
-                str(f.type), f.name.upper())
+                _types()[f.name], f.name.upper())
             parser.add_argument(flag, dest=f.name, default=None, metavar=metavar, help=help_text)
     return parser
 
@@ -186,7 +206,7 @@ def load_settings(argv: Sequence[str], env: Mapping[str, str] | None = None) -> 
         if raw is None:
             continue
         try:
-            values[f.name] = _coerce(f.name, f.type, raw)
+            values[f.name] = _coerce(f.name, _types()[f.name], raw)
         except ValueError as exc:
             parser.error(f"--{f.name.replace('_', '-')}: {exc}")
     settings = Settings(**values)  # type: ignore[arg-type]

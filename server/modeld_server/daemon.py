@@ -131,9 +131,6 @@ class Runtime:
             self._metrics_server.shutdown()
         log.info("stopped")
 
-    def wait(self) -> None:
-        self.daemon.server.wait_for_termination()
-
 
 def _write_port(path: Path, port: int) -> None:
     tmp = path.with_name(path.name + ".tmp")

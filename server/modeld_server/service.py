@@ -9,12 +9,12 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import structlog
 
+from modeld_server import fastpaths
 from modeld_server.config import Settings
 from modeld_server.errors import (
     DeadlineExceeded,
@@ -25,7 +25,8 @@ from modeld_server.errors import (
     quoted,
     training_off,
 )
-from modeld_server.lifecycle import LifecycleMixin
+from modeld_server.jobhooks import JobHooks
+from modeld_server.lifecycle import Lifecycle
 from modeld_server.metrics import PREDICT_ROWS
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.layout import validate_model_name
@@ -43,7 +44,15 @@ from modeld_server.training.params import bounded_for_check, class_weight_by_ind
 from modeld_server.training.sample import infer_task, read_columns, target_labels
 from modeld_server.training.scheduler import Scheduler, ScheduleSpec, ScheduleState
 from modeld_server.training.selection import check_selection, check_validation_options
-from modeld_server.types import DatasetSpec, Task, TrainSpec
+from modeld_server.types import (
+    DaemonInfo,
+    DatasetSpec,
+    RollbackResult,
+    Task,
+    TrainInput,
+    TrainSpec,
+    VersionPage,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -53,55 +62,12 @@ MAX_PAGE = 1000
 MAX_SEED = 2**32 - 1
 
 
-@dataclass(frozen=True, kw_only=True)
-class DaemonInfo:
-    build_version: str
-    started_at: float
-    uptime_seconds: float
-    registry_root: str
-    data_root: str
-    jobs_running: int
-    jobs_queued: int
-
-
-@dataclass(frozen=True)
-class VersionPage:
-    versions: list[VersionSummary]
-    next_token: str
-    active: int
-
-
-@dataclass(frozen=True)
-class RollbackResult:
-    model: str
-    previous: int
-    active: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainInput:
-    """Train's fields as they came in, before validation."""
-
-    model: str
-    dataset: DatasetSpec
-    algorithm: str
-    params: Mapping[str, str]
-    cv_folds: int = 0
-    seed: int | None = None
-    request_id: str = ""
-    task: Task | None = None
-    activate: bool = True
-    validation: Mapping[str, Any] = field(default_factory=dict)
-    calibration: str = "none"
-    engine: str = ""
-    """local, dask, or empty (local)."""
-
-
-class ModelService(LifecycleMixin):
+class ModelService:
     """Everything the daemon does, behind one object."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        fastpaths.set_enabled(settings.fast_paths)  # process-wide: one daemon per process
         self.started_at = time.time()
         # Absolute once: GetStatus reports them on every call, and resolving walks the path.
         self._roots = (str(settings.registry.resolve()), str(settings.data_root.resolve()))
@@ -110,6 +76,10 @@ class ModelService(LifecycleMixin):
         self.server = ModelServer(self.index, keep_loaded=settings.keep_loaded)
         self.meta = ModelMeta(self.store)
         self.dask = DaskCluster(settings.dask_scheduler, settings.dask_local)
+        self.lifecycle = Lifecycle(self.store, self.index, self.server, self.meta, self._known)
+        hooks = JobHooks(self.store, self.index, self.server, self.meta, self.lifecycle,
+                         settings.keep_versions)
+        self._hooks = hooks
         settings.data_root.mkdir(parents=True, exist_ok=True)
         self.jobs = JobManager(
             self.store, settings.data_root, settings.state_dir,
@@ -117,7 +87,7 @@ class ModelService(LifecycleMixin):
             limits=JobLimits(timeout=settings.train_timeout, memory_mb=settings.train_memory_mb,
                              max_rows=settings.max_dataset_rows, cpus=settings.job_cpus,
                              max_bytes=settings.max_dataset_bytes),
-            on_published=self.after_publish, context_for=self._job_context,
+            on_published=hooks.published, context_for=self._job_context,
             training=settings.training,
         )
         self.scheduler = Scheduler(
@@ -337,15 +307,8 @@ class ModelService(LifecycleMixin):
         self.store.read_manifest(model, target)  # NOT_FOUND for a version that does not exist
         if dry_run:
             return RollbackResult(model, current, target)
-        # Load before the pointer moves, so the swap after it is instant and a version that
-        # cannot load is refused without touching the registry.
-        self.server.preload(model, target)
-        previous = self.store.set_active(model, target, event="rolled_back", reason=reason,
-                                         expected_active=expected_active or current)
-        self.server.activate(model, target)
-        self.index.refresh([model])
-        log.info("rolled_back", model=model, previous=previous, version=target, reason=reason)
-        return RollbackResult(model, previous, target)
+        return self.lifecycle.activate(model, target, event="rolled_back", reason=reason,
+                                       expected_active=expected_active or current)
 
     def reload(self, model: str = "") -> list[ModelView]:
         names = [self._known(model)] if model else None
@@ -356,7 +319,7 @@ class ModelService(LifecycleMixin):
 
     def pick_version(self, model: str, version: int, alias: str) -> int:
         """The version a Predict addresses: pinned, by alias, or 0 for the active one."""
-        return version if version or not alias else self.resolve_alias(model, alias)
+        return version if version or not alias else self.lifecycle.resolve_alias(model, alias)
 
     def predict_records(self, model: str, version: int, rows: Sequence[Mapping[str, Any]],
                         ignore_extra_columns: bool = False) -> tuple[int, Prediction]:
@@ -453,7 +416,7 @@ class ModelService(LifecycleMixin):
     def _job_context(self, spec: TrainSpec) -> dict[str, Any]:
         """The gate's context, and for engine=dask the scheduler to connect to (which
         starts --dask-local's cluster on the first such job)."""
-        context = self.job_context(spec)
+        context = self._hooks.context(spec)
         if spec.engine == "dask":
             context["dask_scheduler"] = self.dask.address()
         return context

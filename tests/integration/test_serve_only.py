@@ -86,7 +86,8 @@ class TestServeOnly:
                                   dataset=TRAIN.dataset)
             assert wait_job(trainer.stub, trainer.stub.Train(xgb).id).state == \
                 pb.JOB_STATE_SUCCEEDED
-        with Served(tmp_path, "--no-training", state="replica") as replica:
+        # --fast-paths: the lean path is one of them (make test-no-fast-paths sets them off).
+        with Served(tmp_path, "--no-training", "--fast-paths", state="replica") as replica:
             request = one_row(tmp_path)
             answer = replica.stub.Predict(request, timeout=30)
             maps = mapped_files(replica.process.pid)

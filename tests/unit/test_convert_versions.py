@@ -8,7 +8,7 @@ from typing import Any
 from modeld.v1 import model_manager_pb2 as pb
 from modeld_server.registry.manifest import VersionSummary
 from modeld_server.rpc import convert
-from modeld_server.service import VersionPage
+from modeld_server.types import VersionPage
 
 
 def summary(version: int, **extra: Any) -> VersionSummary:

@@ -115,7 +115,7 @@ class OpenInference:
         if _VERSION.fullmatch(version):
             return int(version)
         if _ALIAS.fullmatch(version):
-            return self._service.resolve_alias(name, version)
+            return self._service.lifecycle.resolve_alias(name, version)
         raise InvalidArgument(f"model_version {quoted(version)} is neither empty, a version "
                               "number nor an alias name")
 
@@ -181,7 +181,7 @@ class OpenInference:
             entry = self._service.index.entry(view.model)
             answering = set(self._service.server.answering(view.model))
             aliases: dict[int, list[str]] = {}
-            for alias, number in sorted(self._service.aliases(view.model).items()):
+            for alias, number in sorted(self._service.lifecycle.aliases(view.model).items()):
                 aliases.setdefault(number, []).append(alias)
             for number in reversed(entry.versions):
                 state, reason = _index_state(view.state, view.error, view.active, number,

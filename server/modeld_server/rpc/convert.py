@@ -12,19 +12,22 @@ from google.protobuf import timestamp_pb2
 from modeld.v1 import model_manager_pb2 as pb
 from modeld_server.registry.manifest import Manifest, VersionSummary
 from modeld_server.rpc.struct_rows import StructRows
-from modeld_server.service import (
-    DaemonInfo,
-    RollbackResult,
-    TrainInput,
-    VersionPage,
-    version_state,
-)
+from modeld_server.service import version_state
 from modeld_server.serving.loaded import Prediction
 from modeld_server.serving.manager import ModelView
 from modeld_server.training.gate import Policy
 from modeld_server.training.jobrecord import JobRecord
 from modeld_server.training.scheduler import ScheduleSpec, ScheduleState
-from modeld_server.types import DatasetSpec, JobState, LoadState, Task
+from modeld_server.types import (
+    DaemonInfo,
+    DatasetSpec,
+    JobState,
+    LoadState,
+    RollbackResult,
+    Task,
+    TrainInput,
+    VersionPage,
+)
 
 TASK_TO_PB = {
     Task.CLASSIFICATION: pb.TASK_CLASSIFICATION,

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from modeld_server import artifacts
+from modeld_server import artifacts, fastpaths
 from modeld_server.errors import InvalidArgument
 from modeld_server.features import FeatureSchema
 from modeld_server.registry.manifest import Manifest
@@ -50,8 +50,10 @@ class LoadedModel:
         # only a float cast, which the input already is, so Predict skips it.
         native = ALGORITHMS[manifest.algorithm].native_missing
         self._preprocess = None if native and not self.schema.categorical else fitted.preprocess
-        self._booster = _booster_predict(self._estimator)
-        self._linear = _folded_linear(self._preprocess, self._estimator)
+        # The fast paths stand in for the library's predict (see fastpaths.py).
+        fast = fastpaths.enabled()
+        self._booster = _booster_predict(self._estimator) if fast else None
+        self._linear = _folded_linear(self._preprocess, self._estimator) if fast else None
         anomaly = manifest.anomaly or {}
         self._threshold = float(anomaly.get("threshold", 0.0))
         self.loaded_at = time.time()
@@ -63,8 +65,9 @@ class LoadedModel:
     def load(cls, model: str, version: int, folder: Path, manifest: Manifest) -> LoadedModel:
         """Loads artifacts (already verified by the caller) and runs a warm-up prediction."""
         started = time.perf_counter()
-        fitted = _lean_xgboost(folder, manifest) or artifacts.load(
-            folder, manifest.format, manifest.algorithm, manifest.task)
+        lean = _lean_xgboost(folder, manifest) if fastpaths.enabled() else None
+        fitted = lean or artifacts.load(folder, manifest.format, manifest.algorithm,
+                                        manifest.task)
         loaded = cls(model, version, manifest, fitted)
         sample = manifest.sample_row
         if sample:

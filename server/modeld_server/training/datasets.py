@@ -7,9 +7,11 @@ processes read whole files.
 from __future__ import annotations
 
 import csv
+import gzip
 import stat
 import zlib
 from pathlib import Path
+from typing import IO
 
 from modeld_server.errors import InvalidArgument, NotFound, PermissionDenied, quoted
 
@@ -137,3 +139,10 @@ def _kind(mode: int) -> str:
 def is_parquet(path: Path) -> bool:
     """Whether the file's name says Parquet (else it is CSV, maybe gzipped)."""
     return path.name.lower().endswith(PARQUET_SUFFIXES)
+
+
+def open_maybe_gzip(path: Path) -> IO[bytes] | gzip.GzipFile:
+    """The file's bytes for reading, decompressed when its name ends in .gz (any case)."""
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rb")
+    return path.open("rb")

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from modeld_server import artifacts
+from modeld_server import artifacts, fastpaths
 from modeld_server.errors import IntegrityError, InvalidArgument, quoted
 from modeld_server.features import FeatureSchema
 from modeld_server.registry.manifest import Manifest
@@ -103,10 +103,6 @@ class Decision:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-    def summary(self) -> str:
-        verdict = "passed" if self.passed else "rejected"
-        return f"{verdict}: " + "; ".join(self.reasons)
 
 
 def decide(policy: Policy, task: Task, n_classes: int, cv_metrics: dict[str, Any],
@@ -189,6 +185,10 @@ def hashes_of_rows(frame: Any, column_sets: list[list[str]]) -> list[np.ndarray]
     """
     import pandas as pd
 
+    if not fastpaths.enabled():
+        return [np.asarray(pd.util.hash_pandas_object(frame[columns], index=False),
+                           dtype=np.uint64) if columns else _combine([], len(frame))
+                for columns in column_sets]
     names = {name for columns in column_sets for name in columns}
     column_hashes = {name: np.asarray(pd.util.hash_pandas_object(frame[name], index=False),
                                       dtype=np.uint64) for name in names}

@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from modeld_server import fastpaths
 from modeld_server.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -333,7 +334,8 @@ class JobManager:
             target=entry.run_job, daemon=True,
             args=(record.spec.to_json(), str(self._data_root), str(staging.path), child,
                   self._limits.max_rows, self._context_for(record.spec), self._limits.cpus,
-                  self._limits.memory_mb, self._limits.max_bytes),
+                  self._limits.memory_mb, self._limits.max_bytes,
+                  fastpaths.enabled()),  # the worker is a process of its own
         )
         spawner.ensure_forkserver()
         with self._cond:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,6 @@ class Prepared:
     dataset: dict[str, Any]
     report: validation.Report
     eval_label: np.ndarray | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare(spec: TrainSpec, path: Path, max_rows: int, max_bytes: int = 0) -> Prepared:

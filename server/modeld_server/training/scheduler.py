@@ -11,7 +11,6 @@ lock and its outcome is recorded after. Tests inject the clock and call step().
 
 from __future__ import annotations
 
-import gzip
 import math
 import threading
 import time
@@ -34,7 +33,7 @@ from modeld_server.errors import (
 from modeld_server.registry import fsio
 from modeld_server.registry.layout import validate_model_name
 from modeld_server.registry.meta import SCHEDULE, ModelMeta
-from modeld_server.training.datasets import PARQUET_SUFFIXES, resolve_dataset
+from modeld_server.training.datasets import PARQUET_SUFFIXES, open_maybe_gzip, resolve_dataset
 
 log = structlog.get_logger(__name__)
 
@@ -372,9 +371,8 @@ def count_rows(path: Path, max_bytes: int) -> int:
         import pyarrow.parquet as pq
 
         return int(pq.ParquetFile(path).metadata.num_rows)
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
     lines, last, read = 0, b"\n", 0
-    with opener(path, "rb") as fh:
+    with open_maybe_gzip(path) as fh:
         while chunk := fh.read(1 << 20):
             read += len(chunk)
             if read > max_bytes:

@@ -20,7 +20,7 @@ import sklearn
 import sklearn.calibration
 import xgboost
 
-from modeld_server import artifacts
+from modeld_server import artifacts, fastpaths
 from modeld_server.errors import FailedPrecondition, ModeldError, from_os_error
 from modeld_server.registry.fsio import hold_builder_lock
 from modeld_server.registry.manifest import Manifest
@@ -47,8 +47,10 @@ Report = Callable[[str, float, str, dict[str, Any]], None]
 
 def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
         max_rows: int = 10_000_000, context: dict[str, Any] | None = None,
-        cpus: int = 0, memory_mb: int = 0, max_bytes: int = 0) -> None:
-    """Process entry point: trains, saves into `staging`, and sends the outcome on `conn`."""
+        cpus: int = 0, memory_mb: int = 0, max_bytes: int = 0, fast_paths: bool = True) -> None:
+    """Process entry point: trains, saves into `staging`, and sends the outcome on `conn`.
+    `fast_paths` is the daemon's --fast-paths, for this process (see fastpaths.py)."""
+    fastpaths.set_enabled(fast_paths)
     def report(phase: str, progress: float, message: str, partial: dict[str, Any]) -> None:
         conn.send(Progress(phase, progress, message, partial))
 
