@@ -276,7 +276,8 @@ class TestWorkerKilled:
                     r"\(cause: \w+\)", end.error), end.error
                 assert end.version == 0
                 status = live.stub.GetStatus(pb.GetStatusRequest())
-                assert status.ByteSize() > 0
+                assert (status.daemon.jobs_running, status.daemon.jobs_queued) == (0, 0)
+                assert [m.model for m in status.models if m.active_version] == []
                 local = live.train("spam-local")
                 assert local.state == pb.JOB_STATE_SUCCEEDED, local.error
             finally:
