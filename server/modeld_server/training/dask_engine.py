@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from modeld_server import artifacts
-from modeld_server.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from modeld_server.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    ModeldError,
+    ResourceExhausted,
+    Unavailable,
+)
 from modeld_server.features import FeatureSchema
 from modeld_server.training import gate
 from modeld_server.training import metrics as metric_fns
@@ -88,26 +94,64 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         raise FailedPrecondition(f"cannot reach the Dask scheduler at {scheduler}: "
                                  f"{exc}") from None
     with client:
-        workers = len(client.scheduler_info(n_workers=-1)["workers"])
-        report("loading", 0.05, f"reading {spec.dataset.path} on {workers} Dask workers", {})
-        frame, columns, features, schema, sample_row = _load(spec, files)
-        frame, classes, rows = _encode(spec, frame, client, max_rows)
-        # Positional names: feature names such as 'char_freq_[' are refused by XGBoost, and
-        # Predict hands the model a plain matrix, as for the local engine.
-        names = [f"f{i}" for i in range(len(features))]
-        frame = frame.rename(columns=dict(zip(features, names, strict=True)))
-        # Read once into the workers' memory for the k + 1 fits; this also fixes the
-        # partitions, which the optimizer could otherwise fuse differently for X and y.
-        frame = client.persist(_with_folds(spec, frame))  # type: ignore[no-untyped-call]
-        t_cv = time.perf_counter()
-        metrics, confusion, folds = _cross_validate(spec, frame, names, classes, client,
-                                                    report)
-        cv_seconds = time.perf_counter() - t_cv
-        report("final_fit", 0.88, f"fitting on all {rows} rows on the cluster", metrics)
-        t_fit = time.perf_counter()
-        model = _fit(spec, frame[names], frame[_Y], classes, client)
-        fit_seconds = time.perf_counter() - t_fit
-        partitions = frame.npartitions
+        members = _workers(client)
+        try:
+            return _train(spec, files, staging, report, context, max_rows, before_save,
+                          client, members, scheduler, started)
+        except ModeldError:
+            raise
+        except Exception as exc:
+            # A worker that died mid-fit: xgboost.dask cannot go on without one of its
+            # ranks (the re-scheduled rank refuses another worker: "Resilience is not yet
+            # supported"). Between fits Dask recomputes lost partitions, and nothing fails.
+            gone = _left(client, members)
+            if gone:
+                raise Unavailable(
+                    f"Dask worker {', '.join(gone)} left the cluster during the job "
+                    f"(killed or crashed; {len(members)} workers at the start): XGBoost on "
+                    "Dask cannot finish a fit without one of its workers; train again "
+                    f"(cause: {type(exc).__name__})") from exc
+            raise
+
+
+def _workers(client: Any) -> list[str]:
+    return sorted(client.scheduler_info(n_workers=-1)["workers"])
+
+
+def _left(client: Any, members: list[str]) -> list[str]:
+    """The workers of `members` the scheduler no longer knows ([] if it cannot tell)."""
+    try:
+        now = set(_workers(client))
+    except Exception:  # the scheduler itself is gone: not a worker's departure
+        return []
+    return [w for w in members if w not in now]
+
+
+def _train(spec: TrainSpec, files: list[Path], staging: Path, report: Report,
+           context: dict[str, Any], max_rows: int, before_save: Callable[[], None],
+           client: Any, members: list[str], scheduler: str,
+           started: float) -> dict[str, Any]:
+    """train's work once connected: the job on the cluster, then the artifacts."""
+    workers = len(members)
+    report("loading", 0.05, f"reading {spec.dataset.path} on {workers} Dask workers", {})
+    frame, columns, features, schema, sample_row = _load(spec, files)
+    frame, classes, rows = _encode(spec, frame, client, max_rows)
+    # Positional names: feature names such as 'char_freq_[' are refused by XGBoost, and
+    # Predict hands the model a plain matrix, as for the local engine.
+    names = [f"f{i}" for i in range(len(features))]
+    frame = frame.rename(columns=dict(zip(features, names, strict=True)))
+    # Read once into the workers' memory for the k + 1 fits; this also fixes the
+    # partitions, which the optimizer could otherwise fuse differently for X and y.
+    frame = client.persist(_with_folds(spec, frame))
+    t_cv = time.perf_counter()
+    metrics, confusion, folds = _cross_validate(spec, frame, names, classes, client,
+                                                report)
+    cv_seconds = time.perf_counter() - t_cv
+    report("final_fit", 0.88, f"fitting on all {rows} rows on the cluster", metrics)
+    t_fit = time.perf_counter()
+    model = _fit(spec, frame[names], frame[_Y], classes, client)
+    fit_seconds = time.perf_counter() - t_fit
+    partitions = frame.npartitions
     decision = _gate(spec, context, len(classes), metrics)
     report("saving", 0.96, "writing artifacts", metrics)
     before_save()
