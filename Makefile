@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 SERVER_STAMP := $(VENV)/.installed-server
 DEV_STAMP := $(VENV)/.installed-dev
 VAR := var
+BUF_VERSION := 1.75.0
+BUF := node_modules/.bin/buf
 PROTOS := $(wildcard proto/modeld/v1/*.proto) $(wildcard proto/modeld/oip/v2/*.proto)
 PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 # `make run LISTEN=host:port`; otherwise `modeld serve` reads MODELD_LISTEN, then its default.
@@ -13,8 +15,8 @@ LISTEN ?=
 # Where `make run` copies the demo dataset: the daemon's data root (MODELD_DATA_ROOT or its default).
 DATA_ROOT := $(or $(MODELD_DATA_ROOT),$(VAR)/data)
 
-.PHONY: install install-server constraints run test test-slow test-readme test-install fuzz check-proto \
-	proto lint typecheck bench clean
+.PHONY: install install-server constraints run test test-slow test-readme test-install test-no-fast-paths fuzz check-proto \
+	buf proto lint typecheck bench clean
 
 # `make install`: the daemon and the dev tools (tests, lint, types, proto generation).
 install: $(DEV_STAMP)
@@ -58,6 +60,11 @@ test-slow: install
 test-readme: install
 	$(PY) -m pytest -q -p no:cacheprovider -m readme tests/e2e/test_readme.py
 
+# The integration tests on the libraries' own paths (--no-fast-paths): a library upgrade
+# that breaks a fast path's assumption shows up as a difference here.
+test-no-fast-paths: install
+	MODELD_FAST_PATHS=false $(PY) -m pytest -q -p no:cacheprovider tests/integration
+
 # Builds the wheel, installs the client alone into a fresh venv and talks to a live daemon.
 test-install: install
 	$(PY) -m pytest -q -p no:cacheprovider -m install tests/e2e/test_install.py
@@ -72,7 +79,9 @@ proto: install
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=client --pyi_out=client \
 		--grpc_python_out=client $(PROTOS)
 
-check-proto: install
+# The contract is guarded by buf against a baseline: main's merge base, or the previous
+# commit on main itself (PROTO_BASE=<ref>, e.g. a release tag, picks another).
+check-proto: install buf
 	rm -rf .proto-check && mkdir -p .proto-check
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=.proto-check --pyi_out=.proto-check \
 		--grpc_python_out=.proto-check $(PROTOS)
@@ -81,6 +90,24 @@ check-proto: install
 		|| { echo "client/modeld/$$d is stale: run 'make proto' and commit"; rm -rf .proto-check; exit 1; }; \
 	done
 	rm -rf .proto-check
+	@if [ ! -x $(BUF) ]; then echo "buf is not installed (npm unavailable): buf lint and buf breaking skipped"; exit 0; fi; \
+	base=$$(git merge-base HEAD main 2>/dev/null || true); \
+	if [ -z "$$base" ] || [ "$$base" = "$$(git rev-parse HEAD)" ]; then base=$$(git rev-parse -q --verify HEAD~1 || true); fi; \
+	base=$${PROTO_BASE:-$$base}; \
+	echo "buf lint proto"; $(BUF) lint proto || exit 1; \
+	rm -rf .proto-base && mkdir -p .proto-base; \
+	if [ -n "$$base" ] && git archive "$$base" proto 2>/dev/null | tar -x -C .proto-base 2>/dev/null; then \
+		echo "buf breaking proto --against $$base"; \
+		$(BUF) breaking proto --against .proto-base/proto; rc=$$?; rm -rf .proto-base; exit $$rc; \
+	else echo "no proto/ at the baseline $$base: buf breaking skipped"; rm -rf .proto-base; fi
+
+# buf (lint, breaking) from the npm package @bufbuild/buf, into ./node_modules.
+buf:
+	@if [ -x $(BUF) ]; then exit 0; fi; \
+	if command -v npm >/dev/null 2>&1; then \
+		npm install --prefix $(CURDIR) --no-save --no-audit --no-fund --silent @bufbuild/buf@$(BUF_VERSION) \
+		|| echo "npm could not install @bufbuild/buf: buf checks will be skipped"; \
+	else echo "npm not found: buf checks will be skipped"; fi
 
 lint: install
 	$(VENV)/bin/ruff check client server tests bench
@@ -96,4 +123,4 @@ bench: install
 	$(PY) bench/registry_scale.py
 
 clean:
-	rm -rf $(VENV) .proto-check .pytest_cache .venv-constraints
+	rm -rf $(VENV) .proto-check .proto-base .pytest_cache .venv-constraints node_modules

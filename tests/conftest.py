@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,11 +15,21 @@ import pytest
 
 from modeld.v1 import model_manager_pb2 as pb
 from modeld.v1 import model_manager_pb2_grpc as pb_grpc
-from modeld_server.config import Settings
+from modeld_server import fastpaths
+from modeld_server.config import Settings, load_settings
 from modeld_server.daemon import Runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 SPAMBASE = ROOT / "data" / "spambase.csv"
+
+
+@pytest.fixture(autouse=True)
+def _fast_paths_on() -> Iterator[None]:
+    """Each test starts with the fast paths on: the switch is process-wide, and a daemon
+    started with --no-fast-paths in one test would otherwise turn them off for the next."""
+    fastpaths.set_enabled(True)
+    yield
+    fastpaths.set_enabled(True)
 
 
 def write_datasets(folder: Path) -> None:
@@ -101,6 +112,10 @@ def start_daemon(base: Path, **overrides: object) -> LiveDaemon:
     values: dict[str, object] = {
         "listen": "127.0.0.1:0", "registry": base / "registry", "data_root": base / "data",
         "state_dir": base / "state", "grace_period": 1.0,
+        # MODELD_FAST_PATHS=false runs the suite on the libraries' own paths (make
+        # test-no-fast-paths), as the daemon would read it.
+        "fast_paths": load_settings([], {k: v for k, v in os.environ.items()
+                                         if k == "MODELD_FAST_PATHS"}).fast_paths,
     }
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]

@@ -128,7 +128,7 @@ class Explanation:
                    contributions=dict(m.contributions))
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Predictions:
     """Predictions, one per row, in the order of the rows sent; iterate or index them.
 

@@ -49,7 +49,8 @@ class TrainingMethods:
               activate: bool = True, features: Sequence[str] = (),
               drop_columns: Sequence[str] = (), filters: Sequence[RowFilter] = (),
               validation: Validation | None = None, calibration: str = "none",
-              request_id: str | None = None, timeout: float | None = None) -> JobHandle:
+              engine: str = "local", request_id: str | None = None,
+              timeout: float | None = None) -> JobHandle:
         """Queues a training job and returns at once.
 
         Args:
@@ -69,15 +70,19 @@ class TrainingMethods:
             filters: Rows are kept only if they pass every filter.
             validation: What data validation does about problems; None for defaults.
             calibration: none, sigmoid, isotonic or auto (classification only).
+            engine: local, or dask to train on the daemon's Dask cluster (xgboost only;
+                ``data`` may then name a folder of Parquet files).
             request_id: Makes the call idempotent; a random one is generated if None.
             timeout: This call's deadline in seconds.
 
         Returns:
             A handle on the queued job: ``.wait()``, ``.cancel()``, ``.refresh()``.
         """
-        spec = TrainSpec(model, data, target, algorithm, dict(params or {}), folds, seed, task,
-                         eval_label, activate, tuple(features), tuple(drop_columns),
-                         tuple(filters), validation, calibration)
+        spec = TrainSpec(model, data, target=target, algorithm=algorithm,
+                         params=dict(params or {}), folds=folds, seed=seed, task=task,
+                         eval_label=eval_label, activate=activate, features=tuple(features),
+                         drop_columns=tuple(drop_columns), filters=tuple(filters),
+                         validation=validation, calibration=calibration, engine=engine)
         return self.submit(spec, request_id=request_id, timeout=timeout)
 
     def submit(self, spec: TrainSpec, *, request_id: str | None = None,

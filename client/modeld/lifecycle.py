@@ -56,6 +56,7 @@ class Policy:
 
     model: str
     primary_metric: str = ""
+    _: dataclasses.KW_ONLY
     tolerance: float | None = None
     thresholds: tuple[Threshold, ...] = ()
     disabled: bool = False
@@ -96,10 +97,10 @@ class Policy:
     @classmethod
     def from_pb(cls, m: pb.Policy) -> Policy:
         return cls(m.model, m.primary_metric,
-                   m.tolerance if m.HasField("tolerance") else None,
-                   tuple(Threshold(t.metric, t.op, t.value) for t in m.thresholds
-                         if t.op in OPERATORS),
-                   m.disabled, raw=m,
+                   tolerance=m.tolerance if m.HasField("tolerance") else None,
+                   thresholds=tuple(Threshold(t.metric, t.op, t.value) for t in m.thresholds
+                                    if t.op in OPERATORS),
+                   disabled=m.disabled, raw=m,
                    max_age_seconds=m.max_age.seconds + m.max_age.nanos / 1e9,
                    min_training_rows=m.min_training_rows,
                    drift_psi_warn=m.drift_psi_warn, drift_psi_alert=m.drift_psi_alert,
@@ -127,6 +128,7 @@ class Schedule:
 
     model: str
     train: TrainSpec
+    _: dataclasses.KW_ONLY
     cron: str = ""
     interval_seconds: float = 0.0
     min_new_rows: int = 0

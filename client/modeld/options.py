@@ -27,6 +27,7 @@ class RowFilter:
     """
 
     column: str
+    _: dataclasses.KW_ONLY  # min and max by name: a swap would keep the wrong rows
     min: float | None = None
     max: float | None = None
     values: tuple[str, ...] = ()
@@ -75,7 +76,7 @@ class RowFilter:
                          m.range.max if m.range.HasField("max") else None)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Validation:
     """What data validation does about the problems it finds (daemon defaults if unset)."""
 
@@ -94,8 +95,10 @@ class Validation:
 
     @classmethod
     def from_pb(cls, m: pb.ValidationOptions) -> Validation:
-        return cls(m.drop_duplicates, m.fail_on_missing_target, m.min_rows,
-                   m.max_malformed_fraction if m.HasField("max_malformed_fraction") else None)
+        return cls(drop_duplicates=m.drop_duplicates,
+                   fail_on_missing_target=m.fail_on_missing_target, min_rows=m.min_rows,
+                   max_malformed_fraction=(m.max_malformed_fraction
+                                           if m.HasField("max_malformed_fraction") else None))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +111,7 @@ class TrainSpec:
 
     model: str
     data: str
+    _: dataclasses.KW_ONLY  # the rest by name: fifteen fields in a row invite a swap
     target: str = ""
     algorithm: str = ""
     params: Mapping[str, object] = dataclasses.field(default_factory=dict)
@@ -121,6 +125,7 @@ class TrainSpec:
     filters: tuple[RowFilter, ...] = ()
     validation: Validation | None = None
     calibration: str = "none"
+    engine: str = "local"
 
     def __post_init__(self) -> None:
         if self.calibration not in CALIBRATIONS:
@@ -142,7 +147,8 @@ class TrainSpec:
                                filters=[f.to_pb() for f in self.filters]),
             params={k: _param_text(v) for k, v in self.params.items()},
             request_id=request_id, task=f"TASK_{Task(self.task or 'unspecified').name}",
-            no_activate=not self.activate, calibration=f"CALIBRATION_{self.calibration.upper()}")
+            no_activate=not self.activate, calibration=f"CALIBRATION_{self.calibration.upper()}",
+            engine="" if self.engine == "local" else self.engine)
         if self.seed is not None:
             request.seed = self.seed
         if self.validation is not None:
@@ -161,7 +167,7 @@ class TrainSpec:
             drop_columns=tuple(d.drop_columns), filters=tuple(RowFilter.from_pb(f)
                                                               for f in d.filters),
             validation=Validation.from_pb(m.validation) if m.HasField("validation") else None,
-            calibration=_calibration_name(m.calibration),
+            calibration=_calibration_name(m.calibration), engine=m.engine or "local",
         )
 
 

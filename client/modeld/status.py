@@ -27,7 +27,7 @@ class StatusWarning:
     message: str
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ModelStatus:
     """One model as the daemon sees it: what is active on disk and what answers."""
 
@@ -69,7 +69,7 @@ class ModelStatus:
         )
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class DaemonStatus:
     """The daemon itself."""
 
@@ -84,9 +84,10 @@ class DaemonStatus:
 
     @classmethod
     def from_pb(cls, m: pb.DaemonStatus) -> DaemonStatus:
-        return cls(m.build_version, m.uptime_seconds, m.registry_root, m.data_root,
-                   m.jobs_running, m.jobs_queued,
-                   from_timestamp(m.started_at, m.HasField("started_at")), raw=m)
+        return cls(build_version=m.build_version, uptime_seconds=m.uptime_seconds,
+                   registry_root=m.registry_root, data_root=m.data_root,
+                   jobs_running=m.jobs_running, jobs_queued=m.jobs_queued,
+                   started_at=from_timestamp(m.started_at, m.HasField("started_at")), raw=m)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -109,7 +109,7 @@ def metrics_from_pb(values: Mapping[str, pb.MetricValue]) -> dict[str, Metric]:
     return {name: Metric.from_pb(values[name]) for name in sorted(values)}
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Job:
     """A training job, as of the moment it was read."""
 
@@ -164,7 +164,7 @@ class ConfusionMatrix:
         return cls(tuple(m.labels), tuple(tuple(flat[i * n:(i + 1) * n]) for i in range(n)))
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Version:
     """A published, immutable version of a model."""
 

@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(settings: Settings) -> int:
     from modeld_server import logging as modeld_logging
 
-    modeld_logging.configure(settings.log_format, settings.log_level)
+    modeld_logging.configure(settings.log_format, settings.log_level, settings.fast_paths)
     from modeld_server.auth import TokenFileError
     from modeld_server.daemon import Runtime
     from modeld_server.rpc.server import ListenError

@@ -6,7 +6,10 @@ Nothing outside this module reads os.environ.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -18,7 +21,7 @@ def _f(default: object, help_text: str) -> Any:
     return field(default=default, metadata={"help": help_text})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the daemon can be told. Each field maps to a --flag and a MODELD_* variable."""
 
@@ -30,11 +33,21 @@ class Settings:
     state_dir: Path = _f(
         Path("var/state"), "This daemon's own state (job records); one per replica."
     )
+    training: bool = _f(
+        True, "Train here. --no-training: a serve-only replica that never starts the training "
+        "forkserver and refuses Train and SetSchedule (FAILED_PRECONDITION); another "
+        "daemon on the same registry trains."
+    )
     max_concurrent_jobs: int = _f(1, "Training jobs that run at once, each in its own process.")
     max_queued_jobs: int = _f(16, "Jobs that may wait for a slot; beyond: RESOURCE_EXHAUSTED.")
     rpc_threads: int = _f(32, "Threads serving RPCs (an open WatchJob stream holds one).")
     poll_interval: float = _f(2.0, "Seconds between safety-net registry re-scans; 0 disables.")
     watch: bool = _f(True, "Follow the registry with file-system events.")
+    fast_paths: bool = _f(
+        True, "Take the fast paths that re-implement library internals (hand-decoded Predict "
+        "records, XGBoost's C predict, folded logistic regression, row hashing, log and metric "
+        "caches); off: the libraries' own paths, for checking a library upgrade."
+    )
     keep_loaded: int = _f(2, "Previously active versions kept loaded per model for Rollback.")
     keep_versions: int = _f(
         20, "Newest versions kept per model; the active, previously active, aliased and loaded "
@@ -86,6 +99,14 @@ class Settings:
     monitor_interval: float = _f(5.0, "Seconds between drift computations; 0: none "
                                  "(tests step the monitor by hand).")
     replica: str = _f("", "This daemon's name in GetDrift; empty: the host name.")
+    dask_scheduler: str = _f(
+        "", "Address of a Dask scheduler (tcp://host:8786) for TrainRequest.engine=dask; "
+        "empty: none. Dask is imported only when this or --dask-local is set."
+    )
+    dask_local: int = _f(
+        0, "Start a Dask LocalCluster of N worker processes for engine=dask, on the first "
+        "such job, closed with the daemon; 0: none. Excludes --dask-scheduler."
+    )
     log_format: str = _f("auto", "auto (JSON unless on a terminal), json or console.")
     log_level: str = _f("info", "debug, info, warning or error.")
 
@@ -95,20 +116,32 @@ _BOOL_TRUE = {"1", "true", "yes", "on"}
 _BOOL_FALSE = {"0", "false", "no", "off"}
 
 
+@functools.cache
+def _types() -> dict[str, Any]:
+    """Each Settings field's type (typing.get_type_hints, so `Path | None` is the type, not
+    the annotation's text), with an optional one (`X | None`) as X."""
+    out = {}
+    for name, hint in typing.get_type_hints(Settings).items():
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        out[name] = args[0] if isinstance(hint, types.UnionType) and len(args) == 1 else hint
+    return out
+
+
 def _coerce(name: str, kind: object, raw: str) -> object:
-    """Turns a flag or environment string into the field's type."""
-    if kind in ("bool", bool):
+    """Turns a flag or environment string into the field's type (see _types); an empty
+    string is None for a Path."""
+    if kind is bool:
         low = raw.strip().lower()
         if low in _BOOL_TRUE:
             return True
         if low in _BOOL_FALSE:
             return False
         raise ValueError(f"{name}: expected a boolean, got {raw!r}")
-    if kind in ("int", int):
+    if kind is int:
         return int(raw)
-    if kind in ("float", float):
+    if kind is float:
         return float(raw)
-    if kind in ("Path", "Path | None"):
+    if kind is Path:
         return Path(raw) if raw else None
     return raw
 
@@ -142,7 +175,7 @@ class _HelpFormatter(argparse.HelpFormatter):
         return super()._format_action_invocation(action)
 
 
-_METAVARS = {"int": "N", "float": "SECONDS", "Path": "PATH", "Path | None": "PATH"}
+_METAVARS: dict[object, str] = {int: "N", float: "SECONDS", Path: "PATH"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -156,11 +189,11 @@ def _parser() -> argparse.ArgumentParser:
             f.default, bool) else f.default
         help_text = f"{f.metadata['help']} [env {_ENV_PREFIX}{f.name.upper()}; default {default}]"
         help_text = help_text.replace("%", "%%")
-        if f.type in ("bool", bool):
+        if _types()[f.name] is bool:
             parser.add_argument(flag, dest=f.name, default=None, action=_Switch, help=help_text)
         else:
             metavar = "HOST:PORT" if f.name.endswith("listen") else _METAVARS.get(
-                str(f.type), f.name.upper())
+                _types()[f.name], f.name.upper())
             parser.add_argument(flag, dest=f.name, default=None, metavar=metavar, help=help_text)
     return parser
 
@@ -189,7 +222,7 @@ def load_settings(argv: Sequence[str], env: Mapping[str, str] | None = None) -> 
         if raw is None:
             continue
         try:
-            values[f.name] = _coerce(f.name, f.type, raw)
+            values[f.name] = _coerce(f.name, _types()[f.name], raw)
         except ValueError as exc:
             parser.error(f"--{f.name.replace('_', '-')}: {exc}")
     settings = Settings(**values)  # type: ignore[arg-type]
@@ -218,6 +251,10 @@ def _validate(s: Settings, parser: argparse.ArgumentParser) -> None:
         parser.error("--monitor-window and --monitor-buffer must be >= 1 and "
                      f"--monitor-interval >= 0, got {s.monitor_window}, {s.monitor_buffer}, "
                      f"{s.monitor_interval}")
+    if s.dask_local < 0:
+        parser.error(f"--dask-local must be >= 0, got {s.dask_local}")
+    if s.dask_local and s.dask_scheduler:
+        parser.error("--dask-scheduler and --dask-local exclude each other: give one")
     if (s.tls_cert is None) != (s.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     if s.tls_client_ca is not None and s.tls_cert is None:

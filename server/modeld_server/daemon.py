@@ -50,14 +50,14 @@ class Runtime:
         return f"{host}:{self.port}"
 
     def start(self) -> Runtime:
-        """Serves at once (health NOT_SERVING), loads models, then reports SERVING."""
+        """Serves at once (health NOT_SERVING), loads models, reports SERVING, then (unless
+        --no-training) warms up training in the background."""
         self.daemon.server.start()
         self.service.start()
         self.watcher.start()
-        self.service.scheduler.start()
+        if self.settings.training:  # a serve-only daemon runs no schedules; others do
+            self.service.scheduler.start()
         self.service.monitor.start()
-        threading.Thread(target=self.service.warm_up, name="warm-up",
-                         daemon=True).start()
         if self.settings.metrics_listen:
             self._serve_metrics(self.settings.metrics_listen)
         if self.settings.http_listen:
@@ -66,7 +66,14 @@ class Runtime:
         if self.settings.port_file is not None:
             _write_port(self.settings.port_file, self.port)
         log.info("serving", address=self.address, registry=str(self.settings.registry),
-                 models=len(self.service.index.models()))
+                 models=len(self.service.index.models()), training=self.settings.training)
+        if self.settings.training:
+            # Only now: the forkserver's preload (scikit-learn, XGBoost, pandas and a
+            # warm-up job) is a second Python process's start-up, and on a small machine
+            # it competed with loading the models and the first Predict. A Train that
+            # comes before it is done starts the forkserver itself (jobs.py).
+            threading.Thread(target=self.service.warm_up, name="warm-up",
+                             daemon=True).start()
         return self
 
     def _serve_metrics(self, listen: str) -> None:
@@ -124,9 +131,6 @@ class Runtime:
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         log.info("stopped")
-
-    def wait(self) -> None:
-        self.daemon.server.wait_for_termination()
 
 
 def _write_port(path: Path, port: int) -> None:

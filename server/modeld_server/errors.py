@@ -81,6 +81,12 @@ class FailedPrecondition(ModeldError):
     """The request is valid but the current state does not allow it."""
 
 
+def training_off(rpc: str) -> FailedPrecondition:
+    """The refusal of a serve-only daemon (--no-training) for an RPC that would train."""
+    return FailedPrecondition(f"training is off on this daemon (--no-training); send {rpc} to "
+                              "a daemon that trains")
+
+
 class PermissionDenied(ModeldError):
     """The caller may not do this (a path outside the data root, a low role)."""
 

@@ -12,17 +12,17 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from modeld_server.errors import ModeldError
 from modeld_server.registry import fsio
+from modeld_server.registry.manifest import VersionSummary
 from modeld_server.training.datasets import resolve_dataset
 from modeld_server.training.gate import Policy
 
@@ -98,13 +98,13 @@ class Freshness:
         self.clock = clock
         self.hashes = DatasetHashes(data_root)
 
-    def warnings(self, policy: Policy, summary: Mapping[str, Any] | None) -> list[StatusWarning]:
+    def warnings(self, policy: Policy, summary: VersionSummary | None) -> list[StatusWarning]:
         """What is stale about the version `summary` describes (the index's manifest
         summary); empty when nothing is, or there is no active version."""
         if not summary:
             return []
-        dataset = summary.get("dataset") or {}
-        found = [self._age(policy, summary.get("created_at")),
+        dataset = summary.dataset or {}
+        found = [self._age(policy, summary.created_at),
                  self._rows(policy, dataset.get("rows")),
                  self._dataset(dataset.get("path"), dataset.get("sha256"))]
         return [w for w in found if w is not None]

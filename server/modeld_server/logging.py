@@ -12,12 +12,14 @@ import structlog
 from structlog.typing import EventDict, WrappedLogger
 
 
-def configure(fmt: str = "auto", level: str = "info") -> None:
+def configure(fmt: str = "auto", level: str = "info", fast_paths: bool = True) -> None:
     """Configures structlog (and stdlib logging, for libraries) to write to stderr.
 
     Args:
         fmt: "json", "console", or "auto" (console when stderr is a terminal).
         level: the minimum level name.
+        fast_paths: the timestamp formatted once a second (_utc_timestamp); False:
+            structlog's TimeStamper (see fastpaths.py).
     """
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
@@ -25,11 +27,13 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
         else structlog.processors.JSONRenderer(serializer=_dumps)
     )
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    stamp: structlog.typing.Processor = (
+        _utc_timestamp if fast_paths else structlog.processors.TimeStamper(fmt="iso", utc=True))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            _utc_timestamp,
+            stamp,
             structlog.processors.format_exc_info,
             renderer,
         ],
@@ -37,17 +41,18 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
         logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-    _route_stdlib_logging(renderer, max(numeric, logging.WARNING))
+    _route_stdlib_logging(renderer, stamp, max(numeric, logging.WARNING))
 
 
-def _route_stdlib_logging(renderer: structlog.typing.Processor, level: int) -> None:
+def _route_stdlib_logging(renderer: structlog.typing.Processor,
+                          stamp: structlog.typing.Processor, level: int) -> None:
     """The standard library's loggers (grpc, watchdog, ...) and `warnings` write through
     the same renderer, so in JSON mode every line on stderr is JSON, with `logger` naming
     the library. (grpc's C core writes its own lines to fd 2; GRPC_VERBOSITY=NONE mutes
     them.)"""
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.add_logger_name, structlog.processors.add_log_level,
-                           _utc_timestamp],
+                           stamp],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info, renderer],
     )

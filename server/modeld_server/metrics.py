@@ -9,6 +9,8 @@ import prometheus_client
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from modeld_server import fastpaths
+
 
 class _RememberedLabels:
     """labels() answered from a dict once a combination has been seen.
@@ -21,7 +23,7 @@ class _RememberedLabels:
     _seen: dict[tuple[Any, ...], Any]
 
     def labels(self, *values: Any, **by_name: Any) -> Any:
-        if by_name:
+        if by_name or not fastpaths.enabled():
             return super().labels(*values, **by_name)  # type: ignore[misc]
         try:
             return self._seen[values]

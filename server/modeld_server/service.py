@@ -11,14 +11,14 @@ import dataclasses
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import structlog
 
+from modeld_server import fastpaths
 from modeld_server.config import Settings
-from modeld_server.drift import DriftMixin
+from modeld_server.drift import DriftHooks
 from modeld_server.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -26,18 +26,23 @@ from modeld_server.errors import (
     NotFound,
     ResourceExhausted,
     quoted,
+    training_off,
 )
 from modeld_server.freshness import Freshness, StatusWarning
-from modeld_server.lifecycle import LifecycleMixin
+from modeld_server.jobhooks import JobHooks
+from modeld_server.lifecycle import Lifecycle
 from modeld_server.metrics import PREDICT_ROWS
 from modeld_server.monitoring.monitor import DriftMonitor
+from modeld_server.monitoring.report import DriftReport
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.layout import validate_model_name
+from modeld_server.registry.manifest import Manifest, VersionSummary
 from modeld_server.registry.meta import ModelMeta
 from modeld_server.registry.store import RegistryStore
 from modeld_server.serving.loaded import LoadedModel, Prediction
 from modeld_server.serving.manager import ModelServer, ModelView
-from modeld_server.training.datasets import resolve_dataset
+from modeld_server.training.cluster import ENGINES, DaskCluster
+from modeld_server.training.datasets import resolve_dataset_files
 from modeld_server.training.estimators import check_params, get_algorithm, known_algorithm
 from modeld_server.training.jobrecord import JobRecord
 from modeld_server.training.jobs import JobLimits, JobManager
@@ -45,7 +50,15 @@ from modeld_server.training.params import bounded_for_check, class_weight_by_ind
 from modeld_server.training.sample import infer_task, read_columns, target_labels
 from modeld_server.training.scheduler import Scheduler, ScheduleSpec, ScheduleState
 from modeld_server.training.selection import check_selection, check_validation_options
-from modeld_server.types import DatasetSpec, Task, TrainSpec
+from modeld_server.types import (
+    DaemonInfo,
+    DatasetSpec,
+    RollbackResult,
+    Task,
+    TrainInput,
+    TrainSpec,
+    VersionPage,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -55,53 +68,12 @@ MAX_PAGE = 1000
 MAX_SEED = 2**32 - 1
 
 
-@dataclass(frozen=True)
-class DaemonInfo:
-    build_version: str
-    started_at: float
-    uptime_seconds: float
-    registry_root: str
-    data_root: str
-    jobs_running: int
-    jobs_queued: int
-
-
-@dataclass(frozen=True)
-class VersionPage:
-    versions: list[dict[str, Any]]
-    next_token: str
-    active: int
-
-
-@dataclass(frozen=True)
-class RollbackResult:
-    model: str
-    previous: int
-    active: int
-
-
-@dataclass(frozen=True)
-class TrainInput:
-    """Train's fields as they came in, before validation."""
-
-    model: str
-    dataset: DatasetSpec
-    algorithm: str
-    params: Mapping[str, str]
-    cv_folds: int = 0
-    seed: int | None = None
-    request_id: str = ""
-    task: Task | None = None
-    activate: bool = True
-    validation: Mapping[str, Any] = field(default_factory=dict)
-    calibration: str = "none"
-
-
-class ModelService(LifecycleMixin, DriftMixin):
+class ModelService:
     """Everything the daemon does, behind one object."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        fastpaths.set_enabled(settings.fast_paths)  # process-wide: one daemon per process
         self.started_at = time.time()
         # Absolute once: GetStatus reports them on every call, and resolving walks the path.
         self._roots = (str(settings.registry.resolve()), str(settings.data_root.resolve()))
@@ -109,6 +81,13 @@ class ModelService(LifecycleMixin, DriftMixin):
         self.index = RegistryIndex(self.store)
         self.server = ModelServer(self.index, keep_loaded=settings.keep_loaded)
         self.meta = ModelMeta(self.store)
+        self.dask = DaskCluster(settings.dask_scheduler, settings.dask_local)
+        self.lifecycle = Lifecycle(
+            self.store, self.index, self.server, self.meta, self._known,
+            policy_set=lambda model, policy: self.monitor.set_rate(model, policy.monitor_sample))
+        hooks = JobHooks(self.store, self.index, self.server, self.meta, self.lifecycle,
+                         settings.keep_versions)
+        self._hooks = hooks
         settings.data_root.mkdir(parents=True, exist_ok=True)
         self.freshness = Freshness(settings.data_root)
         self.jobs = JobManager(
@@ -117,29 +96,36 @@ class ModelService(LifecycleMixin, DriftMixin):
             limits=JobLimits(timeout=settings.train_timeout, memory_mb=settings.train_memory_mb,
                              max_rows=settings.max_dataset_rows, cpus=settings.job_cpus,
                              max_bytes=settings.max_dataset_bytes),
-            on_published=self.after_publish, context_for=self.job_context,
+            on_published=hooks.published, context_for=self._job_context,
+            training=settings.training,
         )
         self.scheduler = Scheduler(
             self.meta, settings.data_root,
             submit=lambda train: self.jobs.submit(TrainSpec.from_json(train)).id,
-            busy=self.jobs.has_active,
+            busy=self.jobs.has_active, max_bytes=settings.max_dataset_bytes,
         )
+        drift = DriftHooks(self.meta, self.lifecycle.get_policy,
+                           on_drift=lambda model, why: self.scheduler.on_drift(model, why))
         self.monitor = DriftMonitor(
             rate=settings.monitor_sample, window=settings.monitor_window,
             capacity=settings.monitor_buffer, replica=settings.replica or socket.gethostname(),
-            thresholds_for=self._drift_thresholds, on_alert=self._drift_alert,
+            thresholds_for=drift.thresholds, on_alert=drift.alert,
             interval=settings.monitor_interval,
-            rate_for=lambda model: self.get_policy(model, must_exist=False).monitor_sample,
+            rate_for=lambda model: self.lifecycle.get_policy(model,
+                                                             must_exist=False).monitor_sample,
             window_seconds=settings.monitor_window_seconds)
 
     def warm_up(self) -> None:
         """Imports what validating a Train needs and starts the training forkserver.
 
-        Run in the background after the daemon serves: the first Train then answers
-        in milliseconds instead of paying for the imports.
+        Run in the background once the daemon reports SERVING (never on a serve-only
+        daemon): the first Train then answers in milliseconds instead of paying for the
+        imports, and no Predict waits for them during start-up.
         """
         import importlib
 
+        if not self.settings.training:
+            return
         for module in ("pandas", "sklearn.ensemble", "sklearn.linear_model", "xgboost"):
             importlib.import_module(module)
         self.jobs.warm_up()
@@ -161,7 +147,10 @@ class ModelService(LifecycleMixin, DriftMixin):
 
         Raises:
             DeadlineExceeded: the caller stopped waiting before the job was queued.
+            FailedPrecondition: this daemon does not train (--no-training).
         """
+        if not self.settings.training:
+            raise training_off("Train")
         spec = self.validate_train(request)
         if not wanted():
             raise DeadlineExceeded("Train's deadline passed (or the call was cancelled) "
@@ -174,9 +163,12 @@ class ModelService(LifecycleMixin, DriftMixin):
         if not request.algorithm:
             raise InvalidArgument("algorithm is required")
         known_algorithm(request.algorithm)  # before the target and task that depend on it
+        engine = self._check_engine(request)
         spec_dataset = request.dataset
-        path = resolve_dataset(self.settings.data_root, spec_dataset.path)
-        size = path.stat().st_size
+        files = resolve_dataset_files(self.settings.data_root, spec_dataset.path,
+                                      folders=engine == "dask")
+        path = files[0]  # a folder's first file: its header and sample stand for all
+        size = sum(f.stat().st_size for f in files)
         if size > self.settings.max_dataset_bytes:
             raise ResourceExhausted(f"dataset.path {quoted(spec_dataset.path)} has {size} "
                                     f"bytes, more than max_dataset_bytes="
@@ -201,10 +193,36 @@ class ModelService(LifecycleMixin, DriftMixin):
         if request.calibration != "none" and task is not Task.CLASSIFICATION:
             raise InvalidArgument(f"calibration {request.calibration} needs a classifier; this "
                                   f"is {task.value}")
-        return TrainSpec(model, spec_dataset, request.algorithm, task, params, folds, seed,
-                         request.request_id, request.activate,
-                         check_validation_options(dict(request.validation)), request.calibration,
-                         task_sampled=sampled)
+        return TrainSpec(model=model, dataset=spec_dataset, algorithm=request.algorithm,
+                         task=task, params=params, cv_folds=folds, seed=seed,
+                         request_id=request.request_id, activate=request.activate,
+                         validation=check_validation_options(dict(request.validation)),
+                         calibration=request.calibration, task_sampled=sampled, engine=engine)
+
+    def _check_engine(self, request: TrainInput) -> str:
+        """The engine; for dask, refuses what the Dask path does not do in this version.
+
+        Raises:
+            InvalidArgument: an unknown engine.
+            FailedPrecondition: engine dask without a cluster, or with what it cannot do.
+        """
+        engine = request.engine or "local"
+        if engine not in ENGINES:
+            raise InvalidArgument(f"engine {quoted(engine)} is not one of: local, dask")
+        if engine == "local":
+            return engine
+        self.dask.require()
+        if request.algorithm != "xgboost":
+            raise FailedPrecondition("engine dask trains xgboost only in this version, got "
+                                     f"algorithm {quoted(request.algorithm)}")
+        refused = [("dataset.filters", bool(request.dataset.filters)),
+                   ("dataset.eval_label", bool(request.dataset.eval_label)),
+                   ("validation", bool(request.validation)),
+                   ("calibration", request.calibration != "none")]
+        for name, given in refused:
+            if given:
+                raise FailedPrecondition(f"engine dask does not take {name} in this version")
+        return engine
 
     def _infer_task(self, request: TrainInput, path: Any) -> tuple[Task, bool]:
         """The task, and whether it came from a sample of the target column that was not
@@ -252,8 +270,10 @@ class ModelService(LifecycleMixin, DriftMixin):
     def status(self, model: str = "") -> tuple[DaemonInfo, list[ModelView]]:
         running, queued = self.jobs.counts()
         now = time.time()
-        info = DaemonInfo(BUILD_VERSION, self.started_at, now - self.started_at,
-                          *self._roots, running, queued)
+        registry_root, data_root = self._roots
+        info = DaemonInfo(build_version=BUILD_VERSION, started_at=self.started_at,
+                          uptime_seconds=now - self.started_at, registry_root=registry_root,
+                          data_root=data_root, jobs_running=running, jobs_queued=queued)
         names = [self._known(model)] if model else self.index.models()
         return info, [self.server.view(name) for name in names]
 
@@ -265,22 +285,22 @@ class ModelService(LifecycleMixin, DriftMixin):
         if state == "active":
             hits = [entry.summaries[entry.active]] if entry.active in entry.summaries else []
             return VersionPage(hits if not token else [], "", entry.active)
-        out: list[dict[str, Any]] = []
+        out: list[VersionSummary] = []
         while len(out) < size:
             batch = self.index.page(model, below, size)
             if not batch:
                 break
             for summary in batch:
-                below = summary["version"]
+                below = summary.version
                 if state and version_state(summary, entry.active) != state:
                     continue
                 out.append(summary)
                 if len(out) == size:
                     break
-        more = bool(out) and out[-1]["version"] > (entry.versions[0] if entry.versions else 0)
-        return VersionPage(out, _encode_token(out[-1]["version"]) if more else "", entry.active)
+        more = bool(out) and out[-1].version > (entry.versions[0] if entry.versions else 0)
+        return VersionPage(out, _encode_token(out[-1].version) if more else "", entry.active)
 
-    def get_version(self, model: str, version: int) -> tuple[dict[str, Any], int]:
+    def get_version(self, model: str, version: int) -> tuple[Manifest, int]:
         """The full manifest of a version (0: the active one) and the active version number."""
         entry = self.index.entry(self._known(model))
         number = version or entry.active
@@ -306,15 +326,8 @@ class ModelService(LifecycleMixin, DriftMixin):
         self.store.read_manifest(model, target)  # NOT_FOUND for a version that does not exist
         if dry_run:
             return RollbackResult(model, current, target)
-        # Load before the pointer moves, so the swap after it is instant and a version that
-        # cannot load is refused without touching the registry.
-        self.server.preload(model, target)
-        previous = self.store.set_active(model, target, event="rolled_back", reason=reason,
-                                         expected_active=expected_active or current)
-        self.server.activate(model, target)
-        self.index.refresh([model])
-        log.info("rolled_back", model=model, previous=previous, version=target, reason=reason)
-        return RollbackResult(model, previous, target)
+        return self.lifecycle.activate(model, target, event="rolled_back", reason=reason,
+                                       expected_active=expected_active or current)
 
     def reload(self, model: str = "") -> list[ModelView]:
         names = [self._known(model)] if model else None
@@ -325,7 +338,7 @@ class ModelService(LifecycleMixin, DriftMixin):
 
     def pick_version(self, model: str, version: int, alias: str) -> int:
         """The version a Predict addresses: pinned, by alias, or 0 for the active one."""
-        return version if version or not alias else self.resolve_alias(model, alias)
+        return version if version or not alias else self.lifecycle.resolve_alias(model, alias)
 
     def predict_records(self, model: str, version: int, rows: Sequence[Mapping[str, Any]],
                         ignore_extra_columns: bool = False, *, explain: bool = False
@@ -388,7 +401,12 @@ class ModelService(LifecycleMixin, DriftMixin):
     def set_schedule(self, model: str, request: TrainInput, cron: str, interval: float,
                      min_new_rows: int, min_interval: float, *, on_drift: bool = False
                      ) -> tuple[ScheduleSpec, ScheduleState]:
-        """Validates the schedule's training request as Train would, then stores the schedule."""
+        """Validates the schedule's training request as Train would, then stores the schedule.
+
+        A serve-only daemon refuses: it runs no schedules, so one set through it would
+        wait for another replica, unseen by the caller."""
+        if not self.settings.training:
+            raise training_off("SetSchedule")
         validate_model_name(model)
         if request.model != model:
             raise InvalidArgument(f"schedule.train.model {quoted(request.model)} differs "
@@ -396,8 +414,11 @@ class ModelService(LifecycleMixin, DriftMixin):
         spec = self.validate_train(request)
         if spec.request_id:
             raise InvalidArgument("schedule.train.request_id must be empty: every run is new")
-        schedule = ScheduleSpec(model, spec.to_json(), spec.dataset.path, cron, interval,
-                                min_new_rows, min_interval, on_drift).validated()
+        schedule = ScheduleSpec(model=model, train=spec.to_json(),
+                                dataset_path=spec.dataset.path, cron=cron,
+                                interval_seconds=interval, min_new_rows=min_new_rows,
+                                min_interval_seconds=min_interval,
+                                on_drift=on_drift).validated()
         return schedule, self.scheduler.set(schedule)
 
     def get_schedule(self, model: str) -> tuple[ScheduleSpec, ScheduleState]:
@@ -406,10 +427,28 @@ class ModelService(LifecycleMixin, DriftMixin):
     def delete_schedule(self, model: str) -> ScheduleSpec:
         return self.scheduler.delete(validate_model_name(model))
 
-    def warnings_of(self, model: str, summary: Mapping[str, Any] | None) -> list[StatusWarning]:
+    def warnings_of(self, model: str, summary: VersionSummary | None) -> list[StatusWarning]:
         """Freshness warnings about the active version (`summary`, the index's), for
         GetStatus: cheap, the dataset's hash comes from a background thread."""
-        return self.freshness.warnings(self.get_policy(model, must_exist=False), summary)
+        return self.freshness.warnings(self.lifecycle.get_policy(model, must_exist=False),
+                                       summary)
+
+    # ---- drift ----------------------------------------------------------------------------
+
+    def get_drift(self, model: str) -> DriftReport:
+        """This replica's drift of the model's serving version.
+
+        Raises:
+            NotFound: the model, or no version of it is loaded.
+        """
+        view = self.server.view(self._known(model))
+        if not view.loaded:
+            raise NotFound(f"model {model!r} has no loaded version to monitor")
+        return self.monitor.report(model, view.loaded)
+
+    def drift_status(self, model: str, loaded: int) -> str:
+        """For GetStatus: the serving version's drift status ("" when none is loaded)."""
+        return self.monitor.status(model, loaded) if loaded else ""
 
     def schedule_of(self, model: str) -> tuple[ScheduleSpec, ScheduleState] | None:
         """The model's schedule for GetStatus, or None."""
@@ -428,6 +467,15 @@ class ModelService(LifecycleMixin, DriftMixin):
             self.jobs.close()
         else:
             self.jobs.close(wait=wait)
+        self.dask.close()  # after the jobs: none still uses it
+
+    def _job_context(self, spec: TrainSpec) -> dict[str, Any]:
+        """The gate's context, and for engine=dask the scheduler to connect to (which
+        starts --dask-local's cluster on the first such job)."""
+        context = self._hooks.context(spec)
+        if spec.engine == "dask":
+            context["dask_scheduler"] = self.dask.address()
+        return context
 
 
 def _predicted(loaded: LoadedModel, matrix: Any, explain: bool) -> Prediction:
@@ -445,11 +493,11 @@ def _outputs(result: Prediction) -> np.ndarray | None:
     return result.values if result.values is not None else result.anomaly_scores
 
 
-def version_state(summary: Mapping[str, Any], active: int) -> str:
+def version_state(summary: VersionSummary, active: int) -> str:
     """active, rejected or inactive."""
-    if summary["version"] == active:
+    if summary.version == active:
         return "active"
-    return "rejected" if summary.get("state") == "rejected" else "inactive"
+    return "rejected" if summary.rejected else "inactive"
 
 
 def _require(value: str, name: str) -> str:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modeld_server.registry.manifest import VersionSummary
 
 
 class Task(enum.StrEnum):
@@ -39,6 +43,52 @@ class LoadState(enum.StrEnum):
     STALE = "stale"
     DEGRADED = "degraded"
     """Loaded and answering, but its files on disk are missing or damaged."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonInfo:
+    build_version: str
+    started_at: float
+    uptime_seconds: float
+    registry_root: str
+    data_root: str
+    jobs_running: int
+    jobs_queued: int
+
+
+@dataclass(frozen=True)
+class VersionPage:
+    versions: list[VersionSummary]
+    next_token: str
+    active: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainInput:
+    """Train's fields as they came in, before validation."""
+
+    model: str
+    dataset: DatasetSpec
+    algorithm: str
+    params: Mapping[str, str]
+    cv_folds: int = 0
+    seed: int | None = None
+    request_id: str = ""
+    task: Task | None = None
+    activate: bool = True
+    validation: Mapping[str, Any] = field(default_factory=dict)
+    calibration: str = "none"
+    engine: str = ""
+    """local, dask, or empty (local)."""
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    """What Rollback and Promote did: the model's active version before and after."""
+
+    model: str
+    previous: int
+    active: int
 
 
 @dataclass(frozen=True)
@@ -82,7 +132,7 @@ class DatasetSpec:
                    tuple(data.get("filters", ())))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainSpec:
     """A validated training request, as the job runner and the worker see it."""
 
@@ -102,10 +152,14 @@ class TrainSpec:
     task_sampled: bool = False
     """The task was inferred from the first rows only (a large file): the worker checks the
     whole target column agrees."""
+    engine: str = "local"
+    """Where it trains: local (the worker process) or dask (the configured cluster)."""
 
     def to_json(self) -> dict[str, Any]:
         sampled = {"task_sampled": True} if self.task_sampled else {}
-        return sampled | {
+        # Only when not local, so the records of local jobs stay as they were.
+        engine = {"engine": self.engine} if self.engine != "local" else {}
+        return sampled | engine | {
             "model": self.model,
             "dataset": self.dataset.to_json(),
             "validation": dict(self.validation),
@@ -134,4 +188,5 @@ class TrainSpec:
             validation=dict(data.get("validation", {})),
             calibration=data.get("calibration", "none"),
             task_sampled=bool(data.get("task_sampled", False)),
+            engine=data.get("engine", "local"),
         )

@@ -161,14 +161,15 @@ class TestSpambaseDrift:
         its non-zero values; the output profile bins the spam probability."""
         live, _ = spam
         manifest = live.runtime.service.store.read_manifest("spam", 1)
-        make = manifest["profile"]["features"]["word_freq_make"]
+        assert manifest.profile is not None
+        make = manifest.profile["features"]["word_freq_make"]
         train = pd.read_csv(live.data_root / "spam_train.csv")["word_freq_make"]
         assert make["counts"][1] == int((train == 0).sum())
         assert make["counts"][0] == 0 and sum(make["counts"]) == 3000
         assert make["zero_share"] == pytest.approx((train == 0).mean())
         assert make["mean"] == pytest.approx(train.mean())
         assert len(make["edges"]) >= 10
-        output = manifest["profile"]["output"]
+        output = manifest.profile["output"]
         assert output["what"] == "probability of class 1"
         assert sum(output["counts"]) == 3000
 

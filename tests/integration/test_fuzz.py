@@ -570,6 +570,10 @@ class TestMalformedFiles:
         ("binary.csv", "dataset.path 'binary.csv' is not a readable CSV file"),
         ("empty.csv", "dataset.path 'empty.csv' is empty"),
         ("truncated.parquet", "dataset.path 'truncated.parquet' is not a readable Parquet file"),
+        # Train's bounded sample (4 MiB) holds this whole file, so its end is seen at once;
+        # a truncated gzip larger than the sample fails its job with the same words.
+        ("truncated.csv.gz", "dataset.path 'truncated.csv.gz' is not a readable CSV file: "
+                             "Compressed file ended before the end-of-stream marker was reached"),
     ])
     def test_refused_at_train(self, fuzz: Fuzz, path: str, details: str) -> None:
         with pytest.raises(grpc.RpcError) as err:
@@ -581,9 +585,6 @@ class TestMalformedFiles:
     @pytest.mark.parametrize(("path", "reason"), [
         ("ragged.csv", r"\blines?\b\D{0,4}4\b"),  # the line with too many fields
         ("open_quote.csv", r"EOF inside string"),
-        ("truncated.csv.gz", r"^InvalidArgument: dataset\.path 'truncated\.csv\.gz' is not a "
-                             r"readable CSV file: Compressed file ended before the end-of-stream "
-                             r"marker"),
         ("header_only.csv", r"\b0 (usable )?rows\b"),
     ])
     def test_failed_job_names_the_problem(self, fuzz: Fuzz, path: str, reason: str) -> None:

@@ -105,12 +105,14 @@ class TestQualityGate:
 
     def test_retraining_on_the_same_data_compares_in_the_same_folds(
             self, daemon: LiveDaemon) -> None:
-        """The champion saw every row, so its recipe is refitted in the challenger's folds."""
+        """The champion saw every row and was cross-validated in these very folds: its own
+        held-out predictions stand for its recipe, with no refit."""
         daemon.train("spam", algorithm="logistic_regression", cv_folds=3)
         job = daemon.train("spam", algorithm="xgboost", cv_folds=3)
         assert job.activated
         gate = manifest(daemon, "spam", 2)["gate"]
-        assert gate["how"] == "champion's recipe refitted in the same folds"
+        assert gate["how"] == ("champion's out-of-fold predictions from its own training, in "
+                               "the same folds (no refit)")
         assert gate["rows"] == 4601 and gate["passed"] is True
         assert gate["challenger"] > gate["champion"]  # xgboost beats logistic regression
 

@@ -64,7 +64,9 @@ class TestAcceptanceFigures:
         assert len(manifest["dataset"]["sha256"]) == 64
         assert "char_freq_[" in manifest["features"]
         assert set(manifest["artifacts"]) == {"model.ubj", "preprocess.joblib", "train_rows.npy",
-                                              "train_rows_labeled.npy"}
+                                              "train_rows_labeled.npy", "oof.npz"}
+        assert manifest["oof"]["file"] == "oof.npz"
+        assert manifest["oof"]["key"]["cv_folds"] == 3
         assert sum(manifest["confusion_matrix"]["counts"]) == 4601
         assert manifest["libraries"]["xgboost"] == "3.2.0"
         assert (daemon.registry / "spam/ACTIVE").read_text() == "1\n"

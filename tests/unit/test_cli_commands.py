@@ -142,6 +142,12 @@ class TestTrain:
         assert result.stdout == "job j7 queued: spam with xgboost on spambase.csv\n"
         assert result.stderr == "follow it with: modelctl watch j7\n"
 
+    def test_engine_dask_is_sent_and_local_is_the_empty_default(self, live: Running) -> None:
+        live.fake.on("Train", job("j7"))
+        assert modelctl(live, *self.ARGS, "--engine", "dask").exit_code == 0
+        assert modelctl(live, *self.ARGS).exit_code == 0
+        assert [r.engine for r in live.fake.requests("Train")] == ["dask", ""]
+
     def test_quiet_prints_only_the_job_id(self, live: Running) -> None:
         """-q prints the job id alone, for scripts: JOB=$(modelctl -q train ...)."""
         live.fake.on("Train", job("j7"))

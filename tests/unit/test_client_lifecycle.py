@@ -53,8 +53,9 @@ class TestTrainSpec:
 
     def test_round_trips_through_the_message(self) -> None:
         """TrainSpec -> TrainRequest -> TrainSpec gives the same spec back."""
-        spec = TrainSpec("spam", "spambase.csv", "is_spam", "xgboost", {"max_depth": "6"},
-                         folds=3, seed=7, task=modeld.Task.CLASSIFICATION, activate=False,
+        spec = TrainSpec("spam", "spambase.csv", target="is_spam", algorithm="xgboost",
+                         params={"max_depth": "6"}, folds=3, seed=7,
+                         task=modeld.Task.CLASSIFICATION, activate=False,
                          filters=(RowFilter.range("a", max=2.0),),
                          validation=Validation(fail_on_missing_target=True), calibration="auto")
         assert TrainSpec.from_pb(spec.to_pb()) == spec
@@ -115,7 +116,7 @@ class TestCalls:
     def test_schedule_carries_its_train_spec(self, live: Running,
                                              client: modeld.Client) -> None:
         """set_schedule sends the spec each run trains; the reply reads back as a Schedule."""
-        spec = TrainSpec("spam", "spambase.csv", "is_spam", "xgboost", folds=3)
+        spec = TrainSpec("spam", "spambase.csv", target="is_spam", algorithm="xgboost", folds=3)
         live.fake.on("SetSchedule", lambda request, context: request.schedule)
         got = client.set_schedule(Schedule("spam", spec, cron="0 3 * * *", min_new_rows=100))
         assert got.train == spec

@@ -55,6 +55,15 @@ class TestSwitches:
         """`--watch` / `--no-watch` are switches; `--watch false` still parses as before."""
         assert load_settings(argv, env={}).watch is watch
 
+    @pytest.mark.parametrize(("argv", "env", "training"), [
+        ([], {}, True), (["--no-training"], {}, False), ([], {"MODELD_TRAINING": "0"}, False),
+        (["--training"], {"MODELD_TRAINING": "off"}, True),
+    ])
+    def test_training_is_on_unless_switched_off(self, argv: list[str], env: dict[str, str],
+                                                training: bool) -> None:
+        """A daemon trains by default; --no-training or MODELD_TRAINING=0 makes it serve-only."""
+        assert load_settings(argv, env=env).training is training
+
     def test_allow_unauthenticated_network_is_a_switch(self) -> None:
         settings = load_settings(["--allow-unauthenticated-network", "--listen", "0.0.0.0:1"],
                                  env={})
@@ -100,3 +109,25 @@ class TestListen:
         with pytest.raises(SystemExit):
             load_settings(["--metrics-listen", "127.0.0.1:99999"], env={})
         assert "--metrics-listen: port 99999 is out of range" in capsys.readouterr().err
+
+
+class TestDaskFlags:
+    def test_neither_is_set_by_default(self) -> None:
+        """No cluster unless asked: engine=dask is refused and dask never imported."""
+        settings = load_settings([], env={})
+        assert settings.dask_scheduler == "" and settings.dask_local == 0
+
+    def test_a_scheduler_address_or_a_local_cluster_size(self) -> None:
+        assert load_settings(["--dask-scheduler", "tcp://10.0.0.5:8786"],
+                             env={}).dask_scheduler == "tcp://10.0.0.5:8786"
+        assert load_settings([], env={"MODELD_DASK_LOCAL": "2"}).dask_local == 2
+
+    @pytest.mark.parametrize("argv", [
+        ["--dask-local", "-1"], ["--dask-local", "2", "--dask-scheduler", "tcp://h:8786"],
+    ])
+    def test_bad_combinations_exit_with_usage_error(self, argv: list[str],
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+        with pytest.raises(SystemExit) as exit_info:
+            load_settings(argv, env={})
+        assert exit_info.value.code == 2
+        assert "--dask-" in capsys.readouterr().err

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from modeld.v1 import model_manager_pb2 as pb
+from modeld_server.registry.manifest import VersionSummary
 from modeld_server.rpc import convert
-from modeld_server.service import VersionPage
+from modeld_server.types import VersionPage
 
 
-def summary(version: int, **extra: Any) -> dict[str, Any]:
-    return {"version": version, "algorithm": "xgboost", "task": "classification",
-            "params": {"max_depth": "4"}, "created_at": f"2026-11-29T10:00:0{version}+00:00",
-            "job_id": f"j{version}", "dataset": {"path": "spambase.csv", "rows": 4601},
-            "metrics": {"f1": {"mean": 0.9, "std": 0.01, "folds": [0.89, 0.91]}},
-            "features": ["a", "b"], "classes": [0, 1],
-            "confusion_matrix": {"labels": ["0", "1"], "counts": [5, 1, 2, 7]}, **extra}
+def summary(version: int, **extra: Any) -> VersionSummary:
+    return VersionSummary.from_json({
+        "version": version, "algorithm": "xgboost", "task": "classification",
+        "params": {"max_depth": "4"}, "created_at": f"2026-11-29T10:00:0{version}+00:00",
+        "job_id": f"j{version}", "dataset": {"path": "spambase.csv", "rows": 4601},
+        "metrics": {"f1": {"mean": 0.9, "std": 0.01, "folds": [0.89, 0.91]}},
+        "features": ["a", "b"], "classes": [0, 1],
+        "confusion_matrix": {"labels": ["0", "1"], "counts": [5, 1, 2, 7]}, **extra})
 
 
 def expected(model: str, page: VersionPage, aliases: dict[str, int]) -> pb.ListVersionsResponse:
@@ -43,6 +46,6 @@ def test_each_version_is_converted_once() -> None:
     """The second page is assembled from the stored bytes, not from the summary."""
     first = summary(1)
     convert.versions_to_pb("once", VersionPage([first], "", 1), {})
-    first["algorithm"] = "changed behind the cache's back"
-    assert convert.versions_to_pb("once", VersionPage([first], "", 1), {}).versions[0].algorithm \
+    changed = replace(first, algorithm="changed behind the cache's back")
+    assert convert.versions_to_pb("once", VersionPage([changed], "", 1), {}).versions[0].algorithm \
         == "xgboost"

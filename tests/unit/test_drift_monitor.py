@@ -16,6 +16,7 @@ from modeld_server.monitoring import profile as profiles
 from modeld_server.monitoring.metrics import EPSILON, js_distance, psi
 from modeld_server.monitoring.monitor import DriftMonitor
 from modeld_server.monitoring.report import DriftReport, Thresholds
+from modeld_server.registry.manifest import Manifest
 from modeld_server.types import Task
 
 
@@ -63,10 +64,14 @@ class Served:
     """What the monitor reads of a loaded version (a LoadedModel's attributes)."""
 
     version: int
-    manifest: dict[str, Any]
+    manifest: Manifest | dict[str, Any]
     schema: FeatureSchema = field(default_factory=lambda: FeatureSchema(("x",), ()))
     task: Task = Task.REGRESSION
     classes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.manifest, dict):  # written here as the JSON a manifest holds
+            self.manifest = Manifest.from_json({"version": self.version, **self.manifest})
 
 
 def served(version: int = 1) -> Served:

@@ -13,6 +13,7 @@ import pytest
 from modeld_server.errors import InvalidArgument
 from modeld_server.freshness import Freshness, StatusWarning, format_seconds
 from modeld_server.registry import fsio
+from modeld_server.registry.manifest import VersionSummary
 from modeld_server.training.gate import Policy
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -20,10 +21,11 @@ DAY = 86400.0
 CSV = b"a,b\n1,2\n3,4\n"
 
 
-def summary(rows: int = 500, sha256: str = "", path: str = "d.csv") -> dict[str, Any]:
+def summary(rows: int = 500, sha256: str = "", path: str = "d.csv") -> VersionSummary:
     """The index's summary of an active version, as the manifest records it."""
-    return {"created_at": CREATED.isoformat(),
-            "dataset": {"path": path, "sha256": sha256, "rows": rows}}
+    return VersionSummary.from_json({
+        "version": 1, "created_at": CREATED.isoformat(),
+        "dataset": {"path": path, "sha256": sha256, "rows": rows}})
 
 
 class Clock:

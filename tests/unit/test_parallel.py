@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,10 +28,13 @@ def square_and_pid(item: int) -> tuple[int, int]:
 
 
 class TwoArgs(Exception):
-    """Pickles as TwoArgs("5+1"), which its __init__ refuses when unpickled."""
+    """Pickles as TwoArgs("5+1"), which its __init__ refuses when unpickled; and it holds a
+    lock, which does not pickle at all (tblib, imported with distributed, pickles exceptions
+    without calling __init__, so the lock is what keeps this one from crossing)."""
 
     def __init__(self, a: int, b: int) -> None:
         super().__init__(f"{a}+{b}")
+        self.lock = threading.Lock()
 
 
 def alive(pid: int) -> bool:
@@ -159,8 +163,9 @@ class TestTrainSideBySide:
     ) -> None:
         """Folds and the final fit in two processes: every metric and the saved model equal."""
         shutil.copy(ROOT / "data" / "spambase.csv", tmp_path / "spambase.csv")
-        spec = TrainSpec("m", DatasetSpec("spambase.csv", target="is_spam"), algorithm,
-                         Task.CLASSIFICATION, params={"n_estimators": "20"}
+        spec = TrainSpec(model="m", dataset=DatasetSpec("spambase.csv", target="is_spam"),
+                         algorithm=algorithm,
+                         task=Task.CLASSIFICATION, params={"n_estimators": "20"}
                          if algorithm == "random_forest" else {}, cv_folds=3)
         results: dict[int, dict[str, Any]] = {}
         for cpus in (1, 2):
@@ -189,8 +194,9 @@ class TestTrainSideBySide:
 
     def test_xgboost_threads_itself_so_its_fits_stay_in_one_process(self, tmp_path: Path) -> None:
         shutil.copy(ROOT / "data" / "spambase.csv", tmp_path / "spambase.csv")
-        spec = TrainSpec("m", DatasetSpec("spambase.csv", target="is_spam"), "xgboost",
-                         Task.CLASSIFICATION, params={"n_estimators": "5"}, cv_folds=2)
+        spec = TrainSpec(model="m", dataset=DatasetSpec("spambase.csv", target="is_spam"),
+                         algorithm="xgboost",
+                         task=Task.CLASSIFICATION, params={"n_estimators": "5"}, cv_folds=2)
         result = worker.train(spec, tmp_path, tmp_path, lambda *a: None, cpus=2)
         assert result["timings"]["fit_processes"] == 1
         assert result["timings"]["final_fit_alongside"] == 0.0

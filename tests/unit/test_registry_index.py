@@ -10,6 +10,7 @@ import pytest
 
 from modeld_server.errors import NotFound
 from modeld_server.registry.index import RegistryIndex
+from modeld_server.registry.manifest import VersionSummary
 from modeld_server.registry.store import RegistryStore
 from tests.unit._registry_helpers import publish_fake, skip_disk_flush
 
@@ -29,8 +30,8 @@ def index(store: RegistryStore) -> RegistryIndex:
     return RegistryIndex(store)
 
 
-def _numbers(summaries: list[dict[str, Any]]) -> list[int]:
-    return [int(summary["version"]) for summary in summaries]
+def _numbers(summaries: list[VersionSummary]) -> list[int]:
+    return [summary.version for summary in summaries]
 
 
 class TestRefresh:
@@ -75,7 +76,7 @@ class TestRefresh:
         parked.rename(manifest)
         index.refresh()
         assert index.entry("m").versions == [1, 2]
-        assert index.entry("m").summaries[2]["version"] == 2
+        assert index.entry("m").summaries[2].version == 2
 
     def test_a_broken_manifest_is_skipped(self, store: RegistryStore, index: RegistryIndex) -> None:
         """A version whose manifest is not valid JSON is not indexed; the others are."""
@@ -114,8 +115,8 @@ class TestRefresh:
         index.refresh()
         summary = index.entry("m").summaries[1]
         # The gate's verdict too: ListVersions shows it (it was once left out, and empty).
-        assert summary == {"version": 1, "algorithm": "x", "task": "classification",
-                           "metrics": {"auc": 0.9}, "job_id": "j1", "gate": gate}
+        assert summary == VersionSummary(version=1, algorithm="x", task="classification",
+                                         metrics={"auc": 0.9}, job_id="j1", gate=gate)
 
     def test_a_version_removed_from_disk_leaves_the_entry(
         self, store: RegistryStore, index: RegistryIndex

@@ -10,12 +10,14 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from modeld_server.errors import FailedPrecondition, IntegrityError, InvalidArgument, NotFound
 from modeld_server.registry import fsio
+from modeld_server.registry.manifest import Manifest
 from modeld_server.registry.store import MANIFEST_SCHEMA, Published, RegistryStore, Staging
 from tests.unit._registry_helpers import (
     event_names,
@@ -72,11 +74,11 @@ class TestPublish:
         """The manifest keeps the caller's fields and adds schema, model, version and hashes."""
         publish_fake(store, payload=b"abc", job_id="ignored-field-kept")
         manifest = store.read_manifest("m", 1)
-        assert manifest["algorithm"] == "x" and manifest["task"] == "classification"
-        assert manifest["job_id"] == "ignored-field-kept"
-        assert manifest["manifest_schema"] == MANIFEST_SCHEMA
-        assert manifest["model"] == "m" and manifest["version"] == 1
-        assert manifest["artifacts"] == {"model.bin": {
+        assert manifest.algorithm == "x" and manifest.task == "classification"
+        assert manifest.job_id == "ignored-field-kept"
+        assert manifest.manifest_schema == MANIFEST_SCHEMA
+        assert manifest.model == "m" and manifest.version == 1
+        assert manifest.artifacts == {"model.bin": {
             "size": 3, "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
         }}
 
@@ -320,20 +322,36 @@ class TestVerify:
     ) -> None:
         """An artifact name with '/' or a leading '.' is refused before any file is opened."""
         manifest = store.read_manifest("m", 1)
-        manifest["artifacts"][name] = {"size": 1, "sha256": "0" * 64}
+        manifest = replace(manifest, artifacts={**manifest.artifacts,
+                                                name: {"size": 1, "sha256": "0" * 64}})
         with pytest.raises(IntegrityError) as info:
             store.verify("m", 1, manifest)
         assert info.value.message == f"manifest of 'm' v1 names bad file {name!r}"
 
-    @pytest.mark.parametrize("artifacts", [None, {}, [], "model.bin"])
     def test_a_manifest_without_artifacts_is_refused(
-        self, store: RegistryStore, published: Path, artifacts: object
+        self, store: RegistryStore, published: Path
     ) -> None:
-        """A missing, empty or mistyped artifacts field is an IntegrityError."""
+        """A missing or empty artifacts field is an IntegrityError."""
         manifest = store.read_manifest("m", 1)
-        manifest["artifacts"] = artifacts
-        with pytest.raises(IntegrityError, match=r"^manifest of 'm' v1 lists no artifacts$"):
-            store.verify("m", 1, manifest)
+        for artifacts in ({}, None):
+            body = {k: v for k, v in manifest.raw.items() if k != "artifacts"}
+            if artifacts is not None:
+                body["artifacts"] = artifacts
+            with pytest.raises(IntegrityError, match=r"^manifest of 'm' v1 lists no artifacts$"):
+                store.verify("m", 1, Manifest.from_json(body))
+
+    @pytest.mark.parametrize(("artifacts", "found"),
+                             [(None, "null"), ([], "an array"), ("model.bin", "a string")])
+    def test_a_mistyped_artifacts_field_is_refused_on_read(
+        self, store: RegistryStore, published: Path, artifacts: object, found: str
+    ) -> None:
+        """The manifest is refused as it is read, naming the file, the key and both types."""
+        path = store.paths("m").manifest(1)
+        body = json.loads(path.read_text())
+        path.write_text(json.dumps(dict(body, artifacts=artifacts)))
+        with pytest.raises(IntegrityError) as info:
+            store.read_manifest("m", 1)
+        assert info.value.message == f"{path}: key 'artifacts' is {found}, expected an object"
 
 
 class TestReadManifest:

@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 import structlog
 
-from modeld_server.errors import FailedPrecondition, InvalidArgument, NotFound
+from modeld_server.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
 from modeld_server.registry import fsio
 from modeld_server.registry.meta import SCHEDULE, ModelMeta
 from modeld_server.registry.store import RegistryStore
@@ -280,6 +285,38 @@ class TestDataTrigger:
         """A data trigger needs its file to exist."""
         with pytest.raises(NotFound, match=r"dataset\.path 'nope\.csv' not found"):
             sched.set(spec(min_new_rows=1, dataset_path="nope.csv"))
+
+
+    def test_a_gzip_bomb_is_refused_at_set_after_bounded_reading(
+            self, store: RegistryStore, data: Path, jobs: Jobs, clock: Clock) -> None:
+        """A 4 MiB limit: a small gzip expanding to 64 MiB is RESOURCE_EXHAUSTED naming the
+        limit, and no schedule is written (the daemon read at most the limit plus 1 MiB)."""
+        import gzip
+
+        with gzip.open(data / "bomb.csv.gz", "wb") as fh:
+            fh.write(b"x,y\n")
+            for _ in range(64):
+                fh.write(b"1,0\n" * (1 << 18))
+        assert (data / "bomb.csv.gz").stat().st_size < 1 << 20
+        sched = Scheduler(ModelMeta(RegistryStore(store.root)), data, jobs.submit, jobs.busy,
+                          clock=clock, max_bytes=4 << 20)
+        with pytest.raises(ResourceExhausted) as err:
+            sched.set(spec(min_new_rows=1, dataset_path="bomb.csv.gz"))
+        assert str(err.value) == ("dataset_path 'bomb.csv.gz': more than "
+                                  f"max_dataset_bytes={4 << 20} bytes uncompressed; rows not "
+                                  "counted")
+        assert not (store.root / "m").exists()
+
+    def test_a_file_grown_past_the_limit_stops_firing_and_says_why(
+            self, store: RegistryStore, data: Path, jobs: Jobs, clock: Clock) -> None:
+        """Grown beyond max_bytes after SetSchedule: no run, a warning, and the loop goes on."""
+        sched = Scheduler(ModelMeta(RegistryStore(store.root)), data, jobs.submit, jobs.busy,
+                          clock=clock, max_bytes=1 << 20)
+        sched.set(spec(min_new_rows=1))
+        write_csv(data / "d.csv", 200_000)  # about 1.3 MB
+        with structlog.testing.capture_logs() as logs:
+            assert sched.step(T0 + 10) == []
+        assert [e["event"] for e in logs] == ["schedule_dataset_too_large"]
 
 
 class TestFailures:

@@ -9,6 +9,7 @@ import pytest
 
 from modeld_server.artifacts import Fitted
 from modeld_server.errors import FailedPrecondition
+from modeld_server.registry.manifest import Manifest
 from modeld_server.serving.loaded import LoadedModel
 from modeld_server.training.estimators import build_estimator, build_preprocessor, get_algorithm
 from modeld_server.types import Task
@@ -46,7 +47,9 @@ def fitted_model(algorithm: str, task: Task, classes: int = 0,
     manifest: dict[str, Any] = {
         "task": task.value, "algorithm": algorithm, "classes": labels,
         "schema": {"numeric": ["size", "weight"], "categorical": ["colour"], "target": "y"}}
-    return LoadedModel("m", 4, manifest, Fitted(preprocess, estimator)), matrix[:25]
+    loaded = LoadedModel("m", 4, Manifest.from_json({"version": 4, **manifest}),
+                         Fitted(preprocess, estimator))
+    return loaded, matrix[:25]
 
 
 def one_hot_sums(preprocess: Any, per_column: np.ndarray) -> np.ndarray:
@@ -121,7 +124,8 @@ class TestXGBoost:
         manifest: dict[str, Any] = {
             "task": "regression", "algorithm": "xgboost", "classes": [],
             "schema": {"numeric": ["a", "b", "c"], "categorical": [], "target": "y"}}
-        model = LoadedModel("m", 1, manifest, Fitted(preprocess, estimator))
+        model = LoadedModel("m", 1, Manifest.from_json({"version": 1, **manifest}),
+                            Fitted(preprocess, estimator))
         got = model.explain(x[:5])
         expected = estimator.get_booster().predict(xgboost.DMatrix(x[:5]), pred_contribs=True)
         assert got.columns == ("a", "b", "c")

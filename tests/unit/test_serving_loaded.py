@@ -9,6 +9,7 @@ import pytest
 
 from modeld_server.artifacts import Fitted
 from modeld_server.errors import InvalidArgument
+from modeld_server.registry.manifest import Manifest
 from modeld_server.serving.loaded import LoadedModel
 from modeld_server.training.estimators import build_estimator, build_preprocessor, get_algorithm
 from modeld_server.types import Task
@@ -27,7 +28,8 @@ def loaded(algorithm: str, task: Task = Task.CLASSIFICATION) -> LoadedModel:
     manifest: dict[str, Any] = {
         "task": task.value, "algorithm": algorithm, "classes": ["a", "b"],
         "schema": {"numeric": ["x0", "x1"], "categorical": [], "target": "y"}}
-    return LoadedModel("m", 1, manifest, Fitted(preprocess, estimator))
+    return LoadedModel("m", 1, Manifest.from_json({"version": 1, **manifest}),
+                       Fitted(preprocess, estimator))
 
 
 class TestPredict:
@@ -90,7 +92,8 @@ class TestFoldedLogisticRegression:
             "task": "classification", "algorithm": "logistic_regression",
             "classes": [str(c) for c in range(classes)],
             "schema": {"numeric": [f"x{i}" for i in range(5)], "categorical": [], "target": "y"}}
-        model = LoadedModel("m", 1, manifest, Fitted(preprocess, estimator))
+        model = LoadedModel("m", 1, Manifest.from_json({"version": 1, **manifest}),
+                            Fitted(preprocess, estimator))
         assert model._linear is not None  # the folded path is the one under test
         rows = np.vstack([x, rng.normal(size=(50, 5)) * 1000, np.full((1, 5), np.nan)])
         got = model.predict(rows)
@@ -108,4 +111,6 @@ class TestFoldedLogisticRegression:
         manifest: dict[str, Any] = {
             "task": "classification", "algorithm": "logistic_regression", "classes": ["0", "1"],
             "schema": {"numeric": ["n"], "categorical": ["c"], "target": "y"}}
-        assert LoadedModel("m", 1, manifest, Fitted(preprocess, estimator))._linear is None
+        model = LoadedModel("m", 1, Manifest.from_json({"version": 1, **manifest}),
+                            Fitted(preprocess, estimator))
+        assert model._linear is None

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from xgboost import XGBClassifier, XGBRegressor
 
+from modeld_server.registry.manifest import Manifest
 from modeld_server.serving import xgb_native
 from modeld_server.serving.loaded import LoadedModel
 from modeld_server.serving.xgb_native import NativePredictor
@@ -147,8 +148,9 @@ def test_a_loaded_xgboost_model_uses_it(spam: tuple[np.ndarray, np.ndarray]) -> 
     x, y = spam
     model = XGBClassifier(n_estimators=10, n_jobs=1).fit(x, y)
     names = [f"c{i}" for i in range(x.shape[1])]
-    manifest = {"task": "classification", "algorithm": "xgboost", "classes": ["0", "1"],
-                "schema": {"numeric": names, "categorical": [], "target": "y"}}
+    manifest = Manifest.from_json({
+        "version": 1, "task": "classification", "algorithm": "xgboost", "classes": ["0", "1"],
+        "schema": {"numeric": names, "categorical": [], "target": "y"}})
     loaded = LoadedModel("m", 1, manifest, Fitted(None, model))
     assert getattr(loaded._booster, "__self__", None).__class__ is NativePredictor
     result = loaded.predict(x[:200])

@@ -84,7 +84,7 @@ class TestMalformedLines:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "rows.csv"
             path.write_bytes(data)
-            assert fast == _scan_records(path, open)
+            assert fast == _scan_records(path)
 
     def test_spambase_has_no_malformed_line_and_4601_records(self) -> None:
         assert malformed_lines(ROOT / "data" / "spambase.csv") == ([], 4601)

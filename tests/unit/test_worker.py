@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from modeld_server.errors import FailedPrecondition
+from modeld_server.errors import FailedPrecondition, NotFound
 from modeld_server.registry.store import RegistryStore
 from modeld_server.training import worker
+from modeld_server.training.datasets import resolve_dataset
+from modeld_server.training.messages import Failure, Progress, Result
 from modeld_server.types import DatasetSpec, Task, TrainSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_before_save_runs_before_anything_is_written(tmp_path: Path) -> None:
     """The hook that joins the builder lock runs once, with the staging folder still empty."""
     shutil.copy(ROOT / "data" / "spambase.csv", tmp_path / "spambase.csv")
-    spec = TrainSpec("m", DatasetSpec("spambase.csv", target="is_spam"), "logistic_regression",
-                     Task.CLASSIFICATION, cv_folds=2)
+    spec = TrainSpec(model="m", dataset=DatasetSpec("spambase.csv", target="is_spam"),
+                     algorithm="logistic_regression",
+                     task=Task.CLASSIFICATION, cv_folds=2)
     staging = tmp_path / "staging"
     staging.mkdir()
     seen: list[list[str]] = []
@@ -42,3 +48,47 @@ def test_a_swept_folder_is_refused(tmp_path: Path) -> None:
             rf"^staging folder {staging.path} was swept: the daemon that started this job "
             "is gone$")):
         worker._join_builders(staging.path)
+
+
+def _received(conn: Any) -> list[object]:
+    """Everything sent before the worker closed its end."""
+    out = []
+    with contextlib.suppress(EOFError):
+        while True:
+            out.append(conn.recv())
+    return out
+
+
+def test_the_worker_reports_in_typed_messages(tmp_path: Path) -> None:
+    """Over a real pipe: Progress messages, then one Result holding the manifest fields."""
+    shutil.copy(ROOT / "data" / "spambase.csv", tmp_path / "spambase.csv")
+    spec = TrainSpec(model="m", dataset=DatasetSpec("spambase.csv", target="is_spam"),
+                     algorithm="logistic_regression",
+                     task=Task.CLASSIFICATION, cv_folds=2)
+    staging = RegistryStore(tmp_path / "registry").begin_staging("m")
+    parent, child = multiprocessing.Pipe()
+    worker.run(spec.to_json(), str(tmp_path), str(staging.path), child, cpus=1)
+    *progress, outcome = _received(parent)
+    assert progress and all(isinstance(m, Progress) for m in progress)
+    assert [m.phase for m in progress if isinstance(m, Progress)][:2] == ["loading", "validating"]
+    assert isinstance(outcome, Result)
+    assert outcome.fields["algorithm"] == "logistic_regression"
+    assert outcome.fields["features"] == list(spec_features(tmp_path / "spambase.csv"))
+
+
+def test_a_failed_training_sends_one_failure(tmp_path: Path) -> None:
+    """A domain error reaches the runner as Failure(its class name, its message), last."""
+    spec = TrainSpec(model="m", dataset=DatasetSpec("absent.csv", target="is_spam"),
+                     algorithm="logistic_regression",
+                     task=Task.CLASSIFICATION)
+    parent, child = multiprocessing.Pipe()
+    worker.run(spec.to_json(), str(tmp_path), str(tmp_path / "staging"), child)
+    with pytest.raises(NotFound) as info:
+        resolve_dataset(tmp_path, "absent.csv")
+    assert _received(parent)[-1:] == [Failure("NotFound", info.value.message)]
+    assert str(Failure("NotFound", "x")) == "NotFound: x"
+
+
+def spec_features(path: Path) -> list[str]:
+    """The CSV's columns less the target, in file order."""
+    return [c for c in path.read_text().split("\n", 1)[0].split(",") if c != "is_spam"]

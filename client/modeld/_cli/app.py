@@ -45,6 +45,11 @@ class CalibrationChoice(enum.StrEnum):
     auto = "auto"
 
 
+class EngineChoice(enum.StrEnum):
+    local = "local"
+    dask = "dask"
+
+
 class TaskChoice(enum.StrEnum):
     classification = "classification"
     regression = "regression"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 
 from modeld._cli import spec_options as so
 from modeld._cli import views
-from modeld._cli.app import CalibrationChoice, JobId, Model, app
+from modeld._cli.app import CalibrationChoice, EngineChoice, JobId, Model, app
 from modeld._cli.follow import follow, summarize
 from modeld._cli.session import session
 from modeld.types import to_dict
@@ -38,6 +39,7 @@ def train(
     min_rows: so.MinRows = 0,
     max_malformed_fraction: so.MaxMalformed = None,
     no_activate: so.NoActivate = False,
+    engine: so.Engine = EngineChoice.local,
     follow_job: Annotated[bool, typer.Option("--follow", "-f",
                                              help="Show progress until the job ends.")] = False,
     request_id: Annotated[str | None, typer.Option(help="Idempotency key; random if unset.",
@@ -51,6 +53,7 @@ def train(
         drop_columns=drop_column, filters=filter_, calibration=calibration,
         drop_duplicates=drop_duplicates, fail_on_missing_target=fail_on_missing_target,
         min_rows=min_rows, max_malformed=max_malformed_fraction)
+    spec = dataclasses.replace(spec, engine=engine.value)
     handle = s.client().submit(spec, request_id=request_id)
     if follow_job:
         raise typer.Exit(summarize(s.out, follow(s.out, s.client(), handle)))

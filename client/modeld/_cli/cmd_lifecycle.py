@@ -89,7 +89,8 @@ def policy_set(
         age = parse_duration(max_age)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--max-age") from None
-    policy = s.client().set_policy(Policy(model, primary_metric, tolerance, bounds, disabled,
+    policy = s.client().set_policy(Policy(model, primary_metric, tolerance=tolerance,
+                                          thresholds=bounds, disabled=disabled,
                                           max_age_seconds=age,
                                           min_training_rows=min_training_rows,
                                           drift_psi_warn=drift_psi_warn,
@@ -206,8 +207,9 @@ def schedule_set(
         drop_columns=drop_column, filters=filter_, calibration=calibration,
         drop_duplicates=drop_duplicates, fail_on_missing_target=fail_on_missing_target,
         min_rows=min_rows, max_malformed=max_malformed_fraction)
-    schedule = s.client().set_schedule(Schedule(model, spec, cron, every, min_new_rows,
-                                                min_interval, on_drift=on_drift))
+    schedule = s.client().set_schedule(Schedule(
+        model, spec, cron=cron, interval_seconds=every, min_new_rows=min_new_rows,
+        min_interval_seconds=min_interval, on_drift=on_drift))
     if s.out.as_json:
         s.out.json(to_dict(schedule))
     else:

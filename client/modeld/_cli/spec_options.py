@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from modeld._cli.app import AlgorithmChoice, CalibrationChoice, TaskChoice
+from modeld._cli.app import AlgorithmChoice, CalibrationChoice, EngineChoice, TaskChoice
 from modeld._cli.inputs import InputError, parse_filter, parse_params
 from modeld.options import TrainSpec, Validation
 
@@ -52,6 +52,9 @@ TaskOpt = Annotated[TaskChoice | None, typer.Option(
     rich_help_panel=_MODEL)]
 Calibration = Annotated[CalibrationChoice, typer.Option(
     help="Probability calibration (classification).", rich_help_panel=_MODEL)]
+Engine = Annotated[EngineChoice, typer.Option(
+    help="Where it trains: local, or dask (the daemon's Dask cluster; xgboost only).",
+    rich_help_panel=_MODEL)]
 NoActivate = Annotated[bool, typer.Option("--no-activate", rich_help_panel=_MODEL,
                                           help="Publish the version without activating it.")]
 DropDuplicates = Annotated[bool, typer.Option(
@@ -94,8 +97,12 @@ def build_spec(model: str, *, data: str, target: str, algorithm: AlgorithmChoice
         raise typer.BadParameter(str(exc), param_hint="--filter") from None
     validation = None
     if drop_duplicates or fail_on_missing_target or min_rows or max_malformed is not None:
-        validation = Validation(drop_duplicates, fail_on_missing_target, min_rows, max_malformed)
+        validation = Validation(drop_duplicates=drop_duplicates,
+                                fail_on_missing_target=fail_on_missing_target,
+                                min_rows=min_rows, max_malformed_fraction=max_malformed)
     return TrainSpec(
-        model, data, target, str(algorithm), parsed_params, folds, seed,
-        task.value if task else None, eval_label, not no_activate, tuple(features or ()),
-        tuple(drop_columns or ()), parsed_filters, validation, calibration.value)
+        model, data, target=target, algorithm=str(algorithm), params=parsed_params,
+        folds=folds, seed=seed, task=task.value if task else None, eval_label=eval_label,
+        activate=not no_activate, features=tuple(features or ()),
+        drop_columns=tuple(drop_columns or ()), filters=parsed_filters, validation=validation,
+        calibration=calibration.value)

@@ -140,7 +140,7 @@ class ValidationOptions(_message.Message):
     def __init__(self, drop_duplicates: _Optional[bool] = ..., fail_on_missing_target: _Optional[bool] = ..., min_rows: _Optional[int] = ..., max_malformed_fraction: _Optional[float] = ...) -> None: ...
 
 class TrainRequest(_message.Message):
-    __slots__ = ("model", "dataset", "algorithm", "params", "cv_folds", "seed", "request_id", "task", "no_activate", "validation", "calibration")
+    __slots__ = ("model", "dataset", "algorithm", "params", "cv_folds", "seed", "request_id", "task", "no_activate", "validation", "calibration", "engine")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -159,6 +159,7 @@ class TrainRequest(_message.Message):
     NO_ACTIVATE_FIELD_NUMBER: _ClassVar[int]
     VALIDATION_FIELD_NUMBER: _ClassVar[int]
     CALIBRATION_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
     model: str
     dataset: Dataset
     algorithm: str
@@ -170,7 +171,8 @@ class TrainRequest(_message.Message):
     no_activate: bool
     validation: ValidationOptions
     calibration: Calibration
-    def __init__(self, model: _Optional[str] = ..., dataset: _Optional[_Union[Dataset, _Mapping]] = ..., algorithm: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., cv_folds: _Optional[int] = ..., seed: _Optional[int] = ..., request_id: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., no_activate: _Optional[bool] = ..., validation: _Optional[_Union[ValidationOptions, _Mapping]] = ..., calibration: _Optional[_Union[Calibration, str]] = ...) -> None: ...
+    engine: str
+    def __init__(self, model: _Optional[str] = ..., dataset: _Optional[_Union[Dataset, _Mapping]] = ..., algorithm: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., cv_folds: _Optional[int] = ..., seed: _Optional[int] = ..., request_id: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., no_activate: _Optional[bool] = ..., validation: _Optional[_Union[ValidationOptions, _Mapping]] = ..., calibration: _Optional[_Union[Calibration, str]] = ..., engine: _Optional[str] = ...) -> None: ...
 
 class MetricValue(_message.Message):
     __slots__ = ("mean", "std", "folds")

@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -59,6 +59,7 @@ class _Buffer:
 @dataclass
 class _Window:
     loaded: Any
+    _: KW_ONLY
     pending: list[_Chunk] = field(default_factory=list)
     rows: int = 0
     last: DriftReport | None = None
@@ -192,10 +193,10 @@ class DriftMonitor:
         loaded = state.loaded
         thresholds = self._thresholds_for(model)
         state.windows += 1
-        report = DriftReport(model, loaded.version, self.replica, window_size=len(rows),
+        report = DriftReport(model, loaded.version, replica=self.replica, window_size=len(rows),
                              windows=state.windows, computed_at=time.time(),
                              thresholds=thresholds)
-        reference = loaded.manifest.get("profile")
+        reference = loaded.manifest.profile
         if not reference:
             report.status = NO_PROFILE
             state.last = report
@@ -231,7 +232,7 @@ class DriftMonitor:
         if state is not None and state.loaded.version == version and state.last is not None:
             report = DriftReport(**{**state.last.__dict__})
         else:
-            report = DriftReport(model, version, self.replica, window_size=self.window,
+            report = DriftReport(model, version, replica=self.replica, window_size=self.window,
                                  thresholds=self._thresholds_for(model))
         if state is not None and state.loaded.version == version:
             report.window_rows = state.rows

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ class DriftReport:
 
     model: str
     version: int
+    _: KW_ONLY
     replica: str
     status: str = PENDING
     window_size: int = 0

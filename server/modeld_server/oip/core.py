@@ -20,6 +20,7 @@ from modeld_server.errors import FailedPrecondition, InvalidArgument, Unavailabl
 from modeld_server.features import FeatureSchema
 from modeld_server.oip.tensors import BYTES, Output, Tensor
 from modeld_server.registry.layout import validate_model_name
+from modeld_server.registry.manifest import VersionSummary
 from modeld_server.service import BUILD_VERSION, ModelService, version_state
 from modeld_server.serving.loaded import Prediction
 from modeld_server.types import LoadState, Task
@@ -94,15 +95,15 @@ class OpenInference:
     def model_metadata(self, name: str, version: str) -> ModelMetadata:
         """Inputs (one per feature column, in the model's order) and the task's outputs."""
         manifest, _ = self._service.get_version(name, self.pick(name, version))
-        schema = FeatureSchema.from_json(manifest["schema"])
+        schema = FeatureSchema.from_json(manifest.schema or {})
         inputs = [TensorMeta(c, "FP64", (-1, 1)) for c in schema.numeric]
         inputs += [TensorMeta(c, BYTES, (-1, 1)) for c in schema.categorical]
-        width = len(manifest.get("classes") or [])
+        width = len(manifest.classes)
         shapes = {"label": (BYTES, (-1,)), "probabilities": ("FP64", (-1, width)),
                   "value": ("FP64", (-1,)), "anomaly_score": ("FP64", (-1,))}
-        outputs = [TensorMeta(o, *shapes[o]) for o in OUTPUTS[Task(manifest["task"])]]
+        outputs = [TensorMeta(o, *shapes[o]) for o in OUTPUTS[Task(manifest.task)]]
         versions = [str(v) for v in self._service.server.answering(name)]
-        return ModelMetadata(name, versions, f"modeld_{manifest['algorithm']}", inputs, outputs)
+        return ModelMetadata(name, versions, f"modeld_{manifest.algorithm}", inputs, outputs)
 
     # ---- inference --------------------------------------------------------------------------
 
@@ -114,7 +115,7 @@ class OpenInference:
         if _VERSION.fullmatch(version):
             return int(version)
         if _ALIAS.fullmatch(version):
-            return self._service.resolve_alias(name, version)
+            return self._service.lifecycle.resolve_alias(name, version)
         raise InvalidArgument(f"model_version {quoted(version)} is neither empty, a version "
                               "number nor an alias name")
 
@@ -180,7 +181,7 @@ class OpenInference:
             entry = self._service.index.entry(view.model)
             answering = set(self._service.server.answering(view.model))
             aliases: dict[int, list[str]] = {}
-            for alias, number in sorted(self._service.aliases(view.model).items()):
+            for alias, number in sorted(self._service.lifecycle.aliases(view.model).items()):
                 aliases.setdefault(number, []).append(alias)
             for number in reversed(entry.versions):
                 state, reason = _index_state(view.state, view.error, view.active, number,
@@ -228,7 +229,7 @@ class OpenInference:
 
 
 def _index_state(load: LoadState, error: str, active: int, number: int, answering: set[int],
-                 summary: dict[str, Any] | None) -> tuple[str, str]:
+                 summary: VersionSummary | None) -> tuple[str, str]:
     role = version_state(summary, active) if summary is not None else "inactive"
     if number in answering:
         return "READY", role

@@ -10,18 +10,14 @@ from __future__ import annotations
 import bisect
 import threading
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 
 from modeld_server.errors import IntegrityError, ModeldError, NotFound
+from modeld_server.registry.manifest import VersionSummary
 from modeld_server.registry.store import RegistryStore
 
 log = structlog.get_logger(__name__)
-
-# Manifest keys the index keeps; the rest (sample rows, per-file hashes) stays on disk.
-_SUMMARY_KEYS = ("version", "algorithm", "task", "params", "metrics", "created_at", "job_id",
-                 "dataset", "features", "classes", "confusion_matrix", "timings", "state", "gate")
 
 
 @dataclass
@@ -30,7 +26,7 @@ class ModelEntry:
 
     versions: list[int] = field(default_factory=list)
     """Published versions with a readable manifest, ascending."""
-    summaries: dict[int, dict[str, Any]] = field(default_factory=dict)
+    summaries: dict[int, VersionSummary] = field(default_factory=dict)
     active: int = 0
     pointer_error: str = ""
 
@@ -90,16 +86,16 @@ class RegistryIndex:
         with self._lock:
             self._models[model] = entry
 
-    def _read_summary(self, model: str, number: int) -> dict[str, Any] | None:
+    def _read_summary(self, model: str, number: int) -> VersionSummary | None:
         try:
             manifest = self.store.read_manifest(model, number)
         except ModeldError as exc:
             # Half-copied or broken: skipped now, read again at the next re-scan.
             log.info("version_skipped", model=model, version=number, reason=exc.message)
             return None
-        return {k: manifest[k] for k in _SUMMARY_KEYS if k in manifest}
+        return manifest.summary
 
-    def page(self, model: str, below: int, size: int) -> list[dict[str, Any]]:
+    def page(self, model: str, below: int, size: int) -> list[VersionSummary]:
         """Up to `size` summaries of versions numbered below `below`, newest first."""
         entry = self.entry(model)
         end = bisect.bisect_left(entry.versions, below)

@@ -31,10 +31,10 @@ from modeld_server.registry.layout import (
     parse_version_dir,
     validate_model_name,
 )
+from modeld_server.registry.manifest import MANIFEST_SCHEMA, Manifest
 
 log = structlog.get_logger(__name__)
 
-MANIFEST_SCHEMA = 1
 
 # Matched on bytes, not text: str.isdigit accepts '²', and decoding fails on non-UTF-8.
 # A version number: no sign, no leading zero, within the proto's int64 (18 digits is plenty).
@@ -117,12 +117,14 @@ class RegistryStore:
         numbers = (parse_version_dir(name) for name in entries)
         return sorted(n for n in numbers if n is not None)
 
-    def read_manifest(self, model: str, version: int) -> dict[str, Any]:
+    def read_manifest(self, model: str, version: int) -> Manifest:
         """The parsed manifest of a version.
 
         Raises:
             NotFound: the version folder or its manifest does not exist.
-            IntegrityError: the manifest is not valid JSON or does not describe this version.
+            IntegrityError: the manifest is not valid JSON, does not describe this version,
+                or holds a known key of the wrong type.
+            FailedPrecondition: it was written by a newer schema than this daemon reads.
         """
         path = self.paths(model).manifest(version)
         try:
@@ -137,7 +139,7 @@ class RegistryStore:
         if not (isinstance(manifest, dict) and type(manifest.get("version")) is int
                 and manifest["version"] == version):
             raise IntegrityError(f"{path} does not describe version {version}")
-        return manifest
+        return Manifest.from_json(manifest, str(path))
 
     def read_active(self, model: str) -> int:
         """The active version number, 0 when the model has none.
@@ -184,15 +186,15 @@ class RegistryStore:
             return int(event.get("version") or 0)
         return 0
 
-    def verify(self, model: str, version: int, manifest: dict[str, Any]) -> None:
+    def verify(self, model: str, version: int, manifest: Manifest) -> None:
         """Checks every artifact's size and SHA-256 against the manifest.
 
         Raises:
             IntegrityError: naming the first file that is missing or differs.
         """
         folder = self.paths(model).version(version)
-        artifacts = manifest.get("artifacts")
-        if not isinstance(artifacts, dict) or not artifacts:
+        artifacts = manifest.artifacts
+        if not artifacts:
             raise IntegrityError(f"manifest of {model!r} v{version} lists no artifacts")
         for name, meta in artifacts.items():
             path = folder / name
@@ -267,6 +269,7 @@ class RegistryStore:
             body = dict(manifest, manifest_schema=MANIFEST_SCHEMA, model=staging.model,
                         version=version)
             body["artifacts"] = artifacts
+            Manifest.from_json(body, "the new manifest")  # what no reader could read is a bug
             manifest_path = staging.path / MANIFEST
             manifest_path.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
             fsio.fsync_file(manifest_path)

@@ -12,21 +12,25 @@ from google.protobuf import timestamp_pb2
 from modeld.v1 import model_manager_pb2 as pb
 from modeld_server.freshness import StatusWarning
 from modeld_server.monitoring.report import DriftReport, FeatureDrift
+from modeld_server.registry.manifest import Manifest, VersionSummary
 from modeld_server.rpc.struct_rows import StructRows
-from modeld_server.service import (
-    DaemonInfo,
-    RollbackResult,
-    TrainInput,
-    VersionPage,
-    version_state,
-)
+from modeld_server.service import version_state
 from modeld_server.serving.explain import Explanations
 from modeld_server.serving.loaded import Prediction
 from modeld_server.serving.manager import ModelView
 from modeld_server.training.gate import Policy
 from modeld_server.training.jobrecord import JobRecord
 from modeld_server.training.scheduler import ScheduleSpec, ScheduleState
-from modeld_server.types import DatasetSpec, JobState, LoadState, Task
+from modeld_server.types import (
+    DaemonInfo,
+    DatasetSpec,
+    JobState,
+    LoadState,
+    RollbackResult,
+    Task,
+    TrainInput,
+    VersionPage,
+)
 
 TASK_TO_PB = {
     Task.CLASSIFICATION: pb.TASK_CLASSIFICATION,
@@ -144,6 +148,7 @@ def train_input(request: pb.TrainRequest) -> TrainInput:
         request_id=request.request_id,
         task=TASK_FROM_PB.get(request.task),
         activate=not request.no_activate,
+        engine=request.engine,
     )
 
 
@@ -159,6 +164,7 @@ def spec_to_pb(record: JobRecord) -> pb.TrainRequest:
         algorithm=spec.algorithm, params=spec.params, cv_folds=spec.cv_folds, seed=spec.seed,
         request_id=spec.request_id, task=TASK_TO_PB[spec.task], no_activate=not spec.activate,
         validation=validation, calibration=CALIBRATION_TO_PB[spec.calibration],
+        engine=spec.engine,
     )
 
 
@@ -173,7 +179,7 @@ def job_to_pb(record: JobRecord) -> pb.Job:
     )
 
 
-def model_view_to_pb(view: ModelView, summary: Mapping[str, Any] | None,
+def model_view_to_pb(view: ModelView, summary: VersionSummary | None,
                      versions: list[int], aliases: Mapping[str, int],
                      schedule: tuple[ScheduleSpec, ScheduleState] | None = None,
                      warnings: Sequence[StatusWarning] = (),
@@ -188,10 +194,10 @@ def model_view_to_pb(view: ModelView, summary: Mapping[str, Any] | None,
         drift_status=drift_status,
     )
     if summary:
-        for name, value in metrics_to_pb(summary.get("metrics") or {}).items():
+        for name, value in metrics_to_pb(summary.metrics).items():
             message.metrics[name].CopyFrom(value)
-        message.algorithm = summary.get("algorithm", "")
-        message.task = TASK_TO_PB.get(Task(summary["task"]), pb.TASK_UNSPECIFIED)
+        message.algorithm = summary.algorithm
+        message.task = TASK_TO_PB.get(Task(summary.task), pb.TASK_UNSPECIFIED)
     if schedule is not None:
         message.schedule.CopyFrom(schedule_to_pb(*schedule))
     if current is not None:
@@ -209,32 +215,34 @@ def daemon_to_pb(info: DaemonInfo) -> pb.DaemonStatus:
     )
 
 
-def version_to_pb(model: str, summary: Mapping[str, Any], active: int,
-                  aliases: Mapping[str, int], full: bool = False) -> pb.Version:
-    number = summary["version"]
-    dataset = summary.get("dataset") or {}
-    gate = summary.get("gate") or {}
+def version_to_pb(model: str, summary: VersionSummary, active: int,
+                  aliases: Mapping[str, int], manifest: Manifest | None = None) -> pb.Version:
+    """A version's message; with its `manifest`, the whole manifest.json as read."""
+    number = summary.version
+    dataset = summary.dataset
+    gate = summary.gate or {}
     message = pb.Version(
         model=model, version=number,
         state=VERSION_STATE_TO_PB[version_state(summary, active)],
         aliases=sorted(a for a, v in aliases.items() if v == number),
         gate_summary=(("passed: " if gate.get("passed") else "rejected: ")
                       + "; ".join(gate.get("reasons", []))) if gate else "",
-        algorithm=summary.get("algorithm", ""),
-        task=TASK_TO_PB.get(Task(summary["task"]), pb.TASK_UNSPECIFIED),
-        params=summary.get("params") or {}, metrics=metrics_to_pb(summary.get("metrics") or {}),
-        created_at=_iso_timestamp(summary.get("created_at")), job_id=summary.get("job_id", ""),
+        algorithm=summary.algorithm,
+        task=TASK_TO_PB.get(Task(summary.task), pb.TASK_UNSPECIFIED),
+        params=summary.params, metrics=metrics_to_pb(summary.metrics),
+        created_at=_iso_timestamp(summary.created_at), job_id=summary.job_id,
         dataset_path=dataset.get("path", ""), dataset_sha256=dataset.get("sha256", ""),
-        rows=dataset.get("rows", 0), features=summary.get("features") or [],
-        classes=[str(c) for c in summary.get("classes") or []],
-        training_seconds=(summary.get("timings") or {}).get("total_seconds", 0.0),
+        rows=dataset.get("rows", 0), features=summary.features,
+        classes=[str(c) for c in summary.classes],
+        training_seconds=summary.timings.get("total_seconds", 0.0),
     )
-    confusion = summary.get("confusion_matrix")
+    confusion = summary.confusion_matrix
     if confusion:
         message.confusion_matrix.labels.extend(confusion["labels"])
         message.confusion_matrix.counts.extend(confusion["counts"])
-    if full:
-        message.manifest_json = json.dumps(summary, indent=2, sort_keys=True)
+    if manifest is not None:
+        # The JSON as read, not as typed: keys a newer writer added reach the client too.
+        message.manifest_json = json.dumps(manifest.raw, indent=2, sort_keys=True)
     return message
 
 
@@ -251,8 +259,8 @@ def versions_to_pb(model: str, page: VersionPage,
     response = pb.ListVersionsResponse(next_page_token=page.next_token,
                                        active_version=page.active)
     for summary in page.versions:
-        number = summary["version"]
-        key = (model, number, summary.get("created_at", ""), summary.get("job_id", ""))
+        number = summary.version
+        key = (model, number, summary.created_at, summary.job_id)
         cached = _VERSION_BYTES.get(key)
         if cached is None:
             cached = version_to_pb(model, summary, 0, {}).SerializeToString()
@@ -323,13 +331,14 @@ def policy_from_pb(message: pb.Policy) -> Policy:
 
     return Policy(message.primary_metric,
                   message.tolerance if message.HasField("tolerance") else DEFAULT_TOLERANCE,
-                  tuple((t.metric, t.op, t.value) for t in message.thresholds),
-                  message.disabled,
-                  message.max_age.seconds + message.max_age.nanos / 1e9,
-                  message.min_training_rows,
-                  (message.drift_psi_warn, message.drift_psi_alert, message.drift_js_alert,
-                   message.drift_share_alert),
-                  message.monitor_sample if message.HasField("monitor_sample") else None)
+                  thresholds=tuple((t.metric, t.op, t.value) for t in message.thresholds),
+                  disabled=message.disabled,
+                  max_age_seconds=message.max_age.seconds + message.max_age.nanos / 1e9,
+                  min_training_rows=message.min_training_rows,
+                  drift=(message.drift_psi_warn, message.drift_psi_alert,
+                         message.drift_js_alert, message.drift_share_alert),
+                  monitor_sample=(message.monitor_sample if message.HasField("monitor_sample")
+                                  else None))
 
 
 def schedule_to_pb(spec: ScheduleSpec, state: ScheduleState) -> pb.Schedule:

@@ -28,7 +28,7 @@ log = structlog.get_logger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ModelManager"].full_name
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Daemon:
     """A built, not yet started, daemon: the server, its port, the core and health."""
 
@@ -76,7 +76,8 @@ def build_server(settings: Settings, service: ModelService | None = None) -> Dae
     enable_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     port = _bind(server, settings)
-    daemon = Daemon(server, port, service, health_servicer, gate, pool, oip)
+    daemon = Daemon(server=server, port=port, service=service, health=health_servicer,
+                    gate=gate, pool=pool, oip=oip)
     daemon.set_serving(False)
     return daemon
 

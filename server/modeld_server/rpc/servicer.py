@@ -61,13 +61,14 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
             raise InvalidArgument(f"state {request.state} is not a known VersionState value")
         page = self._service.list_versions(request.model, request.page_size, request.page_token,
                                            state)
-        return convert.versions_to_pb(request.model, page, self._service.aliases(request.model))
+        aliases = self._service.lifecycle.aliases(request.model)
+        return convert.versions_to_pb(request.model, page, aliases)
 
     @rpc
     def GetVersion(self, request: pb.GetVersionRequest, context: Ctx) -> pb.Version:
         manifest, active = self._service.get_version(request.model, request.version)
-        return convert.version_to_pb(request.model, manifest, active,
-                                     self._service.aliases(request.model), full=True)
+        return convert.version_to_pb(request.model, manifest.summary, active,
+                                     self._service.lifecycle.aliases(request.model), manifest)
 
     @rpc
     def Rollback(self, request: pb.RollbackRequest, context: Ctx) -> pb.RollbackResponse:
@@ -99,29 +100,31 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
 
     @rpc
     def Promote(self, request: pb.PromoteRequest, context: Ctx) -> pb.RollbackResponse:
-        return convert.rollback_to_pb(self._service.promote(
+        return convert.rollback_to_pb(self._service.lifecycle.promote(
             request.model, request.version, request.reason, request.expected_active_version))
 
     @rpc
     def GetPolicy(self, request: pb.GetPolicyRequest, context: Ctx) -> pb.Policy:
-        return convert.policy_to_pb(request.model, self._service.get_policy(request.model))
+        policy = self._service.lifecycle.get_policy(request.model)
+        return convert.policy_to_pb(request.model, policy)
 
     @rpc
     def SetPolicy(self, request: pb.SetPolicyRequest, context: Ctx) -> pb.Policy:
         model = request.policy.model
-        policy = self._service.set_policy(model, convert.policy_from_pb(request.policy))
+        policy = self._service.lifecycle.set_policy(model, convert.policy_from_pb(request.policy))
         return convert.policy_to_pb(model, policy)
 
     @rpc
     def SetAlias(self, request: pb.SetAliasRequest, context: Ctx) -> pb.Alias:
         expected = request.expected_version if request.HasField("expected_version") else None
-        version = self._service.set_alias(request.model, request.alias, request.version, expected)
+        version = self._service.lifecycle.set_alias(request.model, request.alias,
+                                                    request.version, expected)
         return pb.Alias(model=request.model, alias=request.alias, version=version)
 
     @rpc
     def DeleteAlias(self, request: pb.DeleteAliasRequest, context: Ctx) -> pb.Alias:
         expected = request.expected_version if request.HasField("expected_version") else None
-        self._service.delete_alias(request.model, request.alias, expected)
+        self._service.lifecycle.delete_alias(request.model, request.alias, expected)
         return pb.Alias(model=request.model, alias=request.alias, version=0)
 
     @rpc
@@ -152,7 +155,7 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
         entry = self._service.index.entry(view.model)
         summary = entry.summaries.get(view.active)
         return convert.model_view_to_pb(view, summary, entry.versions,
-                                        self._service.aliases(view.model),
+                                        self._service.lifecycle.aliases(view.model),
                                         self._service.schedule_of(view.model),
                                         self._service.warnings_of(view.model, summary),
                                         self._service.drift_status(view.model, view.loaded))

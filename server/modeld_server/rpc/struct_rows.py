@@ -28,6 +28,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from modeld.v1 import model_manager_pb2 as pb
+from modeld_server import fastpaths
 from modeld_server.errors import InvalidArgument, clip
 
 _ROW_TAG = 0x0A  # RecordRows.rows = 1, length-delimited
@@ -92,7 +93,8 @@ class StructRows(Sequence[Mapping[str, Any]]):
 
     def __len__(self) -> int:
         if self._count is None:
-            self._count = _uniform_count(self.wire()) if self._message is None else None
+            by_hand = self._message is None and fastpaths.enabled()
+            self._count = _uniform_count(self.wire()) if by_hand else None
             if self._count is None:
                 self._count = len(self.message().rows)
         return self._count
@@ -135,7 +137,9 @@ class StructRows(Sequence[Mapping[str, Any]]):
 
     def uniform_numbers(self) -> tuple[tuple[str, ...], np.ndarray] | None:
         """(keys, float64 matrix with a column per key) when every row holds numbers
-        under the same keys; None otherwise, or for no rows."""
+        under the same keys; None otherwise, or for no rows, or with the fast paths off."""
+        if not fastpaths.enabled():
+            return None
         data = self.wire()
         n = len(self)
         if not n or len(data) % n:

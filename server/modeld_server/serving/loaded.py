@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from modeld_server import artifacts
+from modeld_server import artifacts, fastpaths
 from modeld_server.errors import InvalidArgument
 from modeld_server.features import FeatureSchema
+from modeld_server.registry.manifest import Manifest
+from modeld_server.serving import xgb_lean
 from modeld_server.serving.explain import Explanations, check_explainable, explain
 from modeld_server.training.estimators import ALGORITHMS
 from modeld_server.types import Task
@@ -26,6 +29,7 @@ class Prediction:
 
     task: Task
     labels: list[str]
+    _: KW_ONLY
     values: np.ndarray | None = None
     classes: list[str] | None = None
     probabilities: np.ndarray | None = None
@@ -36,24 +40,28 @@ class Prediction:
 class LoadedModel:
     """One immutable version, loaded and warmed up; safe to share between threads."""
 
-    def __init__(self, model: str, version: int, manifest: dict[str, Any],
+    def __init__(self, model: str, version: int, manifest: Manifest,
                  fitted: artifacts.Fitted) -> None:
         self.model = model
         self.version = version
         self.manifest = manifest
-        self.task = Task(manifest["task"])
-        self.schema = FeatureSchema.from_json(manifest["schema"])
-        self.classes = [str(c) for c in manifest.get("classes") or []]
+        self.task = Task(manifest.task)
+        self.schema = FeatureSchema.from_json(manifest.schema or {})
+        self.classes = [str(c) for c in manifest.classes]
         self._class_array = np.array(self.classes, dtype=object)
         self._estimator = fitted.estimator
-        self._fitted = fitted  # the plain library path, for explain()
+        self._fitted = fitted  # the library's objects, for explain() (see _explainable)
+        self._folder: Path | None = None  # set by load(): where explain() finds them
+        self._explain_lock = threading.Lock()
         # All-numeric data for an estimator that handles NaN itself: the preprocessor is
         # only a float cast, which the input already is, so Predict skips it.
-        native = ALGORITHMS[manifest["algorithm"]].native_missing
+        native = ALGORITHMS[manifest.algorithm].native_missing
         self._preprocess = None if native and not self.schema.categorical else fitted.preprocess
-        self._booster = _booster_predict(self._estimator)
-        self._linear = _folded_linear(self._preprocess, self._estimator)
-        anomaly = manifest.get("anomaly") or {}
+        # The fast paths stand in for the library's predict (see fastpaths.py).
+        fast = fastpaths.enabled()
+        self._booster = _booster_predict(self._estimator) if fast else None
+        self._linear = _folded_linear(self._preprocess, self._estimator) if fast else None
+        anomaly = manifest.anomaly or {}
         self._threshold = float(anomaly.get("threshold", 0.0))
         self.loaded_at = time.time()
         self.load_ms = 0.0
@@ -61,12 +69,15 @@ class LoadedModel:
         """Its files' stamps when they were verified for this load (see ModelServer)."""
 
     @classmethod
-    def load(cls, model: str, version: int, folder: Path, manifest: dict[str, Any]) -> LoadedModel:
+    def load(cls, model: str, version: int, folder: Path, manifest: Manifest) -> LoadedModel:
         """Loads artifacts (already verified by the caller) and runs a warm-up prediction."""
         started = time.perf_counter()
-        fitted = artifacts.load(folder, manifest["format"], manifest["algorithm"], manifest["task"])
+        lean = _lean_xgboost(folder, manifest) if fastpaths.enabled() else None
+        fitted = lean or artifacts.load(folder, manifest.format, manifest.algorithm,
+                                        manifest.task)
         loaded = cls(model, version, manifest, fitted)
-        sample = manifest.get("sample_row")
+        loaded._folder = folder
+        sample = manifest.sample_row
         if sample:
             loaded.predict(loaded.schema.matrix_from_records([sample]))
         loaded.load_ms = (time.perf_counter() - started) * 1000
@@ -102,10 +113,22 @@ class LoadedModel:
         Raises:
             FailedPrecondition: the algorithm has no explanations, naming it.
         """
-        check_explainable(self.manifest["algorithm"], self._estimator, self.model,
+        check_explainable(self.manifest.algorithm, self._fitted.estimator, self.model,
                           self.version)
-        return explain(self._fitted.preprocess, self._estimator, self.schema, self.classes,
-                       matrix)
+        fitted = self._explainable()
+        return explain(fitted.preprocess, fitted.estimator, self.schema, self.classes, matrix)
+
+    def _explainable(self) -> artifacts.Fitted:
+        """The version as the libraries load it: a version served through libxgboost alone
+        (xgb_lean) loads the xgboost package's model on its first explain, once."""
+        if not isinstance(self._fitted.estimator, xgb_lean.LeanBooster):
+            return self._fitted
+        with self._explain_lock:
+            if isinstance(self._fitted.estimator, xgb_lean.LeanBooster):
+                assert self._folder is not None, "a lean version is only made by load()"
+                self._fitted = artifacts.load(self._folder, self.manifest.format,
+                                              self.manifest.algorithm, self.manifest.task)
+            return self._fitted
 
     def _predict(self, matrix: np.ndarray) -> Prediction:
         if self._linear is not None:  # does its own imputing and scaling
@@ -154,12 +177,25 @@ def _too_large(matrix: np.ndarray, schema: FeatureSchema) -> str:
     return f"row {row} column {schema.numeric[j]!r} is {numbers[row, j]:g}: {reason}"
 
 
+def _lean_xgboost(folder: Path, manifest: Manifest) -> artifacts.Fitted | None:
+    """An XGBoost version with numeric features only, loaded without the xgboost package,
+    scikit-learn or pandas (see xgb_lean); None for other versions or if it cannot be."""
+    schema = manifest.schema or {}
+    if manifest.format != artifacts.FORMAT_XGBOOST or schema.get("categorical") \
+            or "numeric" not in schema or not ALGORITHMS[manifest.algorithm].native_missing:
+        return None
+    booster = xgb_lean.load(folder / artifacts.XGB_FILE, len(schema["numeric"]))
+    return None if booster is None else artifacts.Fitted(None, booster)
+
+
 def _booster_predict(estimator: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     """XGBoost's inplace predict on the booster, single-threaded, or None for other estimators.
 
     One thread per call: concurrency comes from the RPC threads, and OpenMP's
     thread start-up costs more than a small batch takes to predict.
     """
+    if isinstance(estimator, xgb_lean.LeanBooster):  # single-threaded already
+        return estimator.predict
     if not type(estimator).__module__.startswith("xgboost"):
         return None
     booster = estimator.get_booster()
@@ -214,6 +250,8 @@ def _expit(z: np.ndarray) -> np.ndarray:
 def _folded_linear(preprocess: Any, estimator: Any) -> FoldedLinear | None:
     """A FoldedLinear for [ColumnTransformer over all columns of] a numeric Pipeline of
     SimpleImputer + StandardScaler before a LogisticRegression; None for anything else."""
+    if preprocess is None or not type(estimator).__module__.startswith("sklearn"):
+        return None  # without importing scikit-learn, which an XGBoost version may not need
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression

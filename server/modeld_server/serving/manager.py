@@ -37,7 +37,7 @@ _MAX_BACKOFF = 60.0
 _GONE: tuple[object, ...] = ("<missing>",)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Slot:
     """One model in this daemon's memory."""
 

@@ -21,23 +21,16 @@ What keeps it correct:
 from __future__ import annotations
 
 import ctypes
-import json
 import threading
 from typing import Any
 
 import numpy as np
 import structlog
 
-log = structlog.get_logger(__name__)
+# The config and array interface are shared with xgb_lean, which imports no xgboost.
+from modeld_server.serving.xgb_lean import _CONFIG, _INTERFACE, _TYPESTR, _probes
 
-# The config inplace_predict builds (make_jcargs) for predict_type="value",
-# iteration_range=(0, 0) (all trees), missing=NaN, strict_shape=False.
-_CONFIG = json.dumps({"type": 0, "training": False, "iteration_begin": 0, "iteration_end": 0,
-                      "missing": float("nan"), "strict_shape": False, "cache_id": 0}).encode()
-# numpy's __array_interface__ for a C-contiguous 2-D array ("strides": null).
-_INTERFACE = '{"data": [%d, true], "shape": [%d, %d], "strides": null, "typestr": "%s", ' \
-             '"version": 3}'
-_TYPESTR = {np.dtype(np.float64): "<f8", np.dtype(np.float32): "<f4"}
+log = structlog.get_logger(__name__)
 
 
 class _ThreadState(threading.local):
@@ -99,12 +92,3 @@ class NativePredictor:
         # reused by the next call on this thread.
         size = 4 * int(np.prod(shape))
         return np.frombuffer(ctypes.string_at(state.out, size), dtype=np.float32).reshape(shape)
-
-
-def _probes(n_features: int) -> list[np.ndarray]:
-    """Rows that exercise both branches of splits and missing values, one and many rows."""
-    rng = np.random.default_rng(0)
-    many = rng.normal(scale=3.0, size=(16, n_features))
-    many[::3, ::2] = np.nan
-    return [np.zeros((1, n_features)), np.full((1, n_features), np.nan), many,
-            many.astype(np.float32)]

@@ -7,9 +7,11 @@ processes read whole files.
 from __future__ import annotations
 
 import csv
+import gzip
 import stat
 import zlib
 from pathlib import Path
+from typing import IO
 
 from modeld_server.errors import InvalidArgument, NotFound, PermissionDenied, quoted
 
@@ -49,6 +51,20 @@ def resolve_dataset(data_root: Path, relative: str) -> Path:
             file the daemon may not read.
         NotFound: no such file.
     """
+    full, mode = _resolve_under(data_root, relative)
+    shown = quoted(relative)
+    if not stat.S_ISREG(mode):
+        raise InvalidArgument(f"dataset.path {shown} is not a regular file (it is "
+                              f"{_kind(mode)})")
+    if not full.name.lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES):
+        raise InvalidArgument(
+            f"dataset.path {shown} is not a supported file: use .csv, .csv.gz, .parquet or .pq"
+        )
+    return full
+
+
+def _resolve_under(data_root: Path, relative: str) -> tuple[Path, int]:
+    """The resolved path of `relative` under the root and its mode (see resolve_dataset)."""
     if not relative:
         raise InvalidArgument("dataset.path is required")
     if "\x00" in relative:
@@ -72,14 +88,45 @@ def resolve_dataset(data_root: Path, relative: str) -> Path:
     except OSError as exc:  # ENAMETOOLONG and kin: the OS cannot even look it up
         raise InvalidArgument(f"dataset.path {shown} cannot be looked up: "
                               f"{exc.strerror or exc}") from None
-    if not stat.S_ISREG(mode):
-        raise InvalidArgument(f"dataset.path {shown} is not a regular file (it is "
-                              f"{_kind(mode)})")
-    if not full.name.lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES):
-        raise InvalidArgument(
-            f"dataset.path {shown} is not a supported file: use .csv, .csv.gz, .parquet or .pq"
-        )
-    return full
+    return full, mode
+
+
+def resolve_dataset_files(data_root: Path, relative: str, *, folders: bool) -> list[Path]:
+    """Like resolve_dataset, but with `folders` a directory of Parquet files is a dataset too.
+
+    Names starting with '.' or '_' in the folder are skipped (writers' markers such as
+    _SUCCESS or .crc files); every other entry must be a .parquet or .pq regular file
+    that resolves under the data root.
+
+    Returns:
+        The files, sorted by name: the dataset's rows are theirs in that order.
+
+    Raises:
+        InvalidArgument: an empty folder, a subfolder or a file of another type in it.
+        PermissionDenied: a file in it (a symlink) that leads outside the data root.
+    """
+    full, mode = _resolve_under(data_root, relative)
+    if not (folders and stat.S_ISDIR(mode)):
+        return [resolve_dataset(data_root, relative)]
+    shown = quoted(relative)
+    names = sorted(n for n in _list(full, shown) if not n.startswith((".", "_")))
+    if not names:
+        raise InvalidArgument(f"dataset.path {shown} is a folder without Parquet files")
+    files = []
+    for name in names:
+        inside = f"{relative.rstrip('/')}/{name}"
+        if not name.lower().endswith(PARQUET_SUFFIXES):
+            raise InvalidArgument(f"dataset.path {shown} holds {quoted(name)}, which is not a "
+                                  "Parquet file: a folder dataset holds .parquet or .pq files")
+        files.append(resolve_dataset(data_root, inside))
+    return files
+
+
+def _list(folder: Path, shown: str) -> list[str]:
+    try:
+        return [entry.name for entry in folder.iterdir()]
+    except PermissionError:
+        raise PermissionDenied(f"dataset.path {shown} is not readable by the daemon") from None
 
 
 def _kind(mode: int) -> str:
@@ -92,3 +139,10 @@ def _kind(mode: int) -> str:
 def is_parquet(path: Path) -> bool:
     """Whether the file's name says Parquet (else it is CSV, maybe gzipped)."""
     return path.name.lower().endswith(PARQUET_SUFFIXES)
+
+
+def open_maybe_gzip(path: Path) -> IO[bytes] | gzip.GzipFile:
+    """The file's bytes for reading, decompressed when its name ends in .gz (any case)."""
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rb")
+    return path.open("rb")

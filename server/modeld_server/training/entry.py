@@ -16,7 +16,7 @@ TRAINING_NICENESS = 10
 
 def run_job(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
             max_rows: int, context: dict[str, Any], cpus: int, memory_mb: int,
-            max_bytes: int = 0) -> None:
+            max_bytes: int = 0, fast_paths: bool = True) -> None:
     """Runs one job (see worker.run), at a lower CPU priority than the daemon.
 
     Training is throughput work and serving is latency work: when both want the CPUs,
@@ -38,7 +38,7 @@ def run_job(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
     os.nice(TRAINING_NICENESS)
 
     worker.run(spec_json, data_root, staging, conn, max_rows, context, cpus, memory_mb,
-               max_bytes)
+               max_bytes, fast_paths=fast_paths)
 
 
 def warm_up() -> None:

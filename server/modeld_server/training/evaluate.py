@@ -42,7 +42,7 @@ class Template:
         return artifacts.Fitted(preprocess, estimator)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CVResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     confusion_matrix: dict[str, Any] | None = None

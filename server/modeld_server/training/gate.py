@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from modeld_server import artifacts
-from modeld_server.errors import InvalidArgument, quoted
+from modeld_server import artifacts, fastpaths
+from modeld_server.errors import IntegrityError, InvalidArgument, quoted
 from modeld_server.features import FeatureSchema
+from modeld_server.registry.manifest import Manifest
 from modeld_server.training import metrics as metric_fns
 from modeld_server.types import Task
 
@@ -48,6 +49,7 @@ class Policy:
 
     primary_metric: str = ""
     tolerance: float = DEFAULT_TOLERANCE
+    _: KW_ONLY
     thresholds: tuple[tuple[str, str, float], ...] = ()
     disabled: bool = False
     max_age_seconds: float = 0.0
@@ -80,12 +82,13 @@ class Policy:
         if not data:
             return cls()
         return cls(data.get("primary_metric", ""), float(data.get("tolerance", DEFAULT_TOLERANCE)),
-                   tuple((m, op, float(v)) for m, op, v in data.get("thresholds", ())),
-                   bool(data.get("disabled", False)),
-                   float(data.get("max_age_seconds", 0.0)),
-                   int(data.get("min_training_rows", 0)),
-                   _drift_json(data.get("drift")),
-                   None if data.get("monitor_sample") is None
+                   thresholds=tuple((m, op, float(v))
+                                    for m, op, v in data.get("thresholds", ())),
+                   disabled=bool(data.get("disabled", False)),
+                   max_age_seconds=float(data.get("max_age_seconds", 0.0)),
+                   min_training_rows=int(data.get("min_training_rows", 0)),
+                   drift=_drift_json(data.get("drift")),
+                   monitor_sample=None if data.get("monitor_sample") is None
                    else float(data["monitor_sample"]))
 
     def validated(self) -> Policy:
@@ -151,7 +154,7 @@ def primary_metric(policy: Policy, task: Task, n_classes: int) -> str:
     return "roc_auc"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Decision:
     passed: bool
     metric: str
@@ -166,10 +169,6 @@ class Decision:
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
-    def summary(self) -> str:
-        verdict = "passed" if self.passed else "rejected"
-        return f"{verdict}: " + "; ".join(self.reasons)
-
 
 def decide(policy: Policy, task: Task, n_classes: int, cv_metrics: dict[str, Any],
            champion: tuple[int, Comparison | None, str] | None) -> Decision:
@@ -180,7 +179,7 @@ def decide(policy: Policy, task: Task, n_classes: int, cv_metrics: dict[str, Any
         champion: (version, the comparison on one row set or None, why not comparable).
     """
     metric = primary_metric(policy, task, n_classes)
-    decision = Decision(True, metric)
+    decision = Decision(passed=True, metric=metric)
     for name, op, bound in policy.thresholds:
         value = (cv_metrics.get(name) or {}).get("mean")
         ok = value is not None and OPERATORS[op](value, bound)
@@ -251,6 +250,10 @@ def hashes_of_rows(frame: Any, column_sets: list[list[str]]) -> list[np.ndarray]
     """
     import pandas as pd
 
+    if not fastpaths.enabled():
+        return [np.asarray(pd.util.hash_pandas_object(frame[columns], index=False),
+                           dtype=np.uint64) if columns else _combine([], len(frame))
+                for columns in column_sets]
     names = {name for columns in column_sets for name in columns}
     column_hashes = {name: np.asarray(pd.util.hash_pandas_object(frame[name], index=False),
                                       dtype=np.uint64) for name in names}
@@ -304,14 +307,14 @@ class Overlap:
     """Fraction of the known rows whose label differs from the champion's."""
 
 
-def overlap(folder: Path, manifest: dict[str, Any], frame: Any) -> Overlap | None:
+def overlap(folder: Path, manifest: Manifest, frame: Any) -> Overlap | None:
     """None when the champion kept no row hashes (then nothing is known about overlap)."""
     if not (folder / ROWS_FILE).exists():
         return None
-    features = list(manifest["features"])
+    features = list(manifest.features)
     unseen = ~np.isin(row_hashes(frame, features), np.load(folder / ROWS_FILE,
                                                            allow_pickle=False))
-    label = FeatureSchema.from_json(manifest["schema"]).target
+    label = _schema(manifest).target
     relabeled = 0.0
     known = int((~unseen).sum())
     if label and known and label in frame.columns and (folder / LABELED_ROWS_FILE).exists():
@@ -321,28 +324,28 @@ def overlap(folder: Path, manifest: dict[str, Any], frame: Any) -> Overlap | Non
     return Overlap(unseen, relabeled)
 
 
-def not_comparable(manifest: dict[str, Any], frame: Any, task: Task,
+def not_comparable(manifest: Manifest, frame: Any, task: Task,
                    classes: list[Any]) -> str:
     """Why the champion cannot be scored on this dataset, or ''."""
-    if manifest.get("task") != task.value:
-        return f"it does {manifest.get('task')}"
-    schema = FeatureSchema.from_json(manifest["schema"])
+    if manifest.task != task.value:
+        return f"it does {manifest.task or None}"
+    schema = _schema(manifest)
     missing = [c for c in schema.columns if c not in frame.columns]
     if missing:
         return f"this dataset lacks its columns {missing[:5]}"
-    champion_classes = [str(c) for c in manifest.get("classes") or []]
+    champion_classes = [str(c) for c in manifest.classes]
     if task is Task.CLASSIFICATION and sorted(champion_classes) != sorted(map(str, classes)):
         return "its classes differ"
     return ""
 
 
-def score_artifact(folder: Path, manifest: dict[str, Any], frame: Any, task: Task,
+def score_artifact(folder: Path, manifest: Manifest, frame: Any, task: Task,
                    classes: list[Any], y: np.ndarray | None,
                    eval_label: np.ndarray | None) -> dict[str, float]:
     """The deployed champion's pooled metrics on `frame`'s rows."""
-    schema = FeatureSchema.from_json(manifest["schema"])
-    champion_classes = [str(c) for c in manifest.get("classes") or []]
-    fitted = artifacts.load(folder, manifest["format"], manifest["algorithm"], manifest["task"])
+    schema = _schema(manifest)
+    champion_classes = [str(c) for c in manifest.classes]
+    fitted = artifacts.load(folder, manifest.format, manifest.algorithm, manifest.task)
     matrix = fitted.preprocess.transform(schema.matrix_from_frame(frame))
     est = fitted.estimator
     if task is Task.CLASSIFICATION:
@@ -352,3 +355,10 @@ def score_artifact(folder: Path, manifest: dict[str, Any], frame: Any, task: Tas
     if task is Task.REGRESSION:
         return pooled_metrics(task, y, np.asarray(est.predict(matrix)), None, 0)
     return pooled_metrics(task, None, -est.score_samples(matrix), None, 0, eval_label)
+
+
+def _schema(manifest: Manifest) -> FeatureSchema:
+    """The champion's feature schema (a manifest without one cannot be scored)."""
+    if manifest.schema is None:
+        raise IntegrityError(f"manifest of {manifest.model!r} v{manifest.version} has no schema")
+    return FeatureSchema.from_json(manifest.schema)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ import structlog
 
 from modeld_server.errors import FailedPrecondition, ModeldError, ResourceExhausted
 from modeld_server.registry.fsio import write_atomic
+from modeld_server.registry.manifest import Manifest
 from modeld_server.registry.store import RegistryStore
 from modeld_server.types import JobState, TrainSpec
 
@@ -26,9 +29,15 @@ def new_job_id() -> str:
     return f"j{int(time.time() * 1000):012x}{secrets.token_hex(4)}"
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class JobRecord:
-    """Everything known about a job. Mutated only under the JobManager's lock."""
+    """Everything known about a job at one moment. Frozen: the JobManager replaces a job's
+    record (under its lock) rather than changing it, so a record handed out is never torn.
+
+    Its JSON (state_dir/jobs/<id>.json, and the request claims other daemons read) is
+    read tolerantly both ways: unknown keys (a newer daemon's) are ignored and missing ones
+    take their defaults. tests/fixtures/jobs/ keeps a record of each shape ever written.
+    """
 
     id: str
     spec: TrainSpec
@@ -37,36 +46,47 @@ class JobRecord:
     progress: float = 0.0
     message: str = ""
     error: str = ""
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
     version: int = 0
     activated: bool = False
     created_at: float = field(default_factory=time.time)
     started_at: float | None = None
     finished_at: float | None = None
     seq: int = 0
-    """Bumped on every change; watchers wait for it to move."""
-    cancel_requested: bool = False
+    """Bumped on every change; watchers wait for it to move. Not saved."""
 
     @property
     def model(self) -> str:
         return self.spec.model
 
-    def snapshot(self) -> JobRecord:
-        """A copy that callers may read without the lock."""
-        return JobRecord(**{**self.__dict__, "metrics": dict(self.metrics)})
+    def but(self, **changes: Any) -> JobRecord:
+        """A copy with `changes` applied and seq moved on."""
+        return dataclasses.replace(self, seq=self.seq + 1, **changes)
 
     def to_json(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k not in ("seq", "cancel_requested")}
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in _NOT_SAVED}
         data["spec"] = self.spec.to_json()
         data["state"] = self.state.value
+        data["metrics"] = dict(self.metrics)
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> JobRecord:
-        values = dict(data)
-        values["spec"] = TrainSpec.from_json(values["spec"])
-        values["state"] = JobState(values["state"])
+    def from_json(cls, data: Mapping[str, Any]) -> JobRecord:
+        """Reads a saved record; keys this daemon does not know are ignored.
+
+        Raises:
+            KeyError: no id or spec; ValueError, TypeError: a value of the wrong kind.
+        """
+        values = {name: data[name] for name in _SAVED if name in data}
+        values["spec"] = TrainSpec.from_json(data["spec"])
+        values["state"] = JobState(data.get("state", JobState.QUEUED.value))
+        values["metrics"] = dict(data.get("metrics") or {})
         return cls(**values)
+
+
+_NOT_SAVED = frozenset({"seq"})
+_SAVED = tuple(f.name for f in dataclasses.fields(JobRecord) if f.name not in _NOT_SAVED)
 
 
 class JobFiles:
@@ -113,37 +133,36 @@ class JobFiles:
         return records
 
 
-def recover_published(record: JobRecord, store: RegistryStore) -> bool:
-    """Marks an interrupted job SUCCEEDED when a version's manifest names it.
+def recover_published(record: JobRecord, store: RegistryStore) -> JobRecord | None:
+    """The record of an interrupted job marked SUCCEEDED, when a version's manifest names it.
 
     The daemon can die after publish renamed the version into place and before the
     record said so: the version is complete (and maybe active), so the job did not fail.
 
     Returns:
-        Whether such a version was found (the record is changed only then).
+        The SUCCEEDED record; None when the job published no version.
     """
     try:
         found = _published_by(record, store)
     except ModeldError:  # a record naming no valid model published nothing
-        return False
+        return None
     if found is None:
-        return False
+        return None
     version, manifest = found
     activated = _activated(record, store, version)
     message = f"published version {version} (recorded at restart)"
-    if manifest.get("state") == "rejected":
+    if manifest.rejected:
         message += " as REJECTED by the quality gate"
     elif record.spec.activate and not activated:
         message += "; not activated: the daemon stopped before it could"
-    record.state, record.phase, record.progress = JobState.SUCCEEDED, "done", 1.0
-    record.version, record.activated, record.error = version, activated, ""
-    record.metrics, record.message = manifest.get("metrics") or {}, message
     log.warning("job_recovered_as_published", job_id=record.id, model=record.model,
                 version=version, activated=activated)
-    return True
+    return record.but(state=JobState.SUCCEEDED, phase="done", progress=1.0, version=version,
+                      activated=activated, error="", metrics=dict(manifest.metrics),
+                      message=message)
 
 
-def _published_by(record: JobRecord, store: RegistryStore) -> tuple[int, dict[str, Any]] | None:
+def _published_by(record: JobRecord, store: RegistryStore) -> tuple[int, Manifest] | None:
     """(version, manifest) of the version the job published, searched newest first."""
     if record.started_at is None:
         return None  # never ran: cannot have published
@@ -152,7 +171,7 @@ def _published_by(record: JobRecord, store: RegistryStore) -> tuple[int, dict[st
             manifest = store.read_manifest(record.model, version)
         except ModeldError:
             continue  # a broken version is the index's problem, not this job's
-        if manifest.get("job_id") == record.id:
+        if manifest.job_id == record.id:
             return version, manifest
     return None
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from modeld_server import fastpaths
 from modeld_server.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -30,6 +31,7 @@ from modeld_server.errors import (
     ResourceExhausted,
     job_error,
     quoted,
+    training_off,
 )
 from modeld_server.metrics import JOB_DURATION, JOBS_FINISHED
 from modeld_server.registry.store import RegistryStore, Staging
@@ -41,6 +43,7 @@ from modeld_server.training.jobrecord import (
     new_job_id,
     recover_published,
 )
+from modeld_server.training.messages import Failure, Outcome, Progress, Result
 from modeld_server.types import JobState, TrainSpec
 
 log = structlog.get_logger(__name__)
@@ -54,7 +57,7 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 _EXIT_GRACE = 30.0  # seconds a worker gets to exit after its outcome
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class JobLimits:
     """What one training job may use; the job fails with the limit's name when it is passed."""
 
@@ -74,8 +77,10 @@ class JobManager:
                  max_concurrent: int = 1, max_queued: int = 16,
                  limits: JobLimits | None = None,
                  on_published: OnPublished | None = None,
-                 context_for: ContextFor | None = None) -> None:
+                 context_for: ContextFor | None = None, training: bool = True) -> None:
         self._store = store
+        self._training = training
+        """False on a serve-only daemon: every submit is refused, no process is started."""
         self._claims = RequestClaims(store)
         self._data_root = data_root
         self._files = JobFiles(state_dir)
@@ -83,6 +88,8 @@ class JobManager:
         self._max_queued = max_queued
         self._limits = limits or JobLimits()
         self._kill_reasons: dict[str, str] = {}
+        self._cancelled: set[str] = set()
+        """Jobs asked to stop (Cancel, close): a worker not yet started never starts."""
         self._on_published = on_published or (lambda model, version: None)
         self._context_for = context_for or (lambda spec: {})
         self._cond = threading.Condition()
@@ -103,17 +110,20 @@ class JobManager:
         for record in self._files.load_all():
             self._jobs[record.id] = record
             if not record.state.final:
-                if not recover_published(record, self._store):
-                    record.state, record.phase = JobState.FAILED, "done"
-                    record.error = "interrupted by restart"
+                ended = recover_published(record, self._store)
+                if ended is None:
+                    ended = record.but(state=JobState.FAILED, phase="done",
+                                       error="interrupted by restart")
                     log.warning("job_interrupted", job_id=record.id, model=record.model)
-                record.finished_at = record.finished_at or time.time()
-                self._persist(record)  # a full state dir must not stop the daemon starting
+                self._jobs[record.id] = ended.but(finished_at=ended.finished_at or time.time())
+                self._persist(self._jobs[record.id])  # a full state dir must not stop the start
             if record.spec.request_id:
                 self._by_request[record.spec.request_id] = record.id
 
     def warm_up(self) -> None:
         """Starts the forkserver (importing the training libraries) before the first job."""
+        if not self._training:
+            return
         spawner.ensure_forkserver()
         process = _CTX.Process(target=entry.warm_up, daemon=True)
         process.start()
@@ -128,10 +138,9 @@ class JobManager:
         with self._cond:
             self._closed = True
             for job_id in list(self._queue) + list(self._running):
-                record = self._jobs[job_id]
-                record.cancel_requested = True
-                if not record.state.final:  # one that just ended keeps its own outcome
-                    self._finish(record, JobState.FAILED, error=reason)
+                self._cancelled.add(job_id)
+                if not self._jobs[job_id].state.final:  # one that just ended keeps its own
+                    self._finish(job_id, JobState.FAILED, error=reason)
             self._queue.clear()
             processes = [p for p in self._running.values() if p is not None]
         for process in processes:
@@ -162,8 +171,11 @@ class JobManager:
         Raises:
             AlreadyExists: request_id used before for a different request.
             ResourceExhausted: the queue is full, or the state dir (the record cannot be saved).
-            FailedPrecondition: the daemon is shutting down, or the state dir is not writable.
+            FailedPrecondition: the daemon is shutting down, or the state dir is not writable,
+                or it does not train (--no-training; a scheduled run included).
         """
+        if not self._training:
+            raise training_off("Train")
         with self._cond:
             if spec.request_id and spec.request_id in self._by_request:
                 return _same_request(self._jobs[self._by_request[spec.request_id]], spec)
@@ -197,11 +209,11 @@ class JobManager:
             self._flush_unsaved()
             self._start_ready()
             log.info("job_queued", job_id=record.id, model=spec.model, algorithm=spec.algorithm)
-            return record.snapshot()
+            return record
 
     def get(self, job_id: str) -> JobRecord:
         with self._cond:
-            return self._require(job_id).snapshot()
+            return self._require(job_id)
 
     def has_active(self, model: str) -> bool:
         """Whether a job of `model` is queued or running (the scheduler never stacks runs)."""
@@ -226,7 +238,7 @@ class JobManager:
             if after not in ids:
                 raise InvalidArgument(f"page_token refers to unknown job {quoted(after)}")
             records = records[ids.index(after) + 1 :]
-        return [r.snapshot() for r in records[:page_size]]
+        return records[:page_size]
 
     def cancel(self, job_id: str) -> JobRecord:
         """Cancels a queued or running job.
@@ -241,27 +253,27 @@ class JobManager:
                 raise FailedPrecondition(f"job {job_id} already ended ({record.state.value})")
             if record.phase == "publishing":
                 raise FailedPrecondition(f"job {job_id} is publishing its version; too late")
-            record.cancel_requested = True
+            self._cancelled.add(job_id)
             process = self._running.get(job_id)
             if job_id in self._queue:
                 self._queue.remove(job_id)
-                self._finish(record, JobState.CANCELLED, error="cancelled while queued")
+                self._finish(job_id, JobState.CANCELLED, error="cancelled while queued")
         if process is not None:
             process.kill()
         log.info("job_cancel_requested", job_id=job_id)
         with self._cond:
-            self._cond.wait_for(lambda: record.state.final, timeout=30.0)
-            return record.snapshot()
+            self._cond.wait_for(lambda: self._jobs[job_id].state.final, timeout=30.0)
+            return self._jobs[job_id]
 
     def watch(self, job_id: str, poll: float = 1.0) -> Iterator[JobRecord]:
         """Yields the job now, then after every change (coalesced), ending at a final state."""
         seen = -1
         while True:
             with self._cond:
-                record = self._require(job_id)
-                while record.seq == seen:
+                snapshot = self._require(job_id)
+                while snapshot.seq == seen:
                     self._cond.wait(poll)
-                snapshot = record.snapshot()
+                    snapshot = self._jobs[job_id]
             seen = snapshot.seq
             yield snapshot
             if snapshot.state.final:
@@ -288,16 +300,16 @@ class JobManager:
         staging: Staging | None = None
         try:
             staging = self._store.begin_staging(record.model)
-            outcome = self._train(record, staging)
+            outcome = self._train(job_id, staging)
             if outcome is not None:
-                self._publish(record, staging, outcome)
+                self._publish(job_id, staging, outcome)
         except Exception as exc:  # the runner must always settle the job
             log.exception("job_runner_failed", job_id=job_id)
             if staging is not None:
                 staging.discard()  # nothing half-built outlives a job reported FAILED
             with self._cond:
-                if not record.state.final:
-                    self._finish(record, JobState.FAILED, error=job_error(exc))
+                if not self._jobs[job_id].state.final:
+                    self._finish(job_id, JobState.FAILED, error=job_error(exc))
         finally:
             if staging is not None:
                 staging.discard()
@@ -314,38 +326,39 @@ class JobManager:
                 self._start_ready()
                 self._cond.notify_all()
 
-    def _train(self, record: JobRecord, staging: Staging) -> dict[str, Any] | None:
+    def _train(self, job_id: str, staging: Staging) -> dict[str, Any] | None:
         """Runs the worker process; returns its result, or None when the job ended otherwise."""
+        record = self._jobs[job_id]
         parent, child = _CTX.Pipe(duplex=False)
         process = _CTX.Process(
             target=entry.run_job, daemon=True,
             args=(record.spec.to_json(), str(self._data_root), str(staging.path), child,
                   self._limits.max_rows, self._context_for(record.spec), self._limits.cpus,
-                  self._limits.memory_mb, self._limits.max_bytes),
+                  self._limits.memory_mb, self._limits.max_bytes,
+                  fastpaths.enabled()),  # the worker is a process of its own
         )
         spawner.ensure_forkserver()
         with self._cond:
-            if record.state.final:
+            if self._jobs[job_id].state.final:
                 return None  # closed while it waited for a slot
-            if record.cancel_requested:
-                self._finish(record, JobState.CANCELLED, error="cancelled by request")
+            if job_id in self._cancelled:
+                self._finish(job_id, JobState.CANCELLED, error="cancelled by request")
                 return None
             # Started under the lock so close() and cancel() only ever see started processes.
             process.start()
-            self._running[record.id] = process
-            record.state, record.phase = JobState.RUNNING, "starting"
-            record.started_at = time.time()
-            self._changed(record, persist=True)
+            self._running[job_id] = process
+            self._update(job_id, persist=True, state=JobState.RUNNING, phase="starting",
+                         started_at=time.time())
         child.close()
-        log.info("job_started", job_id=record.id, model=record.model, pid=process.pid)
-        outcome = self._follow(record, parent, process)
+        log.info("job_started", job_id=job_id, model=record.model, pid=process.pid)
+        outcome = self._follow(job_id, parent, process)
         if outcome is None:
             process.join()  # it died without a word: its exit code says how
         # Otherwise publishing need not wait for the process to exit (tens of ms at
         # niceness 10 on a busy machine); _run joins it before the slot is freed.
-        return self._settle(record, process, outcome)
+        return self._settle(job_id, process, outcome)
 
-    def _follow(self, record: JobRecord, conn: Any, process: Any) -> tuple[Any, ...] | None:
+    def _follow(self, job_id: str, conn: Any, process: Any) -> Outcome | None:
         """Relays progress until the worker sends its outcome or dies; enforces the limits."""
         deadline = time.monotonic() + self._limits.timeout
         while True:
@@ -361,18 +374,19 @@ class JobManager:
             except (EOFError, OSError):
                 return None
             if message is None:
-                self._enforce_limits(record, process, deadline)
+                self._enforce_limits(job_id, process, deadline)
                 continue
-            if message[0] != "progress":
-                return tuple(message)
-            _, phase, progress, text, partial = message
+            if isinstance(message, Result | Failure):
+                return message
+            if not isinstance(message, Progress):
+                return Failure("Internal", f"the worker sent {type(message).__name__}, "
+                               "not a Progress, Result or Failure")
             with self._cond:
-                if not record.state.final:
-                    record.phase, record.progress, record.message = phase, progress, text
-                    record.metrics = partial
-                    self._changed(record)
+                if not self._jobs[job_id].state.final:
+                    self._update(job_id, phase=message.phase, progress=message.progress,
+                                 message=message.message, metrics=message.metrics)
 
-    def _enforce_limits(self, record: JobRecord, process: Any, deadline: float) -> None:
+    def _enforce_limits(self, job_id: str, process: Any, deadline: float) -> None:
         reason = ""
         if time.monotonic() > deadline:
             reason = f"exceeded the training time limit (train_timeout={self._limits.timeout:g}s)"
@@ -381,36 +395,35 @@ class JobManager:
             if used_mb > self._limits.memory_mb:
                 reason = (f"used {used_mb:.0f} MiB, over the training memory limit "
                           f"(train_memory_mb={self._limits.memory_mb})")
-        if reason and record.id not in self._kill_reasons:
-            self._kill_reasons[record.id] = reason
-            log.warning("job_limit_exceeded", job_id=record.id, reason=reason)
+        if reason and job_id not in self._kill_reasons:
+            self._kill_reasons[job_id] = reason
+            log.warning("job_limit_exceeded", job_id=job_id, reason=reason)
             process.kill()
 
-    def _settle(self, record: JobRecord, process: Any,
-                outcome: tuple[Any, ...] | None) -> dict[str, Any] | None:
+    def _settle(self, job_id: str, process: Any,
+                outcome: Outcome | None) -> dict[str, Any] | None:
         with self._cond:
-            if record.state.final:
+            if self._jobs[job_id].state.final:
                 return None  # closed under us
-            if record.cancel_requested:
-                self._finish(record, JobState.CANCELLED, error="cancelled by request")
+            if job_id in self._cancelled:
+                self._finish(job_id, JobState.CANCELLED, error="cancelled by request")
                 return None
-            if record.id in self._kill_reasons:
-                self._finish(record, JobState.FAILED, error=self._kill_reasons.pop(record.id))
+            if job_id in self._kill_reasons:
+                self._finish(job_id, JobState.FAILED, error=self._kill_reasons.pop(job_id))
                 return None
             if outcome is None:
-                self._finish(record, JobState.FAILED, error=_death_reason(process.exitcode))
+                self._finish(job_id, JobState.FAILED, error=_death_reason(process.exitcode))
                 return None
-            if outcome[0] == "error":
-                self._finish(record, JobState.FAILED, error=f"{outcome[1]}: {outcome[2]}")
+            if isinstance(outcome, Failure):
+                self._finish(job_id, JobState.FAILED, error=str(outcome))
                 return None
-            record.phase, record.progress, record.message = "publishing", 0.98, "publishing"
-            self._changed(record)
-            result: dict[str, Any] = outcome[1]
-            return result
+            self._update(job_id, phase="publishing", progress=0.98, message="publishing")
+            return outcome.fields
 
-    def _publish(self, record: JobRecord, staging: Staging, result: dict[str, Any]) -> None:
+    def _publish(self, job_id: str, staging: Staging, result: dict[str, Any]) -> None:
         """Publishes the version, then reports the job SUCCEEDED: once the version is in
         place nothing (a pointer that cannot be written, a failed load) makes it FAILED."""
+        record = self._jobs[job_id]
         spec = record.spec
         manifest = dict(result, job_id=record.id, request_id=spec.request_id,
                         created_at=datetime.now(UTC).isoformat())
@@ -431,29 +444,32 @@ class JobManager:
         elif published.not_activated:
             message += f"; not activated: {published.not_activated}"
         with self._cond:
-            record.version, record.activated = version, published.activated
-            record.metrics = result.get("metrics", {})
-            self._finish(record, JobState.SUCCEEDED, message=message)
+            self._finish(job_id, JobState.SUCCEEDED, message=message, version=version,
+                         activated=published.activated, metrics=result.get("metrics", {}))
 
-    def _finish(self, record: JobRecord, state: JobState, *, error: str = "",
-                message: str = "") -> None:
-        """Moves a job to a final state and persists it. Caller holds the lock."""
-        record.state, record.phase, record.error = state, "done", error
-        record.message = message or error
-        record.progress = 1.0 if state is JobState.SUCCEEDED else record.progress
-        record.finished_at = time.time()
-        self._changed(record, persist=True)
+    def _finish(self, job_id: str, state: JobState, *, error: str = "", message: str = "",
+                **changes: Any) -> None:
+        """Moves a job to a final state (with `changes`, JobRecord fields) and persists it.
+        Caller holds the lock."""
+        progress = 1.0 if state is JobState.SUCCEEDED else self._jobs[job_id].progress
+        now = time.time()
+        record = self._update(job_id, persist=True, state=state, phase="done", error=error,
+                              message=message or error, progress=progress, finished_at=now,
+                              **changes)
         JOBS_FINISHED.labels(state.value).inc()
         if record.started_at is not None:
-            JOB_DURATION.observe(record.finished_at - record.started_at)
-        log.info("job_finished", job_id=record.id, model=record.model, state=state.value,
+            JOB_DURATION.observe(now - record.started_at)
+        log.info("job_finished", job_id=job_id, model=record.model, state=state.value,
                  version=record.version, error=error or None)
 
-    def _changed(self, record: JobRecord, persist: bool = False) -> None:
-        record.seq += 1
+    def _update(self, job_id: str, *, persist: bool = False, **changes: Any) -> JobRecord:
+        """Replaces a job's record by a copy with `changes` (JobRecord fields), wakes the
+        watchers, and saves it when `persist`. Caller holds the lock."""
+        record = self._jobs[job_id] = self._jobs[job_id].but(**changes)
         if persist:
             self._persist(record)
         self._cond.notify_all()
+        return record
 
     def _persist(self, record: JobRecord) -> None:
         """Saves a record; one that cannot be saved (a full state dir) is logged and kept in
@@ -495,7 +511,7 @@ def _same_request(existing: JobRecord, spec: TrainSpec) -> JobRecord:
     if existing.spec != spec:
         raise AlreadyExists(f"request_id {quoted(spec.request_id)} was used for job "
                             f"{existing.id} with a different request")
-    return existing.snapshot()
+    return existing
 
 
 def _tree_memory_mb(pid: int, limit_mb: float) -> float:

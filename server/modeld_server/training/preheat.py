@@ -41,8 +41,8 @@ def preheat() -> None:
         root = Path(tmp)
         _rows().to_csv(root / "rows.csv", index=False)
         (root / "staging").mkdir()
-        spec = TrainSpec("preheat", DatasetSpec("rows.csv", target="label"),
-                         "logistic_regression", Task.CLASSIFICATION, cv_folds=2)
+        spec = TrainSpec(model="preheat", dataset=DatasetSpec("rows.csv", target="label"),
+                         algorithm="logistic_regression", task=Task.CLASSIFICATION, cv_folds=2)
         # One process: a pool forked here would leave threads in the forkserver.
         worker.train(spec, root, root / "staging", lambda *args: None, cpus=1)
 

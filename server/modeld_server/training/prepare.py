@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from modeld_server.training.sample import SAMPLE_BYTES, task_of
 from modeld_server.types import Task, TrainSpec
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Prepared:
     """Everything a job trains and evaluates on."""
 
@@ -31,7 +31,6 @@ class Prepared:
     dataset: dict[str, Any]
     report: validation.Report
     eval_label: np.ndarray | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare(spec: TrainSpec, path: Path, max_rows: int, max_bytes: int = 0) -> Prepared:
@@ -69,9 +68,10 @@ def prepare(spec: TrainSpec, path: Path, max_rows: int, max_bytes: int = 0) -> P
     schema = FeatureSchema.infer(frame, features, ds.target or ds.eval_label)
     dataset = {"path": ds.path, "sha256": sha256_file(path), "rows_read": report.rows_read,
                "rows": len(frame), "columns": columns}
-    prepared = Prepared(frame, schema, features, schema.matrix_from_frame(frame), None, [],
-                        {name: _json_value(frame[name].iloc[0]) for name in features},
-                        dataset, report)
+    prepared = Prepared(frame=frame, schema=schema, features=features,
+                        x=schema.matrix_from_frame(frame), y=None, classes=[],
+                        sample_row={name: _json_value(frame[name].iloc[0]) for name in features},
+                        dataset=dataset, report=report)
     _encode_target(spec, prepared)
     if ds.eval_label:
         prepared.eval_label = frame[ds.eval_label].astype(bool).to_numpy()

@@ -11,7 +11,6 @@ lock and its outcome is recorded after. Tests inject the clock and call step().
 
 from __future__ import annotations
 
-import gzip
 import math
 import threading
 import time
@@ -24,11 +23,17 @@ from typing import Any
 import structlog
 from croniter import croniter
 
-from modeld_server.errors import InvalidArgument, ModeldError, NotFound, quoted
+from modeld_server.errors import (
+    InvalidArgument,
+    ModeldError,
+    NotFound,
+    ResourceExhausted,
+    quoted,
+)
 from modeld_server.registry import fsio
 from modeld_server.registry.layout import validate_model_name
 from modeld_server.registry.meta import SCHEDULE, ModelMeta
-from modeld_server.training.datasets import PARQUET_SUFFIXES, resolve_dataset
+from modeld_server.training.datasets import PARQUET_SUFFIXES, open_maybe_gzip, resolve_dataset
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +43,7 @@ MAX_INTERVAL = 10 * 365 * 86400.0
 Baseline = dict[str, Any]  # {"sha256": str, "rows": int}: the dataset as of the last run
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ScheduleSpec:
     """A model's schedule; `train` is the training request as JSON, opaque here."""
 
@@ -130,9 +135,10 @@ class Scheduler:
 
     def __init__(self, meta: ModelMeta, data_root: Path, submit: Callable[[dict[str, Any]], str],
                  busy: Callable[[str], bool], clock: Callable[[], float] = time.time,
-                 poll_interval: float = 5.0) -> None:
+                 poll_interval: float = 5.0, max_bytes: int = 1 << 30) -> None:
         self._meta, self._store = meta, meta.store
         self._data_root = data_root
+        self._max_bytes = max_bytes  # uncompressed bytes a data trigger reads to count rows
         self._submit, self._busy, self._clock = submit, busy, clock
         self._poll_interval = poll_interval
         # (size, mtime_ns) -> baseline per dataset, so an untouched file is not read again.
@@ -153,9 +159,7 @@ class Scheduler:
             InvalidArgument: a bad field. NotFound, PermissionDenied: the data trigger's dataset.
         """
         spec = spec.validated()
-        baseline = self._observe(spec.dataset_path) if spec.min_new_rows else None
-        if spec.min_new_rows and baseline is None:
-            resolve_dataset(self._data_root, spec.dataset_path)  # raises the precise error
+        baseline = self._observe(spec.dataset_path, strict=True) if spec.min_new_rows else None
         state = {"next_run_at": spec.next_after(self._clock()), "last_run_at": None,
                  "last_outcome": "", "baseline": baseline}
         self._meta.write(spec.model, SCHEDULE, {"spec": spec.to_json(), "state": state},
@@ -354,36 +358,62 @@ class Scheduler:
         """Replaces schedule.json; the caller holds the model lock."""
         self._meta.write_unlocked(model, SCHEDULE, doc)
 
-    def _observe(self, dataset_path: str) -> Baseline | None:
-        """The dataset's sha256 and data rows; None when it is missing or unreadable."""
+    def _observe(self, dataset_path: str, strict: bool = False) -> Baseline | None:
+        """The dataset's sha256 and data rows; None when it is missing or unreadable.
+
+        Args:
+            strict: raise the precise error instead (SetSchedule answers it): the path's
+                (NotFound, PermissionDenied, InvalidArgument), a file over max_dataset_bytes
+                uncompressed (ResourceExhausted), or one that cannot be read (InvalidArgument).
+        """
         try:
             path = resolve_dataset(self._data_root, dataset_path)
             stat = path.stat()
         except (ModeldError, OSError):
+            if strict:
+                raise
             return None
         seen = self._seen.get(path)
-        if seen is not None and seen[:2] == (stat.st_size, stat.st_mtime_ns):
+        if seen is not None and seen[:2] == (stat.st_size, stat.st_mtime_ns) and not strict:
             return seen[2]
         try:
             observed: Baseline | None = {"sha256": fsio.sha256_file(path),
-                                         "rows": count_rows(path)}
+                                         "rows": count_rows(path, self._max_bytes)}
+        except ResourceExhausted as exc:
+            if strict:
+                raise ResourceExhausted(f"dataset_path {quoted(dataset_path)}: {exc}") from None
+            log.warning("schedule_dataset_too_large", path=dataset_path, error=str(exc))
+            observed = None
         except Exception as exc:  # pyarrow and gzip raise several unrelated types
+            if strict:
+                raise InvalidArgument(f"dataset_path {quoted(dataset_path)} cannot be read: "
+                                      f"{exc}") from None
             log.warning("schedule_dataset_unreadable", path=dataset_path, error=str(exc))
             observed = None
         self._seen[path] = (stat.st_size, stat.st_mtime_ns, observed)
         return observed
 
 
-def count_rows(path: Path) -> int:
-    """A dataset's data rows: a CSV's lines minus its header, or a Parquet file's num_rows."""
+def count_rows(path: Path, max_bytes: int) -> int:
+    """A dataset's data rows: a CSV's lines minus its header, or a Parquet file's num_rows.
+
+    Reads at most `max_bytes` uncompressed bytes, 1 MiB at a time: a small gzip that expands
+    without end costs the daemon's scheduler thread bounded time, not minutes.
+
+    Raises:
+        ResourceExhausted: the CSV holds more than max_bytes bytes, uncompressed.
+    """
     if path.name.lower().endswith(PARQUET_SUFFIXES):
         import pyarrow.parquet as pq
 
         return int(pq.ParquetFile(path).metadata.num_rows)
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    lines, last = 0, b"\n"
-    with opener(path, "rb") as fh:
+    lines, last, read = 0, b"\n", 0
+    with open_maybe_gzip(path) as fh:
         while chunk := fh.read(1 << 20):
+            read += len(chunk)
+            if read > max_bytes:
+                raise ResourceExhausted(f"more than max_dataset_bytes={max_bytes} bytes "
+                                        "uncompressed; rows not counted")
             lines += chunk.count(b"\n")
             last = chunk[-1:]
     lines += last != b"\n"  # a last line without its newline

@@ -8,7 +8,6 @@ report, which is stored in the version's manifest.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ import pandas as pd
 from pandas.api.types import is_bool_dtype, is_float_dtype, is_numeric_dtype
 
 from modeld_server.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, quoted
-from modeld_server.training.datasets import CSV_READ_ERRORS, unreadable
+from modeld_server.training.datasets import CSV_READ_ERRORS, open_maybe_gzip, unreadable
 
 _FIRST = 10  # line numbers reported per problem
 _MOSTLY_NUMERIC = 0.95  # a text column this numeric is a numeric column with bad cells
@@ -39,14 +38,12 @@ class ValidationOptions:
 
 @dataclass(frozen=True)
 class Selection:
-    """Which columns and rows to train on."""
+    """Which rows to train on (the columns are chosen in prepare)."""
 
-    features: tuple[str, ...] = ()
-    drop_columns: tuple[str, ...] = ()
     filters: tuple[dict[str, Any], ...] = ()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Report:
     rows_read: int = 0
     rows_used: int = 0
@@ -80,14 +77,13 @@ holds the bytes and arrays of newline and comma positions, 3-4 times the file at
 def malformed_lines(path: Path) -> tuple[list[int], int]:
     """1-based line numbers of CSV records whose field count differs from the header's,
     and the number of records (blank lines are not records)."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as raw:
+    with open_maybe_gzip(path) as raw:
         data = raw.read(_FAST_SCAN_BYTES + 1)
     if len(data) <= _FAST_SCAN_BYTES:
         counted = _count_fields_unquoted(data)
         if counted is not None:
             return counted
-    return _scan_records(path, opener)
+    return _scan_records(path)
 
 
 def _count_fields_unquoted(data: bytes) -> tuple[list[int], int] | None:
@@ -119,9 +115,9 @@ def _count_fields_unquoted(data: bytes) -> tuple[list[int], int] | None:
     return (np.flatnonzero(wrong) + 2).tolist(), int(record.sum())
 
 
-def _scan_records(path: Path, opener: Any) -> tuple[list[int], int]:
+def _scan_records(path: Path) -> tuple[list[int], int]:
     bad: list[int] = []
-    with opener(path, "rb") as raw:
+    with open_maybe_gzip(path) as raw:
         reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
         width = len(next(reader, []))
         records = 0
@@ -200,7 +196,7 @@ def check_uncompressed_size(path: Path, shown: str, max_bytes: int) -> None:
     elif name.endswith(".gz"):
         size = 0
         try:
-            with gzip.open(path, "rb") as raw:
+            with open_maybe_gzip(path) as raw:
                 while size <= max_bytes and (chunk := raw.read(1 << 20)):
                     size += len(chunk)
         except CSV_READ_ERRORS as exc:

@@ -20,12 +20,13 @@ import sklearn
 import sklearn.calibration
 import xgboost
 
-from modeld_server import artifacts
+from modeld_server import artifacts, fastpaths
 from modeld_server.errors import FailedPrecondition, ModeldError, from_os_error
 from modeld_server.monitoring import profile
 from modeld_server.registry.fsio import hold_builder_lock
+from modeld_server.registry.manifest import Manifest
 from modeld_server.registry.store import RegistryStore
-from modeld_server.training import gate, importance
+from modeld_server.training import gate, importance, oof
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.datasets import resolve_dataset
 from modeld_server.training.estimators import (
@@ -36,6 +37,7 @@ from modeld_server.training.estimators import (
     get_algorithm,
 )
 from modeld_server.training.evaluate import CVResult, Template, calibrate, cross_validate
+from modeld_server.training.messages import Failure, Outcome, Progress, Result
 from modeld_server.training.parallel import available_cpus
 from modeld_server.training.prepare import Prepared, prepare
 from modeld_server.types import Task, TrainSpec
@@ -46,26 +48,28 @@ Report = Callable[[str, float, str, dict[str, Any]], None]
 
 def run(spec_json: dict[str, Any], data_root: str, staging: str, conn: Any,
         max_rows: int = 10_000_000, context: dict[str, Any] | None = None,
-        cpus: int = 0, memory_mb: int = 0, max_bytes: int = 0) -> None:
-    """Process entry point: trains, saves into `staging`, and sends the outcome on `conn`."""
+        cpus: int = 0, memory_mb: int = 0, max_bytes: int = 0, fast_paths: bool = True) -> None:
+    """Process entry point: trains, saves into `staging`, and sends the outcome on `conn`.
+    `fast_paths` is the daemon's --fast-paths, for this process (see fastpaths.py)."""
+    fastpaths.set_enabled(fast_paths)
     def report(phase: str, progress: float, message: str, partial: dict[str, Any]) -> None:
-        conn.send(("progress", phase, progress, message, partial))
+        conn.send(Progress(phase, progress, message, partial))
 
+    outcome: Outcome
     try:
-        outcome: tuple[Any, ...] = (
-            "result", train(TrainSpec.from_json(spec_json), Path(data_root), Path(staging), report,
-                            max_rows, context or {}, cpus, memory_mb, max_bytes,
-                            before_save=lambda: _join_builders(Path(staging))))
+        outcome = Result(train(TrainSpec.from_json(spec_json), Path(data_root), Path(staging),
+                               report, max_rows, context or {}, cpus, memory_mb, max_bytes,
+                               before_save=lambda: _join_builders(Path(staging))))
     except (BrokenPipeError, ConnectionResetError):
         return  # the daemon is gone or cancelled us: nobody to tell
     except ModeldError as exc:
-        outcome = ("error", type(exc).__name__, exc.message)
+        outcome = Failure(type(exc).__name__, exc.message)
     except MemoryError:
-        outcome = ("error", "ResourceExhausted", "training ran out of memory")
+        outcome = Failure("ResourceExhausted", "training ran out of memory")
     except Exception as exc:  # any library failure fails this job, with its reason
         known = from_os_error(exc, staging) if isinstance(exc, OSError) else None
-        outcome = (("error", type(known).__name__, known.message) if known is not None else
-                   ("error", "Internal", "".join(traceback.format_exception_only(exc)).strip()))
+        outcome = (Failure(type(known).__name__, known.message) if known is not None else
+                   Failure("Internal", "".join(traceback.format_exception_only(exc)).strip()))
     try:
         conn.send(outcome)
         conn.close()
@@ -93,6 +97,11 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         The manifest fields the training produced (metrics, schema, reports...).
     """
     context = context or {}
+    if spec.engine == "dask":  # imported only here: the forkserver does not preload dask
+        from modeld_server.training import dask_engine
+
+        return dask_engine.train(spec, data_root, staging, report, context, max_rows,
+                                 before_save)
     started = time.perf_counter()
     report("loading", 0.02, f"reading {spec.dataset.path}", {})
     data = prepare(spec, resolve_dataset(data_root, spec.dataset.path), max_rows, max_bytes)
@@ -126,6 +135,7 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
     fmt = artifacts.save(fitted, staging)
     gate.save_row_hashes(staging, data.frame, data.features,
                          spec.dataset.target or spec.dataset.eval_label)
+    stored_oof = oof.save(staging, _fold_key(spec, data), cv.oof_pred, cv.oof_proba)
     save_seconds = time.perf_counter() - t_save
     return {
         "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
@@ -135,7 +145,7 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         "schema": data.schema.to_json(), "features": data.features, "classes": data.classes,
         "sample_row": data.sample_row, "metrics": cv.metrics,
         "confusion_matrix": cv.confusion_matrix,
-        "gate": decision.to_json() if decision else None,
+        "gate": decision.to_json() if decision else None, "oof": stored_oof,
         "state": "rejected" if decision is not None and not decision.passed else "available",
         **extra,
         # With the final fit among the folds, its time is inside cv_seconds and
@@ -245,7 +255,7 @@ def _gate(spec: TrainSpec, data: Prepared, cv: CVResult,
 
 
 def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
-             manifest: dict[str, Any], cpus: int) -> gate.Comparison | None:
+             manifest: Manifest, cpus: int) -> gate.Comparison | None:
     if cv.oof_pred is None:
         return None
     found = gate.overlap(folder, manifest, data.frame)
@@ -269,20 +279,38 @@ def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
         return gate.Comparison(champion, challenger, len(data.x),
                                f"labels changed on {found.relabeled:.0%} of the champion's "
                                "rows: the deployed champion scored on all rows")
-    # Same data: refit the champion's recipe in the challenger's folds.
-    recipe = TrainSpec(spec.model, spec.dataset, manifest["algorithm"], spec.task,
-                       dict(manifest.get("params") or {}), spec.cv_folds,
-                       int(manifest.get("seed", spec.seed)))
+    # Same data: the champion's recipe in the challenger's folds, stored or refitted.
+    stored, why_not = oof.reusable(folder, manifest, _fold_key(spec, data))
+    if stored is not None:
+        return gate.Comparison(
+            gate.pooled_metrics(spec.task, data.y, *stored, k, data.eval_label), challenger,
+            len(data.x), "champion's out-of-fold predictions from its own training, in the "
+            "same folds (no refit)")
+    refit_pred, refit_proba = _refit_champion(spec, data, manifest, cpus)
+    return gate.Comparison(
+        gate.pooled_metrics(spec.task, data.y, refit_pred, refit_proba, k, data.eval_label),
+        challenger, len(data.x), "champion's recipe refitted in the same folds "
+        f"(stored predictions not reusable: {why_not})")
+
+
+def _refit_champion(spec: TrainSpec, data: Prepared, manifest: Manifest,
+                    cpus: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The champion's recipe cross-validated in the challenger's folds; its held-out
+    predictions as they would have been stored (oof.as_stored)."""
+    recipe = TrainSpec(model=spec.model, dataset=spec.dataset, algorithm=manifest.algorithm,
+                       task=spec.task, params=dict(manifest.params), cv_folds=spec.cv_folds,
+                       seed=spec.seed if manifest.seed is None else manifest.seed)
     algorithm = get_algorithm(recipe.algorithm, recipe.task)
     template = _template(recipe, algorithm, data).with_calibration(
-        (manifest.get("calibration") or {}).get("method", "none"))
+        (manifest.calibration or {}).get("method", "none"))
     refit = cross_validate(spec, template, data, lambda i, partial: None,
                            fold_workers(algorithm, recipe.params, cpus))
     assert refit.oof_pred is not None
-    return gate.Comparison(
-        gate.pooled_metrics(spec.task, data.y, refit.oof_pred, refit.oof_proba, k,
-                            data.eval_label),
-        challenger, len(data.x), "champion's recipe refitted in the same folds")
+    return oof.as_stored(refit.oof_pred, refit.oof_proba)
+
+
+def _fold_key(spec: TrainSpec, data: Prepared) -> dict[str, Any]:
+    return oof.fold_key(spec, data.dataset["sha256"], len(data.x), _library_versions())
 
 
 def _reference_profile(spec: TrainSpec, data: Prepared, cv: CVResult,

@@ -1,0 +1,370 @@
+"""TrainRequest.engine=dask: XGBoost cross-validated and fitted on a Dask cluster.
+
+Runs in the job's worker process like the local engine, which imports this module only
+for an engine=dask job (the forkserver does not preload dask). The worker connects a
+distributed.Client to the daemon's scheduler, and the cluster's workers read the dataset
+(dask.dataframe: one CSV file or a folder of Parquet files) and train with xgboost.dask.
+This process holds only what is small: the header's dtypes, the classes, and the held-out
+predictions of each fold with their labels. What it publishes is a plain XGBClassifier /
+XGBRegressor in the same artifact format as the local engine, so serving cannot tell.
+
+Folds are assigned per row by a seeded hash of the row's position in the dataset (no
+shuffle, no stratification): the assignment is the same whatever the partitioning and
+however many workers, so only XGBoost's own distributed sketching can make two runs differ.
+
+Cancelling: the daemon kills this process; its scheduler connection drops, and the
+scheduler then releases every future and key the client held (that is what closing a
+client does), so the cluster's workers stop computing for this job.
+"""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modeld_server import artifacts
+from modeld_server.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    ModeldError,
+    ResourceExhausted,
+    Unavailable,
+)
+from modeld_server.features import FeatureSchema
+from modeld_server.training import gate
+from modeld_server.training import metrics as metric_fns
+from modeld_server.training.datasets import is_parquet, resolve_dataset_files
+from modeld_server.training.estimators import build_estimator, build_preprocessor, get_algorithm
+from modeld_server.types import Task, TrainSpec
+
+Report = Callable[[str, float, str, dict[str, Any]], None]
+
+_CONNECT_SECONDS = 60
+_Y, _POS = "__modeld_y", "__modeld_pos"
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def fold_of(positions: np.ndarray, seed: int, folds: int) -> np.ndarray:
+    """The fold of each row: splitmix64 of (seed, row position) modulo `folds`.
+
+    Args:
+        positions: rows' 0-based positions in the whole dataset.
+
+    Returns:
+        int64 fold numbers 0..folds-1, one per position.
+    """
+    # Arrays wrap silently modulo 2**64, as splitmix64 wants; the scalar is wrapped here.
+    z = positions.astype(np.uint64) + np.uint64((seed * _GOLDEN) % (1 << 64))
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    z = z ^ (z >> np.uint64(31))
+    return (z % np.uint64(folds)).astype(np.int64)
+
+
+def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
+          context: dict[str, Any], max_rows: int,
+          before_save: Callable[[], None]) -> dict[str, Any]:
+    """Cross-validates and fits XGBoost on the cluster; saves the model into `staging`.
+
+    Args:
+        context: the daemon's job context: "dask_scheduler", and the gate's "policy" and
+            "champion" (thresholds only here: no champion refit in this version).
+
+    Returns:
+        The manifest fields, as worker.train's.
+    """
+    from distributed import Client
+
+    scheduler = context["dask_scheduler"]
+    started = time.perf_counter()
+    files = resolve_dataset_files(data_root, spec.dataset.path, folders=True)
+    report("connecting", 0.02, f"connecting to the Dask scheduler at {scheduler}", {})
+    # Closing the client (leaving the block, or this process dying) releases its futures.
+    try:
+        # The default client of this process: xgboost.dask looks it up (get_client()).
+        client = Client(scheduler, timeout=_CONNECT_SECONDS)  # type: ignore[no-untyped-call]
+    except OSError as exc:
+        raise FailedPrecondition(f"cannot reach the Dask scheduler at {scheduler}: "
+                                 f"{exc}") from None
+    with client:
+        members = _workers(client)
+        try:
+            return _train(spec, files, staging, report, context, max_rows, before_save,
+                          client, members, scheduler, started)
+        except ModeldError:
+            raise
+        except Exception as exc:
+            # A worker that died mid-fit: xgboost.dask cannot go on without one of its
+            # ranks (the re-scheduled rank refuses another worker: "Resilience is not yet
+            # supported"). Between fits Dask recomputes lost partitions, and nothing fails.
+            gone = _left(client, members)
+            if gone:
+                raise Unavailable(
+                    f"Dask worker {', '.join(gone)} left the cluster during the job "
+                    f"(killed or crashed; {len(members)} workers at the start): XGBoost on "
+                    "Dask cannot finish a fit without one of its workers; train again "
+                    f"(cause: {type(exc).__name__})") from exc
+            raise
+
+
+def _workers(client: Any) -> list[str]:
+    return sorted(client.scheduler_info(n_workers=-1)["workers"])
+
+
+def _left(client: Any, members: list[str]) -> list[str]:
+    """The workers of `members` the scheduler no longer knows ([] if it cannot tell)."""
+    try:
+        now = set(_workers(client))
+    except Exception:  # the scheduler itself is gone: not a worker's departure
+        return []
+    return [w for w in members if w not in now]
+
+
+def _train(spec: TrainSpec, files: list[Path], staging: Path, report: Report,
+           context: dict[str, Any], max_rows: int, before_save: Callable[[], None],
+           client: Any, members: list[str], scheduler: str,
+           started: float) -> dict[str, Any]:
+    """train's work once connected: the job on the cluster, then the artifacts."""
+    workers = len(members)
+    report("loading", 0.05, f"reading {spec.dataset.path} on {workers} Dask workers", {})
+    frame, columns, features, schema, sample_row = _load(spec, files)
+    frame, classes, rows = _encode(spec, frame, client, max_rows)
+    # Positional names: feature names such as 'char_freq_[' are refused by XGBoost, and
+    # Predict hands the model a plain matrix, as for the local engine.
+    names = [f"f{i}" for i in range(len(features))]
+    frame = frame.rename(columns=dict(zip(features, names, strict=True)))
+    # Read once into the workers' memory for the k + 1 fits; this also fixes the
+    # partitions, which the optimizer could otherwise fuse differently for X and y.
+    frame = client.persist(_with_folds(spec, frame))
+    t_cv = time.perf_counter()
+    metrics, confusion, folds = _cross_validate(spec, frame, names, classes, client,
+                                                report)
+    cv_seconds = time.perf_counter() - t_cv
+    report("final_fit", 0.88, f"fitting on all {rows} rows on the cluster", metrics)
+    t_fit = time.perf_counter()
+    model = _fit(spec, frame[names], frame[_Y], classes, client)
+    fit_seconds = time.perf_counter() - t_fit
+    partitions = frame.npartitions
+    decision = _gate(spec, context, len(classes), metrics)
+    report("saving", 0.96, "writing artifacts", metrics)
+    before_save()
+    algorithm = get_algorithm(spec.algorithm, spec.task)
+    n = len(features)
+    preprocess = build_preprocessor(algorithm, list(range(n)), [])
+    preprocess.fit(np.zeros((1, n)))  # stateless: a cast to float64
+    fmt = artifacts.save(artifacts.Fitted(preprocess, _plain(spec, model)), staging)
+    return {
+        "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
+        "cv_folds": spec.cv_folds, "seed": spec.seed, "format": fmt,
+        "dataset": {"path": spec.dataset.path, "rows": rows, "rows_read": rows,
+                    "columns": columns, "files": [f.name for f in files],
+                    "selection": spec.dataset.to_json()},
+        "schema": schema.to_json(), "features": features, "classes": classes,
+        "sample_row": sample_row, "metrics": metrics, "confusion_matrix": confusion,
+        "gate": decision.to_json() if decision else None,
+        "state": "rejected" if decision is not None and not decision.passed else "available",
+        "engine": {"name": "dask", "scheduler": scheduler, "workers": workers,
+                   "partitions": partitions, "fold_sizes": folds,
+                   "folds": "splitmix64(seed, row position) mod cv_folds"},
+        "timings": {"cv_seconds": cv_seconds, "final_fit_seconds": fit_seconds,
+                    "total_seconds": time.perf_counter() - started},
+        "libraries": _library_versions(),
+    }
+
+
+def _gate(spec: TrainSpec, context: dict[str, Any], n_classes: int,
+          metrics: dict[str, Any]) -> gate.Decision | None:
+    """The policy's thresholds; a champion is not refitted or scored here (not yet)."""
+    if "policy" not in context:
+        return None
+    champion = context.get("champion")
+    return gate.decide(gate.Policy.from_json(context["policy"]), spec.task, n_classes, metrics,
+                       (champion["version"], None, "engine dask does not compare with the "
+                        "champion in this version") if champion else None)
+
+
+def _load(spec: TrainSpec, files: list[Path]) -> tuple[Any, list[str], list[str],
+                                                       FeatureSchema, dict[str, Any]]:
+    """The lazy frame (features, then target and row position), the file's columns, the
+    features, the schema and a sample row; only the column types and the first partition's
+    first row are read here."""
+    import dask.dataframe as dd
+
+    ds = spec.dataset
+    if len(files) > 1 or is_parquet(files[0]):
+        frame = dd.read_parquet([str(f) for f in files])
+    else:
+        # dask infers dtypes from the first bytes only: a column of integers there and a
+        # decimal further on breaks a later partition. assume_missing reads unspecified
+        # integer columns as floats, as XGBoost takes them anyway (labels: see _label_text).
+        frame = dd.read_csv(str(files[0]), assume_missing=True,
+                            blocksize=None if files[0].suffix == ".gz" else "64MB")
+    columns = [str(c) for c in frame.columns]
+    for name, column in [("dataset.target", ds.target)] + [("dataset.features", c)
+                                                            for c in ds.features]:
+        if column not in columns:
+            raise InvalidArgument(f"{name} {column!r} is not a column of {ds.path!r} "
+                                  f"(columns: {', '.join(columns)})")
+    features = list(ds.features) or [c for c in columns
+                                      if c != ds.target and c not in set(ds.drop_columns)]
+    schema = FeatureSchema.infer(frame._meta, features, ds.target)
+    if schema.categorical:
+        raise FailedPrecondition(
+            "engine dask takes numeric features only in this version; not numeric: "
+            + ", ".join(schema.categorical))
+    # The row's position in the whole dataset, before any row is dropped: its fold.
+    frame = frame[[*features, ds.target]].assign(**{_POS: 1})
+    frame[_POS] = frame[_POS].cumsum() - 1
+    head = frame.head(1)
+    sample_row = {c: _json_value(head[c].iloc[0]) for c in features} if len(head) else {}
+    return frame, columns, features, schema, sample_row
+
+
+def _encode(spec: TrainSpec, frame: Any, client: Any,
+            max_rows: int) -> tuple[Any, list[str], int]:
+    """Drops rows without a target; encodes it (classes sorted, as np.unique does).
+
+    Returns:
+        The frame with the label column, the classes as text, and the row count.
+    """
+    target = spec.dataset.target
+    frame = frame[frame[target].notnull()]
+    classes: list[str] = []
+    if spec.task is Task.CLASSIFICATION:
+        values, rows = client.compute([frame[target].unique(), frame[target].count()],
+                                      sync=True)
+        labels = np.sort(np.asarray(values))
+        if len(labels) < 2:
+            raise InvalidArgument(f"dataset.target {target!r} has {len(labels)} class: "
+                                  "classification needs two or more")
+        classes = [_label_text(v) for v in labels]
+        frame = frame.assign(**{_Y: frame[target].map_partitions(
+            _encode_labels, labels, meta=(_Y, "i8"))})
+    else:
+        rows = client.compute(frame[target].count(), sync=True)
+        frame = frame.assign(**{_Y: frame[target].astype("f8")})
+    if int(rows) > max_rows:
+        raise ResourceExhausted(f"dataset {spec.dataset.path!r} has {rows} rows, more than "
+                                f"max_dataset_rows={max_rows}")
+    if int(rows) < spec.cv_folds:
+        raise InvalidArgument(f"{spec.dataset.path!r} has {rows} usable rows, fewer than "
+                              f"cv_folds={spec.cv_folds}")
+    return frame.drop(columns=[target]), classes, int(rows)
+
+
+def _with_folds(spec: TrainSpec, frame: Any) -> Any:
+    seed, k = spec.seed, spec.cv_folds
+    return frame.assign(__modeld_fold=frame[_POS].map_partitions(
+        _folds_of, seed, k, meta=("__modeld_fold", "i8")))
+
+
+def _folds_of(positions: Any, seed: int, k: int) -> Any:
+    """One partition's folds, as a Series on its index (map_partitions wants a Series)."""
+    import pandas as pd
+
+    return pd.Series(fold_of(positions.to_numpy(), seed, k), index=positions.index)
+
+
+def _encode_labels(column: Any, labels: np.ndarray) -> Any:
+    """One partition's labels as their index in the sorted `labels`."""
+    import pandas as pd
+
+    return pd.Series(np.searchsorted(labels, column.to_numpy()), index=column.index)
+
+
+def _cross_validate(spec: TrainSpec, frame: Any, features: list[str], classes: list[str],
+                    client: Any, report: Report) -> tuple[dict[str, Any],
+                                                          dict[str, Any] | None, list[int]]:
+    """k fits on the cluster, each scored on its held-out rows (computed here: small)."""
+    k, n_classes = spec.cv_folds, len(classes)
+    per_fold: list[dict[str, float]] = []
+    sizes: list[int] = []
+    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+    metrics: dict[str, Any] = {}
+    for i in range(k):
+        report("cross_validation", 0.1 + 0.75 * i / k, f"cross validation fold {i + 1}/{k}",
+               metrics)
+        train, held = (frame[frame["__modeld_fold"] != i], frame[frame["__modeld_fold"] == i])
+        model = _fit(spec, train[features], train[_Y], classes, client)
+        if spec.task is Task.CLASSIFICATION:
+            # Two computes: one mixing xgboost's graph and an expression warns (and
+            # materializes both anyway); the held-out rows are persisted, so cheap.
+            proba = client.compute(model.predict_proba(held[features]), sync=True)
+            y = np.asarray(client.compute(held[_Y], sync=True))
+            pred = np.asarray(proba).argmax(axis=1)
+            scores = metric_fns.classification_metrics(y, pred, np.asarray(proba), n_classes)
+            scores["ece"] = metric_fns.expected_calibration_error(y, np.asarray(proba))
+            np.add.at(confusion, (y, pred), 1)
+        else:
+            got = client.compute(model.predict(held[features]), sync=True)
+            y = np.asarray(client.compute(held[_Y], sync=True))
+            scores = metric_fns.regression_metrics(y, np.asarray(got))
+        per_fold.append(scores)
+        sizes.append(len(y))
+        metrics = {name: s.to_json() for name, s in metric_fns.summarize(per_fold).items()}
+    matrix = ({"labels": classes, "counts": confusion.ravel().tolist()}
+              if spec.task is Task.CLASSIFICATION else None)
+    return metrics, matrix, sizes
+
+
+def _fit(spec: TrainSpec, x: Any, y: Any, classes: list[str], client: Any) -> Any:
+    """A DaskXGBClassifier/Regressor with the local engine's parameters, fitted."""
+    import xgboost.dask as dxgb
+
+    local = build_estimator(get_algorithm(spec.algorithm, spec.task), spec.task, spec.params,
+                            spec.seed, classes if spec.task is Task.CLASSIFICATION else None)
+    cls = dxgb.DaskXGBClassifier if spec.task is Task.CLASSIFICATION else dxgb.DaskXGBRegressor
+    params = {k: v for k, v in local.get_params().items() if k != "n_jobs"}
+    model = cls(**params)
+    model.client = client
+    return model.fit(x, y, verbose=False)
+
+
+def _plain(spec: TrainSpec, model: Any) -> Any:
+    """The fitted model as a plain XGBClassifier/XGBRegressor (what serving loads)."""
+    import xgboost
+
+    model.get_booster().feature_names = None
+    cls = xgboost.XGBClassifier if spec.task is Task.CLASSIFICATION else xgboost.XGBRegressor
+    plain = cls()
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_model(Path(tmp) / "model.ubj")
+        plain.load_model(Path(tmp) / "model.ubj")
+    return plain
+
+
+def _label_text(value: Any) -> str:
+    """A class label as the local engine writes it: 1, not the 1.0 a float column made."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    import pandas
+    import sklearn
+    import xgboost
+
+    return {"python": platform.python_version(), "numpy": np.__version__,
+            "pandas": pandas.__version__, "scikit-learn": sklearn.__version__,
+            "xgboost": xgboost.__version__, "dask": version("dask"),
+            "distributed": version("distributed")}

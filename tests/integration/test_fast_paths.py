@@ -1,0 +1,74 @@
+"""--no-fast-paths: every answer equals the one the fast paths give.
+
+The fast paths (see modeld_server/fastpaths.py) re-implement library internals. A daemon
+started with them off, on the same registry, must answer Predict identically and write the
+same row hashes when it trains; a library upgrade that breaks one of them fails here."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from modeld.v1 import model_manager_pb2 as pb
+from modeld_server import fastpaths
+from modeld_server.registry.store import RegistryStore
+from modeld_server.training.gate import LABELED_ROWS_FILE, ROWS_FILE
+from tests.conftest import LiveDaemon, start_daemon
+from tests.integration.test_predict import dense_request, records_request
+
+# (model, dataset, target, algorithm): each fast path of Predict has one.
+MODELS = [
+    ("xgb", "spambase.csv", "is_spam", "xgboost"),  # XGBoost's C predict
+    ("logreg", "spambase.csv", "is_spam", "logistic_regression"),  # the folded affine map
+    ("xgb-reg", "diabetes.csv", "target", "xgboost"),  # inplace predict, regression
+    ("iris", "iris.csv", "species", "logistic_regression"),  # three classes
+]
+
+
+def _answers(live: LiveDaemon, data: Path) -> dict[str, list[pb.PredictResponse]]:
+    out = {}
+    for model, path, target, _ in MODELS:
+        rows = pd.read_csv(data / path).drop(columns=target).iloc[:40]
+        out[model] = [live.stub.Predict(records_request(model, rows.to_dict("records"))),
+                      live.stub.Predict(dense_request(model, rows)),
+                      live.stub.Predict(records_request(model, rows.iloc[:1].to_dict("records")))]
+    return out
+
+
+def test_predict_and_training_answer_the_same_with_the_fast_paths_off(
+        tmp_path: Path, datasets: Path) -> None:
+    shutil.copytree(datasets, tmp_path / "data")
+    fast = start_daemon(tmp_path, fast_paths=True)  # on, whatever MODELD_FAST_PATHS says
+    try:
+        assert fastpaths.enabled()
+        for model, path, target, algorithm in MODELS:
+            job = fast.train(model, path, target, algorithm, cv_folds=2)
+            assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+        on = _answers(fast, tmp_path / "data")
+    finally:
+        fast.stop()
+    slow = start_daemon(tmp_path, fast_paths=False)
+    try:
+        assert not fastpaths.enabled()
+        off = _answers(slow, tmp_path / "data")
+        # Training with them off (pandas' own row hashing in the worker) saves the same rows.
+        job = slow.train("logreg", "spambase.csv", "is_spam", "logistic_regression",
+                         cv_folds=2)
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+    finally:
+        slow.stop()
+    for model, *_ in MODELS:
+        for got, want in zip(off[model], on[model], strict=True):
+            assert (got.version, list(got.labels), list(got.classes)) == (
+                want.version, list(want.labels), list(want.classes)), model
+            for field in ("probabilities", "values", "anomaly_scores"):
+                np.testing.assert_allclose(np.array(getattr(got, field)),
+                                           np.array(getattr(want, field)), rtol=1e-9,
+                                           atol=1e-12, err_msg=f"{model} {field}")
+    paths = RegistryStore(tmp_path / "registry").paths("logreg")
+    for name in (ROWS_FILE, LABELED_ROWS_FILE):
+        first, second = (paths.version(v) / name for v in (1, 2))
+        assert first.read_bytes() == second.read_bytes(), name

@@ -1,0 +1,297 @@
+"""TrainRequest.engine=dask against a real distributed.LocalCluster the test starts.
+
+Small on purpose (the machine is shared): 2 worker processes of one thread, spambase
+split into a 4-file Parquet folder. Every wait polls with a deadline; nothing is timed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pandas as pd
+import pytest
+from xgboost import XGBClassifier
+
+from modeld.v1 import model_manager_pb2 as pb
+from modeld_server.training import dask_engine
+from modeld_server.training import metrics as metric_fns
+from modeld_server.types import TrainSpec
+from tests.conftest import SPAMBASE, LiveDaemon, start_daemon, wait_job
+from tests.integration.test_predict import records_request
+
+distributed = pytest.importorskip("distributed")
+
+CODE = grpc.StatusCode
+NO_CLUSTER = ("engine dask needs a Dask cluster: start the daemon with --dask-scheduler "
+              "ADDRESS or --dask-local N")
+
+
+def write_parquet_folder(folder: Path, files: int = 4) -> None:
+    """spambase's rows in order, cut into `files` Parquet files named in that order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.read_csv(SPAMBASE)
+    for i, rows in enumerate(np.array_split(np.arange(len(frame)), files)):
+        frame.iloc[rows].to_parquet(folder / f"part-{i}.parquet", index=False)
+
+
+def local_cluster(workers: int) -> distributed.LocalCluster:
+    return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                    dashboard_address=":0")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[distributed.LocalCluster]:
+    with local_cluster(2) as running:
+        yield running
+
+
+@pytest.fixture
+def on_dask(tmp_path: Path, datasets: Path, cluster: distributed.LocalCluster
+            ) -> Iterator[LiveDaemon]:
+    """A daemon given the test's cluster with --dask-scheduler; spambase also as spam/*.parquet."""
+    shutil.copytree(datasets, tmp_path / "data")
+    write_parquet_folder(tmp_path / "data" / "spam")
+    live = start_daemon(tmp_path, dask_scheduler=cluster.scheduler_address)
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def unreachable(tmp_path: Path, datasets: Path) -> Iterator[LiveDaemon]:
+    """A daemon whose scheduler address nothing listens on: for checks Train makes first."""
+    shutil.copytree(datasets, tmp_path / "data")
+    write_parquet_folder(tmp_path / "data" / "spam")
+    live = start_daemon(tmp_path, dask_scheduler="tcp://127.0.0.1:9")
+    yield live
+    live.stop()
+
+
+def dask_request(model: str, path: str = "spam", algorithm: str = "xgboost",
+                 **fields: object) -> pb.TrainRequest:
+    return pb.TrainRequest(model=model, dataset=pb.Dataset(path=path, target="is_spam"),
+                           algorithm=algorithm, engine="dask", **fields)  # type: ignore[arg-type]
+
+
+def refused(daemon: LiveDaemon, request: pb.TrainRequest) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as err:
+        daemon.stub.Train(request)
+    return err.value
+
+
+class TestTrainOnDask:
+    def test_xgboost_on_a_parquet_folder_publishes_a_servable_version(
+            self, on_dask: LiveDaemon) -> None:
+        """SUCCEEDED, version 1 answers Predict; accuracy and AUC within 0.01 of engine=local
+        on the same rows (the folds differ: a hash of the row position, not stratified)."""
+        job = wait_job(on_dask.stub, on_dask.stub.Train(dask_request("spam")).id)
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+        assert job.version == 1 and job.request.engine == "dask"
+        assert len(job.metrics["accuracy"].folds) == 5
+        assert len(job.metrics["roc_auc"].folds) == 5
+        rows = pd.read_csv(SPAMBASE).drop(columns="is_spam").head(3)
+        answer = on_dask.stub.Predict(records_request("spam", rows.to_dict("records")))
+        assert len(answer.labels) == 3 and set(answer.labels) <= {"0", "1"}
+        version = on_dask.stub.GetVersion(pb.GetVersionRequest(model="spam", version=1))
+        assert version.classes == ["0", "1"] and version.rows == 4601
+        manifest = json.loads(version.manifest_json)
+        assert manifest["engine"]["workers"] == 2 and manifest["engine"]["partitions"] == 4
+        assert manifest["format"] == "xgboost-ubj+joblib"  # what the local engine writes
+
+        local = on_dask.train("spam-local")
+        assert local.state == pb.JOB_STATE_SUCCEEDED, local.error
+        for name in ("accuracy", "roc_auc"):
+            gap = abs(job.metrics[name].mean - local.metrics[name].mean)
+            print(f"{name}: dask {job.metrics[name].mean:.4f} local "
+                  f"{local.metrics[name].mean:.4f} gap {gap:.4f} load {os.getloadavg()[0]:.1f}")
+            assert gap <= 0.01
+
+    def test_cancel_releases_the_jobs_work_on_the_cluster(
+            self, on_dask: LiveDaemon, cluster: distributed.LocalCluster) -> None:
+        """CancelJob kills the worker process; the scheduler drops its client, and with it
+        every future that client held, so no task of the job is left on the cluster."""
+        job = on_dask.stub.Train(dask_request("spam", params={"n_estimators": "2000"}))
+        for event in on_dask.stub.WatchJob(pb.WatchJobRequest(job_id=job.id), timeout=300):
+            if event.job.phase == "cross_validation":
+                break
+        with distributed.Client(cluster) as observer:
+            assert _job_clients(observer) >= 1
+            cancelled = on_dask.stub.CancelJob(pb.CancelJobRequest(job_id=job.id))
+            assert cancelled.state == pb.JOB_STATE_CANCELLED
+            deadline = time.monotonic() + 120
+            while _job_clients(observer) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert _job_clients(observer) == 0
+            while observer.run_on_scheduler(_keys) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert observer.run_on_scheduler(_keys) == 0
+
+
+def _job_clients(observer: distributed.Client) -> int:
+    """Clients connected besides this observer (and the scheduler's own 'fire-and-forget')."""
+    ids = observer.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.clients))
+    return len([c for c in ids if c != observer.id and c != "fire-and-forget"])
+
+
+def _keys(dask_scheduler: object) -> int:
+    return len(dask_scheduler.tasks)  # type: ignore[attr-defined]
+
+
+class TestOneWorker:
+    def test_one_worker_equals_plain_xgboost_on_the_same_folds(self, tmp_path: Path) -> None:
+        """With one worker, each fold's accuracy and AUC equal, bit for bit, plain
+        XGBClassifier fitted on the same rows: one worker sketches the quantiles of all its
+        rows, as the plain library does. (With two workers the sketches are merged and may
+        differ on large data; on spambase they were equal too, but that is not promised.)
+        A CSV file and a Parquet folder of the same rows give the same figures."""
+        write_parquet_folder(tmp_path / "data" / "spam")
+        spec = TrainSpec.from_json({"model": "m", "dataset": {"path": "spam",
+                                                               "target": "is_spam"},
+                                    "algorithm": "xgboost", "task": "classification",
+                                    "cv_folds": 5, "seed": 42, "engine": "dask"})
+        (tmp_path / "staging").mkdir()
+        shutil.copy(SPAMBASE, tmp_path / "data" / "spambase.csv")
+        csv = TrainSpec.from_json(spec.to_json() | {"dataset": {"path": "spambase.csv",
+                                                                 "target": "is_spam"}})
+        with local_cluster(1) as one:
+            context = {"dask_scheduler": one.scheduler_address}
+            got = dask_engine.train(spec, tmp_path / "data", tmp_path / "staging",
+                                    lambda *a: None, context, 10**7, lambda: None)
+            from_csv = dask_engine.train(csv, tmp_path / "data", tmp_path / "staging",
+                                         lambda *a: None, context, 10**7, lambda: None)
+        # The same rows in the same order: the same folds, whatever the file format (the
+        # CSV's integer labels are read as floats, and written back as the file has them).
+        assert from_csv["metrics"] == got["metrics"]
+        assert from_csv["classes"] == got["classes"] == ["0", "1"]
+        frame = pd.read_csv(SPAMBASE)
+        x, y = frame.drop(columns="is_spam").to_numpy(), frame["is_spam"].to_numpy()
+        folds = dask_engine.fold_of(np.arange(len(frame)), 42, 5)
+        for k in range(5):
+            model = XGBClassifier(random_state=42).fit(x[folds != k], y[folds != k])
+            proba = model.predict_proba(x[folds == k])
+            plain = metric_fns.classification_metrics(y[folds == k], proba.argmax(axis=1),
+                                                      proba, 2)
+            for name in ("accuracy", "roc_auc"):
+                dask_value = got["metrics"][name]["folds"][k]
+                print(f"fold {k} {name}: dask {dask_value!r} plain {plain[name]!r}")
+                assert dask_value == plain[name]
+
+
+class TestRefusedAtTrain:
+    def test_engine_dask_without_a_cluster_names_both_flags(self, daemon: LiveDaemon) -> None:
+        err = refused(daemon, dask_request("spam", path="spambase.csv"))
+        assert err.code() == CODE.FAILED_PRECONDITION
+        assert err.details() == NO_CLUSTER
+
+    def test_an_unknown_engine_is_invalid(self, daemon: LiveDaemon) -> None:
+        request = dask_request("spam", path="spambase.csv")
+        request.engine = "spark"
+        err = refused(daemon, request)
+        assert err.code() == CODE.INVALID_ARGUMENT
+        assert err.details() == "engine 'spark' is not one of: local, dask"
+
+    def test_other_algorithms_train_locally_only(self, unreachable: LiveDaemon) -> None:
+        err = refused(unreachable, dask_request("spam", algorithm="random_forest"))
+        assert err.code() == CODE.FAILED_PRECONDITION
+        assert err.details() == ("engine dask trains xgboost only in this version, got "
+                                 "algorithm 'random_forest'")
+
+    def test_a_folder_file_linked_outside_the_data_root_is_refused(
+            self, unreachable: LiveDaemon, tmp_path_factory: pytest.TempPathFactory) -> None:
+        outside = tmp_path_factory.mktemp("outside") / "secret.parquet"
+        pd.DataFrame({"a": [1.0], "is_spam": [1]}).to_parquet(outside)
+        (unreachable.data_root / "spam" / "part-9.parquet").symlink_to(outside)
+        err = refused(unreachable, dask_request("spam"))
+        assert err.code() == CODE.PERMISSION_DENIED
+        assert err.details() == ("dataset.path 'spam/part-9.parquet' leads outside "
+                                 "the data root")
+
+    def test_a_folder_is_a_dataset_only_for_engine_dask(self, unreachable: LiveDaemon) -> None:
+        request = dask_request("spam")
+        request.engine = ""
+        err = refused(unreachable, request)
+        assert err.code() == CODE.INVALID_ARGUMENT
+        assert err.details() == ("dataset.path 'spam' is not a regular file (it is a "
+                                 "directory)")
+
+
+class TestDaskLocal:
+    def test_the_local_cluster_starts_on_first_use_and_closes_with_the_daemon(self) -> None:
+        """--dask-local N: nothing runs until a job asks for the address; the same cluster
+        then serves every job; close() stops it, and a later job is refused."""
+        from modeld_server.errors import FailedPrecondition
+        from modeld_server.training.cluster import DaskCluster
+
+        local = DaskCluster(local_workers=1)
+        assert local.configured
+        address = local.address()
+        assert address.startswith("tcp://127.0.0.1:")
+        assert local.address() == address
+        with distributed.Client(address) as observer:
+            assert len(observer.scheduler_info(n_workers=-1)["workers"]) == 1
+        local.close()
+        with pytest.raises(OSError):  # nothing listens there any more
+            distributed.Client(address, timeout=5)
+        with pytest.raises(FailedPrecondition) as err:
+            local.address()
+        assert err.value.message == "the daemon is shutting down: no Dask cluster"
+
+
+class TestWorkerKilled:
+    def test_a_worker_killed_during_a_cv_fit_fails_the_job_and_the_daemon_goes_on(
+            self, tmp_path: Path, datasets: Path) -> None:
+        """SIGKILL one of two worker processes (its pid asked of the worker itself) while
+        both run XGBoost's training task of a CV fold. What happens, observed: the nanny
+        restarts the worker, Dask re-schedules the dead rank's task, and xgboost.dask
+        refuses it ("Resilience is not yet supported"): the job FAILS; no retry. The
+        error names the dead worker; GetStatus answers and a local Train then succeeds.
+        (Killed between fits instead, Dask recomputes the lost partitions and the job
+        succeeds: not asserted here, the timing is not controllable.)"""
+        shutil.copytree(datasets, tmp_path / "data")
+        write_parquet_folder(tmp_path / "data" / "spam")
+        with local_cluster(2) as own:
+            live = start_daemon(tmp_path, dask_scheduler=own.scheduler_address)
+            try:
+                job = live.stub.Train(dask_request("spam", params={"n_estimators": "1500"}))
+                with distributed.Client(own) as observer:
+                    pids = observer.run(os.getpid)
+                    victim = _wait_for_fit(observer, live, job.id)
+                    os.kill(pids[victim], signal.SIGKILL)
+                    end = wait_job(live.stub, job.id)
+                    print(f"killed {victim} in {end.phase!r}: {end.error!r} "
+                          f"load {os.getloadavg()[0]:.1f}")
+                assert end.state == pb.JOB_STATE_FAILED
+                assert re.fullmatch(
+                    f"Unavailable: Dask worker {re.escape(victim)} left the cluster during "
+                    r"the job \(killed or crashed; 2 workers at the start\): XGBoost on "
+                    r"Dask cannot finish a fit without one of its workers; train again "
+                    r"\(cause: \w+\)", end.error), end.error
+                assert end.version == 0
+                status = live.stub.GetStatus(pb.GetStatusRequest())
+                assert (status.daemon.jobs_running, status.daemon.jobs_queued) == (0, 0)
+                assert [m.model for m in status.models if m.active_version] == []
+                local = live.train("spam-local")
+                assert local.state == pb.JOB_STATE_SUCCEEDED, local.error
+            finally:
+                live.stop()
+
+
+def _wait_for_fit(observer: distributed.Client, live: LiveDaemon, job_id: str) -> str:
+    """A worker running xgboost.dask's training task ('fn-...') in the CV phase."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        phase = live.stub.GetJob(pb.GetJobRequest(job_id=job_id)).phase
+        training = [w for w, keys in observer.processing().items()
+                    if any(str(k).startswith("fn-") for k in keys)]
+        if training and phase == "cross_validation":
+            return str(training[0])
+        time.sleep(0.2)
+    raise AssertionError("no XGBoost training task seen on the cluster within 300 s")

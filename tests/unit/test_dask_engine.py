@@ -1,0 +1,157 @@
+"""engine=dask pieces that need no cluster: folds, folder datasets, the lazy cluster, imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modeld.options import TrainSpec as ClientSpec
+from modeld_server.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from modeld_server.training.cluster import NO_CLUSTER, DaskCluster
+from modeld_server.training.dask_engine import fold_of
+from modeld_server.training.datasets import resolve_dataset_files
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class TestFolds:
+    def test_a_row_keeps_its_fold_whatever_the_partitioning(self) -> None:
+        """The fold is a function of (seed, position): computing it per partition or for
+        the whole dataset at once gives the same assignment."""
+        positions = np.arange(10_000)
+        whole = fold_of(positions, 42, 5)
+        parts = np.concatenate([fold_of(p, 42, 5) for p in np.array_split(positions, 7)])
+        assert np.array_equal(whole, parts)
+
+    def test_folds_are_in_range_and_near_equal(self) -> None:
+        folds = fold_of(np.arange(10_000), 42, 5)
+        counts = np.bincount(folds, minlength=5)
+        assert folds.min() == 0 and folds.max() == 4
+        assert counts.min() > 1800 and counts.max() < 2200
+
+    def test_the_seed_changes_the_assignment(self) -> None:
+        positions = np.arange(1000)
+        assert not np.array_equal(fold_of(positions, 1, 5), fold_of(positions, 2, 5))
+
+
+class TestFolderDatasets:
+    def test_a_folder_lists_its_parquet_files_in_name_order(self, tmp_path: Path) -> None:
+        """Writers' markers (_SUCCESS, .crc) are skipped."""
+        folder = tmp_path / "parts"
+        folder.mkdir()
+        for name in ("b.parquet", "a.parquet", "_SUCCESS", ".a.parquet.crc"):
+            (folder / name).write_bytes(b"x")
+        files = resolve_dataset_files(tmp_path, "parts", folders=True)
+        assert [f.name for f in files] == ["a.parquet", "b.parquet"]
+
+    def test_a_file_is_a_one_file_dataset(self, tmp_path: Path) -> None:
+        (tmp_path / "d.csv").write_text("a\n1\n")
+        assert resolve_dataset_files(tmp_path, "d.csv", folders=True) == [
+            (tmp_path / "d.csv").resolve()]
+
+    def test_other_files_in_a_folder_are_refused(self, tmp_path: Path) -> None:
+        (tmp_path / "parts").mkdir()
+        (tmp_path / "parts" / "notes.txt").write_text("x")
+        with pytest.raises(InvalidArgument) as err:
+            resolve_dataset_files(tmp_path, "parts", folders=True)
+        assert err.value.message == ("dataset.path 'parts' holds 'notes.txt', which is not a "
+                                     "Parquet file: a folder dataset holds .parquet or .pq files")
+
+    def test_an_empty_folder_is_refused(self, tmp_path: Path) -> None:
+        (tmp_path / "parts").mkdir()
+        with pytest.raises(InvalidArgument) as err:
+            resolve_dataset_files(tmp_path, "parts", folders=True)
+        assert err.value.message == "dataset.path 'parts' is a folder without Parquet files"
+
+    def test_a_file_linked_outside_the_root_is_refused(self, tmp_path: Path) -> None:
+        root, outside = tmp_path / "root", tmp_path / "outside.parquet"
+        (root / "parts").mkdir(parents=True)
+        outside.write_bytes(b"x")
+        (root / "parts" / "a.parquet").symlink_to(outside)
+        with pytest.raises(PermissionDenied) as err:
+            resolve_dataset_files(root, "parts", folders=True)
+        assert err.value.message == "dataset.path 'parts/a.parquet' leads outside the data root"
+
+
+class TestCluster:
+    def test_without_flags_it_is_refused_naming_both(self) -> None:
+        with pytest.raises(FailedPrecondition) as err:
+            DaskCluster().address()
+        assert err.value.message == NO_CLUSTER
+        assert "--dask-scheduler" in NO_CLUSTER and "--dask-local" in NO_CLUSTER
+
+    def test_a_scheduler_address_is_passed_on_without_importing_dask(self) -> None:
+        assert DaskCluster("tcp://10.0.0.5:8786").address() == "tcp://10.0.0.5:8786"
+
+
+def test_the_client_sends_the_engine() -> None:
+    """'local' is sent as the empty default, so old daemons see what they always saw."""
+    assert ClientSpec("m", "d", algorithm="xgboost", engine="dask").to_pb().engine == "dask"
+    assert ClientSpec("m", "d", algorithm="xgboost").to_pb().engine == ""
+    request = ClientSpec("m", "d", algorithm="xgboost", engine="dask").to_pb()
+    assert ClientSpec.from_pb(request).engine == "dask"
+
+
+_TRAIN_LOCALLY = """
+import sys
+from pathlib import Path
+from tests.conftest import start_daemon
+from modeld.v1 import model_manager_pb2 as pb
+
+live = start_daemon(Path(sys.argv[1]))
+job = live.train("spam", cv_folds=2, params={"n_estimators": "5"})
+assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+live.stop()
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed"))
+print("DASK-MODULES", loaded)
+"""
+
+
+def test_a_daemon_without_dask_flags_never_imports_dask(tmp_path: Path) -> None:
+    """A default daemon that trained (and the worker module the forkserver preloads) has
+    neither dask nor distributed in sys.modules: the engine costs nothing unless asked."""
+    run = subprocess.run([sys.executable, "-c", _TRAIN_LOCALLY, str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "DASK-MODULES []" in run.stdout
+    preload = subprocess.run(
+        [sys.executable, "-c", "import sys, modeld_server.training.worker, "
+         "modeld_server.training.preheat; print(sorted(m for m in sys.modules if "
+         "m.split('.')[0] in ('dask', 'distributed')))"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert preload.returncode == 0, preload.stderr[-2000:]
+    assert preload.stdout.strip() == "[]"
+
+
+def test_an_unreachable_scheduler_fails_the_job_with_its_address(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job whose scheduler does not answer fails with FailedPrecondition naming it (the
+    connect timeout is shortened here; the daemon's is a minute)."""
+    from modeld_server.training import dask_engine
+    from modeld_server.types import TrainSpec
+
+    monkeypatch.setattr(dask_engine, "_CONNECT_SECONDS", 2)
+    (tmp_path / "d.csv").write_text("a,y\n1,0\n2,1\n")
+    spec = TrainSpec.from_json({"model": "m", "dataset": {"path": "d.csv", "target": "y"},
+                                "algorithm": "xgboost", "task": "classification",
+                                "cv_folds": 2, "seed": 42, "engine": "dask"})
+    with pytest.raises(FailedPrecondition) as err:
+        dask_engine.train(spec, tmp_path, tmp_path, lambda *a: None,
+                          {"dask_scheduler": "tcp://127.0.0.1:9"}, 100, lambda: None)
+    assert err.value.message.startswith("cannot reach the Dask scheduler at tcp://127.0.0.1:9: ")
+
+
+def test_the_engine_survives_the_job_record_and_local_stays_unwritten() -> None:
+    """Job records of local jobs read as before; a dask job restarts as a dask job."""
+    from modeld_server.types import TrainSpec
+
+    data = {"model": "m", "dataset": {"path": "spam", "target": "is_spam"},
+            "algorithm": "xgboost", "task": "classification", "cv_folds": 5, "seed": 42}
+    local = TrainSpec.from_json(data)
+    assert local.engine == "local" and "engine" not in local.to_json()
+    dask = TrainSpec.from_json(data | {"engine": "dask"})
+    assert TrainSpec.from_json(dask.to_json()).engine == "dask"
