@@ -26,6 +26,10 @@ artifacts, loaded in this process) and the same rows (real spambase rows):
 (e) the server model: the daemon has one, the synchronous grpc.server with a thread
     pool (config.py has no grpc.aio option); `--rpc-threads 8 32` repeats (b) for
     each pool size.
+(g) drift monitoring's cost on the request path: two daemons on the same registry, one
+    with --monitor-sample 0 and one with the default 0.1, 1-row Predict dense p50
+    (interleaved in blocks) and 16-caller 1-row calls/s (phases alternated off/on);
+    target: < 3% on both. `--monitor-seconds 0` skips it.
 (f) the Open Inference Protocol (V2) beside Predict dense, on the same rows: ModelInfer
     through a bare stub (raw FP64, pre-serialized) and through tritonclient.grpc, and
     REST infer with JSON (serve_oip.py), in (a) and (b). Target: V2 gRPC within 15% of
@@ -631,12 +635,92 @@ def run_all(base: Path, args: argparse.Namespace
             print(f"throughput: {args.callers} callers, --rpc-threads {threads}", flush=True)
             throughput[f"--rpc-threads {threads}"] = measure_throughput(
                 daemon, [r.inputs for r in runs], args, serve_oip.http_address(daemon.log_path))
+    if args.monitor_seconds > 0 and runs:
+        print("monitoring overhead: sampling off vs 10%", flush=True)
+        monitoring[:] = measure_monitoring(base, runs[0].inputs, args)
     for run in runs:
         if args.cold_starts:
             print(f"cold start: {run.algorithm}", flush=True)
             run.cold = measure_cold(base / "registry", base, run.inputs, formats[run.algorithm],
                                     args)
     return runs, throughput
+
+
+# ---- (g) drift monitoring on the request path ------------------------------------------------
+
+monitoring: list[str] = []
+"""The overhead lines run_all measured, printed by report()."""
+
+
+def measure_monitoring(base: Path, inputs: Inputs, args: argparse.Namespace) -> list[str]:
+    """1-row p50 and 16-caller calls/s with sampling off and at the default 10%."""
+    # A second daemon with sampling off measures how far two identical daemons differ.
+    samples = {"off": "0", "10%": "0.1", "off again": "0"}
+    with contextlib.ExitStack() as stack:
+        daemons = {}
+        for name, rate in samples.items():
+            folder = base / f"monitor-{name.replace(' ', '-').replace('%', '')}"
+            folder.mkdir(exist_ok=True)
+            for link in ("registry", "data"):
+                if not (folder / link).exists():
+                    (folder / link).symlink_to(base / link)
+            daemons[name] = stack.enter_context(running_daemon(folder, ["--monitor-sample", rate]))
+        time.sleep(args.settle)
+        payloads = inputs.payloads["dense1"]
+        calls = {n: d.channel.unary_unary(PREDICT) for n, d in daemons.items()}
+        seconds: dict[str, list[float]] = {n: [] for n in daemons}
+        for start in range(0, args.calls + args.block, args.block):
+            for name, call in calls.items():
+                for i in range(start, start + args.block):
+                    t0 = time.perf_counter()
+                    call(payloads[i % ONE_ROW_SET], timeout=CALL_TIMEOUT)
+                    if start:  # the first block warms up
+                        seconds[name].append(time.perf_counter() - t0)
+        p50 = {n: median(v) * 1000 for n, v in seconds.items()}
+        rates: dict[str, list[float]] = {n: [] for n in daemons}
+        for _ in range(2):
+            for name, daemon in daemons.items():
+                pool = CallerPool(daemon.address, args.caller_processes,
+                                  args.callers // args.caller_processes)
+                try:
+                    got = pool.run(f"monitor {name}", PREDICT, payloads, 1, args.warmup,
+                                   args.monitor_seconds, daemon.pid)
+                finally:
+                    pool.close()
+                rates[name].append(got.calls_per_s)
+        sampled = daemons["10%"].stub.GetDrift(pb.GetDriftRequest(model=inputs.model))
+    per_s = {n: sum(v) / len(v) for n, v in rates.items()}
+    return [
+        f"monitoring overhead ({inputs.model}, Predict dense 1 row; sampling 10% vs off; "
+        f"{sampled.sampled_rows} rows sampled, {sampled.dropped_rows} dropped; a second "
+        "daemon with sampling off shows the noise between identical daemons):",
+        f"  1-row p50: 10% {p50['10%']:.3f} ms, off {p50['off']:.3f} ms "
+        f"({(p50['10%'] / p50['off'] - 1) * 100:+.1f}%), off again {p50['off again']:.3f} ms "
+        f"({(p50['off again'] / p50['off'] - 1) * 100:+.1f}%); {args.calls} calls each, "
+        "interleaved",
+        f"  {args.callers} callers: 10% {per_s['10%']:,.0f}, off {per_s['off']:,.0f} calls/s "
+        f"({(per_s['10%'] / per_s['off'] - 1) * 100:+.1f}%), off again "
+        f"{per_s['off again']:,.0f} ({(per_s['off again'] / per_s['off'] - 1) * 100:+.1f}%); "
+        f"2 alternated phases of {args.monitor_seconds:g} s each",
+        f"  in process, DriftMonitor.offer per 1-row call: {offer_us(0.1):.2f} us at 10%, "
+        f"{offer_us(0.0):.2f} us off (no histogram is touched per call)",
+    ]
+
+
+def offer_us(rate: float, calls: int = 100_000) -> float:
+    """What sampling adds to one 1-row Predict, timed in this process."""
+    import numpy as np
+
+    from modeld_server.monitoring.monitor import DriftMonitor
+    from modeld_server.monitoring.report import Thresholds
+
+    monitor = DriftMonitor(rate=rate, window=5000, capacity=10**9, replica="bench",
+                           thresholds_for=lambda model: Thresholds(), interval=0)
+    row, answer, served = np.zeros((1, 57)), np.zeros((1, 2)), object()
+    started = time.perf_counter()
+    for _ in range(calls):
+        monitor.offer("m", served, row, answer)
+    return (time.perf_counter() - started) / calls * 1e6
 
 
 # ---- report ---------------------------------------------------------------------------------
@@ -755,6 +839,9 @@ def report(runs: list[ModelRun], throughput: dict[str, list[Throughput]],
               "is the only one; config.py has no grpc.aio option. --rpc-threads N M compares "
               "pool sizes.")
     report_oip(runs, throughput.get("default", []))
+    if monitoring:
+        print()
+        print("\n".join(monitoring))
     for run in runs:
         report_cold(run, args.settle)
 
@@ -962,6 +1049,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="daemon cold starts per model, 0 skips them (default 3)")
     parser.add_argument("--settle", type=float, default=3.0,
                         help="seconds for a daemon's background warm-up (default 3)")
+    parser.add_argument("--monitor-seconds", type=float, default=4.0,
+                        help="seconds per monitoring-overhead throughput phase, 0 skips the "
+                        "overhead measurement (default 4)")
     parser.add_argument("--rpc-threads", type=int, nargs="*", default=[],
                         help="also measure throughput with these --rpc-threads values")
     parser.add_argument("--algorithms", nargs="+", choices=sorted(MODELS), default=list(MODELS),

@@ -14,7 +14,7 @@ Needs only grpcio and protobuf; pandas is optional, and the ``modelctl`` CLI
 from __future__ import annotations
 
 from modeld._channel import TLSConfig
-from modeld._predict import Predictions
+from modeld._predict import Explanation, Predictions
 from modeld._retry import RetryPolicy
 from modeld.client import DEFAULT_ADDRESS, Client
 from modeld.errors import (
@@ -39,7 +39,7 @@ from modeld.errors import (
 from modeld.jobs import JobHandle
 from modeld.lifecycle import Alias, Policy, Schedule, Threshold
 from modeld.options import RowFilter, TrainSpec, Validation
-from modeld.status import DaemonStatus, ModelStatus, Status
+from modeld.status import DaemonStatus, ModelStatus, Status, StatusWarning
 from modeld.types import (
     ConfusionMatrix,
     Job,
@@ -63,6 +63,7 @@ __all__ = [
     "ConnectionFailed",
     "DaemonStatus",
     "DeadlineExceeded",
+    "Explanation",
     "FailedPrecondition",
     "Internal",
     "InvalidArgument",
@@ -84,6 +85,7 @@ __all__ = [
     "RowFilter",
     "Schedule",
     "Status",
+    "StatusWarning",
     "TLSConfig",
     "Task",
     "Threshold",

@@ -117,6 +117,21 @@ class LifecycleMethods:
         request = pb.SetScheduleRequest(schedule=schedule.to_pb())
         return Schedule.from_pb(self._t.unary("SetSchedule", request, timeout, retry=False))
 
+    def get_drift(self, model: str, *, timeout: float | None = None) -> pb.DriftReport:
+        """The drift of the traffic this daemon (one replica) served to the model's
+        serving version, per feature and for the prediction.
+
+        Args:
+            model: The model's name.
+            timeout: This call's deadline in seconds.
+
+        Returns:
+            The DriftReport message (status, window, per-feature metric/value/thresholds).
+        """
+        request = pb.GetDriftRequest(model=model)
+        report: pb.DriftReport = self._t.unary("GetDrift", request, timeout, retry=True)
+        return report
+
     def get_schedule(self, model: str, *, timeout: float | None = None) -> Schedule:
         """Reads a model's schedule (NotFound when it has none).
 

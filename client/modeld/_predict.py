@@ -17,7 +17,7 @@ from typing import Any
 from modeld.types import Task, enum_from_pb
 from modeld.v1 import model_manager_pb2 as pb
 
-__all__ = ["Predictions", "Rows", "encode_rows"]
+__all__ = ["Explanation", "Predictions", "Rows", "encode_rows"]
 
 #: What Client.predict accepts: a sequence of {column: value} or a pandas DataFrame.
 Rows = Sequence[Mapping[str, Any]] | Any
@@ -101,6 +101,33 @@ def _records(rows: Sequence[Mapping[Any, Any]]) -> pb.RecordRows:
     return message
 
 
+@dataclasses.dataclass(frozen=True)
+class Explanation:
+    """One row's feature contributions: ``base_value + sum(contributions) == margin``.
+
+    ``margin`` is the raw score explained: the log-odds of ``class_label`` (binary: the
+    second class), the predicted class's softmax input (multiclass, ``class_label`` is
+    the predicted class), or the predicted value (regression, ``class_label`` empty).
+    ``contributions`` is keyed by the model's input columns, a categorical column's
+    one-hot parts summed into one.
+    """
+
+    class_label: str
+    margin: float
+    base_value: float
+    contributions: dict[str, float]
+
+    def top(self, n: int = 5) -> list[tuple[str, float]]:
+        """The ``n`` largest contributions by absolute value, largest first."""
+        ranked = sorted(self.contributions.items(), key=lambda kv: (-abs(kv[1]), kv[0]))
+        return ranked[:n]
+
+    @classmethod
+    def from_pb(cls, m: pb.Explanation) -> Explanation:
+        return cls(class_label=m.class_label, margin=m.margin, base_value=m.base_value,
+                   contributions=dict(m.contributions))
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Predictions:
     """Predictions, one per row, in the order of the rows sent; iterate or index them.
@@ -119,6 +146,8 @@ class Predictions:
     probabilities: tuple[tuple[float, ...], ...]
     anomaly_scores: tuple[float, ...]
     raw: pb.PredictResponse = dataclasses.field(repr=False, compare=False)
+    #: With ``predict(..., explain=True)``: one per row, in order; else empty.
+    explanations: tuple[Explanation, ...] = ()
 
     @property
     def predictions(self) -> tuple[str, ...] | tuple[float, ...]:
@@ -157,4 +186,5 @@ class Predictions:
             labels=tuple(m.labels), values=tuple(m.values), classes=tuple(m.classes),
             probabilities=tuple(tuple(flat[i * width:(i + 1) * width]) for i in range(rows)),
             anomaly_scores=tuple(m.anomaly_scores), raw=m,
+            explanations=tuple(Explanation.from_pb(e) for e in m.explanations),
         )

@@ -162,7 +162,8 @@ class Client(TrainingMethods, LifecycleMethods):
     # -- serving ---------------------------------------------------------------------------
 
     def predict(self, model: str, rows: Rows, *, version: int = 0, alias: str = "",
-                ignore_extra_columns: bool = False, timeout: float | None = None) -> Predictions:
+                explain: bool = False, ignore_extra_columns: bool = False,
+                timeout: float | None = None) -> Predictions:
         """Runs a model on rows with the user's column names.
 
         Args:
@@ -170,6 +171,8 @@ class Client(TrainingMethods, LifecycleMethods):
             rows: A sequence of {column: value} dicts, or a pandas DataFrame.
             version: A pinned version; 0 for the active version (or ``alias``).
             alias: An alias naming the version (e.g. "challenger"); ignored if version is set.
+            explain: Also return each row's feature contributions (``explanations``);
+                xgboost, logistic_regression and ridge only (else FailedPrecondition).
             ignore_extra_columns: Skip columns that are not features of the model (an id, a
                 timestamp) instead of failing with InvalidArgument.
             timeout: This call's deadline in seconds.
@@ -177,7 +180,7 @@ class Client(TrainingMethods, LifecycleMethods):
         Returns:
             One prediction per row, in the order of ``rows``.
         """
-        request = pb.PredictRequest(model=model, version=version, alias=alias,
+        request = pb.PredictRequest(model=model, version=version, alias=alias, explain=explain,
                                     ignore_extra_columns=ignore_extra_columns)
         encoded = encode_rows(rows)
         if isinstance(encoded, pb.DenseRows):

@@ -56,27 +56,56 @@ class Policy:
 
     model: str
     primary_metric: str = ""
+    _: dataclasses.KW_ONLY
     tolerance: float | None = None
     thresholds: tuple[Threshold, ...] = ()
     disabled: bool = False
     raw: pb.Policy | None = dataclasses.field(default=None, repr=False, compare=False)
+    #: Freshness: GetStatus warns when the active version is older; 0 for no limit.
+    max_age_seconds: float = 0.0
+    #: Freshness: GetStatus warns when it was trained on fewer rows; 0 for no minimum.
+    min_training_rows: int = 0
+    #: Drift (GetDrift): a numeric feature's PSI that warns; 0 for the default 0.1.
+    drift_psi_warn: float = 0.0
+    #: Drift: the PSI that alerts; 0 for the default 0.25.
+    drift_psi_alert: float = 0.0
+    #: Drift: a categorical feature's Jensen-Shannon distance that alerts; 0 for 0.1.
+    drift_js_alert: float = 0.0
+    #: Drift: the share of drifted features at which the model alerts; 0 for 0.5.
+    drift_share_alert: float = 0.0
+    #: Drift: the share of this model's Predict rows sampled; None for the daemon's.
+    monitor_sample: float | None = None
 
     def to_pb(self) -> pb.Policy:
         message = pb.Policy(model=self.model, primary_metric=self.primary_metric,
                             disabled=self.disabled,
                             thresholds=[pb.Threshold(metric=t.metric, op=t.op, value=t.value)
-                                        for t in self.thresholds])
+                                        for t in self.thresholds],
+                            min_training_rows=self.min_training_rows,
+                            drift_psi_warn=self.drift_psi_warn,
+                            drift_psi_alert=self.drift_psi_alert,
+                            drift_js_alert=self.drift_js_alert,
+                            drift_share_alert=self.drift_share_alert)
         if self.tolerance is not None:
             message.tolerance = self.tolerance
+        if self.monitor_sample is not None:
+            message.monitor_sample = self.monitor_sample
+        if self.max_age_seconds:
+            message.max_age.FromNanoseconds(round(self.max_age_seconds * 1e9))
         return message
 
     @classmethod
     def from_pb(cls, m: pb.Policy) -> Policy:
         return cls(m.model, m.primary_metric,
-                   m.tolerance if m.HasField("tolerance") else None,
-                   tuple(Threshold(t.metric, t.op, t.value) for t in m.thresholds
-                         if t.op in OPERATORS),
-                   m.disabled, raw=m)
+                   tolerance=m.tolerance if m.HasField("tolerance") else None,
+                   thresholds=tuple(Threshold(t.metric, t.op, t.value) for t in m.thresholds
+                                    if t.op in OPERATORS),
+                   disabled=m.disabled, raw=m,
+                   max_age_seconds=m.max_age.seconds + m.max_age.nanos / 1e9,
+                   min_training_rows=m.min_training_rows,
+                   drift_psi_warn=m.drift_psi_warn, drift_psi_alert=m.drift_psi_alert,
+                   drift_js_alert=m.drift_js_alert, drift_share_alert=m.drift_share_alert,
+                   monitor_sample=m.monitor_sample if m.HasField("monitor_sample") else None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +136,7 @@ class Schedule:
     next_run_at: datetime | None = None
     last_run_at: datetime | None = None
     last_outcome: str = ""
+    on_drift: bool = False
     raw: pb.Schedule | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_pb(self) -> pb.Schedule:
@@ -114,7 +144,7 @@ class Schedule:
                            interval_seconds=self.interval_seconds,
                            min_new_rows=self.min_new_rows,
                            min_interval_seconds=self.min_interval_seconds,
-                           train=self.train.to_pb())
+                           train=self.train.to_pb(), on_drift=self.on_drift)
 
     @classmethod
     def from_pb(cls, m: pb.Schedule) -> Schedule:
@@ -124,7 +154,7 @@ class Schedule:
             min_interval_seconds=m.min_interval_seconds,
             next_run_at=from_timestamp(m.next_run_at, m.HasField("next_run_at")),
             last_run_at=from_timestamp(m.last_run_at, m.HasField("last_run_at")),
-            last_outcome=m.last_outcome, raw=m)
+            last_outcome=m.last_outcome, on_drift=m.on_drift, raw=m)
 
 
 def thresholds(texts: Sequence[str]) -> tuple[Threshold, ...]:

@@ -13,7 +13,18 @@ from modeld.v1 import model_manager_pb2 as pb
 if TYPE_CHECKING:
     from modeld.lifecycle import Schedule
 
-__all__ = ["DaemonStatus", "ModelStatus", "Status"]
+__all__ = ["DaemonStatus", "ModelStatus", "Status", "StatusWarning"]
+
+
+@dataclasses.dataclass(frozen=True)
+class StatusWarning:
+    """Something about the active version worth a look (it still serves).
+
+    ``kind`` is "max_age", "min_training_rows" or "dataset_changed" (see Policy).
+    """
+
+    kind: str
+    message: str
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -37,6 +48,10 @@ class ModelStatus:
     #: The retraining schedule, when one is set.
     schedule: Schedule | None
     raw: pb.ModelStatus = dataclasses.field(repr=False, compare=False)
+    #: Freshness warnings about the active version, from its policy.
+    warnings: tuple[StatusWarning, ...] = ()
+    #: This daemon's drift status of the serving version (see Client.get_drift).
+    drift_status: str = ""
 
     @classmethod
     def from_pb(cls, m: pb.ModelStatus) -> ModelStatus:
@@ -49,6 +64,8 @@ class ModelStatus:
             last_reload_at=from_timestamp(m.last_reload_at, m.HasField("last_reload_at")),
             last_reload_ms=m.last_reload_ms, aliases=dict(sorted(m.aliases.items())),
             schedule=_schedule(m), raw=m,
+            warnings=tuple(StatusWarning(w.kind, w.message) for w in m.warnings),
+            drift_status=m.drift_status,
         )
 
 

@@ -83,6 +83,22 @@ class Settings:
         0, "Fits one job may run at once (folds side by side, for single-threaded "
         "estimators); 0: every CPU, 1: one after another."
     )
+    monitor_sample: float = _f(
+        0.1, "Share of Predict rows (of the active versions) copied for drift monitoring; "
+        "0 turns monitoring off."
+    )
+    monitor_window: int = _f(5000, "Sampled rows per drift window (windows tumble).")
+    monitor_window_seconds: float = _f(
+        300.0, "A drift window holding at least a tenth of --monitor-window rows closes after "
+        "this many seconds; 0: windows close by rows only."
+    )
+    monitor_buffer: int = _f(
+        20_000, "Sampled rows a model's buffer holds until the drift thread takes them; "
+        "beyond, rows are dropped (and counted), never waited for."
+    )
+    monitor_interval: float = _f(5.0, "Seconds between drift computations; 0: none "
+                                 "(tests step the monitor by hand).")
+    replica: str = _f("", "This daemon's name in GetDrift; empty: the host name.")
     dask_scheduler: str = _f(
         "", "Address of a Dask scheduler (tcp://host:8786) for TrainRequest.engine=dask; "
         "empty: none. Dask is imported only when this or --dask-local is set."
@@ -227,6 +243,14 @@ def _validate(s: Settings, parser: argparse.ArgumentParser) -> None:
         parser.error(f"--keep-loaded must be >= 0, got {s.keep_loaded}")
     if s.job_cpus < 0:
         parser.error(f"--job-cpus must be >= 0, got {s.job_cpus}")
+    if not 0 <= s.monitor_sample <= 1:  # NaN fails too
+        parser.error(f"--monitor-sample must be between 0 and 1, got {s.monitor_sample}")
+    if not s.monitor_window_seconds >= 0:
+        parser.error(f"--monitor-window-seconds must be >= 0, got {s.monitor_window_seconds}")
+    if s.monitor_window < 1 or s.monitor_buffer < 1 or not s.monitor_interval >= 0:
+        parser.error("--monitor-window and --monitor-buffer must be >= 1 and "
+                     f"--monitor-interval >= 0, got {s.monitor_window}, {s.monitor_buffer}, "
+                     f"{s.monitor_interval}")
     if s.dask_local < 0:
         parser.error(f"--dask-local must be >= 0, got {s.dask_local}")
     if s.dask_local and s.dask_scheduler:

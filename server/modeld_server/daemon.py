@@ -57,6 +57,7 @@ class Runtime:
         self.watcher.start()
         if self.settings.training:  # a serve-only daemon runs no schedules; others do
             self.service.scheduler.start()
+        self.service.monitor.start()
         if self.settings.metrics_listen:
             self._serve_metrics(self.settings.metrics_listen)
         if self.settings.http_listen:

@@ -24,10 +24,13 @@ class Lifecycle:
     """Activation, Promote, policies and aliases of the models in one registry."""
 
     def __init__(self, store: RegistryStore, index: RegistryIndex, server: ModelServer,
-                 meta: ModelMeta, known: Callable[[str], str]) -> None:
+                 meta: ModelMeta, known: Callable[[str], str],
+                 policy_set: Callable[[str, Policy], None] = lambda model, policy: None) -> None:
         """Args:
             known: checks a model name and that the model exists (NotFound); returns it.
+            policy_set: told of each policy this daemon writes (drift monitoring's rate).
         """
+        self._policy_set = policy_set
         self._store = store
         self._index = index
         self._server = server
@@ -80,6 +83,7 @@ class Lifecycle:
         validate_model_name(model)
         policy = policy.validated()
         self._meta.write(model, POLICY, policy.to_json(), "policy_set", policy=policy.to_json())
+        self._policy_set(model, policy)
         return policy
 
     def set_alias(self, model: str, alias: str, version: int, expected: int | None) -> int:

@@ -83,10 +83,28 @@ class StateCollector:
             loaded.add_metric([model], loaded_version)
         yield active
         yield loaded
+        yield from _drift_gauges(state.get("drift") or {})
         yield GaugeMetricFamily("modeld_jobs_queued", "Jobs waiting for a slot.",
                                 value=state["queued"])
         yield GaugeMetricFamily("modeld_jobs_running", "Jobs training now.",
                                 value=state["running"])
+
+
+def _drift_gauges(reports: dict[str, Any]) -> Iterator[Metric]:
+    """The last drift window of each model this replica serves (monitoring/monitor.py)."""
+    feature = GaugeMetricFamily(
+        "modeld_feature_drift", "Drift of a feature in the last window: PSI (numbers) or "
+        "Jensen-Shannon distance (categories).", labels=["model", "feature"])
+    prediction = GaugeMetricFamily(
+        "modeld_prediction_drift", "PSI (or JS distance) of the model's output in the last "
+        "window.", labels=["model"])
+    for model, report in reports.items():
+        for f in report.features:
+            feature.add_metric([model, f.feature], f.value)
+        if report.prediction is not None:
+            prediction.add_metric([model], report.prediction.value)
+    yield feature
+    yield prediction
 
 
 class _Combined:

@@ -7,6 +7,8 @@ domain objects, and failures are domain errors (errors.py).
 from __future__ import annotations
 
 import base64
+import dataclasses
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -16,6 +18,7 @@ import structlog
 
 from modeld_server import fastpaths
 from modeld_server.config import Settings
+from modeld_server.drift import DriftHooks
 from modeld_server.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -25,15 +28,18 @@ from modeld_server.errors import (
     quoted,
     training_off,
 )
+from modeld_server.freshness import Freshness, StatusWarning
 from modeld_server.jobhooks import JobHooks
 from modeld_server.lifecycle import Lifecycle
 from modeld_server.metrics import PREDICT_ROWS
+from modeld_server.monitoring.monitor import DriftMonitor
+from modeld_server.monitoring.report import DriftReport
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.layout import validate_model_name
 from modeld_server.registry.manifest import Manifest, VersionSummary
 from modeld_server.registry.meta import ModelMeta
 from modeld_server.registry.store import RegistryStore
-from modeld_server.serving.loaded import Prediction
+from modeld_server.serving.loaded import LoadedModel, Prediction
 from modeld_server.serving.manager import ModelServer, ModelView
 from modeld_server.training.cluster import ENGINES, DaskCluster
 from modeld_server.training.datasets import resolve_dataset_files
@@ -76,11 +82,14 @@ class ModelService:
         self.server = ModelServer(self.index, keep_loaded=settings.keep_loaded)
         self.meta = ModelMeta(self.store)
         self.dask = DaskCluster(settings.dask_scheduler, settings.dask_local)
-        self.lifecycle = Lifecycle(self.store, self.index, self.server, self.meta, self._known)
+        self.lifecycle = Lifecycle(
+            self.store, self.index, self.server, self.meta, self._known,
+            policy_set=lambda model, policy: self.monitor.set_rate(model, policy.monitor_sample))
         hooks = JobHooks(self.store, self.index, self.server, self.meta, self.lifecycle,
                          settings.keep_versions)
         self._hooks = hooks
         settings.data_root.mkdir(parents=True, exist_ok=True)
+        self.freshness = Freshness(settings.data_root)
         self.jobs = JobManager(
             self.store, settings.data_root, settings.state_dir,
             max_concurrent=settings.max_concurrent_jobs, max_queued=settings.max_queued_jobs,
@@ -95,6 +104,16 @@ class ModelService:
             submit=lambda train: self.jobs.submit(TrainSpec.from_json(train)).id,
             busy=self.jobs.has_active, max_bytes=settings.max_dataset_bytes,
         )
+        drift = DriftHooks(self.meta, self.lifecycle.get_policy,
+                           on_drift=lambda model, why: self.scheduler.on_drift(model, why))
+        self.monitor = DriftMonitor(
+            rate=settings.monitor_sample, window=settings.monitor_window,
+            capacity=settings.monitor_buffer, replica=settings.replica or socket.gethostname(),
+            thresholds_for=drift.thresholds, on_alert=drift.alert,
+            interval=settings.monitor_interval,
+            rate_for=lambda model: self.lifecycle.get_policy(model,
+                                                             must_exist=False).monitor_sample,
+            window_seconds=settings.monitor_window_seconds)
 
     def warm_up(self) -> None:
         """Imports what validating a Train needs and starts the training forkserver.
@@ -322,19 +341,26 @@ class ModelService:
         return version if version or not alias else self.lifecycle.resolve_alias(model, alias)
 
     def predict_records(self, model: str, version: int, rows: Sequence[Mapping[str, Any]],
-                        ignore_extra_columns: bool = False) -> tuple[int, Prediction]:
+                        ignore_extra_columns: bool = False, *, explain: bool = False
+                        ) -> tuple[int, Prediction]:
         loaded = self.server.get(self._checked(model, version, len(rows)), version)
-        result = loaded.predict(loaded.schema.matrix_from_records(rows, ignore_extra_columns))
+        matrix = loaded.schema.matrix_from_records(rows, ignore_extra_columns)
+        result = _predicted(loaded, matrix, explain)
+        if not version:
+            self.monitor.offer(model, loaded, matrix, _outputs(result))
         PREDICT_ROWS.labels(model).inc(len(rows))
         return loaded.version, result
 
     def predict_dense(self, model: str, version: int, columns: Sequence[str],
                       values: Sequence[float] | np.ndarray,
-                      ignore_extra_columns: bool = False) -> tuple[int, Prediction]:
+                      ignore_extra_columns: bool = False, *, explain: bool = False
+                      ) -> tuple[int, Prediction]:
         rows = len(values) // max(1, len(columns))
         loaded = self.server.get(self._checked(model, version, rows), version)
-        result = loaded.predict(
-            loaded.schema.matrix_from_dense(columns, values, ignore_extra_columns))
+        matrix = loaded.schema.matrix_from_dense(columns, values, ignore_extra_columns)
+        result = _predicted(loaded, matrix, explain)
+        if not version:
+            self.monitor.offer(model, loaded, matrix, _outputs(result))
         PREDICT_ROWS.labels(model).inc(rows)
         return loaded.version, result
 
@@ -365,12 +391,16 @@ class ModelService:
         for name in self.index.models():
             view = self.server.view(name)
             models[name] = (view.active, view.loaded)
-        return {"models": models, "running": running, "queued": queued}
+        # The last window of the version serving now: a new version's gauges start empty.
+        drift = {m: r for m, r in self.monitor.latest().items()
+                 if m in models and r.version == models[m][1]}
+        return {"models": models, "running": running, "queued": queued, "drift": drift}
 
     # ---- schedules ------------------------------------------------------------------------
 
     def set_schedule(self, model: str, request: TrainInput, cron: str, interval: float,
-                     min_new_rows: int, min_interval: float) -> tuple[ScheduleSpec, ScheduleState]:
+                     min_new_rows: int, min_interval: float, *, on_drift: bool = False
+                     ) -> tuple[ScheduleSpec, ScheduleState]:
         """Validates the schedule's training request as Train would, then stores the schedule.
 
         A serve-only daemon refuses: it runs no schedules, so one set through it would
@@ -387,7 +417,8 @@ class ModelService:
         schedule = ScheduleSpec(model=model, train=spec.to_json(),
                                 dataset_path=spec.dataset.path, cron=cron,
                                 interval_seconds=interval, min_new_rows=min_new_rows,
-                                min_interval_seconds=min_interval).validated()
+                                min_interval_seconds=min_interval,
+                                on_drift=on_drift).validated()
         return schedule, self.scheduler.set(schedule)
 
     def get_schedule(self, model: str) -> tuple[ScheduleSpec, ScheduleState]:
@@ -395,6 +426,29 @@ class ModelService:
 
     def delete_schedule(self, model: str) -> ScheduleSpec:
         return self.scheduler.delete(validate_model_name(model))
+
+    def warnings_of(self, model: str, summary: VersionSummary | None) -> list[StatusWarning]:
+        """Freshness warnings about the active version (`summary`, the index's), for
+        GetStatus: cheap, the dataset's hash comes from a background thread."""
+        return self.freshness.warnings(self.lifecycle.get_policy(model, must_exist=False),
+                                       summary)
+
+    # ---- drift ----------------------------------------------------------------------------
+
+    def get_drift(self, model: str) -> DriftReport:
+        """This replica's drift of the model's serving version.
+
+        Raises:
+            NotFound: the model, or no version of it is loaded.
+        """
+        view = self.server.view(self._known(model))
+        if not view.loaded:
+            raise NotFound(f"model {model!r} has no loaded version to monitor")
+        return self.monitor.report(model, view.loaded)
+
+    def drift_status(self, model: str, loaded: int) -> str:
+        """For GetStatus: the serving version's drift status ("" when none is loaded)."""
+        return self.monitor.status(model, loaded) if loaded else ""
 
     def schedule_of(self, model: str) -> tuple[ScheduleSpec, ScheduleState] | None:
         """The model's schedule for GetStatus, or None."""
@@ -406,6 +460,8 @@ class ModelService:
     def close(self, wait: float | None = None) -> None:
         """Stops the scheduler and the jobs; waits up to `wait` seconds (default: the job
         manager's own) for job runners to remove their staging folders."""
+        self.monitor.stop()
+        self.freshness.close()
         self.scheduler.stop()
         if wait is None:
             self.jobs.close()
@@ -420,6 +476,21 @@ class ModelService:
         if spec.engine == "dask":
             context["dask_scheduler"] = self.dask.address()
         return context
+
+
+def _predicted(loaded: LoadedModel, matrix: Any, explain: bool) -> Prediction:
+    """The prediction, with each row's explanation when asked for."""
+    result = loaded.predict(matrix)
+    if not explain:
+        return result
+    return dataclasses.replace(result, explanations=loaded.explain(matrix))
+
+
+def _outputs(result: Prediction) -> np.ndarray | None:
+    """The numbers drift monitoring keeps of an answer (see monitoring/profile.py)."""
+    if result.probabilities is not None:
+        return result.probabilities
+    return result.values if result.values is not None else result.anomaly_scores
 
 
 def version_state(summary: VersionSummary, active: int) -> str:

@@ -413,7 +413,7 @@ class TestEventLog:
             {"event": "activated", "version": 3, "previous": 1, "job_id": third.id},
             {"event": "deleted", "version": 2, "reason": "retention: keep 1"},
             {"event": "schedule_set", "cron": "", "interval_seconds": 3600.0,
-             "min_new_rows": 0},
+             "min_new_rows": 0, "on_drift": False},
             {"event": "schedule_run", "outcome": outcome},
             {"event": "published", "version": 4, "job_id": fourth},
             {"event": "activated", "version": 4, "previous": 3, "job_id": fourth},

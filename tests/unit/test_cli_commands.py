@@ -41,21 +41,21 @@ def status_reply() -> pb.GetStatusResponse:
         daemon=pb.DaemonStatus(build_version="0.1.0", uptime_seconds=75, registry_root="/r"),
         models=[pb.ModelStatus(model="spam", active_version=2, loaded_version=2,
                                state=pb.LOAD_STATE_READY, algorithm="xgboost", metrics=METRICS,
-                               version_count=2),
+                               version_count=2, drift_status="alert"),
                 pb.ModelStatus(model="fraud", active_version=1, loaded_version=0,
                                state=pb.LOAD_STATE_FAILED, last_error="checksum mismatch")])
 
 
 class TestStatus:
     def test_table_shows_each_model_and_its_error(self, live: Running) -> None:
-        """One line per model with versions, state, key metric and last error."""
+        """One line per model with versions, state, key metric, drift and last error."""
         live.fake.on("GetStatus", status_reply())
         result = modelctl(live, "status")
         assert result.exit_code == 0
         lines = result.stdout.splitlines()
         assert lines[0] == "modeld 0.1.0 · up 1m15s · jobs 0 running, 0 queued · registry /r"
         assert lines[2].split() == ["spam", "v2", "v2", "ready", "xgboost", "f1", "0.938±0.002",
-                                    "2"]
+                                    "2", "alert"]
         assert lines[3].split()[:4] == ["fraud", "v1", "-", "failed"]
         assert lines[3].endswith("checksum mismatch")
 

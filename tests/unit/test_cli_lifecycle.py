@@ -118,7 +118,10 @@ class TestPolicy:
         live.fake.on("GetPolicy", pb.Policy(model="spam", disabled=True))
         data = json.loads(modelctl(live, "--json", "policy", "show", "spam").stdout)
         assert data == {"model": "spam", "primary_metric": "", "tolerance": None,
-                        "thresholds": [], "disabled": True}
+                        "thresholds": [], "disabled": True, "max_age_seconds": 0.0,
+                        "min_training_rows": 0, "drift_psi_warn": 0.0, "drift_psi_alert": 0.0,
+                        "drift_js_alert": 0.0, "drift_share_alert": 0.0,
+                        "monitor_sample": None}
 
 
 class TestAlias:

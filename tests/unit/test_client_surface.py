@@ -32,7 +32,7 @@ RPC_METHODS = {
     "Reload": "reload", "Promote": "promote", "GetPolicy": "get_policy",
     "SetPolicy": "set_policy", "SetAlias": "set_alias", "DeleteAlias": "delete_alias",
     "SetSchedule": "set_schedule", "GetSchedule": "get_schedule",
-    "DeleteSchedule": "delete_schedule",
+    "DeleteSchedule": "delete_schedule", "GetDrift": "get_drift",
 }
 
 

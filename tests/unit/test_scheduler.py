@@ -403,7 +403,7 @@ class TestReplicas:
 
 class TestValidation:
     @pytest.mark.parametrize(("fields", "named"), [
-        ({}, "cron, interval_seconds or min_new_rows"),
+        ({}, "cron, interval_seconds, min_new_rows or on_drift"),
         ({"cron": "every day"}, "cron"),
         ({"cron": "61 * * * *"}, "cron"),
         ({"cron": "0 0 30 2 *"}, "never fires"),
@@ -471,3 +471,46 @@ class TestThread:
             sched.stop()
         assert "modeld-scheduler" not in {t.name for t in threading.enumerate()}
         assert sched.get("m")[1].last_outcome == "submitted job j1"
+
+
+class TestOnDrift:
+    def test_an_alert_submits_the_schedule_request_and_says_why(
+            self, sched: Scheduler, jobs: Jobs) -> None:
+        """on_drift() runs an on_drift schedule at once; the outcome names the reason."""
+        sched.set(spec(on_drift=True, min_interval_seconds=HOUR))
+        assert sched.on_drift("m", "drift alert on version 3 (a, b)") == (
+            "submitted job j1: drift alert on version 3 (a, b)")
+        assert jobs.submitted == [TRAIN]
+        state = sched.get("m")[1]
+        assert (state.last_run_at, state.last_outcome) == (
+            T0, "submitted job j1: drift alert on version 3 (a, b)")
+
+    def test_min_interval_and_a_running_job_skip_it(self, sched: Scheduler, jobs: Jobs,
+                                                    clock: Clock) -> None:
+        """A second alert within min_interval is skipped and recorded, as is one while the
+        model trains; after min_interval it runs again."""
+        sched.set(spec(on_drift=True, min_interval_seconds=HOUR))
+        sched.on_drift("m", "drift alert")
+        clock.now = T0 + 60
+        assert sched.on_drift("m", "drift alert") == (
+            "skipped: min_interval 3600s since the last run (drift alert)")
+        jobs.busy_models.add("m")
+        clock.now = T0 + 2 * HOUR
+        assert sched.on_drift("m", "drift alert") == (
+            "skipped: a job for 'm' is running (drift alert)")
+        jobs.busy_models.clear()
+        assert sched.on_drift("m", "drift alert") == "submitted job j2: drift alert"
+        assert len(jobs.submitted) == 2
+
+    def test_without_on_drift_nothing_runs(self, sched: Scheduler, jobs: Jobs) -> None:
+        """A timed schedule without on_drift, or no schedule, ignores alerts."""
+        assert sched.on_drift("m", "drift alert") == ""
+        sched.set(spec(interval_seconds=HOUR))
+        assert sched.on_drift("m", "drift alert") == ""
+        assert jobs.submitted == []
+
+    def test_on_drift_alone_is_a_schedule_and_round_trips(self, sched: Scheduler) -> None:
+        """on_drift needs no timed or data trigger, and survives the JSON file."""
+        sched.set(spec(on_drift=True))
+        assert sched.get("m")[0].on_drift is True
+        assert sched.get("m")[1].next_run_at is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from google.protobuf.json_format import MessageToDict
 
 from modeld._cli import spec_options as so
 from modeld._cli import views
@@ -12,6 +13,7 @@ from modeld._cli.app import CalibrationChoice, Model, app
 from modeld._cli.session import session
 from modeld.lifecycle import Policy, Schedule, thresholds
 from modeld.types import to_dict
+from modeld.v1 import model_manager_pb2 as pb
 
 __all__ = ["alias_app", "policy_app", "schedule_app"]
 
@@ -58,6 +60,24 @@ def policy_set(
         show_default=False)] = None,
     disabled: Annotated[bool, typer.Option("--disabled/--enabled",
                                            help="Turn the gate off or on.")] = False,
+    max_age: Annotated[str, typer.Option(
+        help="Warn in status when the active version is older, e.g. 30d, 12h, 90m; "
+        "0 for no limit.")] = "0",
+    min_training_rows: Annotated[int, typer.Option(
+        min=0, help="Warn in status when the active version was trained on fewer rows.")] = 0,
+    drift_psi_warn: Annotated[float, typer.Option(
+        help="Drift: a numeric feature's PSI that warns; 0 = 0.1.")] = 0.0,
+    drift_psi_alert: Annotated[float, typer.Option(
+        help="Drift: a numeric feature's (or the prediction's) PSI that alerts; 0 = 0.25.")
+    ] = 0.0,
+    drift_js_alert: Annotated[float, typer.Option(
+        help="Drift: a categorical feature's Jensen-Shannon distance that alerts; 0 = 0.1.")
+    ] = 0.0,
+    drift_share_alert: Annotated[float, typer.Option(
+        help="Drift: the model alerts when this share of features drifts; 0 = 0.5.")] = 0.0,
+    monitor_sample: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="Drift: the share of this model's Predict rows sampled; the "
+        "daemon's --monitor-sample if unset.", show_default=False)] = None,
 ) -> None:
     """Replace the whole policy (unset options take the daemon's defaults)."""
     s = session(ctx)
@@ -65,11 +85,45 @@ def policy_set(
         bounds = thresholds(threshold or [])
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--threshold") from None
-    policy = s.client().set_policy(Policy(model, primary_metric, tolerance, bounds, disabled))
+    try:
+        age = parse_duration(max_age)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--max-age") from None
+    policy = s.client().set_policy(Policy(model, primary_metric, tolerance=tolerance,
+                                          thresholds=bounds, disabled=disabled,
+                                          max_age_seconds=age,
+                                          min_training_rows=min_training_rows,
+                                          drift_psi_warn=drift_psi_warn,
+                                          drift_psi_alert=drift_psi_alert,
+                                          drift_js_alert=drift_js_alert,
+                                          drift_share_alert=drift_share_alert,
+                                          monitor_sample=monitor_sample))
     if s.out.as_json:
         s.out.json(to_dict(policy))
     else:
         views.show_policy(s.out, policy)
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in '30d', '12h', '90m', '45s', '2w' or a bare number of seconds.
+
+    Raises:
+        ValueError: anything else, or a negative duration.
+    """
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:], 0.0)
+    number = value[:-1] if unit else value
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration: use a number and one of s, m, h, d, w "
+                         "(e.g. 30d)") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError(f"{text!r} is not a duration >= 0")
+    return seconds
 
 
 @alias_app.command("set")
@@ -141,8 +195,11 @@ def schedule_set(
     min_rows: so.MinRows = 0,
     max_malformed_fraction: so.MaxMalformed = None,
     no_activate: so.NoActivate = False,
+    on_drift: Annotated[bool, typer.Option(
+        "--on-drift", help="Retrain when the daemon's drift status of the model becomes "
+        "alert (see `modelctl drift`).")] = False,
 ) -> None:
-    """Retrain on a cron, an interval and/or new data, with `train`'s options."""
+    """Retrain on a cron, an interval, new data and/or drift, with `train`'s options."""
     s = session(ctx)
     spec = so.build_spec(
         model, data=data, target=target, algorithm=algorithm, params=param, folds=folds,
@@ -152,11 +209,32 @@ def schedule_set(
         min_rows=min_rows, max_malformed=max_malformed_fraction)
     schedule = s.client().set_schedule(Schedule(
         model, spec, cron=cron, interval_seconds=every, min_new_rows=min_new_rows,
-        min_interval_seconds=min_interval))
+        min_interval_seconds=min_interval, on_drift=on_drift))
     if s.out.as_json:
         s.out.json(to_dict(schedule))
     else:
         views.show_schedule(s.out, schedule)
+
+
+@app.command()
+def drift(ctx: typer.Context, model: Model) -> None:
+    """Drift of the live traffic this daemon served to the model, per feature."""
+    s = session(ctx)
+    report = s.client().get_drift(model)
+    if s.out.as_json:
+        s.out.json(_drift_json(report))
+    else:
+        views.show_drift(s.out, report)
+
+
+def _drift_json(report: pb.DriftReport) -> dict[str, object]:
+    """The report with the proto's field names and numbers as numbers (int64 included)."""
+    data: dict[str, object] = MessageToDict(report, preserving_proto_field_name=True,
+                                            always_print_fields_with_no_presence=True)
+    for name in ("version", "window_size", "window_rows", "sampled_rows", "dropped_rows",
+                 "windows"):
+        data[name] = int(str(data[name]))
+    return data
 
 
 @schedule_app.command("delete")

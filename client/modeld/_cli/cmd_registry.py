@@ -161,6 +161,9 @@ def predict(
                      ] = "",
     fmt: Annotated[FormatChoice, typer.Option("--format", help="Input format.")
                    ] = FormatChoice.auto,
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="Also show each row's top feature contributions (xgboost, "
+        "logistic_regression, ridge).")] = False,
     ignore_extra_columns: Annotated[bool, typer.Option(
         "--ignore-extra-columns", help="Skip columns that are not features (ids, timestamps).")
                                     ] = False,
@@ -181,13 +184,18 @@ def predict(
     target = schema.get("target") or ""
     typed = rows.typed(text_columns=set(schema.get("categorical") or ()),
                        drop={target} if target else set())
-    result = client.predict(model, typed, version=version, alias=alias,
+    result = client.predict(model, typed, version=version, alias=alias, explain=explain,
                             ignore_extra_columns=ignore_extra_columns)
     if s.out.as_json:
+        records = result.records()
+        for record, why in zip(records, result.explanations, strict=False):
+            record["explanation"] = to_dict(why)
         s.out.json({"model": result.model, "version": result.version,
-                    "task": result.task.value, "predictions": result.records()})
+                    "task": result.task.value, "predictions": records})
     else:
         views.show_predictions(s.out, result)
+        if result.explanations:
+            views.show_explanations(s.out, result)
 
 
 @app.command()

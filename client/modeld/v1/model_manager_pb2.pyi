@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -297,7 +298,7 @@ class DaemonStatus(_message.Message):
     def __init__(self, build_version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., registry_root: _Optional[str] = ..., data_root: _Optional[str] = ..., jobs_running: _Optional[int] = ..., jobs_queued: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ModelStatus(_message.Message):
-    __slots__ = ("model", "active_version", "loaded_version", "state", "last_error", "metrics", "latest_version", "version_count", "algorithm", "task", "last_reload_at", "last_reload_ms", "aliases", "schedule")
+    __slots__ = ("model", "active_version", "loaded_version", "state", "last_error", "metrics", "latest_version", "version_count", "algorithm", "task", "last_reload_at", "last_reload_ms", "aliases", "schedule", "warnings", "drift_status")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -326,6 +327,8 @@ class ModelStatus(_message.Message):
     LAST_RELOAD_MS_FIELD_NUMBER: _ClassVar[int]
     ALIASES_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_STATUS_FIELD_NUMBER: _ClassVar[int]
     model: str
     active_version: int
     loaded_version: int
@@ -340,7 +343,17 @@ class ModelStatus(_message.Message):
     last_reload_ms: float
     aliases: _containers.ScalarMap[str, int]
     schedule: Schedule
-    def __init__(self, model: _Optional[str] = ..., active_version: _Optional[int] = ..., loaded_version: _Optional[int] = ..., state: _Optional[_Union[LoadState, str]] = ..., last_error: _Optional[str] = ..., metrics: _Optional[_Mapping[str, MetricValue]] = ..., latest_version: _Optional[int] = ..., version_count: _Optional[int] = ..., algorithm: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., last_reload_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_reload_ms: _Optional[float] = ..., aliases: _Optional[_Mapping[str, int]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+    warnings: _containers.RepeatedCompositeFieldContainer[StatusWarning]
+    drift_status: str
+    def __init__(self, model: _Optional[str] = ..., active_version: _Optional[int] = ..., loaded_version: _Optional[int] = ..., state: _Optional[_Union[LoadState, str]] = ..., last_error: _Optional[str] = ..., metrics: _Optional[_Mapping[str, MetricValue]] = ..., latest_version: _Optional[int] = ..., version_count: _Optional[int] = ..., algorithm: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., last_reload_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_reload_ms: _Optional[float] = ..., aliases: _Optional[_Mapping[str, int]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., warnings: _Optional[_Iterable[_Union[StatusWarning, _Mapping]]] = ..., drift_status: _Optional[str] = ...) -> None: ...
+
+class StatusWarning(_message.Message):
+    __slots__ = ("kind", "message")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    message: str
+    def __init__(self, kind: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
     __slots__ = ("daemon", "models")
@@ -475,23 +488,44 @@ class DenseRows(_message.Message):
     def __init__(self, columns: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
-    __slots__ = ("model", "version", "alias", "records", "dense", "ignore_extra_columns")
+    __slots__ = ("model", "version", "alias", "records", "dense", "ignore_extra_columns", "explain")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ALIAS_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     DENSE_FIELD_NUMBER: _ClassVar[int]
     IGNORE_EXTRA_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     alias: str
     records: RecordRows
     dense: DenseRows
     ignore_extra_columns: bool
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., alias: _Optional[str] = ..., records: _Optional[_Union[RecordRows, _Mapping]] = ..., dense: _Optional[_Union[DenseRows, _Mapping]] = ..., ignore_extra_columns: _Optional[bool] = ...) -> None: ...
+    explain: bool
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., alias: _Optional[str] = ..., records: _Optional[_Union[RecordRows, _Mapping]] = ..., dense: _Optional[_Union[DenseRows, _Mapping]] = ..., ignore_extra_columns: _Optional[bool] = ..., explain: _Optional[bool] = ...) -> None: ...
+
+class Explanation(_message.Message):
+    __slots__ = ("class_label", "margin", "base_value", "contributions")
+    class ContributionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    CLASS_LABEL_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_FIELD_NUMBER: _ClassVar[int]
+    BASE_VALUE_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
+    class_label: str
+    margin: float
+    base_value: float
+    contributions: _containers.ScalarMap[str, float]
+    def __init__(self, class_label: _Optional[str] = ..., margin: _Optional[float] = ..., base_value: _Optional[float] = ..., contributions: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
-    __slots__ = ("model", "version", "task", "labels", "values", "classes", "probabilities", "anomaly_scores")
+    __slots__ = ("model", "version", "task", "labels", "values", "classes", "probabilities", "anomaly_scores", "explanations")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
@@ -500,6 +534,7 @@ class PredictResponse(_message.Message):
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
     ANOMALY_SCORES_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATIONS_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     task: Task
@@ -508,7 +543,8 @@ class PredictResponse(_message.Message):
     classes: _containers.RepeatedScalarFieldContainer[str]
     probabilities: _containers.RepeatedScalarFieldContainer[float]
     anomaly_scores: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., task: _Optional[_Union[Task, str]] = ..., labels: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[float]] = ..., classes: _Optional[_Iterable[str]] = ..., probabilities: _Optional[_Iterable[float]] = ..., anomaly_scores: _Optional[_Iterable[float]] = ...) -> None: ...
+    explanations: _containers.RepeatedCompositeFieldContainer[Explanation]
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., task: _Optional[_Union[Task, str]] = ..., labels: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[float]] = ..., classes: _Optional[_Iterable[str]] = ..., probabilities: _Optional[_Iterable[float]] = ..., anomaly_scores: _Optional[_Iterable[float]] = ..., explanations: _Optional[_Iterable[_Union[Explanation, _Mapping]]] = ...) -> None: ...
 
 class ReloadRequest(_message.Message):
     __slots__ = ("model",)
@@ -545,18 +581,32 @@ class Threshold(_message.Message):
     def __init__(self, metric: _Optional[str] = ..., op: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
 
 class Policy(_message.Message):
-    __slots__ = ("model", "primary_metric", "tolerance", "thresholds", "disabled")
+    __slots__ = ("model", "primary_metric", "tolerance", "thresholds", "disabled", "max_age", "min_training_rows", "drift_psi_warn", "drift_psi_alert", "drift_js_alert", "drift_share_alert", "monitor_sample")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PRIMARY_METRIC_FIELD_NUMBER: _ClassVar[int]
     TOLERANCE_FIELD_NUMBER: _ClassVar[int]
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     DISABLED_FIELD_NUMBER: _ClassVar[int]
+    MAX_AGE_FIELD_NUMBER: _ClassVar[int]
+    MIN_TRAINING_ROWS_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_PSI_WARN_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_PSI_ALERT_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_JS_ALERT_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_SHARE_ALERT_FIELD_NUMBER: _ClassVar[int]
+    MONITOR_SAMPLE_FIELD_NUMBER: _ClassVar[int]
     model: str
     primary_metric: str
     tolerance: float
     thresholds: _containers.RepeatedCompositeFieldContainer[Threshold]
     disabled: bool
-    def __init__(self, model: _Optional[str] = ..., primary_metric: _Optional[str] = ..., tolerance: _Optional[float] = ..., thresholds: _Optional[_Iterable[_Union[Threshold, _Mapping]]] = ..., disabled: _Optional[bool] = ...) -> None: ...
+    max_age: _duration_pb2.Duration
+    min_training_rows: int
+    drift_psi_warn: float
+    drift_psi_alert: float
+    drift_js_alert: float
+    drift_share_alert: float
+    monitor_sample: float
+    def __init__(self, model: _Optional[str] = ..., primary_metric: _Optional[str] = ..., tolerance: _Optional[float] = ..., thresholds: _Optional[_Iterable[_Union[Threshold, _Mapping]]] = ..., disabled: _Optional[bool] = ..., max_age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_training_rows: _Optional[int] = ..., drift_psi_warn: _Optional[float] = ..., drift_psi_alert: _Optional[float] = ..., drift_js_alert: _Optional[float] = ..., drift_share_alert: _Optional[float] = ..., monitor_sample: _Optional[float] = ...) -> None: ...
 
 class GetPolicyRequest(_message.Message):
     __slots__ = ("model",)
@@ -603,7 +653,7 @@ class DeleteAliasRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., alias: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
 
 class Schedule(_message.Message):
-    __slots__ = ("model", "cron", "interval_seconds", "min_new_rows", "min_interval_seconds", "train", "next_run_at", "last_run_at", "last_outcome")
+    __slots__ = ("model", "cron", "interval_seconds", "min_new_rows", "min_interval_seconds", "train", "next_run_at", "last_run_at", "last_outcome", "on_drift")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CRON_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -613,6 +663,7 @@ class Schedule(_message.Message):
     NEXT_RUN_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_RUN_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    ON_DRIFT_FIELD_NUMBER: _ClassVar[int]
     model: str
     cron: str
     interval_seconds: float
@@ -622,7 +673,64 @@ class Schedule(_message.Message):
     next_run_at: _timestamp_pb2.Timestamp
     last_run_at: _timestamp_pb2.Timestamp
     last_outcome: str
-    def __init__(self, model: _Optional[str] = ..., cron: _Optional[str] = ..., interval_seconds: _Optional[float] = ..., min_new_rows: _Optional[int] = ..., min_interval_seconds: _Optional[float] = ..., train: _Optional[_Union[TrainRequest, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_outcome: _Optional[str] = ...) -> None: ...
+    on_drift: bool
+    def __init__(self, model: _Optional[str] = ..., cron: _Optional[str] = ..., interval_seconds: _Optional[float] = ..., min_new_rows: _Optional[int] = ..., min_interval_seconds: _Optional[float] = ..., train: _Optional[_Union[TrainRequest, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_outcome: _Optional[str] = ..., on_drift: _Optional[bool] = ...) -> None: ...
+
+class GetDriftRequest(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    def __init__(self, model: _Optional[str] = ...) -> None: ...
+
+class FeatureDrift(_message.Message):
+    __slots__ = ("feature", "metric", "value", "warn_threshold", "alert_threshold", "status")
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    WARN_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    ALERT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    feature: str
+    metric: str
+    value: float
+    warn_threshold: float
+    alert_threshold: float
+    status: str
+    def __init__(self, feature: _Optional[str] = ..., metric: _Optional[str] = ..., value: _Optional[float] = ..., warn_threshold: _Optional[float] = ..., alert_threshold: _Optional[float] = ..., status: _Optional[str] = ...) -> None: ...
+
+class DriftReport(_message.Message):
+    __slots__ = ("model", "version", "replica", "status", "window_size", "window_rows", "sampled_rows", "dropped_rows", "windows", "computed_at", "features", "prediction", "drifted_share", "share_threshold", "sample_rate")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SIZE_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_ROWS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLED_ROWS_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_ROWS_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    COMPUTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    PREDICTION_FIELD_NUMBER: _ClassVar[int]
+    DRIFTED_SHARE_FIELD_NUMBER: _ClassVar[int]
+    SHARE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: int
+    replica: str
+    status: str
+    window_size: int
+    window_rows: int
+    sampled_rows: int
+    dropped_rows: int
+    windows: int
+    computed_at: _timestamp_pb2.Timestamp
+    features: _containers.RepeatedCompositeFieldContainer[FeatureDrift]
+    prediction: FeatureDrift
+    drifted_share: float
+    share_threshold: float
+    sample_rate: float
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., replica: _Optional[str] = ..., status: _Optional[str] = ..., window_size: _Optional[int] = ..., window_rows: _Optional[int] = ..., sampled_rows: _Optional[int] = ..., dropped_rows: _Optional[int] = ..., windows: _Optional[int] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., features: _Optional[_Iterable[_Union[FeatureDrift, _Mapping]]] = ..., prediction: _Optional[_Union[FeatureDrift, _Mapping]] = ..., drifted_share: _Optional[float] = ..., share_threshold: _Optional[float] = ..., sample_rate: _Optional[float] = ...) -> None: ...
 
 class SetScheduleRequest(_message.Message):
     __slots__ = ("schedule",)

@@ -130,6 +130,11 @@ class ModelManagerStub:
                 request_serializer=modeld_dot_v1_dot_model__manager__pb2.DeleteScheduleRequest.SerializeToString,
                 response_deserializer=modeld_dot_v1_dot_model__manager__pb2.Schedule.FromString,
                 _registered_method=True)
+        self.GetDrift = channel.unary_unary(
+                '/modeld.v1.ModelManager/GetDrift',
+                request_serializer=modeld_dot_v1_dot_model__manager__pb2.GetDriftRequest.SerializeToString,
+                response_deserializer=modeld_dot_v1_dot_model__manager__pb2.DriftReport.FromString,
+                _registered_method=True)
 
 
 class ModelManagerServicer:
@@ -309,6 +314,16 @@ class ModelManagerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDrift(self, request, context):
+        """The drift of the live traffic this replica served to the model's active
+        version, against the version's training profile, per feature and for the
+        prediction. Each replica monitors only its own traffic.
+        Errors: INVALID_ARGUMENT, NOT_FOUND (model or no active version loaded).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelManagerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -406,6 +421,11 @@ def add_ModelManagerServicer_to_server(servicer, server):
                     servicer.DeleteSchedule,
                     request_deserializer=modeld_dot_v1_dot_model__manager__pb2.DeleteScheduleRequest.FromString,
                     response_serializer=modeld_dot_v1_dot_model__manager__pb2.Schedule.SerializeToString,
+            ),
+            'GetDrift': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDrift,
+                    request_deserializer=modeld_dot_v1_dot_model__manager__pb2.GetDriftRequest.FromString,
+                    response_serializer=modeld_dot_v1_dot_model__manager__pb2.DriftReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -922,6 +942,33 @@ class ModelManager:
             '/modeld.v1.ModelManager/DeleteSchedule',
             modeld_dot_v1_dot_model__manager__pb2.DeleteScheduleRequest.SerializeToString,
             modeld_dot_v1_dot_model__manager__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDrift(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modeld.v1.ModelManager/GetDrift',
+            modeld_dot_v1_dot_model__manager__pb2.GetDriftRequest.SerializeToString,
+            modeld_dot_v1_dot_model__manager__pb2.DriftReport.FromString,
             options,
             channel_credentials,
             insecure,

@@ -111,6 +111,13 @@ class Manifest:
     oof: Mapping[str, Any] | None = None
     """{"file": "oof.npz", "key": the folds its out-of-fold predictions came from} (see
     training/oof.py); None in a version trained before they were stored."""
+    profile: Mapping[str, Any] | None = None
+    """The training data's reference profile for drift monitoring (monitoring/profile.py);
+    None in a version trained before profiles were kept."""
+    feature_importance: Mapping[str, Any] | None = None
+    """Feature importance: the estimator's own and permutation (training/importance.py)."""
+    resources: Mapping[str, Any] | None = None
+    """What the job used: its process tree's peak memory."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The JSON object as read, unknown keys included (GetVersion shows it whole)."""
 

@@ -47,6 +47,11 @@ class ModelMeta:
             self.write_unlocked(model, name, data)
             self.store.append_event(model, event, **fields)
 
+    def event(self, model: str, event: str, **fields: Any) -> None:
+        """Appends an event to the model's log, under the lock."""
+        with fsio.file_lock(self.store.paths(model).lock):
+            self.store.append_event(model, event, **fields)
+
     def write_unlocked(self, model: str, name: str, data: dict[str, Any] | None) -> None:
         """Replaces (None: deletes) a document; the caller holds the model lock."""
         path = self.store.paths(model).root / name

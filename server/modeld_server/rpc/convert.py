@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from google.protobuf import timestamp_pb2
 
 from modeld.v1 import model_manager_pb2 as pb
+from modeld_server.freshness import StatusWarning
+from modeld_server.monitoring.report import DriftReport, FeatureDrift
 from modeld_server.registry.manifest import Manifest, VersionSummary
 from modeld_server.rpc.struct_rows import StructRows
 from modeld_server.service import version_state
+from modeld_server.serving.explain import Explanations
 from modeld_server.serving.loaded import Prediction
 from modeld_server.serving.manager import ModelView
 from modeld_server.training.gate import Policy
@@ -178,14 +181,17 @@ def job_to_pb(record: JobRecord) -> pb.Job:
 
 def model_view_to_pb(view: ModelView, summary: VersionSummary | None,
                      versions: list[int], aliases: Mapping[str, int],
-                     schedule: tuple[ScheduleSpec, ScheduleState] | None = None
-                     ) -> pb.ModelStatus:
+                     schedule: tuple[ScheduleSpec, ScheduleState] | None = None,
+                     warnings: Sequence[StatusWarning] = (),
+                     drift_status: str = "") -> pb.ModelStatus:
     current = view.current
     message = pb.ModelStatus(
         model=view.model, active_version=view.active, loaded_version=view.loaded,
         state=LOAD_STATE_TO_PB[view.state], last_error=view.error,
         latest_version=versions[-1] if versions else 0, version_count=len(versions),
         aliases=aliases,
+        warnings=[pb.StatusWarning(kind=w.kind, message=w.message) for w in warnings],
+        drift_status=drift_status,
     )
     if summary:
         for name, value in metrics_to_pb(summary.metrics).items():
@@ -292,14 +298,32 @@ def prediction_to_pb(model: str, version: int, p: Prediction) -> pb.PredictRespo
         response.probabilities.extend(p.probabilities.ravel().tolist())
     if p.anomaly_scores is not None:
         response.anomaly_scores.extend(p.anomaly_scores.tolist())
+    if p.explanations is not None:
+        response.explanations.extend(explanations_to_pb(p.explanations))
     return response
 
 
+def explanations_to_pb(e: Explanations) -> list[pb.Explanation]:
+    return [pb.Explanation(class_label=label, margin=margin, base_value=base,
+                           contributions=dict(zip(e.columns, row, strict=True)))
+            for label, margin, base, row in zip(e.class_labels, e.margins.tolist(),
+                                                e.base.tolist(), e.contributions.tolist(),
+                                                strict=True)]
+
+
 def policy_to_pb(model: str, policy: Policy) -> pb.Policy:
-    return pb.Policy(model=model, primary_metric=policy.primary_metric,
-                     tolerance=policy.tolerance, disabled=policy.disabled,
-                     thresholds=[pb.Threshold(metric=m, op=op, value=v)
-                                 for m, op, v in policy.thresholds])
+    message = pb.Policy(model=model, primary_metric=policy.primary_metric,
+                        tolerance=policy.tolerance, disabled=policy.disabled,
+                        thresholds=[pb.Threshold(metric=m, op=op, value=v)
+                                    for m, op, v in policy.thresholds],
+                        min_training_rows=policy.min_training_rows,
+                        drift_psi_warn=policy.drift[0], drift_psi_alert=policy.drift[1],
+                        drift_js_alert=policy.drift[2], drift_share_alert=policy.drift[3])
+    if policy.monitor_sample is not None:
+        message.monitor_sample = policy.monitor_sample
+    if policy.max_age_seconds:
+        message.max_age.FromNanoseconds(round(policy.max_age_seconds * 1e9))
+    return message
 
 
 def policy_from_pb(message: pb.Policy) -> Policy:
@@ -307,8 +331,14 @@ def policy_from_pb(message: pb.Policy) -> Policy:
 
     return Policy(message.primary_metric,
                   message.tolerance if message.HasField("tolerance") else DEFAULT_TOLERANCE,
-                  tuple((t.metric, t.op, t.value) for t in message.thresholds),
-                  message.disabled)
+                  thresholds=tuple((t.metric, t.op, t.value) for t in message.thresholds),
+                  disabled=message.disabled,
+                  max_age_seconds=message.max_age.seconds + message.max_age.nanos / 1e9,
+                  min_training_rows=message.min_training_rows,
+                  drift=(message.drift_psi_warn, message.drift_psi_alert,
+                         message.drift_js_alert, message.drift_share_alert),
+                  monitor_sample=(message.monitor_sample if message.HasField("monitor_sample")
+                                  else None))
 
 
 def schedule_to_pb(spec: ScheduleSpec, state: ScheduleState) -> pb.Schedule:
@@ -319,9 +349,30 @@ def schedule_to_pb(spec: ScheduleSpec, state: ScheduleState) -> pb.Schedule:
         model=spec.model, cron=spec.cron, interval_seconds=spec.interval_seconds,
         min_new_rows=spec.min_new_rows, min_interval_seconds=spec.min_interval_seconds,
         train=spec_to_pb(JobRecord(id="", spec=train)), last_outcome=state.last_outcome,
+        on_drift=spec.on_drift,
     )
     if state.next_run_at is not None:
         message.next_run_at.CopyFrom(_timestamp(state.next_run_at))
     if state.last_run_at is not None:
         message.last_run_at.CopyFrom(_timestamp(state.last_run_at))
+    return message
+
+
+def _feature_drift_to_pb(f: FeatureDrift) -> pb.FeatureDrift:
+    return pb.FeatureDrift(feature=f.feature, metric=f.metric, value=f.value,
+                           warn_threshold=f.warn, alert_threshold=f.alert, status=f.status)
+
+
+def drift_to_pb(report: DriftReport, sample_rate: float) -> pb.DriftReport:
+    message = pb.DriftReport(
+        model=report.model, version=report.version, replica=report.replica,
+        status=report.status, window_size=report.window_size, window_rows=report.window_rows,
+        sampled_rows=report.sampled, dropped_rows=report.dropped, windows=report.windows,
+        features=[_feature_drift_to_pb(f) for f in report.features],
+        drifted_share=report.drifted_share, share_threshold=report.thresholds.share_alert,
+        sample_rate=sample_rate)
+    if report.prediction is not None:
+        message.prediction.CopyFrom(_feature_drift_to_pb(report.prediction))
+    if report.computed_at is not None:
+        message.computed_at.CopyFrom(_timestamp(report.computed_at))
     return message

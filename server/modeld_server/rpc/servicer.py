@@ -84,11 +84,11 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
         if kind == "dense":
             version, prediction = self._service.predict_dense(
                 request.model, pinned, request.dense.columns, request.dense.values,
-                request.ignore_extra_columns)
+                request.ignore_extra_columns, explain=request.explain)
         elif kind == "records":
             version, prediction = self._service.predict_records(
                 request.model, pinned, convert.records_from_pb(request.records),
-                request.ignore_extra_columns)
+                request.ignore_extra_columns, explain=request.explain)
         else:
             raise InvalidArgument("rows is required: send records or dense")
         return convert.prediction_to_pb(request.model, version, prediction)
@@ -132,7 +132,7 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
         s = request.schedule
         spec, state = self._service.set_schedule(
             s.model, convert.train_input(s.train), s.cron, s.interval_seconds, s.min_new_rows,
-            s.min_interval_seconds)
+            s.min_interval_seconds, on_drift=s.on_drift)
         return convert.schedule_to_pb(spec, state)
 
     @rpc
@@ -144,13 +144,21 @@ class ModelManagerServicer(pb_grpc.ModelManagerServicer):
         spec = self._service.delete_schedule(request.model)
         return pb.Schedule(model=spec.model, cron=spec.cron,
                            interval_seconds=spec.interval_seconds,
-                           min_new_rows=spec.min_new_rows)
+                           min_new_rows=spec.min_new_rows, on_drift=spec.on_drift)
+
+    @rpc
+    def GetDrift(self, request: pb.GetDriftRequest, context: Ctx) -> pb.DriftReport:
+        return convert.drift_to_pb(self._service.get_drift(request.model),
+                                   self._service.monitor.rate_of(request.model))
 
     def _model_status(self, view: ModelView) -> pb.ModelStatus:
         entry = self._service.index.entry(view.model)
-        return convert.model_view_to_pb(view, entry.summaries.get(view.active), entry.versions,
+        summary = entry.summaries.get(view.active)
+        return convert.model_view_to_pb(view, summary, entry.versions,
                                         self._service.lifecycle.aliases(view.model),
-                                        self._service.schedule_of(view.model))
+                                        self._service.schedule_of(view.model),
+                                        self._service.warnings_of(view.model, summary),
+                                        self._service.drift_status(view.model, view.loaded))
 
 
 def _waiting(context: Ctx) -> bool:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from modeld_server.errors import InvalidArgument
 from modeld_server.features import FeatureSchema
 from modeld_server.registry.manifest import Manifest
 from modeld_server.serving import xgb_lean
+from modeld_server.serving.explain import Explanations, check_explainable, explain
 from modeld_server.training.estimators import ALGORITHMS
 from modeld_server.types import Task
 
@@ -27,10 +29,12 @@ class Prediction:
 
     task: Task
     labels: list[str]
+    _: KW_ONLY
     values: np.ndarray | None = None
     classes: list[str] | None = None
     probabilities: np.ndarray | None = None
     anomaly_scores: np.ndarray | None = None
+    explanations: Explanations | None = None
 
 
 class LoadedModel:
@@ -46,6 +50,9 @@ class LoadedModel:
         self.classes = [str(c) for c in manifest.classes]
         self._class_array = np.array(self.classes, dtype=object)
         self._estimator = fitted.estimator
+        self._fitted = fitted  # the library's objects, for explain() (see _explainable)
+        self._folder: Path | None = None  # set by load(): where explain() finds them
+        self._explain_lock = threading.Lock()
         # All-numeric data for an estimator that handles NaN itself: the preprocessor is
         # only a float cast, which the input already is, so Predict skips it.
         native = ALGORITHMS[manifest.algorithm].native_missing
@@ -69,6 +76,7 @@ class LoadedModel:
         fitted = lean or artifacts.load(folder, manifest.format, manifest.algorithm,
                                         manifest.task)
         loaded = cls(model, version, manifest, fitted)
+        loaded._folder = folder
         sample = manifest.sample_row
         if sample:
             loaded.predict(loaded.schema.matrix_from_records([sample]))
@@ -98,6 +106,29 @@ class LoadedModel:
             # model's margin at 1e300): its answer would be NaN, so it is refused.
             raise InvalidArgument(_too_large(matrix, self.schema))
         return result
+
+    def explain(self, matrix: np.ndarray) -> Explanations:
+        """Each row's feature contributions to its raw margin (see serving/explain.py).
+
+        Raises:
+            FailedPrecondition: the algorithm has no explanations, naming it.
+        """
+        check_explainable(self.manifest.algorithm, self._fitted.estimator, self.model,
+                          self.version)
+        fitted = self._explainable()
+        return explain(fitted.preprocess, fitted.estimator, self.schema, self.classes, matrix)
+
+    def _explainable(self) -> artifacts.Fitted:
+        """The version as the libraries load it: a version served through libxgboost alone
+        (xgb_lean) loads the xgboost package's model on its first explain, once."""
+        if not isinstance(self._fitted.estimator, xgb_lean.LeanBooster):
+            return self._fitted
+        with self._explain_lock:
+            if isinstance(self._fitted.estimator, xgb_lean.LeanBooster):
+                assert self._folder is not None, "a lean version is only made by load()"
+                self._fitted = artifacts.load(self._folder, self.manifest.format,
+                                              self.manifest.algorithm, self.manifest.task)
+            return self._fitted
 
     def _predict(self, matrix: np.ndarray) -> Prediction:
         if self._linear is not None:  # does its own imputing and scaling

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 from modeld_server import artifacts
 from modeld_server.training import metrics as metric_fns
+from modeld_server.training.importance import permutation_importance
 from modeld_server.training.parallel import fork_map
 from modeld_server.training.prepare import Prepared
 from modeld_server.types import Task, TrainSpec
@@ -51,6 +53,8 @@ class CVResult:
     final_seconds: float = 0.0
     processes: int = 1
     """Processes the fits ran in (1: this one)."""
+    permutation: dict[str, Any] | None = None
+    """Permutation importance on the first fold's held-out rows (training/importance.py)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class _FoldOutcome:
     pred: np.ndarray
     proba: np.ndarray | None
     scores: dict[str, float]
+    permutation: dict[str, Any] | None = None
 
 
 _FINAL = None
@@ -73,7 +78,8 @@ def splitter(spec: TrainSpec, data: Prepared) -> tuple[Any, np.ndarray | None]:
 
 
 def cross_validate(spec: TrainSpec, template: Template, data: Prepared, progress: Any,
-                   workers: int = 1, fit_final: bool = False) -> CVResult:
+                   workers: int = 1, fit_final: bool = False,
+                   importance: bool = False) -> CVResult:
     """Fits on k-1 folds, predicts the held-out fold, k times; metrics come from those predictions.
 
     Args:
@@ -81,6 +87,8 @@ def cross_validate(spec: TrainSpec, template: Template, data: Prepared, progress
         workers: processes to fit in at once (see parallel.fork_map); 1 fits here, in order.
         fit_final: also fit on all rows, as one more piece of work beside the folds
             (result.final); it goes first, being the longest.
+        importance: also compute permutation importance in the first fold
+            (result.permutation).
     """
     task, n = spec.task, len(data.x)
     k = len(data.classes)
@@ -102,8 +110,13 @@ def cross_validate(spec: TrainSpec, template: Template, data: Prepared, progress
             return template.fit(data.x, data.y), time.perf_counter() - started
         train_idx, test_idx = item
         fitted = template.fit(data.x[train_idx], None if data.y is None else data.y[train_idx])
-        return _fold(task, fitted.estimator, fitted.preprocess.transform(data.x[test_idx]),
-                     data, test_idx)
+        outcome = _fold(task, fitted.estimator, fitted.preprocess.transform(data.x[test_idx]),
+                        data, test_idx)
+        if importance and item is splits[0] and data.y is not None:
+            outcome = dataclasses.replace(outcome, permutation=permutation_importance(
+                task, fitted.preprocess, fitted.estimator, data.schema, data.x[test_idx],
+                data.y[test_idx], spec.seed))
+        return outcome
 
     if splits:
         progress(0, result.metrics)
@@ -114,6 +127,7 @@ def cross_validate(spec: TrainSpec, template: Template, data: Prepared, progress
             continue
         test_idx = items[index][1]
         _merge(outcome, test_idx, data, confusion, result)
+        result.permutation = result.permutation or outcome.permutation
         per_fold[index] = outcome.scores
         result.metrics = {name: s.to_json() for name, s in
                           metric_fns.summarize([per_fold[i] for i in sorted(per_fold)]).items()}

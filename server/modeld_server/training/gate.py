@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier", "ece"})
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 DEFAULT_TOLERANCE = 0.01
+MAX_AGE_LIMIT = 100 * 365 * 86400.0
+"""The largest policy.max_age, in seconds (100 years)."""
 
 
 @dataclass(frozen=True)
@@ -47,20 +49,47 @@ class Policy:
 
     primary_metric: str = ""
     tolerance: float = DEFAULT_TOLERANCE
+    _: KW_ONLY
     thresholds: tuple[tuple[str, str, float], ...] = ()
     disabled: bool = False
+    max_age_seconds: float = 0.0
+    """Freshness (GetStatus warnings, not the gate): 0 for no limit."""
+    min_training_rows: int = 0
+    """Freshness: 0 for no minimum."""
+    drift: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    """Drift thresholds (psi_warn, psi_alert, js_alert, share_alert); 0 for the default."""
+    monitor_sample: float | None = None
+    """The model's drift sampling rate; None for the daemon's --monitor-sample."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"primary_metric": self.primary_metric, "tolerance": self.tolerance,
-                "thresholds": [list(t) for t in self.thresholds], "disabled": self.disabled}
+        data: dict[str, Any] = {"primary_metric": self.primary_metric,
+                                "tolerance": self.tolerance,
+                                "thresholds": [list(t) for t in self.thresholds],
+                                "disabled": self.disabled}
+        # Only when set: a policy without freshness reads (and logs) as it always has.
+        if self.max_age_seconds:
+            data["max_age_seconds"] = self.max_age_seconds
+        if self.min_training_rows:
+            data["min_training_rows"] = self.min_training_rows
+        if any(self.drift):
+            data["drift"] = list(self.drift)
+        if self.monitor_sample is not None:
+            data["monitor_sample"] = self.monitor_sample
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Policy:
         if not data:
             return cls()
         return cls(data.get("primary_metric", ""), float(data.get("tolerance", DEFAULT_TOLERANCE)),
-                   tuple((m, op, float(v)) for m, op, v in data.get("thresholds", ())),
-                   bool(data.get("disabled", False)))
+                   thresholds=tuple((m, op, float(v))
+                                    for m, op, v in data.get("thresholds", ())),
+                   disabled=bool(data.get("disabled", False)),
+                   max_age_seconds=float(data.get("max_age_seconds", 0.0)),
+                   min_training_rows=int(data.get("min_training_rows", 0)),
+                   drift=_drift_json(data.get("drift")),
+                   monitor_sample=None if data.get("monitor_sample") is None
+                   else float(data["monitor_sample"]))
 
     def validated(self) -> Policy:
         """Raises InvalidArgument naming the bad field."""
@@ -76,7 +105,43 @@ class Policy:
             if not metric or value != value:
                 raise InvalidArgument(f"policy.thresholds: {quoted(metric)} {op} {value} is not a "
                                       "valid bound")
+        if not 0 <= self.max_age_seconds < MAX_AGE_LIMIT:  # NaN fails too
+            raise InvalidArgument(f"policy.max_age must be between 0 and {MAX_AGE_LIMIT:.0f} "
+                                  f"seconds (100 years), got {self.max_age_seconds:g} seconds")
+        if self.min_training_rows < 0:
+            raise InvalidArgument(
+                f"policy.min_training_rows must be >= 0, got {self.min_training_rows}")
+        self._check_drift()
         return self
+
+    def _check_drift(self) -> None:
+        limits = (10.0, 10.0, 1.0, 1.0)
+        for name, value, limit in zip(DRIFT_FIELDS, self.drift, limits, strict=True):
+            if not 0 <= value <= limit:  # NaN fails too
+                raise InvalidArgument(f"policy.{name} must be between 0 (the default) and "
+                                      f"{limit:g}, got {value:g}")
+        if self.monitor_sample is not None and not 0 <= self.monitor_sample <= 1:
+            raise InvalidArgument(f"policy.monitor_sample must be between 0 and 1, got "
+                                  f"{self.monitor_sample:g}")
+        warn, alert = self.drift[0] or DRIFT_DEFAULTS[0], self.drift[1] or DRIFT_DEFAULTS[1]
+        if warn > alert:
+            raise InvalidArgument(f"policy.drift_psi_warn {warn:g} is above "
+                                  f"policy.drift_psi_alert {alert:g}")
+
+    def drift_thresholds(self) -> tuple[float, float, float, float]:
+        """(psi_warn, psi_alert, js_alert, share_alert), defaults filled in."""
+        return tuple(v or d for v, d in zip(self.drift, DRIFT_DEFAULTS, strict=True))  # type: ignore[return-value]
+
+
+DRIFT_FIELDS = ("drift_psi_warn", "drift_psi_alert", "drift_js_alert", "drift_share_alert")
+DRIFT_DEFAULTS = (0.1, 0.25, 0.1, 0.5)
+
+
+def _drift_json(value: Any) -> tuple[float, float, float, float]:
+    if not value:
+        return (0.0, 0.0, 0.0, 0.0)
+    a, b, c, d = (float(v) for v in value)
+    return (a, b, c, d)
 
 
 def primary_metric(policy: Policy, task: Task, n_classes: int) -> str:

@@ -54,6 +54,8 @@ class ScheduleSpec:
     interval_seconds: float = 0.0
     min_new_rows: int = 0
     min_interval_seconds: float = DEFAULT_MIN_INTERVAL
+    on_drift: bool = False
+    """Run when this daemon's drift monitor alerts on the model (see Scheduler.on_drift)."""
 
     def to_json(self) -> dict[str, Any]:
         """Returns: the spec as a JSON-ready dict."""
@@ -73,7 +75,8 @@ class ScheduleSpec:
                        interval_seconds=float(data.get("interval_seconds") or 0.0),
                        min_new_rows=int(data.get("min_new_rows") or 0),
                        min_interval_seconds=float(
-                           data.get("min_interval_seconds", DEFAULT_MIN_INTERVAL)))
+                           data.get("min_interval_seconds", DEFAULT_MIN_INTERVAL)),
+                       on_drift=bool(data.get("on_drift", False)))
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgument(f"schedule is malformed: {exc!r}") from None
 
@@ -99,8 +102,9 @@ class ScheduleSpec:
             raise InvalidArgument(f"min_new_rows must be >= 0, not {self.min_new_rows}")
         if self.cron:
             _check_cron(self.cron)
-        if not (self.cron or self.interval_seconds or self.min_new_rows):
-            raise InvalidArgument("a schedule needs cron, interval_seconds or min_new_rows")
+        if not (self.cron or self.interval_seconds or self.min_new_rows or self.on_drift):
+            raise InvalidArgument(
+                "a schedule needs cron, interval_seconds, min_new_rows or on_drift")
         if self.min_new_rows and not self.dataset_path:
             raise InvalidArgument("dataset_path is required for a data trigger (min_new_rows)")
         if self.train.get("model") not in (None, "", self.model):
@@ -160,7 +164,7 @@ class Scheduler:
                  "last_outcome": "", "baseline": baseline}
         self._meta.write(spec.model, SCHEDULE, {"spec": spec.to_json(), "state": state},
                          "schedule_set", cron=spec.cron, interval_seconds=spec.interval_seconds,
-                         min_new_rows=spec.min_new_rows)
+                         min_new_rows=spec.min_new_rows, on_drift=spec.on_drift)
         return _public(state)
 
     def get(self, model: str) -> tuple[ScheduleSpec, ScheduleState]:
@@ -222,6 +226,30 @@ class Scheduler:
                 results.append((model, outcome))
         return results
 
+    def on_drift(self, model: str, reason: str, now: float | None = None) -> str:
+        """The drift monitor alerted on `model`: runs its schedule if it has on_drift.
+
+        The claim is the timed and data triggers' (under the model's lock, busy and
+        min_interval skip it), and the outcome names the reason, so GetStatus says why
+        the run started.
+
+        Returns:
+            The outcome ("submitted job ...: REASON", a skip reason), "" without an
+            on_drift schedule.
+        """
+        now = self._clock() if now is None else now
+        try:
+            spec = ScheduleSpec.from_json(self._read(model)["spec"])
+        except NotFound:
+            return ""
+        if not spec.on_drift:
+            return ""
+        with fsio.file_lock(self._store.paths(model).lock):
+            claim = self._claim(model, now, None, trigger=reason)
+        if isinstance(claim, str):
+            return claim
+        return self._fire(model, claim, now, reason)
+
     def start(self) -> None:
         """Starts a daemon thread that calls step() at once, then every poll_interval."""
         if self._thread is None:
@@ -254,8 +282,13 @@ class Scheduler:
             claim = self._claim(model, now, observed)
         if isinstance(claim, str):
             return claim
+        return self._fire(model, claim, now)
+
+    def _fire(self, model: str, claim: ScheduleSpec, now: float, reason: str = "") -> str:
         try:
             outcome = f"submitted job {self._submit(claim.train)}"
+            if reason:
+                outcome += f": {reason}"
         except ModeldError as exc:
             outcome = f"failed: {exc.message}"
         except Exception:  # a bug behind submit: record it rather than leave "submitting"
@@ -265,12 +298,14 @@ class Scheduler:
         self._record_outcome(model, now, outcome)
         return outcome
 
-    def _claim(self, model: str, now: float, observed: Baseline | None) -> ScheduleSpec | str:
-        """Under the lock: the spec to submit (its run recorded), or the skip reason / ""."""
+    def _claim(self, model: str, now: float, observed: Baseline | None,
+               trigger: str = "") -> ScheduleSpec | str:
+        """Under the lock: the spec to submit (its run recorded), or the skip reason / "".
+        `trigger` names an event (a drift alert) that makes the run due."""
         doc = self._read(model)  # re-read: another replica may have acted meanwhile
         spec, state = ScheduleSpec.from_json(doc["spec"]), doc["state"]
-        timed = state["next_run_at"] is not None and now >= state["next_run_at"]
-        if not (timed or _data_due(spec, state.get("baseline"), observed)):
+        timed = not trigger and state["next_run_at"] is not None and now >= state["next_run_at"]
+        if not (timed or trigger or _data_due(spec, state.get("baseline"), observed)):
             return ""
         if timed:  # the slot is consumed, run or skipped; after missed slots, count from now
             following = spec.next_after(state["next_run_at"])
@@ -279,8 +314,9 @@ class Scheduler:
         reason = self._skip_reason(model, spec, state["last_run_at"], now)
         if reason:
             # An untimed (data) run stays pending: report it once, not on every pass.
-            if not timed and state["last_outcome"] == reason:
+            if not timed and not trigger and state["last_outcome"] == reason:
                 return ""
+            reason = f"{reason} ({trigger})" if trigger else reason
             state["last_outcome"] = reason
             self._save(model, doc)
             self._store.append_event(model, "schedule_skipped", reason=reason)

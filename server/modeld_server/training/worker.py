@@ -22,10 +22,11 @@ import xgboost
 
 from modeld_server import artifacts, fastpaths
 from modeld_server.errors import FailedPrecondition, ModeldError, from_os_error
+from modeld_server.monitoring import profile
 from modeld_server.registry.fsio import hold_builder_lock
 from modeld_server.registry.manifest import Manifest
 from modeld_server.registry.store import RegistryStore
-from modeld_server.training import gate, oof
+from modeld_server.training import gate, importance, oof
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.datasets import resolve_dataset
 from modeld_server.training.estimators import (
@@ -120,6 +121,13 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
     fitted, fit_seconds = _final_fit(template, cv, data, report)
     if spec.task is Task.ANOMALY_DETECTION:
         extra.update(_anomaly_facts(fitted, data.x))
+    t_profile = time.perf_counter()
+    extra["profile"] = _reference_profile(spec, data, cv, fitted)
+    extra["feature_importance"] = {
+        "estimator": importance.own_importance(fitted.preprocess, fitted.estimator,
+                                               data.schema),
+        "permutation": cv.permutation}
+    profile_seconds = time.perf_counter() - t_profile
 
     report("saving", 0.96, "writing artifacts", cv.metrics)
     before_save()
@@ -144,9 +152,11 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         # final_fit_alongside holds its own duration.
         "timings": {"prepare_seconds": prepare_seconds, "cv_seconds": cv_seconds,
                     "final_fit_seconds": fit_seconds, "final_fit_alongside": cv.final_seconds,
-                    "save_seconds": save_seconds, "fit_processes": cv.processes,
+                    "save_seconds": save_seconds, "profile_seconds": profile_seconds,
+                    "fit_processes": cv.processes,
                     "total_seconds": time.perf_counter() - started},
         "libraries": _library_versions(),
+        "resources": _peak_memory(),
     }
 
 
@@ -197,11 +207,13 @@ def _evaluate(spec: TrainSpec, template: Template, data: Prepared, report: Repor
     """
     calibrating = spec.calibration != "none" and spec.task is Task.CLASSIFICATION
     cv = cross_validate(spec, template, data, _fold_progress(report, "cross_validation", spec),
-                        workers, fit_final=workers > 1 and not calibrating)
+                        workers, fit_final=workers > 1 and not calibrating, importance=True)
     if not calibrating:
         return template, cv, {}
+    permutation = cv.permutation  # of the uncalibrated model: calibration keeps the ranking
     template, cv, calibration = calibrate(
         spec, template, data, cv, _fold_progress(report, "calibration", spec), workers)
+    cv.permutation = cv.permutation or permutation
     return template, cv, {"calibration": calibration}
 
 
@@ -301,6 +313,31 @@ def _fold_key(spec: TrainSpec, data: Prepared) -> dict[str, Any]:
     return oof.fold_key(spec, data.dataset["sha256"], len(data.x), _library_versions())
 
 
+def _reference_profile(spec: TrainSpec, data: Prepared, cv: CVResult,
+                       fitted: artifacts.Fitted) -> dict[str, Any]:
+    """What drift monitoring compares live traffic with (monitoring/profile.py): every
+    feature of the training rows, and the model's output on them. The output is the
+    cross-validated (held-out) one where there is one, closer to what unseen rows get
+    than the final fit's answers on the rows it learned."""
+    schema = data.schema
+    values: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
+    if spec.task is Task.CLASSIFICATION:
+        probabilities = cv.oof_proba
+        if probabilities is None:
+            probabilities = fitted.estimator.predict_proba(fitted.preprocess.transform(data.x))
+    elif spec.task is Task.REGRESSION:
+        values = cv.oof_pred
+        if values is None:
+            values = fitted.estimator.predict(fitted.preprocess.transform(data.x))
+    else:
+        values = -fitted.estimator.score_samples(fitted.preprocess.transform(data.x))
+    classes = [str(c) for c in data.classes]
+    return {"rows": len(data.x),
+            "features": profile.feature_profiles(schema.numeric, schema.categorical, data.x),
+            "output": profile.output_profile(spec.task.value, classes, probabilities, values)}
+
+
 def _anomaly_facts(fitted: artifacts.Fitted, x: np.ndarray) -> dict[str, Any]:
     est = fitted.estimator
     scores = -est.score_samples(fitted.preprocess.transform(x))
@@ -311,6 +348,16 @@ def _anomaly_facts(fitted: artifacts.Fitted, x: np.ndarray) -> dict[str, Any]:
         "fraction_flagged": float(np.mean(scores > threshold)),
         "score_distribution": metric_fns.score_distribution(scores),
     }}
+
+
+def _peak_memory() -> dict[str, float]:
+    """Peak resident memory (MiB, as getrusage keeps it) of this job process and of the
+    largest fit process it waited for (0 when every fit ran here)."""
+    import resource
+
+    return {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_fit_process_rss_mib":
+                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
 def _library_versions() -> dict[str, str]:
