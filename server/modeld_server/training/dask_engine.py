@@ -41,6 +41,7 @@ from modeld_server.training import gate
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.datasets import is_parquet, resolve_dataset_files
 from modeld_server.training.estimators import build_estimator, build_preprocessor, get_algorithm
+from modeld_server.training.prepare import json_value
 from modeld_server.types import Task, TrainSpec
 
 Report = Callable[[str, float, str, dict[str, Any]], None]
@@ -223,7 +224,7 @@ def _load(spec: TrainSpec, files: list[Path]) -> tuple[Any, list[str], list[str]
     frame = frame[[*features, ds.target]].assign(**{_POS: 1})
     frame[_POS] = frame[_POS].cumsum() - 1
     head = frame.head(1)
-    sample_row = {c: _json_value(head[c].iloc[0]) for c in features} if len(head) else {}
+    sample_row = {c: json_value(head[c].iloc[0]) for c in features} if len(head) else {}
     return frame, columns, features, schema, sample_row
 
 
@@ -347,14 +348,6 @@ def _label_text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    return value
 
 
 def _library_versions() -> dict[str, str]:

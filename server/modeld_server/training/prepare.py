@@ -70,7 +70,7 @@ def prepare(spec: TrainSpec, path: Path, max_rows: int, max_bytes: int = 0) -> P
                "rows": len(frame), "columns": columns}
     prepared = Prepared(frame=frame, schema=schema, features=features,
                         x=schema.matrix_from_frame(frame), y=None, classes=[],
-                        sample_row={name: _json_value(frame[name].iloc[0]) for name in features},
+                        sample_row={name: json_value(frame[name].iloc[0]) for name in features},
                         dataset=dataset, report=report)
     _encode_target(spec, prepared)
     if ds.eval_label:
@@ -119,7 +119,8 @@ def _encode_target(spec: TrainSpec, data: Prepared) -> None:
         data.y = values.to_numpy(dtype=np.float64)
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """A cell as JSON holds it (the manifest's sample row): Python scalars, NaN as null."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and np.isnan(value):
