@@ -72,6 +72,7 @@ ALLOWED: dict[str, frozenset[grpc.StatusCode]] = {
     "SetSchedule": frozenset({CODE.INVALID_ARGUMENT, CODE.NOT_FOUND, CODE.PERMISSION_DENIED}),
     "GetSchedule": frozenset({CODE.INVALID_ARGUMENT, CODE.NOT_FOUND}),
     "DeleteSchedule": frozenset({CODE.INVALID_ARGUMENT, CODE.NOT_FOUND}),
+    "GetDrift": frozenset({CODE.INVALID_ARGUMENT, CODE.NOT_FOUND}),
 }
 
 
@@ -488,7 +489,10 @@ SIMPLE_REQUESTS: dict[str, st.SearchStrategy[Message]] = {
             pb.Threshold, metric=mostly(st.sampled_from(["accuracy", "f1_macro"]), TEXT),
             op=mostly(st.sampled_from([">=", ">", "<=", "<"]),
                       st.one_of(st.sampled_from(["==", "=>", "", "!="]), TEXT)),
-            value=DOUBLES), max_size=3))),
+            value=DOUBLES), max_size=3),
+        min_training_rows=mostly(st.sampled_from([0, 1, 1000]), INT64),
+        drift_psi_warn=DOUBLES, drift_psi_alert=DOUBLES, drift_js_alert=DOUBLES,
+        drift_share_alert=DOUBLES, monitor_sample=st.one_of(st.none(), DOUBLES))),
     "SetAlias": st.builds(pb.SetAliasRequest, model=IRIS_OR_NAME, alias=ALIASES,
                           version=VERSIONS, expected_version=OPTIONAL_VERSIONS),
     "DeleteAlias": st.builds(pb.DeleteAliasRequest, model=IRIS_OR_NAME, alias=ALIASES,
@@ -496,6 +500,7 @@ SIMPLE_REQUESTS: dict[str, st.SearchStrategy[Message]] = {
     "SetSchedule": schedules(),
     "GetSchedule": st.builds(pb.GetScheduleRequest, model=IRIS_OR_NAME),
     "DeleteSchedule": st.builds(pb.DeleteScheduleRequest, model=IRIS_OR_NAME),
+    "GetDrift": st.builds(pb.GetDriftRequest, model=IRIS_OR_NAME),
 }
 
 HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
