@@ -41,6 +41,30 @@ def test_a_port_in_use_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
                              "or set MODELD_LISTEN\n")
 
 
+def test_a_busy_http_port_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    """--http-listen on a port in use: named with its own flag; the daemon stops (the gRPC
+    port it had bound is let go) and exits 2."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = _modeld("serve", "--listen", "127.0.0.1:0", "--http-listen",
+                         f"127.0.0.1:{port}", "--no-training", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[0] == (
+        f"modeld: 127.0.0.1:{port} is in use; pass --http-listen HOST:PORT or set "
+        "MODELD_HTTP_LISTEN")
+    assert [json.loads(line)["event"] for line in result.stderr.splitlines()[1:]][-1] == \
+        "stopped"
+
+
+def test_an_http_port_out_of_range_is_refused(tmp_path: Path) -> None:
+    result = _modeld("serve", "--http-listen", "127.0.0.1:70000", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--http-listen: port 70000 is out of range 0-65535 in '127.0.0.1:70000'" in \
+        result.stderr
+
+
 def test_the_server_part_is_installed_here() -> None:
     """The project's venv has the `server` extra (the client-only case: test_install.py)."""
     assert missing_server_requirements() == []
