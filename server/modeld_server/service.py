@@ -344,12 +344,9 @@ class ModelService:
                         ignore_extra_columns: bool = False, *, explain: bool = False
                         ) -> tuple[int, Prediction]:
         loaded = self.server.get(self._checked(model, version, len(rows)), version)
-        matrix = loaded.schema.matrix_from_records(rows, ignore_extra_columns)
-        result = _predicted(loaded, matrix, explain)
-        if not version:
-            self.monitor.offer(model, loaded, matrix, _outputs(result))
-        PREDICT_ROWS.labels(model).inc(len(rows))
-        return loaded.version, result
+        return self._answer(model, version, loaded,
+                            loaded.schema.matrix_from_records(rows, ignore_extra_columns),
+                            explain)
 
     def predict_dense(self, model: str, version: int, columns: Sequence[str],
                       values: Sequence[float] | np.ndarray,
@@ -357,11 +354,19 @@ class ModelService:
                       ) -> tuple[int, Prediction]:
         rows = len(values) // max(1, len(columns))
         loaded = self.server.get(self._checked(model, version, rows), version)
-        matrix = loaded.schema.matrix_from_dense(columns, values, ignore_extra_columns)
+        return self._answer(model, version, loaded,
+                            loaded.schema.matrix_from_dense(columns, values,
+                                                            ignore_extra_columns),
+                            explain)
+
+    def _answer(self, model: str, version: int, loaded: LoadedModel, matrix: np.ndarray,
+                explain: bool) -> tuple[int, Prediction]:
+        """Predicts `matrix`, offers the active version's rows to drift monitoring (a pinned
+        version's traffic is not what the profile compares), and counts the rows."""
         result = _predicted(loaded, matrix, explain)
         if not version:
             self.monitor.offer(model, loaded, matrix, _outputs(result))
-        PREDICT_ROWS.labels(model).inc(rows)
+        PREDICT_ROWS.labels(model).inc(len(matrix))
         return loaded.version, result
 
     def _checked(self, model: str, version: int, rows: int) -> str:
