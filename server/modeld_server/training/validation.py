@@ -19,8 +19,10 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_float_dtype, is_numeric_dtype
 
+from modeld_server import fastpaths
 from modeld_server.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, quoted
 from modeld_server.training.datasets import CSV_READ_ERRORS, open_maybe_gzip, unreadable
+from modeld_server.training.parallel import Background
 
 _FIRST = 10  # line numbers reported per problem
 _MOSTLY_NUMERIC = 0.95  # a text column this numeric is a numeric column with bad cells
@@ -218,12 +220,31 @@ def load_checked(
         if label in frame.columns and is_float_dtype(frame[label]):
             report.label_texts = _parquet_integer_labels(path, label, frame[label])
         return frame, report
+    # The scan for malformed lines, the read (without skipping any line: what the scan
+    # most often finds) and the label column as text run side by side; with malformed
+    # lines, the reads are done again without them.
+    scan = Background(lambda: malformed_lines(path))
+    read = Background(lambda: pd.read_csv(path))
+    texts = (Background(lambda: _label_column_text(path, label, []))
+             if label and _may_need_label_text(path, label) else None)
     try:
-        bad, records = malformed_lines(path)
+        return _checked_frame(path, shown, label, report, scan, read, texts)
+    finally:
+        for task in (scan, read, texts):
+            if task is not None:
+                task.wait()
+
+
+def _checked_frame(path: Path, shown: str, label: str, report: Report,
+                   scan: Background[tuple[list[int], int]], read: Background[pd.DataFrame],
+                   texts: Background[pd.Series] | None) -> tuple[pd.DataFrame, Report]:
+    try:
+        bad, records = scan.result()
     except CSV_READ_ERRORS as exc:  # a truncated .csv.gz ends in EOFError
         raise unreadable(shown, "CSV", exc) from None
+    skip = [n - 1 for n in bad]
     try:
-        frame = pd.read_csv(path, skiprows=[n - 1 for n in bad])
+        frame = pd.read_csv(path, skiprows=skip) if bad else read.result()
     except Exception as exc:  # pandas raises many types for broken files
         raise unreadable(shown, "CSV", exc) from None
     report.rows_read = records
@@ -234,9 +255,28 @@ def load_checked(
     if label in frame.columns and is_numeric_dtype(frame[label]):
         # pandas made numbers (or booleans) of the labels, and floats of all of them if one
         # cell is blank: the file's own text comes from reading that one column as text.
-        texts = pd.read_csv(path, skiprows=[n - 1 for n in bad], usecols=[label], dtype=str)
-        report.label_texts = _label_texts(frame[label], texts[label])
+        column = (texts.result() if texts is not None and not bad
+                  else _label_column_text(path, label, skip))
+        report.label_texts = _label_texts(frame[label], column)
     return frame, report
+
+
+def _label_column_text(path: Path, label: str, skip: list[int]) -> pd.Series:
+    column: pd.Series = pd.read_csv(path, skiprows=skip, usecols=[label], dtype=str)[label]
+    return column
+
+
+_LABEL_PEEK_ROWS = 1000
+
+
+def _may_need_label_text(path: Path, label: str) -> bool:
+    """Whether pandas may read the label column as numbers, from its first rows: a column
+    with text there is text throughout (so its text is never read again)."""
+    try:
+        head = pd.read_csv(path, usecols=[label], nrows=_LABEL_PEEK_ROWS)
+    except Exception:  # not a column, or not readable: the full read says what is wrong
+        return False
+    return bool(is_numeric_dtype(head[label]))
 
 
 def check_uncompressed_size(path: Path, shown: str, max_bytes: int) -> None:
@@ -426,11 +466,12 @@ def duplicated_rows(frame: pd.DataFrame) -> pd.Series:
     plain number columns are hashed first, by value as pandas compares them (-0.0 as 0.0,
     every NaN as one): rows that are equal have equal hashes, so rows whose hash is unique
     are no duplicates, and pandas decides among the rest, in their order (an equal earlier
-    row of any of them is among them too). The same answer, for 0.1 s.
+    row of any of them is among them too). The same answer, for 0.1 s. A fast path
+    (fastpaths.py): off, pandas compares every row.
     """
     numbers = [j for j, dtype in enumerate(frame.dtypes)
                if isinstance(dtype, np.dtype) and dtype.kind in "fiub"]
-    if not numbers or len(frame) < 2:
+    if not numbers or len(frame) < 2 or not fastpaths.enabled():
         return frame.duplicated()
     hashes = np.zeros(len(frame), dtype=np.uint64)
     with np.errstate(over="ignore"):
