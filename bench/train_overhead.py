@@ -241,7 +241,8 @@ def measure(stub: pb_grpc.ModelManagerStub, algorithm: str, csv: Path, out_dir: 
     """Warms both sides up, then alternates daemon / plain; then times daemon retrains.
 
     Each timed daemon run trains a new model name, so no quality gate comparison runs. The
-    retrains train the first of those names again: with the default policy the gate then
+    retrains (one after each first training) train the first of those names again: with the
+    default policy the gate then
     compares against the champion in the same folds (from its stored out-of-fold
     predictions, training/oof.py), so they are reported apart and not in the ratio.
     """
@@ -250,13 +251,18 @@ def measure(stub: pb_grpc.ModelManagerStub, algorithm: str, csv: Path, out_dir: 
         daemon_run(stub, algorithm, f"{stem}-warmup-{i}")
         plain_run(algorithm, csv, out_dir)
     result = Result([], [], [])
-    for i in range(args.repeats):
-        result.daemon.append(daemon_run(stub, algorithm, f"{stem}-{i}"))
-        result.plain.append(plain_run(algorithm, csv, out_dir))
-        print(f"  {algorithm} run {i + 1}/{args.repeats}: daemon {result.daemon[-1].seconds:.3f} s,"
-              f" plain {result.plain[-1].seconds:.3f} s", flush=True)
-    for _ in range(args.retrains):
-        result.retrain.append(daemon_run(stub, algorithm, f"{stem}-0"))
+    for i in range(max(args.repeats, args.retrains)):
+        # A retrain follows each first training, so both run under the same load.
+        if i < args.repeats:
+            result.daemon.append(daemon_run(stub, algorithm, f"{stem}-{i}"))
+            result.plain.append(plain_run(algorithm, csv, out_dir))
+        if i < args.retrains:
+            result.retrain.append(daemon_run(stub, algorithm, f"{stem}-0"))
+        print(f"  {algorithm} round {i + 1}: "
+              + (f"daemon {result.daemon[i].seconds:.3f} s, plain {result.plain[i].seconds:.3f} s"
+                 f" (load {result.daemon[i].load:.1f})" if i < args.repeats else "")
+              + (f", retrain {result.retrain[i].seconds:.3f} s" if i < args.retrains else ""),
+              flush=True)
     return result
 
 
@@ -283,6 +289,10 @@ def report(results: dict[str, Result], repeats: int) -> None:
             if r.retrain:
                 again = median([x.seconds for x in r.retrain])
                 first = median([x.seconds for x in r.daemon])
+                pairs = [a.seconds / f.seconds for a, f in zip(r.retrain, r.daemon, strict=False)]
+                print(f"  {algorithm}: retrain / the first training just before it, per round: "
+                      + ", ".join(f"{x:.2f}" for x in pairs)
+                      + f" (median {median(pairs):.2f})")
                 print(f"  {algorithm}: retrain / first training = {again:.3f} / {first:.3f} s "
                       f"(medians of {len(r.retrain)} / {len(r.daemon)}) = {again / first:.2f}x "
                       f"(target <= {TARGET_RETRAIN:.2f}: "
