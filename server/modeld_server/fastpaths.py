@@ -16,6 +16,10 @@ each way shows such a change as a difference rather than as a wrong answer. The 
   affine map (off: the fitted pipeline's predict_proba).
 - training/gate.py: pandas' row hashing (hash_pandas_object) with its column mixing
   repeated here to share column hashes (off: hash_pandas_object per column set).
+- training/evaluate.py: a fold's XGBClassifier classes taken from its predict_proba, as
+  its predict does for the default objectives (off: predict as well as predict_proba).
+- training/validation.py: duplicate rows found by hashing number columns first, pandas
+  comparing only the rows that share a hash (off: DataFrame.duplicated on every row).
 - metrics.py: labels() children remembered in a dict (off: prometheus_client's labels()).
 
 It is process-wide: the daemon sets it once from Settings.fast_paths before it serves, and

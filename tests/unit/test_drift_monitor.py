@@ -275,3 +275,21 @@ class TestOutputProfile:
                        profiles.counts_like(reference, live[:, 1]))
         assert report.prediction.value == pytest.approx(expected)
         assert (report.prediction.status, report.status) == ("alert", "alert")
+
+
+class TestSortedCounts:
+    @pytest.mark.parametrize("edges", [None, [0.1 * i for i in range(1, 10)], [1.0, 1.0, 2.5],
+                                       [2.5, 1.0], [], [0.0]])
+    def test_numeric_profile_counts_as_numeric_counts(self, edges: list[float] | None) -> None:
+        """Counted from the sorted non-zero values: the bins numeric_counts gives."""
+        rng = np.random.default_rng(3)
+        for n in range(0, 200, 7):
+            values = rng.choice([0.0, -0.0, np.nan, 1.0, 2.5, -3.0], n) * rng.random(n).round(1)
+            got = profiles.numeric_profile(values, edges)
+            assert got["counts"] == profiles.numeric_counts(values, got["edges"]).tolist()
+            if edges is None:
+                nonzero = values[~np.isnan(values) & (values != 0)]
+                expected = [float(e) for e in np.unique(np.quantile(
+                    nonzero, np.linspace(0, 1, profiles.QUANTILE_BINS + 1)[1:-1]))] \
+                    if len(nonzero) else []
+                assert got["edges"] == expected

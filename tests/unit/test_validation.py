@@ -109,6 +109,38 @@ class TestMalformedLines:
         (tmp_path / "w.csv.gz").write_bytes(gzip.compress(b"a,b\n1,2\n1\n3,4\n"))
         assert malformed_lines(tmp_path / "w.csv.gz") == ([3], 3)
 
+    @settings(deadline=None, max_examples=60)
+    @given(header=st.lists(_FIELD, min_size=1, max_size=4).map(",".join).filter(bool),
+           lines=st.lists(st.tuples(_LINE, st.sampled_from(["\n", "\r\n"])), max_size=12),
+           block=st.integers(1, 12), gz=st.booleans())
+    def test_a_large_file_is_counted_in_blocks_as_the_csv_module_counts_it(
+        self, header: str, lines: list[tuple[str, str]], block: int, gz: bool
+    ) -> None:
+        """Past the fast scan size a file is scanned a block of whole lines at a time
+        (mapped, or read when gzipped): the same lines and records as the csv module."""
+        data = (header + "\n" + "".join(line + end for line, end in lines)).encode()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / ("rows.csv.gz" if gz else "rows.csv")
+            path.write_bytes(gzip.compress(data) if gz else data)
+            expected = _scan_records(path)
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(validation, "_FAST_SCAN_BYTES", 4)
+                patch.setattr(validation, "_STREAM_BLOCK", block)
+                assert malformed_lines(path) == expected
+
+
+class TestDuplicatedRows:
+    @settings(deadline=None)
+    @given(rows=st.lists(st.tuples(st.sampled_from([0.0, -0.0, float("nan"), 1.5]),
+                                   st.integers(0, 2), st.booleans(),
+                                   st.sampled_from(["x", "y", None])), max_size=30),
+           columns=st.sampled_from(["abcd", "abc", "d", "ad"]))
+    def test_the_hashed_pass_agrees_with_pandas(self, rows: list[Any], columns: str) -> None:
+        """-0.0 equals 0.0 and NaN equals NaN, as in DataFrame.duplicated."""
+        frame = pd.DataFrame(rows, columns=list("abcd")).astype({"b": "int64", "c": "bool"})
+        frame = frame[list(columns)]
+        assert validation.duplicated_rows(frame).equals(frame.duplicated())
+
 
 class TestConstantColumns:
     @pytest.mark.parametrize("values", [

@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from modeld_server import artifacts
+from modeld_server import artifacts, fastpaths
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.importance import permutation_importance
 from modeld_server.training.parallel import fork_map
@@ -144,8 +144,10 @@ def _fold(task: Task, est: Any, matrix: np.ndarray, data: Prepared,
     if task is Task.CLASSIFICATION:
         assert data.y is not None
         y_true = data.y[test_idx]
-        y_pred = np.asarray(est.predict(matrix)).astype(np.int64)
         proba = est.predict_proba(matrix)  # float32 from XGBoost: metrics as the library's
+        y_pred = _classes_from_proba(est, proba)
+        if y_pred is None:
+            y_pred = np.asarray(est.predict(matrix)).astype(np.int64)
         scores = metric_fns.classification_metrics(y_true, y_pred, proba, len(data.classes))
         scores["ece"] = metric_fns.expected_calibration_error(y_true, proba)
         return _FoldOutcome(y_pred, proba, scores)
@@ -157,6 +159,24 @@ def _fold(task: Task, est: Any, matrix: np.ndarray, data: Prepared,
     scores = -est.score_samples(matrix)
     return _FoldOutcome(scores, None,
                         metric_fns.detection_metrics(data.eval_label[test_idx], scores))
+
+
+def _classes_from_proba(est: Any, proba: np.ndarray) -> np.ndarray | None:
+    """XGBClassifier.predict's answer from its predict_proba, without predicting twice (a
+    fast path, fastpaths.py): with the binary:logistic or multi:softprob objective,
+    predict thresholds class 1's probability at > 0.5 (binary) or takes the most probable
+    class, from the very probabilities predict_proba returns. None for anything else."""
+    from xgboost import XGBClassifier
+
+    if not fastpaths.enabled() or type(est) is not XGBClassifier:
+        return None
+    objective = est.get_params().get("objective")  # the fit sets the default's name
+    answer: np.ndarray | None = None
+    if proba.ndim == 2 and proba.shape[1] == 2 and objective == "binary:logistic":
+        answer = (proba[:, 1] > 0.5).astype(np.int64)
+    elif proba.ndim == 2 and proba.shape[1] > 2 and objective == "multi:softprob":
+        answer = np.argmax(proba, axis=1).astype(np.int64)
+    return answer
 
 
 def _merge(outcome: _FoldOutcome, test_idx: np.ndarray, data: Prepared, confusion: np.ndarray,

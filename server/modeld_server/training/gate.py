@@ -282,9 +282,16 @@ def save_row_hashes(folder: Path, frame: Any, features: list[str], label: str) -
     later gate can find the rows it never saw and the known rows whose label changed."""
     sets = [features, [*features, label]] if label else [features]
     hashes = hashes_of_rows(frame, sets)
-    np.save(folder / ROWS_FILE, np.unique(hashes[0]), allow_pickle=False)
+    np.save(folder / ROWS_FILE, _sorted_unique(hashes[0]), allow_pickle=False)
     if label:
-        np.save(folder / LABELED_ROWS_FILE, np.unique(hashes[1]), allow_pickle=False)
+        np.save(folder / LABELED_ROWS_FILE, _sorted_unique(hashes[1]), allow_pickle=False)
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique(values), by sorting: NumPy 2.4's hash-based unique takes 0.35 s for 500k
+    64-bit hashes, a sort 8 ms."""
+    ranked = np.sort(values)
+    return ranked[np.concatenate(([True], ranked[1:] != ranked[:-1]))] if len(ranked) else ranked
 
 
 @dataclass

@@ -27,12 +27,48 @@ import gc
 import os
 import pickle
 import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from multiprocessing.connection import Connection, Pipe, wait
-from typing import Any, NoReturn
+from typing import Any, Generic, NoReturn, TypeVar
+
+T = TypeVar("T")
 
 _PR_SET_PDEATHSIG = 1
+
+
+class Background(Generic[T]):
+    """fn() running in a thread of this process, beside what the caller does meanwhile.
+
+    For work that spends its time in C code that lets go of the GIL (reading a CSV with
+    pandas, hashing a file, scanning bytes with NumPy, compressing): on 2 CPUs two of
+    them take the time of the longer one. Every Background must be waited for (wait() or
+    result()) before anything forks (fork_map): a forked child would not have its thread.
+    """
+
+    def __init__(self, fn: Callable[[], T]) -> None:
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], T]) -> None:
+        try:
+            self._value = fn()
+        except BaseException as exc:  # handed to whoever asks for the result
+            self._error = exc
+
+    def wait(self) -> None:
+        """Waits for fn() to end, whatever it returned or raised."""
+        self._thread.join()
+
+    def result(self) -> T:
+        """What fn() returned; raises what it raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]  # set when fn() returned
 
 
 class FitProcessDied(RuntimeError):

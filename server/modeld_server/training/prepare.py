@@ -13,6 +13,7 @@ from modeld_server.errors import InvalidArgument, ResourceExhausted
 from modeld_server.features import FeatureSchema
 from modeld_server.registry.fsio import sha256_file
 from modeld_server.training import validation
+from modeld_server.training.parallel import Background
 from modeld_server.training.sample import SAMPLE_BYTES, task_of
 from modeld_server.types import Task, TrainSpec
 
@@ -42,6 +43,16 @@ def prepare(spec: TrainSpec, path: Path, max_rows: int, max_bytes: int = 0) -> P
     Raises:
         InvalidArgument / FailedPrecondition / ResourceExhausted: with the reason.
     """
+    # The file's hash is taken while it is read and checked (hashlib lets go of the GIL).
+    digest = Background(lambda: sha256_file(path))
+    try:
+        return _prepare(spec, path, max_rows, max_bytes, digest)
+    finally:
+        digest.wait()
+
+
+def _prepare(spec: TrainSpec, path: Path, max_rows: int, max_bytes: int,
+             digest: Background[str]) -> Prepared:
     ds = spec.dataset
     label = ds.target if spec.task is Task.CLASSIFICATION else ""
     frame, report = validation.load_checked(path, ds.path, max_bytes=max_bytes, label=label)
@@ -66,7 +77,7 @@ def prepare(spec: TrainSpec, path: Path, max_rows: int, max_bytes: int = 0) -> P
         raise InvalidArgument(f"{ds.path!r} has {len(frame)} usable rows, fewer than "
                               f"cv_folds={spec.cv_folds}")
     schema = FeatureSchema.infer(frame, features, ds.target or ds.eval_label)
-    dataset = {"path": ds.path, "sha256": sha256_file(path), "rows_read": report.rows_read,
+    dataset = {"path": ds.path, "sha256": digest.result(), "rows_read": report.rows_read,
                "rows": len(frame), "columns": columns}
     prepared = Prepared(frame=frame, schema=schema, features=features,
                         x=schema.matrix_from_frame(frame), y=None, classes=[],
