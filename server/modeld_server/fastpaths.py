@@ -17,6 +17,8 @@ each way shows such a change as a difference rather than as a wrong answer. The 
 - training/gate.py: pandas' row hashing (hash_pandas_object) with its column mixing
   repeated here to share column hashes (off: hash_pandas_object per column set).
 - metrics.py: labels() children remembered in a dict (off: prometheus_client's labels()).
+- logging.py: the JSON timestamp formatted once a second, and the per-RPC line written
+  without structlog's dispatch (rpc_line; off: TimeStamper and structlog's logger).
 
 It is process-wide: the daemon sets it once from Settings.fast_paths before it serves, and
 hands it to each training worker (a process of its own) with the job.
