@@ -29,7 +29,7 @@ def configure(fmt: str = "auto", level: str = "info", fast_paths: bool = True) -
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     stamp: structlog.typing.Processor = (
         _utc_timestamp if fast_paths else structlog.processors.TimeStamper(fmt="iso", utc=True))
-    processors = [
+    processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         stamp,
