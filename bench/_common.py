@@ -270,12 +270,14 @@ def mlserver_version(python: Path) -> str:
 
 
 @contextlib.contextmanager
-def spawned(argv: list[str], folder: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A server process in its own session, its output in folder/server.log; on exit its
-    whole process group is stopped (SIGTERM, then SIGKILL), workers included."""
+def spawned(argv: list[str], folder: Path,
+            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process in its own session, its output in folder/server.log, `env` added to
+    this process's environment; on exit its whole process group is stopped (SIGTERM, then
+    SIGKILL), workers included."""
     with (folder / "server.log").open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=folder,
-                                   start_new_session=True)
+                                   start_new_session=True, env={**os.environ, **(env or {})})
     try:
         yield process
     finally:

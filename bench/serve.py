@@ -1081,11 +1081,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     peer.add_argument("--peer-workers", type=int, action="append", default=[],
                       help="MLServer parallel_workers, repeatable (default 0: predicts in its "
                       "main process, its best setting; 1 is its own default)")
+    peer.add_argument("--peer-omp-threads", type=int, action="append", default=[],
+                      help="OMP_NUM_THREADS for the peer, repeatable (default 0: unset, XGBoost "
+                      "uses every CPU; 1 predicts single-threaded, as modeld does)")
     peer.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     peer.add_argument("--peer-calls", type=int, default=600,
                       help="latency calls per kind per round (default 600)")
     args = parser.parse_args(argv)
     args.peer_workers = args.peer_workers or [0]
+    args.peer_omp_threads = args.peer_omp_threads or [0]
     if not (args.calls >= args.block >= 1 and args.callers >= args.caller_processes >= 1
             and args.callers % args.caller_processes == 0 and args.seconds >= 0
             and args.cold_starts >= 0):

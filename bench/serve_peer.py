@@ -134,19 +134,24 @@ def train(base: Path) -> tuple[Path, list[str]]:
 
 
 @contextlib.contextmanager
-def peers(base: Path, model_file: Path, python: Path, workers: list[int]
+def peers(base: Path, model_file: Path, python: Path, workers: list[int], threads: list[int]
           ) -> Iterator[list[tuple[str, str, int]]]:
-    """Starts one MLServer per `workers` value; yields (name, address, pid) once each answers."""
+    """Starts one MLServer per (`workers`, `threads`) pair: parallel_workers, and
+    OMP_NUM_THREADS (0: left unset, XGBoost's default of one thread per CPU); yields
+    (name, address, pid) once each answers."""
     version = mlserver_version(python)
     with contextlib.ExitStack() as stack:
         out = []
         for n in workers:
-            folder = base / f"mlserver-{n}"
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
-            argv, address = mlserver_folder(folder, MODEL, model_file, python, n)
-            process = stack.enter_context(spawned(argv, folder))
-            out.append((f"MLServer {version} workers={n}", address, process.pid))
+            for omp in threads:
+                folder = base / f"mlserver-{n}-{omp}"
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir(parents=True)
+                argv, address = mlserver_folder(folder, MODEL, model_file, python, n)
+                env = {"OMP_NUM_THREADS": str(omp)} if omp else {}
+                process = stack.enter_context(spawned(argv, folder, env))
+                shown = f" OMP={omp}" if omp else ""
+                out.append((f"MLServer {version} workers={n}{shown}", address, process.pid))
         for name, address, _ in out:
             wait_ready(address, name, base)
         yield out
@@ -257,7 +262,7 @@ def run(base: Path, args: argparse.Namespace, caller_pool: Callable[[str], Any])
     with contextlib.ExitStack() as stack:
         daemon = stack.enter_context(running_daemon(serving))
         servers = stack.enter_context(peers(base, folder / "model.ubj", args.peer_python,
-                                            args.peer_workers))
+                                            args.peer_workers, args.peer_omp_threads))
         apis = [
             Api("modeld Predict", daemon.address, daemon.pid, PREDICT,
                 [_dense(columns, x) for x in one_row], [_dense(columns, x) for x in batches],
