@@ -114,10 +114,18 @@ class TestRpcLine:
         assert result.stderr == ""
 
     def test_captured_logs_get_the_line_through_structlog(self) -> None:
-        """structlog.testing.capture_logs swaps the processors: rpc_line steps aside."""
-        import structlog
-
-        modeld_logging.configure("json", "info")
-        with structlog.testing.capture_logs() as logs:
-            assert not modeld_logging.rpc_line("Predict", "OK", 0.1)
-        assert logs == []
+        """structlog.testing.capture_logs swaps the processors: rpc_line steps aside.
+        (In a subprocess: configure() is process-wide, and other tests rely on the default.)"""
+        code = (
+            "import structlog\n"
+            "from modeld_server import logging as modeld_logging\n"
+            "modeld_logging.configure('json', 'info')\n"
+            "with structlog.testing.capture_logs() as logs:\n"
+            "    assert not modeld_logging.rpc_line('Predict', 'OK', 0.1)\n"
+            "assert logs == []\n"
+            "assert modeld_logging.rpc_line('Predict', 'OK', 0.1)\n"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                timeout=60, check=True)
+        [line] = result.stderr.splitlines()
+        assert json.loads(line)["event"] == "rpc"
