@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -219,6 +220,79 @@ def write_pointer(path: Path, version: int) -> float:
     started = time.perf_counter()
     os.replace(tmp, path)
     return started
+
+
+# ---- a peer server: Seldon MLServer with its XGBoost runtime, from its own venv --------------
+
+MLSERVER_INSTALL = ("python3 -m venv DIR && DIR/bin/pip install mlserver==1.7.1 "
+                    "mlserver-xgboost==1.7.1 uvloop==0.21.0")
+"""How the peer's venv is made (newer uvloop breaks MLServer 1.7.1's start-up)."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def mlserver_folder(folder: Path, model: str, model_file: Path, python: Path,
+                    workers: int | None) -> tuple[list[str], str]:
+    """Writes an MLServer repository serving `model_file` (XGBoost .ubj) as `model`.
+
+    Args:
+        folder: an empty folder for settings.json and the model's folder.
+        python: the peer venv's interpreter; its `mlserver` script sits beside it.
+        workers: parallel_workers; None keeps MLServer's default (1: a worker process),
+            0 predicts in its main process.
+
+    Returns:
+        (argv that starts it, its gRPC address on 127.0.0.1).
+    """
+    grpc_port = free_port()
+    settings: dict[str, object] = {"http_port": free_port(), "grpc_port": grpc_port,
+                                   "metrics_port": free_port(), "host": HOST}
+    if workers is not None:
+        settings["parallel_workers"] = workers
+    (folder / "settings.json").write_text(json.dumps(settings))
+    (folder / model).mkdir()
+    shutil.copy(model_file, folder / model / "model.ubj")
+    (folder / model / "model-settings.json").write_text(json.dumps({
+        "name": model, "implementation": "mlserver_xgboost.XGBoostModel",
+        "parameters": {"uri": "./model.ubj"}}))
+    # Not resolved: a venv's python is a symlink out of the venv, its scripts are not.
+    return [str(python.parent / "mlserver"), "start", str(folder)], f"{HOST}:{grpc_port}"
+
+
+def mlserver_version(python: Path) -> str:
+    """The peer venv's mlserver version (raises CalledProcessError when it has none)."""
+    return subprocess.run([str(python), "-c", "import mlserver; print(mlserver.__version__)"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+@contextlib.contextmanager
+def spawned(argv: list[str], folder: Path,
+            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process in its own session, its output in folder/server.log, `env` added to
+    this process's environment; on exit its whole process group is stopped (SIGTERM, then
+    SIGKILL), workers included."""
+    with (folder / "server.log").open("wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=folder,
+                                   start_new_session=True, env={**os.environ, **(env or {})})
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        # MLServer's worker is in the same session: nothing of it may outlive the run.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

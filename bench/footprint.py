@@ -32,15 +32,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,9 +51,12 @@ from _common import (
     git_commit,
     load_note,
     median,
+    mlserver_folder,
+    mlserver_version,
     pss_mib,
     running_daemon,
     scratch_folder,
+    spawned,
     train_and_wait,
 )
 
@@ -92,12 +92,6 @@ def load1() -> float:
     return os.getloadavg()[0]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def infer_request(row: list[float], proba: bool) -> bytes:
     """One raw FP64 [1, F] tensor: the shape of every client call here."""
     import numpy as np
@@ -131,47 +125,14 @@ def modeld_kind(name: str, registry: Path, extra: list[str]) -> Kind:
 
 
 def mlserver_kind(venv: Path, model_file: Path, workers: int | None) -> Kind:
+    python = venv / "bin" / "python"
+
     def prepare(folder: Path) -> tuple[list[str], Callable[[], str | None]]:
-        grpc_port = free_port()
-        settings: dict[str, object] = {"http_port": free_port(), "grpc_port": grpc_port,
-                                       "metrics_port": free_port(), "host": HOST}
-        if workers is not None:
-            settings["parallel_workers"] = workers
-        (folder / "settings.json").write_text(json.dumps(settings))
-        (folder / MODEL).mkdir()
-        shutil.copy(model_file, folder / MODEL / "model.ubj")
-        (folder / MODEL / "model-settings.json").write_text(json.dumps({
-            "name": MODEL, "implementation": "mlserver_xgboost.XGBoostModel",
-            "parameters": {"uri": "./model.ubj"}}))
-        return [str(venv / "bin" / "mlserver"), "start", str(folder)], lambda: f"{HOST}:{grpc_port}"
+        argv, address = mlserver_folder(folder, MODEL, model_file, python, workers)
+        return argv, lambda: address
 
-    version = subprocess.run([str(venv / "bin" / "python"), "-c",
-                              "import mlserver; print(mlserver.__version__)"],
-                             capture_output=True, text=True, check=True).stdout.strip()
     shown = "" if workers is None else f" workers={workers}"
-    return Kind(f"MLServer {version}{shown}", prepare, ask_proba=True)
-
-
-@contextlib.contextmanager
-def spawned(argv: list[str], folder: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with (folder / "server.log").open("wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=folder,
-                                   start_new_session=True)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
-        # MLServer's worker is in the same session: nothing of it may outlive the round.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+    return Kind(f"MLServer {mlserver_version(python)}{shown}", prepare, ask_proba=True)
 
 
 def first_prediction(process: subprocess.Popen[bytes], address: Callable[[], str | None],

@@ -35,6 +35,10 @@ artifacts, loaded in this process) and the same rows (real spambase rows):
     REST infer with JSON (serve_oip.py), in (a) and (b). Target: V2 gRPC within 15% of
     Predict on 1-row p50, 1-row calls/s and 100-row rows/s.
 
+`--peer mlserver --peer-python PATH` runs instead only modeld (Predict and V2) beside Seldon
+MLServer on the same XGBoost model, same client shape, interleaved rounds, and prints the
+issue-16 table with ratios and load averages (serve_peer.py).
+
 `--profile` adds an in-process breakdown of one 1-row Predict: the servicer, the
 service and the model called directly (no network), each stage timed alone, then
 cProfile's top functions.
@@ -42,6 +46,7 @@ cProfile's top functions.
 Every loop is bounded in count and time; the script stops by itself.
 
 Run:  .venv/bin/python bench/serve.py [--calls 2000] [--seconds 4] [--cold-starts 3] [--profile]
+      .venv/bin/python bench/serve.py --peer mlserver --peer-python .venv-mlserver/bin/python
 """
 
 from __future__ import annotations
@@ -65,9 +70,11 @@ from typing import Any
 
 import grpc
 import serve_oip
+import serve_peer
 from _common import (
     CHANNEL_OPTIONS,
     HOST,
+    MLSERVER_INSTALL,
     SPAMBASE,
     DaemonProcess,
     RpcLog,
@@ -1063,7 +1070,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--top", type=int, default=25, help="cProfile lines shown (default 25)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary folder (daemon log, registry) and print it")
+    peer = parser.add_argument_group(
+        "peer", "--peer mlserver runs only the side-by-side table (serve_peer.py): modeld "
+        "Predict and V2 against MLServer, same model, same client shape, interleaved rounds")
+    peer.add_argument("--peer", choices=["mlserver"], action="append", default=[],
+                      help="compare with this peer server")
+    peer.add_argument("--peer-python", type=Path, default=Path(".venv-mlserver/bin/python"),
+                      help="the python of a venv holding mlserver and mlserver-xgboost "
+                      f"(made as: {MLSERVER_INSTALL})")
+    peer.add_argument("--peer-workers", type=int, action="append", default=[],
+                      help="MLServer parallel_workers, repeatable (default 0: predicts in its "
+                      "main process, its best setting; 1 is its own default)")
+    peer.add_argument("--peer-omp-threads", type=int, action="append", default=[],
+                      help="OMP_NUM_THREADS for the peer, repeatable (default 0: unset, XGBoost "
+                      "uses every CPU; 1 predicts single-threaded, as modeld does)")
+    peer.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    peer.add_argument("--peer-calls", type=int, default=600,
+                      help="latency calls per kind per round (default 600)")
     args = parser.parse_args(argv)
+    args.peer_workers = args.peer_workers or [0]
+    args.peer_omp_threads = args.peer_omp_threads or [0]
     if not (args.calls >= args.block >= 1 and args.callers >= args.caller_processes >= 1
             and args.callers % args.caller_processes == 0 and args.seconds >= 0
             and args.cold_starts >= 0):
@@ -1074,6 +1100,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.peer:
+        with scratch_folder("modeld-bench-serve-peer-", args.keep) as base:
+            return serve_peer.run(base, args, lambda address: CallerPool(
+                address, args.caller_processes, args.callers // args.caller_processes))
     import sklearn
     import xgboost
 

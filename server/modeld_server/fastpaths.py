@@ -21,6 +21,8 @@ each way shows such a change as a difference rather than as a wrong answer. The 
 - training/validation.py: duplicate rows found by hashing number columns first, pandas
   comparing only the rows that share a hash (off: DataFrame.duplicated on every row).
 - metrics.py: labels() children remembered in a dict (off: prometheus_client's labels()).
+- logging.py: the JSON timestamp formatted once a second, and the per-RPC line written
+  without structlog's dispatch (rpc_line; off: TimeStamper and structlog's logger).
 
 It is process-wide: the daemon sets it once from Settings.fast_paths before it serves, and
 hands it to each training worker (a process of its own) with the job.

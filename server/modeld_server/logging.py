@@ -29,19 +29,22 @@ def configure(fmt: str = "auto", level: str = "info", fast_paths: bool = True) -
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     stamp: structlog.typing.Processor = (
         _utc_timestamp if fast_paths else structlog.processors.TimeStamper(fmt="iso", utc=True))
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            stamp,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
-    )
+    processors: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        stamp,
+        structlog.processors.format_exc_info,
+        renderer,
+    ]
+    wrapper = structlog.make_filtering_bound_logger(numeric)
+    factory = structlog.WriteLoggerFactory(sys.stderr)
+    structlog.configure(processors=processors, wrapper_class=wrapper, logger_factory=factory,
+                        cache_logger_on_first_use=True)
     _route_stdlib_logging(renderer, stamp, max(numeric, logging.WARNING))
+    global _rpc_lines
+    _rpc_lines = None
+    if fast_paths and not use_console and numeric <= logging.INFO:
+        _rpc_lines = (list(processors), wrapper, factory, structlog.WriteLogger(sys.stderr).msg)
 
 
 def _route_stdlib_logging(renderer: structlog.typing.Processor,
@@ -73,6 +76,37 @@ _ENCODER = json.JSONEncoder(default=repr)
 def _dumps(obj: Any, **_: Any) -> str:
     """JSONRenderer's serializer: one shared encoder; repr() for what JSON cannot hold."""
     return _ENCODER.encode(obj)
+
+
+# The canonical per-RPC line (rpc/status.py) is the one line every call writes: rpc_line()
+# writes it as the JSON chain above would, without structlog's generic dispatch (bound
+# logger, level filter, processor loop, DropEvent handling): about half its cost.
+_rpc_lines: tuple[list[Any], Any, Any, Any] | None = None
+"""(the processors, wrapper class and logger factory configure() installed, a WriteLogger's
+msg on the same stderr and lock), when the line may be written directly: JSON, level info
+or lower, fast paths on."""
+
+
+def rpc_line(method: str, code: str, duration_ms: float) -> bool:
+    """Writes `log.info("rpc", method=..., code=..., duration_ms=...)` exactly as the JSON
+    configuration renders it, context variables included; False (nothing written) when
+    structlog is configured otherwise (console, a higher level, tests capturing logs):
+    the caller then logs through structlog."""
+    lines = _rpc_lines
+    if lines is None:
+        return False
+    # capture_logs() and any later configure() change these (the list in place): step aside.
+    now = structlog.get_config()
+    if (now["processors"] != lines[0] or now["wrapper_class"] is not lines[1]
+            or now["logger_factory"] is not lines[2]):
+        return False
+    event: dict[str, Any] = {"method": method, "code": code, "duration_ms": duration_ms,
+                             "event": "rpc"}
+    structlog.contextvars.merge_contextvars(None, "info", event)
+    event["level"] = "info"
+    _utc_timestamp(None, "info", event)
+    lines[3](_ENCODER.encode(event))  # format_exc_info: no exc_info here, nothing to do
+    return True
 
 
 _second: tuple[int, str] = (-1, "")  # the last whole second seen, and its formatted prefix

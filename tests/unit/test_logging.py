@@ -73,3 +73,59 @@ class TestStandardLibraryLoggers:
         assert "RuntimeWarning: Callback with id 3 is gone" in lines[2]["event"]
         assert "ZeroDivisionError: division by zero" in lines[3]["exception"]
         assert all(re.fullmatch(r"\d{4}-.*Z", x["timestamp"]) for x in lines)
+
+
+class TestRpcLine:
+    """rpc_line writes the canonical per-RPC line as structlog's JSON chain does, byte for byte,
+    and steps aside whenever structlog is configured otherwise."""
+
+    def test_the_line_equals_structlogs_own(self) -> None:
+        code = (
+            "import sys, time, structlog\n"
+            "from modeld_server import logging as modeld_logging\n"
+            "modeld_logging.configure('json', 'info')\n"
+            "time.time = lambda: 86400.5\n"
+            "structlog.contextvars.bind_contextvars(model='spam', job_id='j\\u00e91')\n"
+            "kw = dict(method='Predict', code='OK', duration_ms=0.123)\n"
+            "structlog.get_logger('modeld_server.rpc').info('rpc', **kw)\n"
+            "assert modeld_logging.rpc_line(**kw)\n"
+            "structlog.contextvars.clear_contextvars()\n"
+            "structlog.get_logger('modeld_server.rpc').info('rpc', **kw)\n"
+            "assert modeld_logging.rpc_line(**kw)\n"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                timeout=60, check=True)
+        library, fast, library_bare, fast_bare = result.stderr.splitlines()
+        assert fast == library and fast_bare == library_bare
+        assert json.loads(fast)["model"] == "spam" and "model" not in json.loads(fast_bare)
+
+    @pytest.mark.parametrize("fmt,level,fast_paths", [("console", "info", True),
+                                                      ("json", "warning", True),
+                                                      ("json", "info", False)])
+    def test_it_writes_nothing_when_the_line_would_differ(self, fmt: str, level: str,
+                                                          fast_paths: bool) -> None:
+        code = (
+            "from modeld_server import logging as modeld_logging\n"
+            f"modeld_logging.configure({fmt!r}, {level!r}, {fast_paths})\n"
+            "assert not modeld_logging.rpc_line('Predict', 'OK', 0.1)\n"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                timeout=60, check=True)
+        assert result.stderr == ""
+
+    def test_captured_logs_get_the_line_through_structlog(self) -> None:
+        """structlog.testing.capture_logs swaps the processors: rpc_line steps aside.
+        (In a subprocess: configure() is process-wide, and other tests rely on the default.)"""
+        code = (
+            "import structlog\n"
+            "from modeld_server import logging as modeld_logging\n"
+            "modeld_logging.configure('json', 'info')\n"
+            "with structlog.testing.capture_logs() as logs:\n"
+            "    assert not modeld_logging.rpc_line('Predict', 'OK', 0.1)\n"
+            "assert logs == []\n"
+            "assert modeld_logging.rpc_line('Predict', 'OK', 0.1)\n"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                timeout=60, check=True)
+        [line] = result.stderr.splitlines()
+        assert json.loads(line)["event"] == "rpc"

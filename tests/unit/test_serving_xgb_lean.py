@@ -62,6 +62,19 @@ class TestEqualsTheLibrary:
         singles = np.vstack([proba(booster.predict(x[i: i + 1])) for i in range(0, len(x), 7)])
         assert np.array_equal(singles, expected[::7])
 
+    def test_calls_either_side_of_the_gil_threshold_equal_predict_proba(
+            self, spam: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+        """Small calls keep the GIL through the C call, bigger ones release it: same answers.
+        A failing call raises LeanError with XGBoost's message on both paths."""
+        x, y = spam
+        model = XGBClassifier(n_estimators=20, n_jobs=1).fit(x, y)
+        booster = lean(model, tmp_path)
+        for n in (1, xgb_lean.HOLD_GIL_ROWS, xgb_lean.HOLD_GIL_ROWS + 1, 200):
+            assert np.array_equal(proba(booster.predict(x[:n])), model.predict_proba(x[:n]))
+        for n in (1, xgb_lean.HOLD_GIL_ROWS + 1):
+            with pytest.raises(xgb_lean.LeanError, match="feature"):
+                booster.predict(x[:n, :-2])
+
     def test_multiclass_probabilities_equal_predict_proba(
             self, spam: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
         x, y = spam

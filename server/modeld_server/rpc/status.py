@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from modeld_server import errors
+from modeld_server.logging import rpc_line
 from modeld_server.metrics import RPC_LATENCY, RPC_REQUESTS
 
 log = structlog.get_logger("modeld_server.rpc")
@@ -188,4 +189,6 @@ def _log(method: str, code: grpc.StatusCode, started: float) -> None:
     seconds = time.perf_counter() - started
     RPC_REQUESTS.labels(method, code.name).inc()
     RPC_LATENCY.labels(method).observe(seconds)
-    log.info("rpc", method=method, code=code.name, duration_ms=round(seconds * 1000, 3))
+    duration_ms = round(seconds * 1000, 3)
+    if not rpc_line(method, code.name, duration_ms):
+        log.info("rpc", method=method, code=code.name, duration_ms=duration_ms)

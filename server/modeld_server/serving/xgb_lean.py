@@ -10,7 +10,11 @@ preprocessor's pickle nor the estimator's Python wrapper is loaded.
 This module finds libxgboost in the installed package's folder without running the
 package, loads the model file with `XGBoosterLoadModel`, and predicts with
 `XGBoosterPredictFromDense`: the call, config and array interface `Booster.inplace_predict`
-uses (shared with xgb_native.py), with one proxy DMatrix per thread.
+uses (shared with xgb_native.py), with one proxy DMatrix per thread. A call of up to
+HOLD_GIL_ROWS rows keeps the GIL (the function comes from a `ctypes.PyDLL` of the same
+library): for one row the call takes ~50 us, and releasing the GIL around it costs two
+hand-offs between gRPC's threads, under 16 callers more than the call itself (bench/README.md,
+serve.py). Bigger calls release it, so other requests run meanwhile.
 
 What keeps it correct: the calls are XGBoost's documented C API (c_api.h); at load, probe
 rows are predicted both in place and through a DMatrix (`XGBoosterPredictFromDMatrix`, the
@@ -48,8 +52,12 @@ _LIBRARY = {"linux": "libxgboost.so", "darwin": "libxgboost.dylib"}
 _DMATRIX_CONFIG = json.dumps({"type": 0, "training": False, "iteration_begin": 0,
                               "iteration_end": 0, "strict_shape": False}).encode()
 _DENSE_CONFIG = json.dumps({"missing": float("nan"), "nthread": 1}).encode()
+HOLD_GIL_ROWS = 16
+"""Calls of at most this many rows keep the GIL through the C call (see above)."""
 _lock = threading.RLock()
 _lib: ctypes.CDLL | None = None
+_held: Any = None
+"""XGBoosterPredictFromDense from a PyDLL of the same library: called with the GIL held."""
 
 
 class LeanError(RuntimeError):
@@ -78,6 +86,8 @@ def _library() -> ctypes.CDLL:
                 raise LeanError("libxgboost not found beside the xgboost package")
             lib = ctypes.CDLL(str(path))
             lib.XGBGetLastError.restype = ctypes.c_char_p
+            global _held
+            _held = ctypes.PyDLL(str(path)).XGBoosterPredictFromDense  # the same handle
             _lib = lib
         return _lib
 
@@ -109,6 +119,8 @@ class _ThreadState(threading.local):
         self.shape = ctypes.POINTER(ctypes.c_uint64)()
         self.dims = ctypes.c_uint64()
         self.out = ctypes.POINTER(ctypes.c_float)()
+        self.args = (self.proxy.handle, ctypes.byref(self.shape), ctypes.byref(self.dims),
+                     ctypes.byref(self.out))
 
 
 _threads: _ThreadState | None = None
@@ -128,6 +140,8 @@ class LeanBooster:
 
     def __init__(self, path: Path) -> None:
         self._lib = lib = _library()
+        self._released = lib.XGBoosterPredictFromDense
+        self._held = _held
         self._handle = ctypes.c_void_p()
         _check(lib, lib.XGBoosterCreate(None, ctypes.c_uint64(0), ctypes.byref(self._handle)))
         _check(lib, lib.XGBoosterLoadModel(self._handle, str(path).encode()))
@@ -156,9 +170,10 @@ class LeanBooster:
         interface = (_INTERFACE % (x.ctypes.data, x.shape[0], x.shape[1],
                                    _TYPESTR[x.dtype])).encode()
         state = _threads if _threads is not None else _state()
-        _check(self._lib, self._lib.XGBoosterPredictFromDense(
-            self._handle, interface, _CONFIG, state.proxy.handle, ctypes.byref(state.shape),
-            ctypes.byref(state.dims), ctypes.byref(state.out)))
+        call = self._held if x.shape[0] <= HOLD_GIL_ROWS else self._released
+        code = call(self._handle, interface, _CONFIG, *state.args)
+        if code:
+            _check(self._lib, code)
         return _copy_out(state.shape, state.dims, state.out)
 
     def predict_dmatrix(self, x: np.ndarray) -> np.ndarray:
@@ -181,9 +196,15 @@ class LeanBooster:
 
 def _copy_out(shape: Any, dims: ctypes.c_uint64, out: Any) -> np.ndarray:
     """Copies the booster's per-thread output buffer (reused by the thread's next call)."""
-    dimensions = tuple(shape[i] for i in range(dims.value))
-    size = 4 * int(np.prod(dimensions))
-    return np.frombuffer(ctypes.string_at(out, size), dtype=np.float32).reshape(dimensions)
+    if dims.value == 1:  # (n,): binary and regression, the common case
+        dimensions: tuple[int, ...] = (shape[0],)
+        count = shape[0]
+    else:
+        dimensions = tuple(shape[i] for i in range(dims.value))
+        count = 1
+        for d in dimensions:
+            count *= d
+    return np.frombuffer(ctypes.string_at(out, 4 * count), dtype=np.float32).reshape(dimensions)
 
 
 def load(path: Path, n_features: int) -> LeanBooster | None:
