@@ -33,10 +33,9 @@ from modeld_server.jobhooks import JobHooks
 from modeld_server.lifecycle import Lifecycle
 from modeld_server.metrics import PREDICT_ROWS
 from modeld_server.monitoring.monitor import DriftMonitor
-from modeld_server.monitoring.report import DriftReport
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.layout import validate_model_name
-from modeld_server.registry.manifest import Manifest, VersionSummary
+from modeld_server.registry.manifest import VersionSummary
 from modeld_server.registry.meta import ModelMeta
 from modeld_server.registry.store import RegistryStore
 from modeld_server.serving.loaded import LoadedModel, Prediction
@@ -44,6 +43,7 @@ from modeld_server.serving.manager import ModelServer, ModelView
 from modeld_server.training.cluster import ENGINES, DaskCluster
 from modeld_server.training.datasets import resolve_dataset_files
 from modeld_server.training.estimators import check_params, get_algorithm, known_algorithm
+from modeld_server.training.gate import Policy
 from modeld_server.training.jobrecord import JobRecord
 from modeld_server.training.jobs import JobLimits, JobManager
 from modeld_server.training.params import bounded_for_check, class_weight_by_index, parse_param
@@ -58,6 +58,14 @@ from modeld_server.types import (
     TrainInput,
     TrainSpec,
     VersionPage,
+)
+from modeld_server.views import (
+    AliasView,
+    DenseRows,
+    DriftView,
+    ModelStatus,
+    Rows,
+    VersionDetail,
 )
 
 log = structlog.get_logger(__name__)
@@ -267,15 +275,34 @@ class ModelService:
 
     # ---- registry -------------------------------------------------------------------------
 
-    def status(self, model: str = "") -> tuple[DaemonInfo, list[ModelView]]:
+    def status(self, model: str = "") -> tuple[DaemonInfo, list[ModelStatus]]:
+        """The daemon, and each model (or just `model`) as GetStatus reports it."""
         running, queued = self.jobs.counts()
         now = time.time()
         registry_root, data_root = self._roots
         info = DaemonInfo(build_version=BUILD_VERSION, started_at=self.started_at,
                           uptime_seconds=now - self.started_at, registry_root=registry_root,
                           data_root=data_root, jobs_running=running, jobs_queued=queued)
+        return info, [self._model_status(view) for view in self.views(model)]
+
+    def views(self, model: str = "") -> list[ModelView]:
+        """How each model (or just `model`) stands in memory: cheaper than status()."""
         names = [self._known(model)] if model else self.index.models()
-        return info, [self.server.view(name) for name in names]
+        return [self.server.view(name) for name in names]
+
+    def model_status(self, model: str) -> ModelStatus:
+        """One model as GetStatus reports it."""
+        return self._model_status(self.server.view(self._known(model)))
+
+    def _model_status(self, view: ModelView) -> ModelStatus:
+        entry = self.index.entry(view.model)
+        summary = entry.summaries.get(view.active)
+        return ModelStatus(view=view, summary=summary, versions=entry.versions,
+                           aliases=self.lifecycle.aliases(view.model),
+                           schedule=self._schedule_of(view.model),
+                           warnings=self._warnings_of(view.model, summary),
+                           drift=self.monitor.status(view.model, view.loaded)
+                           if view.loaded else "")
 
     def list_versions(self, model: str, page_size: int, token: str,
                       state: str = "") -> VersionPage:
@@ -284,7 +311,7 @@ class ModelService:
         below = _decode_token(token) if token else (entry.versions[-1] + 1 if entry.versions else 1)
         if state == "active":
             hits = [entry.summaries[entry.active]] if entry.active in entry.summaries else []
-            return VersionPage(hits if not token else [], "", entry.active)
+            return self._page(model, hits if not token else [], "", entry.active)
         out: list[VersionSummary] = []
         while len(out) < size:
             batch = self.index.page(model, below, size)
@@ -298,17 +325,25 @@ class ModelService:
                 if len(out) == size:
                     break
         more = bool(out) and out[-1].version > (entry.versions[0] if entry.versions else 0)
-        return VersionPage(out, _encode_token(out[-1].version) if more else "", entry.active)
+        return self._page(model, out, _encode_token(out[-1].version) if more else "",
+                          entry.active)
 
-    def get_version(self, model: str, version: int) -> tuple[Manifest, int]:
-        """The full manifest of a version (0: the active one) and the active version number."""
+    def _page(self, model: str, versions: list[VersionSummary], token: str,
+              active: int) -> VersionPage:
+        return VersionPage(versions, token, active, aliases=self.lifecycle.aliases(model),
+                           encoded=self.index.encoded)
+
+    def get_version(self, model: str, version: int) -> VersionDetail:
+        """The full manifest of a version (0: the active one), the active version number
+        and the model's aliases."""
         entry = self.index.entry(self._known(model))
         number = version or entry.active
         if number < 0:
             raise InvalidArgument(f"version must be >= 0, got {version}")
         if number == 0:
             raise NotFound(f"model {model!r} has no active version")
-        return self.store.read_manifest(model, number), entry.active
+        return VersionDetail(self.store.read_manifest(model, number), entry.active,
+                             self.lifecycle.aliases(model))
 
     def rollback(self, model: str, to_version: int, reason: str,
                  expected_active: int = 0, dry_run: bool = False) -> RollbackResult:
@@ -329,12 +364,44 @@ class ModelService:
         return self.lifecycle.activate(model, target, event="rolled_back", reason=reason,
                                        expected_active=expected_active or current)
 
-    def reload(self, model: str = "") -> list[ModelView]:
+    def reload(self, model: str = "") -> list[ModelStatus]:
         names = [self._known(model)] if model else None
         self.server.poll_once(names, force=True)
         return self.status(model)[1]
 
+    # ---- lifecycle (Lifecycle does the work) ----------------------------------------------
+
+    def promote(self, model: str, version: int, reason: str,
+                expected_active: int = 0) -> RollbackResult:
+        return self.lifecycle.promote(model, version, reason, expected_active)
+
+    def get_policy(self, model: str) -> Policy:
+        return self.lifecycle.get_policy(model)
+
+    def set_policy(self, model: str, policy: Policy) -> Policy:
+        return self.lifecycle.set_policy(model, policy)
+
+    def set_alias(self, model: str, alias: str, version: int,
+                  expected: int | None) -> AliasView:
+        return AliasView(model, alias, self.lifecycle.set_alias(model, alias, version, expected))
+
+    def delete_alias(self, model: str, alias: str, expected: int | None) -> AliasView:
+        self.lifecycle.delete_alias(model, alias, expected)
+        return AliasView(model, alias, 0)
+
     # ---- serving --------------------------------------------------------------------------
+
+    def predict(self, model: str, version: int, alias: str, rows: Rows, *,
+                ignore_extra_columns: bool = False, explain: bool = False
+                ) -> tuple[int, Prediction]:
+        """Predicts `rows` with the version asked for (pinned, by alias, or 0: the active
+        one); returns the version that answered and its prediction."""
+        pinned = self.pick_version(model, version, alias)
+        if isinstance(rows, DenseRows):
+            return self.predict_dense(model, pinned, rows.columns, rows.values,
+                                      ignore_extra_columns, explain=explain)
+        return self.predict_records(model, pinned, rows.records, ignore_extra_columns,
+                                    explain=explain)
 
     def pick_version(self, model: str, version: int, alias: str) -> int:
         """The version a Predict addresses: pinned, by alias, or 0 for the active one."""
@@ -432,7 +499,7 @@ class ModelService:
     def delete_schedule(self, model: str) -> ScheduleSpec:
         return self.scheduler.delete(validate_model_name(model))
 
-    def warnings_of(self, model: str, summary: VersionSummary | None) -> list[StatusWarning]:
+    def _warnings_of(self, model: str, summary: VersionSummary | None) -> list[StatusWarning]:
         """Freshness warnings about the active version (`summary`, the index's), for
         GetStatus: cheap, the dataset's hash comes from a background thread."""
         return self.freshness.warnings(self.lifecycle.get_policy(model, must_exist=False),
@@ -440,8 +507,8 @@ class ModelService:
 
     # ---- drift ----------------------------------------------------------------------------
 
-    def get_drift(self, model: str) -> DriftReport:
-        """This replica's drift of the model's serving version.
+    def get_drift(self, model: str) -> DriftView:
+        """This replica's drift of the model's serving version, and its sampling rate.
 
         Raises:
             NotFound: the model, or no version of it is loaded.
@@ -449,13 +516,9 @@ class ModelService:
         view = self.server.view(self._known(model))
         if not view.loaded:
             raise NotFound(f"model {model!r} has no loaded version to monitor")
-        return self.monitor.report(model, view.loaded)
+        return DriftView(self.monitor.report(model, view.loaded), self.monitor.rate_of(model))
 
-    def drift_status(self, model: str, loaded: int) -> str:
-        """For GetStatus: the serving version's drift status ("" when none is loaded)."""
-        return self.monitor.status(model, loaded) if loaded else ""
-
-    def schedule_of(self, model: str) -> tuple[ScheduleSpec, ScheduleState] | None:
+    def _schedule_of(self, model: str) -> tuple[ScheduleSpec, ScheduleState] | None:
         """The model's schedule for GetStatus, or None."""
         try:
             return self.scheduler.get(model)
