@@ -914,16 +914,16 @@ def profile(registry: Path, base: Path, runs: list[ModelRun], calls: int, top: i
     import pstats
 
     from modeld_server import logging as modeld_logging
+    from modeld_server.compose import build_service
     from modeld_server.config import Settings
     from modeld_server.rpc.servicer import ModelManagerServicer
-    from modeld_server.service import ModelService
 
     log_file = (base / "profile.log").open("w")
     with contextlib.redirect_stderr(log_file):
         modeld_logging.configure("json", "info")  # as the daemon logs: JSON lines to a file
-    service = ModelService(Settings(registry=registry, data_root=base / "profile-data",
-                                    state_dir=base / "profile-state"))
-    service.start()
+    service = build_service(Settings(registry=registry, data_root=base / "profile-data",
+                                     state_dir=base / "profile-state"))
+    service.start(background=False)
     servicer, ctx = ModelManagerServicer(service), _Context()
     print()
     print(f"profile: one 1-row Predict in this process (no network), {calls} calls per stage "

@@ -16,6 +16,7 @@ import pytest
 from modeld.v1 import model_manager_pb2 as pb
 from modeld.v1 import model_manager_pb2_grpc as pb_grpc
 from modeld_server import fastpaths
+from modeld_server.compose import build_daemon
 from modeld_server.config import Settings, load_settings
 from modeld_server.daemon import Runtime
 
@@ -119,7 +120,7 @@ def start_daemon(base: Path, **overrides: object) -> LiveDaemon:
     }
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]
-    runtime = Runtime(settings).start()
+    runtime = build_daemon(settings).start()
     channel = grpc.insecure_channel(runtime.address)
     return LiveDaemon(runtime, settings, channel, pb_grpc.ModelManagerStub(channel))
 

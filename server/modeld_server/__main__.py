@@ -55,11 +55,11 @@ def _serve(settings: Settings) -> int:
 
     modeld_logging.configure(settings.log_format, settings.log_level, settings.fast_paths)
     from modeld_server.auth import TokenFileError
-    from modeld_server.daemon import Runtime
+    from modeld_server.compose import build_daemon
     from modeld_server.rpc.server import ListenError
 
     try:
-        runtime = Runtime(settings)
+        runtime = build_daemon(settings)
     except (TokenFileError, ListenError) as exc:  # the operator's doing: one line, exit 2
         print(f"modeld: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -14,26 +14,21 @@ from modeld_server.rpc.drain import QUIET
 from modeld_server.rpc.server import (
     Daemon,
     ListenError,
-    build_server,
     listen_address,
     warn_if_narrowed,
 )
-from modeld_server.serving.watcher import RegistryWatcher
 
 log = structlog.get_logger(__name__)
 
 
 class Runtime:
-    """A running daemon. Tests start one on port 0; __main__ starts one and waits for a signal."""
+    """A running daemon. Tests start one on port 0; __main__ starts one and waits for a signal.
+    Built by compose.build_daemon."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, daemon: Daemon) -> None:
         self.settings = settings
-        self.daemon: Daemon = build_server(settings)
-        self.service = self.daemon.service
-        self.watcher = RegistryWatcher(
-            self.service.server, settings.registry, watch=settings.watch,
-            poll_interval=settings.poll_interval, sweep=self.service.store.clean_stale_staging,
-        )
+        self.daemon = daemon
+        self.service = daemon.service
         self._stopped = threading.Event()
         self._metrics_server: Any = None
         self.metrics_port = 0
@@ -53,11 +48,7 @@ class Runtime:
         """Serves at once (health NOT_SERVING), loads models, reports SERVING, then (unless
         --no-training) warms up training in the background."""
         self.daemon.server.start()
-        self.service.start()
-        self.watcher.start()
-        if self.settings.training:  # a serve-only daemon runs no schedules; others do
-            self.service.scheduler.start()
-        self.service.monitor.start()
+        self.service.start()  # models, then the watcher, schedules and drift monitoring
         if self.settings.metrics_listen:
             self._serve_metrics(self.settings.metrics_listen)
         if self.settings.http_listen:
@@ -122,8 +113,7 @@ class Runtime:
             self._http_server.server_close()
         # WatchJob streams end with their jobs' final state. Runners get what is left of the
         # grace period to clean up; a staging folder they leave is swept at the next start.
-        self.service.close(wait=max(0.0, deadline - time.monotonic()))
-        self.watcher.stop()
+        self.service.close(wait=max(0.0, deadline - time.monotonic()))  # and the watcher
         if not self.daemon.pool.wait_quiet(QUIET, deadline):
             log.warning("grace_period_over", grace_period=grace)
         left = max(0.0, deadline - time.monotonic())

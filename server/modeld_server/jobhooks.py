@@ -12,6 +12,7 @@ from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.meta import ModelMeta
 from modeld_server.registry.store import RegistryStore
 from modeld_server.serving.manager import ModelServer
+from modeld_server.training.cluster import DaskCluster
 from modeld_server.types import TrainSpec
 
 
@@ -19,16 +20,26 @@ class JobHooks:
     """JobManager's context_for and on_published."""
 
     def __init__(self, store: RegistryStore, index: RegistryIndex, server: ModelServer,
-                 meta: ModelMeta, lifecycle: Lifecycle, keep_versions: int) -> None:
+                 meta: ModelMeta, lifecycle: Lifecycle, dask: DaskCluster,
+                 keep_versions: int) -> None:
         self._store = store
         self._index = index
         self._server = server
         self._meta = meta
         self._lifecycle = lifecycle
+        self._dask = dask
         self._keep_versions = keep_versions
 
     def context(self, spec: TrainSpec) -> dict[str, Any]:
-        """What a training job needs for its gate: the policy and the champion (if any)."""
+        """What a training job needs: for its gate the policy and the champion (if any),
+        and for engine=dask the scheduler to connect to (which starts --dask-local's
+        cluster on the first such job)."""
+        context = self._gate_context(spec)
+        if spec.engine == "dask":
+            context["dask_scheduler"] = self._dask.address()
+        return context
+
+    def _gate_context(self, spec: TrainSpec) -> dict[str, Any]:
         policy = self._lifecycle.get_policy(spec.model, must_exist=False)
         if policy.disabled:
             return {}

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import structlog
 
-from modeld_server import fastpaths
 from modeld_server.config import Settings
-from modeld_server.drift import DriftHooks
 from modeld_server.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -29,7 +27,6 @@ from modeld_server.errors import (
     training_off,
 )
 from modeld_server.freshness import Freshness, StatusWarning
-from modeld_server.jobhooks import JobHooks
 from modeld_server.lifecycle import Lifecycle
 from modeld_server.metrics import PREDICT_ROWS
 from modeld_server.monitoring.monitor import DriftMonitor
@@ -40,12 +37,13 @@ from modeld_server.registry.meta import ModelMeta
 from modeld_server.registry.store import RegistryStore
 from modeld_server.serving.loaded import LoadedModel, Prediction
 from modeld_server.serving.manager import ModelServer, ModelView
+from modeld_server.serving.watcher import RegistryWatcher
 from modeld_server.training.cluster import ENGINES, DaskCluster
 from modeld_server.training.datasets import resolve_dataset_files
 from modeld_server.training.estimators import check_params, get_algorithm, known_algorithm
 from modeld_server.training.gate import Policy
 from modeld_server.training.jobrecord import JobRecord
-from modeld_server.training.jobs import JobLimits, JobManager
+from modeld_server.training.jobs import JobManager
 from modeld_server.training.params import bounded_for_check, class_weight_by_index, parse_param
 from modeld_server.training.sample import infer_task, read_columns, target_labels
 from modeld_server.training.scheduler import Scheduler, ScheduleSpec, ScheduleState
@@ -76,52 +74,42 @@ MAX_PAGE = 1000
 MAX_SEED = 2**32 - 1
 
 
+@dataclass(frozen=True, kw_only=True)
+class ServiceParts:
+    """What ModelService calls, built by compose.build_parts (or by a test, from fakes)."""
+
+    store: RegistryStore
+    index: RegistryIndex
+    server: ModelServer
+    meta: ModelMeta
+    dask: DaskCluster
+    lifecycle: Lifecycle
+    freshness: Freshness
+    jobs: JobManager
+    scheduler: Scheduler
+    monitor: DriftMonitor
+    watcher: RegistryWatcher
+
+
 class ModelService:
     """Everything the daemon does, behind one object."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, parts: ServiceParts) -> None:
         self.settings = settings
-        fastpaths.set_enabled(settings.fast_paths)  # process-wide: one daemon per process
         self.started_at = time.time()
         # Absolute once: GetStatus reports them on every call, and resolving walks the path.
         self._roots = (str(settings.registry.resolve()), str(settings.data_root.resolve()))
-        self.store = RegistryStore(settings.registry)
-        self.index = RegistryIndex(self.store)
-        self.server = ModelServer(self.index, keep_loaded=settings.keep_loaded)
-        self.meta = ModelMeta(self.store)
-        self.dask = DaskCluster(settings.dask_scheduler, settings.dask_local)
-        self.lifecycle = Lifecycle(
-            self.store, self.index, self.server, self.meta, self._known,
-            policy_set=lambda model, policy: self.monitor.set_rate(model, policy.monitor_sample))
-        hooks = JobHooks(self.store, self.index, self.server, self.meta, self.lifecycle,
-                         settings.keep_versions)
-        self._hooks = hooks
-        settings.data_root.mkdir(parents=True, exist_ok=True)
-        self.freshness = Freshness(settings.data_root)
-        self.jobs = JobManager(
-            self.store, settings.data_root, settings.state_dir,
-            max_concurrent=settings.max_concurrent_jobs, max_queued=settings.max_queued_jobs,
-            limits=JobLimits(timeout=settings.train_timeout, memory_mb=settings.train_memory_mb,
-                             max_rows=settings.max_dataset_rows, cpus=settings.job_cpus,
-                             max_bytes=settings.max_dataset_bytes),
-            on_published=hooks.published, context_for=self._job_context,
-            training=settings.training,
-        )
-        self.scheduler = Scheduler(
-            self.meta, settings.data_root,
-            submit=lambda train: self.jobs.submit(TrainSpec.from_json(train)).id,
-            busy=self.jobs.has_active, max_bytes=settings.max_dataset_bytes,
-        )
-        drift = DriftHooks(self.meta, self.lifecycle.get_policy,
-                           on_drift=lambda model, why: self.scheduler.on_drift(model, why))
-        self.monitor = DriftMonitor(
-            rate=settings.monitor_sample, window=settings.monitor_window,
-            capacity=settings.monitor_buffer, replica=settings.replica or socket.gethostname(),
-            thresholds_for=drift.thresholds, on_alert=drift.alert,
-            interval=settings.monitor_interval,
-            rate_for=lambda model: self.lifecycle.get_policy(model,
-                                                             must_exist=False).monitor_sample,
-            window_seconds=settings.monitor_window_seconds)
+        self.store = parts.store
+        self.index = parts.index
+        self.server = parts.server
+        self.meta = parts.meta
+        self.dask = parts.dask
+        self.lifecycle = parts.lifecycle
+        self.freshness = parts.freshness
+        self.jobs = parts.jobs
+        self.scheduler = parts.scheduler
+        self.monitor = parts.monitor
+        self.watcher = parts.watcher
 
     def warm_up(self) -> None:
         """Imports what validating a Train needs and starts the training forkserver.
@@ -138,10 +126,18 @@ class ModelService:
             importlib.import_module(module)
         self.jobs.warm_up()
 
-    def start(self) -> None:
-        """Cleans stale staging folders and loads every model's active version."""
+    def start(self, *, background: bool = True) -> None:
+        """Cleans stale staging folders and loads every model's active version; then, with
+        `background`, follows the registry (watcher), runs the schedules (unless
+        --no-training: a serve-only daemon runs none) and drift monitoring."""
         self.store.clean_stale_staging()
         self.server.poll_once(None, force=True)
+        if not background:
+            return
+        self.watcher.start()
+        if self.settings.training:
+            self.scheduler.start()
+        self.monitor.start()
 
     # ---- training -------------------------------------------------------------------------
 
@@ -448,13 +444,7 @@ class ModelService:
         return model
 
     def _known(self, model: str) -> str:
-        validate_model_name(model)
-        try:
-            self.index.entry(model)
-        except NotFound:
-            self.index.refresh([model])  # created by another process since the last scan
-            self.index.entry(model)
-        return model
+        return self.index.known(model)
 
     def gauges(self) -> dict[str, Any]:
         """Numbers Prometheus scrapes: versions per model, job counts."""
@@ -526,8 +516,8 @@ class ModelService:
             return None
 
     def close(self, wait: float | None = None) -> None:
-        """Stops the scheduler and the jobs; waits up to `wait` seconds (default: the job
-        manager's own) for job runners to remove their staging folders."""
+        """Stops the scheduler, the jobs and the watcher; waits up to `wait` seconds
+        (default: the job manager's own) for job runners to remove their staging folders."""
         self.monitor.stop()
         self.freshness.close()
         self.scheduler.stop()
@@ -536,14 +526,7 @@ class ModelService:
         else:
             self.jobs.close(wait=wait)
         self.dask.close()  # after the jobs: none still uses it
-
-    def _job_context(self, spec: TrainSpec) -> dict[str, Any]:
-        """The gate's context, and for engine=dask the scheduler to connect to (which
-        starts --dask-local's cluster on the first such job)."""
-        context = self._hooks.context(spec)
-        if spec.engine == "dask":
-            context["dask_scheduler"] = self.dask.address()
-        return context
+        self.watcher.stop()
 
 
 def _predicted(loaded: LoadedModel, matrix: Any, explain: bool) -> Prediction:

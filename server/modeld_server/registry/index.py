@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from modeld_server.errors import IntegrityError, ModeldError, NotFound
+from modeld_server.registry.layout import validate_model_name
 from modeld_server.registry.manifest import VersionSummary
 from modeld_server.registry.store import RegistryStore
 
@@ -57,6 +58,22 @@ class RegistryIndex:
         if entry is None:
             raise NotFound(f"model {model!r} not found")
         return entry
+
+    def known(self, model: str) -> str:
+        """Checks `model`'s name and that it exists (re-read from disk when the index does
+        not know it: another process may have created it since the last scan).
+
+        Raises:
+            InvalidArgument: a malformed name.
+            NotFound: no such model.
+        """
+        validate_model_name(model)
+        try:
+            self.entry(model)
+        except NotFound:
+            self.refresh([model])
+            self.entry(model)
+        return model
 
     def refresh(self, models: list[str] | None = None) -> list[str]:
         """Re-reads the given models (all when None) from disk; returns the models refreshed."""

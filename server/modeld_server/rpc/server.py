@@ -48,8 +48,8 @@ class Daemon:
             self.health.set(name, status)
 
 
-def build_server(settings: Settings, service: ModelService | None = None) -> Daemon:
-    """Creates the server and binds settings.listen (port 0 picks a free one).
+def build_server(settings: Settings, service: ModelService) -> Daemon:
+    """Creates the server over `service` and binds settings.listen (port 0 picks a free one).
 
     Returns:
         The daemon, with health NOT_SERVING until the caller loads models and flips it.
@@ -60,7 +60,6 @@ def build_server(settings: Settings, service: ModelService | None = None) -> Dae
                                             open_health=settings.open_health))
     gate = DrainGate()
     interceptors.append(gate)  # after auth: an unknown caller learns nothing more
-    service = service or ModelService(settings)
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
