@@ -972,8 +972,8 @@ def profile_stages(service: Any, servicer: Any, ctx: _Context, raw: bytes,
     """The parts of one Predict, each callable on its own (internals named as of this commit)."""
     import structlog
 
-    from modeld_server.metrics import PREDICT_ROWS, RPC_LATENCY, RPC_REQUESTS
     from modeld_server.rpc import convert, status
+    from modeld_server.telemetry import PREDICT_ROWS, RPC_LATENCY, RPC_REQUESTS
 
     parse = _predict_parser()
     request = parse(raw)

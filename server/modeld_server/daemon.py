@@ -70,7 +70,7 @@ class Runtime:
     def _serve_metrics(self, listen: str) -> None:
         from prometheus_client import start_http_server
 
-        from modeld_server.metrics import registry_for
+        from modeld_server.telemetry import registry_for
 
         host, _, port = listen.rpartition(":")
         try:

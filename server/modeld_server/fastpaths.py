@@ -16,7 +16,7 @@ each way shows such a change as a difference rather than as a wrong answer. The 
   affine map (off: the fitted pipeline's predict_proba).
 - training/gate.py: pandas' row hashing (hash_pandas_object) with its column mixing
   repeated here to share column hashes (off: hash_pandas_object per column set).
-- metrics.py: labels() children remembered in a dict (off: prometheus_client's labels()).
+- telemetry.py: labels() children remembered in a dict (off: prometheus_client's labels()).
 
 It is process-wide: the daemon sets it once from Settings.fast_paths before it serves, and
 hands it to each training worker (a process of its own) with the job.

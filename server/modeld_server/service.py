@@ -28,7 +28,6 @@ from modeld_server.errors import (
 )
 from modeld_server.freshness import Freshness, StatusWarning
 from modeld_server.lifecycle import Lifecycle
-from modeld_server.metrics import PREDICT_ROWS
 from modeld_server.monitoring.monitor import DriftMonitor
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.layout import validate_model_name
@@ -38,6 +37,7 @@ from modeld_server.registry.store import RegistryStore
 from modeld_server.serving.loaded import LoadedModel, Prediction
 from modeld_server.serving.manager import ModelServer, ModelView
 from modeld_server.serving.watcher import RegistryWatcher
+from modeld_server.telemetry import PREDICT_ROWS
 from modeld_server.training.cluster import ENGINES, DaskCluster
 from modeld_server.training.datasets import resolve_dataset_files
 from modeld_server.training.estimators import check_params, get_algorithm, known_algorithm

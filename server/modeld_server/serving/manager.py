@@ -26,10 +26,10 @@ from modeld_server.errors import (
     NotFound,
     Unavailable,
 )
-from modeld_server.metrics import RELOAD_LATENCY, RELOADS
 from modeld_server.registry import fsio
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.serving.loaded import LoadedModel
+from modeld_server.telemetry import RELOAD_LATENCY, RELOADS
 from modeld_server.types import LoadState
 
 log = structlog.get_logger(__name__)

@@ -33,8 +33,8 @@ from modeld_server.errors import (
     quoted,
     training_off,
 )
-from modeld_server.metrics import JOB_DURATION, JOBS_FINISHED
 from modeld_server.registry.store import RegistryStore, Staging
+from modeld_server.telemetry import JOB_DURATION, JOBS_FINISHED
 from modeld_server.training import entry, spawner
 from modeld_server.training.claims import RequestClaims
 from modeld_server.training.jobrecord import (
