@@ -76,10 +76,11 @@ class ModelServer:
     """Loads, swaps and serves model versions."""
 
     def __init__(self, index: RegistryIndex, keep_loaded: int = 2, *,
-                 load: Callable[..., LoadedModel] = LoadedModel.load,
+                 load: Callable[..., LoadedModel] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         """Args:
-            load: LoadedModel.load, or a test's stand-in.
+            load: a test's stand-in for LoadedModel.load (None: LoadedModel.load, looked
+                up at each load).
             clock: the clock of the retry backoff (seconds).
         """
         self._load_model = load
@@ -306,7 +307,8 @@ class ModelServer:
         manifest = self.store.read_manifest(model, version)
         self.store.verify(model, version, manifest)
         folder = self.store.paths(model).version(version)
-        loaded = self._load_model(model, version, folder, manifest)
+        load = LoadedModel.load if self._load_model is None else self._load_model
+        loaded = load(model, version, folder, manifest)
         seconds = time.perf_counter() - started
         loaded.load_ms = seconds * 1000
         loaded.fingerprint = stamps
