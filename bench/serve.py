@@ -977,7 +977,7 @@ def profile_stages(service: Any, servicer: Any, ctx: _Context, raw: bytes,
 
     parse = _predict_parser()
     request = parse(raw)
-    loaded = service.server.get(model)
+    loaded = service.serving.get(model)
     schema = loaded.schema
     if request.WhichOneof("rows") == "dense":
         def to_matrix() -> Any:
@@ -1006,8 +1006,8 @@ def profile_stages(service: Any, servicer: Any, ctx: _Context, raw: bytes,
          lambda: servicer.Predict(parse(raw), ctx).SerializeToString()),
         ("servicer.Predict", lambda: servicer.Predict(request, ctx)),
         ("  parse request (as the daemon does)", lambda: parse(raw)),
-        ("  pick_version + server.get",
-         lambda: (service.pick_version(model, 0, ""), service.server.get(model))),
+        ("  pick_version + serving.get",
+         lambda: (service.pick_version(model, 0, ""), service.serving.get(model))),
         ("  rows -> matrix (records_from_pb + schema)", to_matrix),
         ("  LoadedModel.predict", lambda: loaded.predict(matrix)),
         ("    preprocess.transform (nan: not used)", lambda: pre.transform(matrix)),

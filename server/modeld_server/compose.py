@@ -9,7 +9,7 @@ import socket
 
 from modeld_server import fastpaths
 from modeld_server.config import Settings
-from modeld_server.daemon import Runtime
+from modeld_server.daemon import Daemon
 from modeld_server.drift import DriftHooks
 from modeld_server.freshness import Freshness
 from modeld_server.jobhooks import JobHooks
@@ -20,7 +20,7 @@ from modeld_server.registry.meta import ModelMeta
 from modeld_server.registry.store import RegistryStore
 from modeld_server.rpc.server import build_server
 from modeld_server.service import ModelService, ServiceParts
-from modeld_server.serving.manager import ModelServer
+from modeld_server.serving.manager import ServingManager
 from modeld_server.serving.watcher import RegistryWatcher
 from modeld_server.training.cluster import DaskCluster
 from modeld_server.training.jobs import JobLimits, JobManager
@@ -28,9 +28,9 @@ from modeld_server.training.scheduler import Scheduler
 from modeld_server.types import TrainSpec
 
 
-def build_daemon(settings: Settings) -> Runtime:
+def build_daemon(settings: Settings) -> Daemon:
     """The whole daemon, built and bound (port 0 picks a free port), not yet started."""
-    return Runtime(settings, build_server(settings, build_service(settings)))
+    return Daemon(settings, build_server(settings, build_service(settings)))
 
 
 def build_service(settings: Settings) -> ModelService:
@@ -45,13 +45,13 @@ def build_parts(settings: Settings) -> ServiceParts:
     fastpaths.set_enabled(settings.fast_paths)  # process-wide: one daemon per process
     store = RegistryStore(settings.registry)
     index = RegistryIndex(store)
-    server = ModelServer(index, keep_loaded=settings.keep_loaded)
+    serving = ServingManager(index, keep_loaded=settings.keep_loaded)
     meta = ModelMeta(store)
     dask = DaskCluster(settings.dask_scheduler, settings.dask_local)  # imports dask lazily
     lifecycle = Lifecycle(
-        store, index, server, meta, index.known,
+        store, index, serving, meta, index.known,
         policy_set=lambda model, policy: monitor.set_rate(model, policy.monitor_sample))
-    hooks = JobHooks(store, index, server, meta, lifecycle, dask, settings.keep_versions)
+    hooks = JobHooks(store, index, serving, meta, lifecycle, dask, settings.keep_versions)
     settings.data_root.mkdir(parents=True, exist_ok=True)
     jobs = JobManager(
         store, settings.data_root, settings.state_dir,
@@ -72,9 +72,9 @@ def build_parts(settings: Settings) -> ServiceParts:
         interval=settings.monitor_interval,
         rate_for=lambda model: lifecycle.get_policy(model, must_exist=False).monitor_sample,
         window_seconds=settings.monitor_window_seconds)
-    watcher = RegistryWatcher(server, settings.registry, watch=settings.watch,
+    watcher = RegistryWatcher(serving, settings.registry, watch=settings.watch,
                               poll_interval=settings.poll_interval,
                               sweep=store.clean_stale_staging)
-    return ServiceParts(store=store, index=index, server=server, meta=meta, dask=dask,
+    return ServiceParts(store=store, index=index, serving=serving, meta=meta, dask=dask,
                         lifecycle=lifecycle, freshness=Freshness(settings.data_root), jobs=jobs,
                         scheduler=scheduler, monitor=monitor, watcher=watcher)

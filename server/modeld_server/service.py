@@ -35,7 +35,7 @@ from modeld_server.registry.manifest import VersionSummary
 from modeld_server.registry.meta import ModelMeta
 from modeld_server.registry.store import RegistryStore
 from modeld_server.serving.loaded import LoadedModel, Prediction
-from modeld_server.serving.manager import ModelServer, ModelView
+from modeld_server.serving.manager import ModelView, ServingManager
 from modeld_server.serving.watcher import RegistryWatcher
 from modeld_server.telemetry import PREDICT_ROWS
 from modeld_server.training.cluster import ENGINES, DaskCluster
@@ -80,7 +80,7 @@ class ServiceParts:
 
     store: RegistryStore
     index: RegistryIndex
-    server: ModelServer
+    serving: ServingManager
     meta: ModelMeta
     dask: DaskCluster
     lifecycle: Lifecycle
@@ -101,7 +101,7 @@ class ModelService:
         self._roots = (str(settings.registry.resolve()), str(settings.data_root.resolve()))
         self.store = parts.store
         self.index = parts.index
-        self.server = parts.server
+        self.serving = parts.serving
         self.meta = parts.meta
         self.dask = parts.dask
         self.lifecycle = parts.lifecycle
@@ -131,7 +131,7 @@ class ModelService:
         `background`, follows the registry (watcher), runs the schedules (unless
         --no-training: a serve-only daemon runs none) and drift monitoring."""
         self.store.clean_stale_staging()
-        self.server.poll_once(None, force=True)
+        self.serving.poll_once(None, force=True)
         if not background:
             return
         self.watcher.start()
@@ -284,11 +284,11 @@ class ModelService:
     def views(self, model: str = "") -> list[ModelView]:
         """How each model (or just `model`) stands in memory: cheaper than status()."""
         names = [self._known(model)] if model else self.index.models()
-        return [self.server.view(name) for name in names]
+        return [self.serving.view(name) for name in names]
 
     def model_status(self, model: str) -> ModelStatus:
         """One model as GetStatus reports it."""
-        return self._model_status(self.server.view(self._known(model)))
+        return self._model_status(self.serving.view(self._known(model)))
 
     def _model_status(self, view: ModelView) -> ModelStatus:
         entry = self.index.entry(view.model)
@@ -362,7 +362,7 @@ class ModelService:
 
     def reload(self, model: str = "") -> list[ModelStatus]:
         names = [self._known(model)] if model else None
-        self.server.poll_once(names, force=True)
+        self.serving.poll_once(names, force=True)
         return self.status(model)[1]
 
     # ---- lifecycle (Lifecycle does the work) ----------------------------------------------
@@ -406,7 +406,7 @@ class ModelService:
     def predict_records(self, model: str, version: int, rows: Sequence[Mapping[str, Any]],
                         ignore_extra_columns: bool = False, *, explain: bool = False
                         ) -> tuple[int, Prediction]:
-        loaded = self.server.get(self._checked(model, version, len(rows)), version)
+        loaded = self.serving.get(self._checked(model, version, len(rows)), version)
         return self._answer(model, version, loaded,
                             loaded.schema.matrix_from_records(rows, ignore_extra_columns),
                             explain)
@@ -416,7 +416,7 @@ class ModelService:
                       ignore_extra_columns: bool = False, *, explain: bool = False
                       ) -> tuple[int, Prediction]:
         rows = len(values) // max(1, len(columns))
-        loaded = self.server.get(self._checked(model, version, rows), version)
+        loaded = self.serving.get(self._checked(model, version, rows), version)
         return self._answer(model, version, loaded,
                             loaded.schema.matrix_from_dense(columns, values,
                                                             ignore_extra_columns),
@@ -451,7 +451,7 @@ class ModelService:
         running, queued = self.jobs.counts()
         models = {}
         for name in self.index.models():
-            view = self.server.view(name)
+            view = self.serving.view(name)
             models[name] = (view.active, view.loaded)
         # The last window of the version serving now: a new version's gauges start empty.
         drift = {m: r for m, r in self.monitor.latest().items()
@@ -503,7 +503,7 @@ class ModelService:
         Raises:
             NotFound: the model, or no version of it is loaded.
         """
-        view = self.server.view(self._known(model))
+        view = self.serving.view(self._known(model))
         if not view.loaded:
             raise NotFound(f"model {model!r} has no loaded version to monitor")
         return DriftView(self.monitor.report(model, view.loaded), self.monitor.rate_of(model))

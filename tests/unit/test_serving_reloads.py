@@ -1,4 +1,4 @@
-"""ModelServer's retry backoff and its cache of loaded versions, with a stand-in loader and a
+"""ServingManager's retry backoff and its cache of loaded versions, with a stand-in loader and a
 clock stepped by hand (the registry is real: fake versions published to a temp folder)."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import pytest
 from modeld_server.errors import FailedPrecondition
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.store import RegistryStore
-from modeld_server.serving.manager import ModelServer
+from modeld_server.serving.manager import ServingManager
 from modeld_server.types import LoadState
 from tests.unit._registry_helpers import publish_fake, skip_disk_flush
 
 
 class Loaded:
-    """What ModelServer keeps of a loaded version."""
+    """What ServingManager keeps of a loaded version."""
 
     def __init__(self, version: int) -> None:
         self.version = version
@@ -55,8 +55,8 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RegistryStore:
 
 
 def serving(store: RegistryStore, loader: Loader, clock: Clock,
-            keep_loaded: int = 2) -> ModelServer:
-    return ModelServer(RegistryIndex(store), keep_loaded, load=loader, clock=clock)
+            keep_loaded: int = 2) -> ServingManager:
+    return ServingManager(RegistryIndex(store), keep_loaded, load=loader, clock=clock)
 
 
 class TestBackoff:

@@ -90,7 +90,7 @@ class OpenInference:
         if pinned == 0:
             return view.state is LoadState.READY
         self._service.get_version(name, pinned)  # NOT_FOUND for a version that never was
-        return pinned in self._service.server.answering(name)
+        return pinned in self._service.serving.answering(name)
 
     def model_metadata(self, name: str, version: str) -> ModelMetadata:
         """Inputs (one per feature column, in the model's order) and the task's outputs."""
@@ -102,7 +102,7 @@ class OpenInference:
         shapes = {"label": (BYTES, (-1,)), "probabilities": ("FP64", (-1, width)),
                   "value": ("FP64", (-1,)), "anomaly_score": ("FP64", (-1,))}
         outputs = [TensorMeta(o, *shapes[o]) for o in OUTPUTS[Task(manifest.task)]]
-        versions = [str(v) for v in self._service.server.answering(name)]
+        versions = [str(v) for v in self._service.serving.answering(name)]
         return ModelMetadata(name, versions, f"modeld_{manifest.algorithm}", inputs, outputs)
 
     # ---- inference --------------------------------------------------------------------------
@@ -132,7 +132,7 @@ class OpenInference:
         if not inputs:
             raise InvalidArgument("inputs is empty: send one [N, F] tensor or one tensor "
                                   "per column")
-        schema = self._service.server.get(name, pinned).schema
+        schema = self._service.serving.get(name, pinned).schema
         single = inputs[0]
         if per_column or len(inputs) > 1 or single.name in schema.columns:
             answered, prediction = self._by_column(name, pinned, schema, inputs)
@@ -179,7 +179,7 @@ class OpenInference:
         out = []
         for view in self._service.views():
             entry = self._service.index.entry(view.model)
-            answering = set(self._service.server.answering(view.model))
+            answering = set(self._service.serving.answering(view.model))
             aliases: dict[int, list[str]] = {}
             for alias, number in sorted(self._service.lifecycle.aliases(view.model).items()):
                 aliases.setdefault(number, []).append(alias)

@@ -72,7 +72,7 @@ class ModelView:
     current: LoadedModel | None
 
 
-class ModelServer:
+class ServingManager:
     """Loads, swaps and serves model versions."""
 
     def __init__(self, index: RegistryIndex, keep_loaded: int = 2, *,
