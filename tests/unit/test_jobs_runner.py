@@ -110,6 +110,14 @@ def wait_for(jobs: JobManager, job_id: str, check: Callable[[Any], bool]) -> Any
     raise AssertionError(f"job {job_id} ended as {record} without passing the check")
 
 
+def one_running_one_queued(jobs: JobManager, processes: FakeProcesses) -> tuple[Any, Any]:
+    """A job whose worker hangs in its fit, and one queued behind it for the only slot."""
+    processes.workers.append(hangs)
+    running = jobs.submit(spec())
+    wait_for(jobs, running.id, lambda r: r.phase == "fit")
+    return running, jobs.submit(spec("n"))
+
+
 class TestQueue:
     def test_a_second_job_waits_for_the_slot_and_a_third_is_refused(
             self, jobs: JobManager, processes: FakeProcesses) -> None:
@@ -149,10 +157,7 @@ class TestQueue:
 class TestCancel:
     def test_a_queued_job_is_cancelled_without_starting(
             self, jobs: JobManager, processes: FakeProcesses) -> None:
-        processes.workers.append(hangs)
-        running = jobs.submit(spec())
-        wait_for(jobs, running.id, lambda r: r.phase == "fit")
-        queued = jobs.submit(spec("n"))
+        running, queued = one_running_one_queued(jobs, processes)
         record = jobs.cancel(queued.id)
         assert (record.state, record.error) == (JobState.CANCELLED, "cancelled while queued")
         assert jobs.counts() == (1, 0)
@@ -185,10 +190,7 @@ class TestCancel:
 
     def test_close_fails_what_is_queued_or_running(
             self, jobs: JobManager, processes: FakeProcesses) -> None:
-        processes.workers.append(hangs)
-        running = jobs.submit(spec())
-        wait_for(jobs, running.id, lambda r: r.phase == "fit")
-        queued = jobs.submit(spec("n"))
+        running, queued = one_running_one_queued(jobs, processes)
         jobs.close(wait=5.0)
         for job_id in (running.id, queued.id):
             assert (jobs.get(job_id).state, jobs.get(job_id).error) == (
