@@ -79,17 +79,17 @@ def serve(kind: str, base: Path, port_file: Path) -> None:
     """The server process: the daemon's core on `base`'s registry, behind `kind`."""
     import structlog
 
+    from modeld_server.compose import build_service
     from modeld_server.config import Settings
     from modeld_server.oip.core import OpenInference
     from modeld_server.rpc.http_server import serve_http
     from modeld_server.rpc.oip_http import OipHttp
-    from modeld_server.service import ModelService
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     settings = Settings(registry=base / "registry", data_root=base / "data",
                         state_dir=base / "state-http")
-    service = ModelService(settings)
-    service.start()
+    service = build_service(settings)
+    service.start(background=False)  # models only: no watcher, schedules or drift thread
     core = OpenInference(service)
     core.serving = True
     app = OipHttp(core)

@@ -921,16 +921,16 @@ def profile(registry: Path, base: Path, runs: list[ModelRun], calls: int, top: i
     import pstats
 
     from modeld_server import logging as modeld_logging
+    from modeld_server.compose import build_service
     from modeld_server.config import Settings
     from modeld_server.rpc.servicer import ModelManagerServicer
-    from modeld_server.service import ModelService
 
     log_file = (base / "profile.log").open("w")
     with contextlib.redirect_stderr(log_file):
         modeld_logging.configure("json", "info")  # as the daemon logs: JSON lines to a file
-    service = ModelService(Settings(registry=registry, data_root=base / "profile-data",
-                                    state_dir=base / "profile-state"))
-    service.start()
+    service = build_service(Settings(registry=registry, data_root=base / "profile-data",
+                                     state_dir=base / "profile-state"))
+    service.start(background=False)
     servicer, ctx = ModelManagerServicer(service), _Context()
     print()
     print(f"profile: one 1-row Predict in this process (no network), {calls} calls per stage "
@@ -979,12 +979,12 @@ def profile_stages(service: Any, servicer: Any, ctx: _Context, raw: bytes,
     """The parts of one Predict, each callable on its own (internals named as of this commit)."""
     import structlog
 
-    from modeld_server.metrics import PREDICT_ROWS, RPC_LATENCY, RPC_REQUESTS
     from modeld_server.rpc import convert, status
+    from modeld_server.telemetry import PREDICT_ROWS, RPC_LATENCY, RPC_REQUESTS
 
     parse = _predict_parser()
     request = parse(raw)
-    loaded = service.server.get(model)
+    loaded = service.serving.get(model)
     schema = loaded.schema
     if request.WhichOneof("rows") == "dense":
         def to_matrix() -> Any:
@@ -1013,8 +1013,8 @@ def profile_stages(service: Any, servicer: Any, ctx: _Context, raw: bytes,
          lambda: servicer.Predict(parse(raw), ctx).SerializeToString()),
         ("servicer.Predict", lambda: servicer.Predict(request, ctx)),
         ("  parse request (as the daemon does)", lambda: parse(raw)),
-        ("  pick_version + server.get",
-         lambda: (service.pick_version(model, 0, ""), service.server.get(model))),
+        ("  pick_version + serving.get",
+         lambda: (service.pick_version(model, 0, ""), service.serving.get(model))),
         ("  rows -> matrix (records_from_pb + schema)", to_matrix),
         ("  LoadedModel.predict", lambda: loaded.predict(matrix)),
         ("    preprocess.transform (nan: not used)", lambda: pre.transform(matrix)),

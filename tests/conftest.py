@@ -16,8 +16,9 @@ import pytest
 from modeld.v1 import model_manager_pb2 as pb
 from modeld.v1 import model_manager_pb2_grpc as pb_grpc
 from modeld_server import fastpaths
+from modeld_server.compose import build_daemon
 from modeld_server.config import Settings, load_settings
-from modeld_server.daemon import Runtime
+from modeld_server.daemon import Daemon
 
 ROOT = Path(__file__).resolve().parents[1]
 SPAMBASE = ROOT / "data" / "spambase.csv"
@@ -67,7 +68,7 @@ def write_datasets(folder: Path) -> None:
 class LiveDaemon:
     """A daemon running in this process, with a stub connected to it."""
 
-    runtime: Runtime
+    runtime: Daemon
     settings: Settings
     channel: grpc.Channel
     stub: pb_grpc.ModelManagerStub
@@ -119,7 +120,7 @@ def start_daemon(base: Path, **overrides: object) -> LiveDaemon:
     }
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]
-    runtime = Runtime(settings).start()
+    runtime = build_daemon(settings).start()
     channel = grpc.insecure_channel(runtime.address)
     return LiveDaemon(runtime, settings, channel, pb_grpc.ModelManagerStub(channel))
 

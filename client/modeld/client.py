@@ -7,8 +7,8 @@ with the job it already made. Every other call (Rollback, Promote, CancelJob,
 Predict, Reload and the lifecycle writes) is tried once: Rollback and Promote
 are made safe by ``expected_active_version`` instead, which the caller chooses.
 
-The methods live in three groups: training jobs (``_training.py``), the
-lifecycle (``_lifecycle.py``), and the registry and serving (here).
+The methods live in three groups: training jobs (``_training_methods.py``), the
+lifecycle (``_lifecycle_methods.py``), and the registry and serving (here).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from types import TracebackType
 from typing import Any
 
 from modeld._channel import TLSConfig
-from modeld._lifecycle import LifecycleMethods
+from modeld._lifecycle_methods import LifecycleMethods
 from modeld._predict import Predictions, Rows, encode_rows
 from modeld._retry import RetryPolicy
-from modeld._training import TrainingMethods
+from modeld._training_methods import TrainingMethods
 from modeld._transport import Transport
 from modeld.errors import NotFound
 from modeld.status import ModelStatus, Status

@@ -55,11 +55,11 @@ def _serve(settings: Settings) -> int:
 
     modeld_logging.configure(settings.log_format, settings.log_level, settings.fast_paths)
     from modeld_server.auth import TokenFileError
-    from modeld_server.daemon import Runtime
+    from modeld_server.compose import build_daemon
     from modeld_server.rpc.server import ListenError
 
     try:
-        runtime = Runtime(settings)
+        daemon = build_daemon(settings)
     except (TokenFileError, ListenError) as exc:  # the operator's doing: one line, exit 2
         print(f"modeld: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -74,16 +74,16 @@ def _serve(settings: Settings) -> int:
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, on_signal)
     try:
-        runtime.start()
+        daemon.start()
     except ListenError as exc:  # --http-listen or --metrics-listen
         print(f"modeld: {exc}", file=sys.stderr)
-        runtime.stop(grace=0)
+        daemon.stop(grace=0)
         return EXIT_USAGE
     # The index and the loaded models live as long as the process: out of the collector's
     # sight, a full collection no longer walks them (0.5 s with 10,000 versions).
     gc.freeze()
     stop.wait()
-    runtime.stop()
+    daemon.stop()
     return 0
 
 

@@ -12,28 +12,23 @@ import structlog
 from modeld_server.config import Settings
 from modeld_server.rpc.drain import QUIET
 from modeld_server.rpc.server import (
-    Daemon,
     ListenError,
-    build_server,
+    RpcServer,
     listen_address,
     warn_if_narrowed,
 )
-from modeld_server.serving.watcher import RegistryWatcher
 
 log = structlog.get_logger(__name__)
 
 
-class Runtime:
-    """A running daemon. Tests start one on port 0; __main__ starts one and waits for a signal."""
+class Daemon:
+    """A running daemon. Tests start one on port 0; __main__ starts one and waits for a signal.
+    Built by compose.build_daemon."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, rpc: RpcServer) -> None:
         self.settings = settings
-        self.daemon: Daemon = build_server(settings)
-        self.service = self.daemon.service
-        self.watcher = RegistryWatcher(
-            self.service.server, settings.registry, watch=settings.watch,
-            poll_interval=settings.poll_interval, sweep=self.service.store.clean_stale_staging,
-        )
+        self.rpc = rpc
+        self.service = rpc.service
         self._stopped = threading.Event()
         self._metrics_server: Any = None
         self.metrics_port = 0
@@ -42,27 +37,23 @@ class Runtime:
 
     @property
     def port(self) -> int:
-        return self.daemon.port
+        return self.rpc.port
 
     @property
     def address(self) -> str:
         host = listen_address(self.settings).rsplit(":", 1)[0]
         return f"{host}:{self.port}"
 
-    def start(self) -> Runtime:
+    def start(self) -> Daemon:
         """Serves at once (health NOT_SERVING), loads models, reports SERVING, then (unless
         --no-training) warms up training in the background."""
-        self.daemon.server.start()
-        self.service.start()
-        self.watcher.start()
-        if self.settings.training:  # a serve-only daemon runs no schedules; others do
-            self.service.scheduler.start()
-        self.service.monitor.start()
+        self.rpc.server.start()
+        self.service.start()  # models, then the watcher, schedules and drift monitoring
         if self.settings.metrics_listen:
             self._serve_metrics(self.settings.metrics_listen)
         if self.settings.http_listen:
             self._serve_http(self.settings.http_listen)
-        self.daemon.set_serving(True)
+        self.rpc.set_serving(True)
         if self.settings.port_file is not None:
             _write_port(self.settings.port_file, self.port)
         log.info("serving", address=self.address, registry=str(self.settings.registry),
@@ -79,7 +70,7 @@ class Runtime:
     def _serve_metrics(self, listen: str) -> None:
         from prometheus_client import start_http_server
 
-        from modeld_server.metrics import registry_for
+        from modeld_server.telemetry import registry_for
 
         host, _, port = listen.rpartition(":")
         try:
@@ -97,7 +88,7 @@ class Runtime:
 
         tokens = (TokenTable.load(self.settings.token_file)
                   if self.settings.token_file is not None else None)
-        app = OipHttp(self.daemon.oip, tokens, open_health=self.settings.open_health)
+        app = OipHttp(self.rpc.oip, tokens, open_health=self.settings.open_health)
         address = listen_address(self.settings, listen)
         warn_if_narrowed(listen, address)
         try:
@@ -115,19 +106,18 @@ class Runtime:
         self._stopped.set()
         grace = self.settings.grace_period if grace is None else grace
         deadline = time.monotonic() + grace
-        self.daemon.gate.close()
-        self.daemon.set_serving(False)  # after: NOT_SERVING means new calls are refused
+        self.rpc.gate.close()
+        self.rpc.set_serving(False)  # after: NOT_SERVING means new calls are refused
         if self._http_server is not None:  # takes no new calls; in-flight ones finish
             self._http_server.shutdown()
             self._http_server.server_close()
         # WatchJob streams end with their jobs' final state. Runners get what is left of the
         # grace period to clean up; a staging folder they leave is swept at the next start.
-        self.service.close(wait=max(0.0, deadline - time.monotonic()))
-        self.watcher.stop()
-        if not self.daemon.pool.wait_quiet(QUIET, deadline):
+        self.service.close(wait=max(0.0, deadline - time.monotonic()))  # and the watcher
+        if not self.rpc.pool.wait_quiet(QUIET, deadline):
             log.warning("grace_period_over", grace_period=grace)
         left = max(0.0, deadline - time.monotonic())
-        self.daemon.server.stop(left).wait(left + 1)
+        self.rpc.server.stop(left).wait(left + 1)
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         log.info("stopped")

@@ -20,7 +20,7 @@ each way shows such a change as a difference rather than as a wrong answer. The 
   its predict does for the default objectives (off: predict as well as predict_proba).
 - training/validation.py: duplicate rows found by hashing number columns first, pandas
   comparing only the rows that share a hash (off: DataFrame.duplicated on every row).
-- metrics.py: labels() children remembered in a dict (off: prometheus_client's labels()).
+- telemetry.py: labels() children remembered in a dict (off: prometheus_client's labels()).
 - logging.py: the JSON timestamp formatted once a second, and the per-RPC line written
   without structlog's dispatch (rpc_line; off: TimeStamper and structlog's logger).
 

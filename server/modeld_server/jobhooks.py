@@ -11,24 +11,35 @@ from modeld_server.registry import retention
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.meta import ModelMeta
 from modeld_server.registry.store import RegistryStore
-from modeld_server.serving.manager import ModelServer
+from modeld_server.serving.manager import ServingManager
+from modeld_server.training.cluster import DaskCluster
 from modeld_server.types import TrainSpec
 
 
 class JobHooks:
     """JobManager's context_for and on_published."""
 
-    def __init__(self, store: RegistryStore, index: RegistryIndex, server: ModelServer,
-                 meta: ModelMeta, lifecycle: Lifecycle, keep_versions: int) -> None:
+    def __init__(self, store: RegistryStore, index: RegistryIndex, serving: ServingManager,
+                 meta: ModelMeta, lifecycle: Lifecycle, dask: DaskCluster,
+                 keep_versions: int) -> None:
         self._store = store
         self._index = index
-        self._server = server
+        self._serving = serving
         self._meta = meta
         self._lifecycle = lifecycle
+        self._dask = dask
         self._keep_versions = keep_versions
 
     def context(self, spec: TrainSpec) -> dict[str, Any]:
-        """What a training job needs for its gate: the policy and the champion (if any)."""
+        """What a training job needs: for its gate the policy and the champion (if any),
+        and for engine=dask the scheduler to connect to (which starts --dask-local's
+        cluster on the first such job)."""
+        context = self._gate_context(spec)
+        if spec.engine == "dask":
+            context["dask_scheduler"] = self._dask.address()
+        return context
+
+    def _gate_context(self, spec: TrainSpec) -> dict[str, Any]:
         policy = self._lifecycle.get_policy(spec.model, must_exist=False)
         if policy.disabled:
             return {}
@@ -44,10 +55,10 @@ class JobHooks:
 
     def published(self, model: str, version: int) -> None:
         """Serves the new version (if active) and applies retention."""
-        self._server.poll_once([model])
+        self._serving.poll_once([model])
         if self._keep_versions:
             deleted = retention.enforce(self._store, model, self._keep_versions,
-                                        self._server.loaded_versions(model),
+                                        self._serving.loaded_versions(model),
                                         set(self._meta.aliases(model).values()))
             if deleted:
                 self._index.refresh([model])

@@ -13,7 +13,7 @@ from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.layout import validate_model_name
 from modeld_server.registry.meta import ALIASES, POLICY, ModelMeta, check_alias
 from modeld_server.registry.store import RegistryStore
-from modeld_server.serving.manager import ModelServer
+from modeld_server.serving.manager import ServingManager
 from modeld_server.training.gate import Policy
 from modeld_server.types import RollbackResult
 
@@ -23,7 +23,7 @@ log = structlog.get_logger(__name__)
 class Lifecycle:
     """Activation, Promote, policies and aliases of the models in one registry."""
 
-    def __init__(self, store: RegistryStore, index: RegistryIndex, server: ModelServer,
+    def __init__(self, store: RegistryStore, index: RegistryIndex, serving: ServingManager,
                  meta: ModelMeta, known: Callable[[str], str],
                  policy_set: Callable[[str, Policy], None] = lambda model, policy: None) -> None:
         """Args:
@@ -33,7 +33,7 @@ class Lifecycle:
         self._policy_set = policy_set
         self._store = store
         self._index = index
-        self._server = server
+        self._serving = serving
         self._meta = meta
         self._known = known
 
@@ -50,10 +50,10 @@ class Lifecycle:
             FailedPrecondition: the version cannot be loaded, or the active version is no
                 longer `expected_active`.
         """
-        self._server.preload(model, version)
+        self._serving.preload(model, version)
         previous = self._store.set_active(model, version, event=event, reason=reason,
                                           expected_active=expected_active)
-        self._server.activate(model, version)
+        self._serving.activate(model, version)
         self._index.refresh([model])
         log.info(event, model=model, version=version, previous=previous, reason=reason)
         return RollbackResult(model, previous, version)

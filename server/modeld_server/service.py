@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import structlog
 
-from modeld_server import fastpaths
 from modeld_server.config import Settings
-from modeld_server.drift import DriftHooks
 from modeld_server.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -29,23 +27,23 @@ from modeld_server.errors import (
     training_off,
 )
 from modeld_server.freshness import Freshness, StatusWarning
-from modeld_server.jobhooks import JobHooks
 from modeld_server.lifecycle import Lifecycle
-from modeld_server.metrics import PREDICT_ROWS
 from modeld_server.monitoring.monitor import DriftMonitor
-from modeld_server.monitoring.report import DriftReport
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.layout import validate_model_name
-from modeld_server.registry.manifest import Manifest, VersionSummary
+from modeld_server.registry.manifest import VersionSummary
 from modeld_server.registry.meta import ModelMeta
 from modeld_server.registry.store import RegistryStore
 from modeld_server.serving.loaded import LoadedModel, Prediction
-from modeld_server.serving.manager import ModelServer, ModelView
+from modeld_server.serving.manager import ModelView, ServingManager
+from modeld_server.serving.watcher import RegistryWatcher
+from modeld_server.telemetry import PREDICT_ROWS
 from modeld_server.training.cluster import ENGINES, DaskCluster
 from modeld_server.training.datasets import resolve_dataset_files
 from modeld_server.training.estimators import check_params, get_algorithm, known_algorithm
+from modeld_server.training.gate import Policy
 from modeld_server.training.jobrecord import JobRecord
-from modeld_server.training.jobs import JobLimits, JobManager
+from modeld_server.training.jobs import JobManager
 from modeld_server.training.params import bounded_for_check, class_weight_by_index, parse_param
 from modeld_server.training.sample import infer_task, read_columns, target_labels
 from modeld_server.training.scheduler import Scheduler, ScheduleSpec, ScheduleState
@@ -59,6 +57,14 @@ from modeld_server.types import (
     TrainSpec,
     VersionPage,
 )
+from modeld_server.views import (
+    AliasView,
+    DenseRows,
+    DriftView,
+    ModelStatus,
+    Rows,
+    VersionDetail,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -68,52 +74,42 @@ MAX_PAGE = 1000
 MAX_SEED = 2**32 - 1
 
 
+@dataclass(frozen=True, kw_only=True)
+class ServiceParts:
+    """What ModelService calls, built by compose.build_parts (or by a test, from fakes)."""
+
+    store: RegistryStore
+    index: RegistryIndex
+    serving: ServingManager
+    meta: ModelMeta
+    dask: DaskCluster
+    lifecycle: Lifecycle
+    freshness: Freshness
+    jobs: JobManager
+    scheduler: Scheduler
+    monitor: DriftMonitor
+    watcher: RegistryWatcher
+
+
 class ModelService:
     """Everything the daemon does, behind one object."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, parts: ServiceParts) -> None:
         self.settings = settings
-        fastpaths.set_enabled(settings.fast_paths)  # process-wide: one daemon per process
         self.started_at = time.time()
         # Absolute once: GetStatus reports them on every call, and resolving walks the path.
         self._roots = (str(settings.registry.resolve()), str(settings.data_root.resolve()))
-        self.store = RegistryStore(settings.registry)
-        self.index = RegistryIndex(self.store)
-        self.server = ModelServer(self.index, keep_loaded=settings.keep_loaded)
-        self.meta = ModelMeta(self.store)
-        self.dask = DaskCluster(settings.dask_scheduler, settings.dask_local)
-        self.lifecycle = Lifecycle(
-            self.store, self.index, self.server, self.meta, self._known,
-            policy_set=lambda model, policy: self.monitor.set_rate(model, policy.monitor_sample))
-        hooks = JobHooks(self.store, self.index, self.server, self.meta, self.lifecycle,
-                         settings.keep_versions)
-        self._hooks = hooks
-        settings.data_root.mkdir(parents=True, exist_ok=True)
-        self.freshness = Freshness(settings.data_root)
-        self.jobs = JobManager(
-            self.store, settings.data_root, settings.state_dir,
-            max_concurrent=settings.max_concurrent_jobs, max_queued=settings.max_queued_jobs,
-            limits=JobLimits(timeout=settings.train_timeout, memory_mb=settings.train_memory_mb,
-                             max_rows=settings.max_dataset_rows, cpus=settings.job_cpus,
-                             max_bytes=settings.max_dataset_bytes),
-            on_published=hooks.published, context_for=self._job_context,
-            training=settings.training,
-        )
-        self.scheduler = Scheduler(
-            self.meta, settings.data_root,
-            submit=lambda train: self.jobs.submit(TrainSpec.from_json(train)).id,
-            busy=self.jobs.has_active, max_bytes=settings.max_dataset_bytes,
-        )
-        drift = DriftHooks(self.meta, self.lifecycle.get_policy,
-                           on_drift=lambda model, why: self.scheduler.on_drift(model, why))
-        self.monitor = DriftMonitor(
-            rate=settings.monitor_sample, window=settings.monitor_window,
-            capacity=settings.monitor_buffer, replica=settings.replica or socket.gethostname(),
-            thresholds_for=drift.thresholds, on_alert=drift.alert,
-            interval=settings.monitor_interval,
-            rate_for=lambda model: self.lifecycle.get_policy(model,
-                                                             must_exist=False).monitor_sample,
-            window_seconds=settings.monitor_window_seconds)
+        self.store = parts.store
+        self.index = parts.index
+        self.serving = parts.serving
+        self.meta = parts.meta
+        self.dask = parts.dask
+        self.lifecycle = parts.lifecycle
+        self.freshness = parts.freshness
+        self.jobs = parts.jobs
+        self.scheduler = parts.scheduler
+        self.monitor = parts.monitor
+        self.watcher = parts.watcher
 
     def warm_up(self) -> None:
         """Imports what validating a Train needs and starts the training forkserver.
@@ -130,10 +126,18 @@ class ModelService:
             importlib.import_module(module)
         self.jobs.warm_up()
 
-    def start(self) -> None:
-        """Cleans stale staging folders and loads every model's active version."""
+    def start(self, *, background: bool = True) -> None:
+        """Cleans stale staging folders and loads every model's active version; then, with
+        `background`, follows the registry (watcher), runs the schedules (unless
+        --no-training: a serve-only daemon runs none) and drift monitoring."""
         self.store.clean_stale_staging()
-        self.server.poll_once(None, force=True)
+        self.serving.poll_once(None, force=True)
+        if not background:
+            return
+        self.watcher.start()
+        if self.settings.training:
+            self.scheduler.start()
+        self.monitor.start()
 
     # ---- training -------------------------------------------------------------------------
 
@@ -267,15 +271,34 @@ class ModelService:
 
     # ---- registry -------------------------------------------------------------------------
 
-    def status(self, model: str = "") -> tuple[DaemonInfo, list[ModelView]]:
+    def status(self, model: str = "") -> tuple[DaemonInfo, list[ModelStatus]]:
+        """The daemon, and each model (or just `model`) as GetStatus reports it."""
         running, queued = self.jobs.counts()
         now = time.time()
         registry_root, data_root = self._roots
         info = DaemonInfo(build_version=BUILD_VERSION, started_at=self.started_at,
                           uptime_seconds=now - self.started_at, registry_root=registry_root,
                           data_root=data_root, jobs_running=running, jobs_queued=queued)
+        return info, [self._model_status(view) for view in self.views(model)]
+
+    def views(self, model: str = "") -> list[ModelView]:
+        """How each model (or just `model`) stands in memory: cheaper than status()."""
         names = [self._known(model)] if model else self.index.models()
-        return info, [self.server.view(name) for name in names]
+        return [self.serving.view(name) for name in names]
+
+    def model_status(self, model: str) -> ModelStatus:
+        """One model as GetStatus reports it."""
+        return self._model_status(self.serving.view(self._known(model)))
+
+    def _model_status(self, view: ModelView) -> ModelStatus:
+        entry = self.index.entry(view.model)
+        summary = entry.summaries.get(view.active)
+        return ModelStatus(view=view, summary=summary, versions=entry.versions,
+                           aliases=self.lifecycle.aliases(view.model),
+                           schedule=self._schedule_of(view.model),
+                           warnings=self._warnings_of(view.model, summary),
+                           drift=self.monitor.status(view.model, view.loaded)
+                           if view.loaded else "")
 
     def list_versions(self, model: str, page_size: int, token: str,
                       state: str = "") -> VersionPage:
@@ -284,7 +307,7 @@ class ModelService:
         below = _decode_token(token) if token else (entry.versions[-1] + 1 if entry.versions else 1)
         if state == "active":
             hits = [entry.summaries[entry.active]] if entry.active in entry.summaries else []
-            return VersionPage(hits if not token else [], "", entry.active)
+            return self._page(model, hits if not token else [], "", entry.active)
         out: list[VersionSummary] = []
         while len(out) < size:
             batch = self.index.page(model, below, size)
@@ -298,17 +321,25 @@ class ModelService:
                 if len(out) == size:
                     break
         more = bool(out) and out[-1].version > (entry.versions[0] if entry.versions else 0)
-        return VersionPage(out, _encode_token(out[-1].version) if more else "", entry.active)
+        return self._page(model, out, _encode_token(out[-1].version) if more else "",
+                          entry.active)
 
-    def get_version(self, model: str, version: int) -> tuple[Manifest, int]:
-        """The full manifest of a version (0: the active one) and the active version number."""
+    def _page(self, model: str, versions: list[VersionSummary], token: str,
+              active: int) -> VersionPage:
+        return VersionPage(versions, token, active, aliases=self.lifecycle.aliases(model),
+                           encoded=self.index.encoded)
+
+    def get_version(self, model: str, version: int) -> VersionDetail:
+        """The full manifest of a version (0: the active one), the active version number
+        and the model's aliases."""
         entry = self.index.entry(self._known(model))
         number = version or entry.active
         if number < 0:
             raise InvalidArgument(f"version must be >= 0, got {version}")
         if number == 0:
             raise NotFound(f"model {model!r} has no active version")
-        return self.store.read_manifest(model, number), entry.active
+        return VersionDetail(self.store.read_manifest(model, number), entry.active,
+                             self.lifecycle.aliases(model))
 
     def rollback(self, model: str, to_version: int, reason: str,
                  expected_active: int = 0, dry_run: bool = False) -> RollbackResult:
@@ -329,12 +360,44 @@ class ModelService:
         return self.lifecycle.activate(model, target, event="rolled_back", reason=reason,
                                        expected_active=expected_active or current)
 
-    def reload(self, model: str = "") -> list[ModelView]:
+    def reload(self, model: str = "") -> list[ModelStatus]:
         names = [self._known(model)] if model else None
-        self.server.poll_once(names, force=True)
+        self.serving.poll_once(names, force=True)
         return self.status(model)[1]
 
+    # ---- lifecycle (Lifecycle does the work) ----------------------------------------------
+
+    def promote(self, model: str, version: int, reason: str,
+                expected_active: int = 0) -> RollbackResult:
+        return self.lifecycle.promote(model, version, reason, expected_active)
+
+    def get_policy(self, model: str) -> Policy:
+        return self.lifecycle.get_policy(model)
+
+    def set_policy(self, model: str, policy: Policy) -> Policy:
+        return self.lifecycle.set_policy(model, policy)
+
+    def set_alias(self, model: str, alias: str, version: int,
+                  expected: int | None) -> AliasView:
+        return AliasView(model, alias, self.lifecycle.set_alias(model, alias, version, expected))
+
+    def delete_alias(self, model: str, alias: str, expected: int | None) -> AliasView:
+        self.lifecycle.delete_alias(model, alias, expected)
+        return AliasView(model, alias, 0)
+
     # ---- serving --------------------------------------------------------------------------
+
+    def predict(self, model: str, version: int, alias: str, rows: Rows, *,
+                ignore_extra_columns: bool = False, explain: bool = False
+                ) -> tuple[int, Prediction]:
+        """Predicts `rows` with the version asked for (pinned, by alias, or 0: the active
+        one); returns the version that answered and its prediction."""
+        pinned = self.pick_version(model, version, alias)
+        if isinstance(rows, DenseRows):
+            return self.predict_dense(model, pinned, rows.columns, rows.values,
+                                      ignore_extra_columns, explain=explain)
+        return self.predict_records(model, pinned, rows.records, ignore_extra_columns,
+                                    explain=explain)
 
     def pick_version(self, model: str, version: int, alias: str) -> int:
         """The version a Predict addresses: pinned, by alias, or 0 for the active one."""
@@ -343,7 +406,7 @@ class ModelService:
     def predict_records(self, model: str, version: int, rows: Sequence[Mapping[str, Any]],
                         ignore_extra_columns: bool = False, *, explain: bool = False
                         ) -> tuple[int, Prediction]:
-        loaded = self.server.get(self._checked(model, version, len(rows)), version)
+        loaded = self.serving.get(self._checked(model, version, len(rows)), version)
         return self._answer(model, version, loaded,
                             loaded.schema.matrix_from_records(rows, ignore_extra_columns),
                             explain)
@@ -353,7 +416,7 @@ class ModelService:
                       ignore_extra_columns: bool = False, *, explain: bool = False
                       ) -> tuple[int, Prediction]:
         rows = len(values) // max(1, len(columns))
-        loaded = self.server.get(self._checked(model, version, rows), version)
+        loaded = self.serving.get(self._checked(model, version, rows), version)
         return self._answer(model, version, loaded,
                             loaded.schema.matrix_from_dense(columns, values,
                                                             ignore_extra_columns),
@@ -381,20 +444,14 @@ class ModelService:
         return model
 
     def _known(self, model: str) -> str:
-        validate_model_name(model)
-        try:
-            self.index.entry(model)
-        except NotFound:
-            self.index.refresh([model])  # created by another process since the last scan
-            self.index.entry(model)
-        return model
+        return self.index.known(model)
 
     def gauges(self) -> dict[str, Any]:
         """Numbers Prometheus scrapes: versions per model, job counts."""
         running, queued = self.jobs.counts()
         models = {}
         for name in self.index.models():
-            view = self.server.view(name)
+            view = self.serving.view(name)
             models[name] = (view.active, view.loaded)
         # The last window of the version serving now: a new version's gauges start empty.
         drift = {m: r for m, r in self.monitor.latest().items()
@@ -432,7 +489,7 @@ class ModelService:
     def delete_schedule(self, model: str) -> ScheduleSpec:
         return self.scheduler.delete(validate_model_name(model))
 
-    def warnings_of(self, model: str, summary: VersionSummary | None) -> list[StatusWarning]:
+    def _warnings_of(self, model: str, summary: VersionSummary | None) -> list[StatusWarning]:
         """Freshness warnings about the active version (`summary`, the index's), for
         GetStatus: cheap, the dataset's hash comes from a background thread."""
         return self.freshness.warnings(self.lifecycle.get_policy(model, must_exist=False),
@@ -440,22 +497,18 @@ class ModelService:
 
     # ---- drift ----------------------------------------------------------------------------
 
-    def get_drift(self, model: str) -> DriftReport:
-        """This replica's drift of the model's serving version.
+    def get_drift(self, model: str) -> DriftView:
+        """This replica's drift of the model's serving version, and its sampling rate.
 
         Raises:
             NotFound: the model, or no version of it is loaded.
         """
-        view = self.server.view(self._known(model))
+        view = self.serving.view(self._known(model))
         if not view.loaded:
             raise NotFound(f"model {model!r} has no loaded version to monitor")
-        return self.monitor.report(model, view.loaded)
+        return DriftView(self.monitor.report(model, view.loaded), self.monitor.rate_of(model))
 
-    def drift_status(self, model: str, loaded: int) -> str:
-        """For GetStatus: the serving version's drift status ("" when none is loaded)."""
-        return self.monitor.status(model, loaded) if loaded else ""
-
-    def schedule_of(self, model: str) -> tuple[ScheduleSpec, ScheduleState] | None:
+    def _schedule_of(self, model: str) -> tuple[ScheduleSpec, ScheduleState] | None:
         """The model's schedule for GetStatus, or None."""
         try:
             return self.scheduler.get(model)
@@ -463,8 +516,8 @@ class ModelService:
             return None
 
     def close(self, wait: float | None = None) -> None:
-        """Stops the scheduler and the jobs; waits up to `wait` seconds (default: the job
-        manager's own) for job runners to remove their staging folders."""
+        """Stops the scheduler, the jobs and the watcher; waits up to `wait` seconds
+        (default: the job manager's own) for job runners to remove their staging folders."""
         self.monitor.stop()
         self.freshness.close()
         self.scheduler.stop()
@@ -473,14 +526,7 @@ class ModelService:
         else:
             self.jobs.close(wait=wait)
         self.dask.close()  # after the jobs: none still uses it
-
-    def _job_context(self, spec: TrainSpec) -> dict[str, Any]:
-        """The gate's context, and for engine=dask the scheduler to connect to (which
-        starts --dask-local's cluster on the first such job)."""
-        context = self._hooks.context(spec)
-        if spec.engine == "dask":
-            context["dask_scheduler"] = self.dask.address()
-        return context
+        self.watcher.stop()
 
 
 def _predicted(loaded: LoadedModel, matrix: Any, explain: bool) -> Prediction:

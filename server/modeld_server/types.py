@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -56,11 +56,23 @@ class DaemonInfo:
     jobs_queued: int
 
 
+def encode_anew(model: str, summary: VersionSummary, build: Callable[[], bytes]) -> bytes:
+    """A VersionPage's `encoded` that keeps nothing: builds the bytes each time."""
+    return build()
+
+
 @dataclass(frozen=True)
 class VersionPage:
+    """A page of ListVersions, with what its messages need besides the summaries."""
+
     versions: list[VersionSummary]
     next_token: str
     active: int
+    aliases: Mapping[str, int] = field(default_factory=dict, kw_only=True)
+    encoded: Callable[[str, VersionSummary, Callable[[], bytes]], bytes] = field(
+        default=encode_anew, kw_only=True)
+    """A version's message bytes (less state and aliases), kept where versions are known:
+    RegistryIndex.encoded builds them once per version with `build`."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,7 +21,7 @@ from typer.testing import CliRunner, Result
 
 from modeld.cli import app
 from modeld.v1 import model_manager_pb2 as pb
-from modeld_server.metrics import registry_for
+from modeld_server.telemetry import registry_for
 from tests.conftest import SPAMBASE, LiveDaemon, start_daemon, wait_job
 
 SHIFTED = ("capital_run_length_average", "capital_run_length_longest", "word_freq_you")

@@ -377,13 +377,13 @@ def faulty_daemon(base: Path, datasets: Path, fault: _TrainFault) -> Iterator[st
     import shutil
     from concurrent import futures
 
+    from modeld_server.compose import build_service
     from modeld_server.config import Settings
     from modeld_server.rpc.server import add_model_manager
     from modeld_server.rpc.servicer import ModelManagerServicer
-    from modeld_server.service import ModelService
 
     shutil.copytree(datasets, base / "data")
-    service = ModelService(Settings(registry=base / "registry", data_root=base / "data",
+    service = build_service(Settings(registry=base / "registry", data_root=base / "data",
                                     state_dir=base / "state"))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), interceptors=[fault])
     add_model_manager(ModelManagerServicer(service), server)

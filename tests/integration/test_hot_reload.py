@@ -120,7 +120,7 @@ class TestExternalChanges:
         subprocess.run([sys.executable, "-c", PUBLISH_SCRIPT, str(quiet.registry / "iris")],
                        check=True)
         assert status(quiet).state == pb.LOAD_STATE_STALE
-        quiet.runtime.watcher.poll_once()
+        quiet.runtime.service.watcher.poll_once()
         assert predict(quiet) == 3
         now = status(quiet)
         assert (now.active_version, now.loaded_version, now.state) == (3, 3, pb.LOAD_STATE_READY)
@@ -133,7 +133,7 @@ class TestExternalChanges:
             if artifact.name != "manifest.json":
                 shutil.copy(artifact, folder / artifact.name)
         set_pointer(quiet, 3)
-        quiet.runtime.watcher.poll_once()
+        quiet.runtime.service.watcher.poll_once()
         versions = quiet.stub.ListVersions(pb.ListVersionsRequest(model="iris")).versions
         assert [v.version for v in versions] == [2, 1]
         failed = status(quiet)
@@ -143,7 +143,7 @@ class TestExternalChanges:
         manifest = json.loads((quiet.registry / "iris/versions/1/manifest.json").read_text())
         manifest["version"] = 3
         (folder / "manifest.json").write_text(json.dumps(manifest))
-        quiet.runtime.watcher.poll_once()
+        quiet.runtime.service.watcher.poll_once()
         assert predict(quiet) == 3 and status(quiet).state == pb.LOAD_STATE_READY
 
     def test_a_tampered_artifact_is_refused_and_the_old_version_answers(
@@ -154,7 +154,7 @@ class TestExternalChanges:
         data[len(data) // 2] ^= 0xFF
         artifact.write_bytes(bytes(data))
         set_pointer(quiet, 3)
-        quiet.runtime.watcher.poll_once()
+        quiet.runtime.service.watcher.poll_once()
         failed = status(quiet)
         assert (failed.state, failed.active_version, failed.loaded_version) == (
             pb.LOAD_STATE_FAILED, 3, 2)
@@ -162,12 +162,12 @@ class TestExternalChanges:
         assert predict(quiet) == 2
         data[len(data) // 2] ^= 0xFF  # repaired: the changed files trigger a new attempt
         artifact.write_bytes(bytes(data))
-        quiet.runtime.watcher.poll_once()
+        quiet.runtime.service.watcher.poll_once()
         assert predict(quiet) == 3
 
     def test_a_pointer_to_a_missing_version_keeps_the_old_one(self, quiet: LiveDaemon) -> None:
         set_pointer(quiet, 9)
-        quiet.runtime.watcher.poll_once()
+        quiet.runtime.service.watcher.poll_once()
         failed = status(quiet)
         assert (failed.state, failed.active_version, failed.loaded_version) == (
             pb.LOAD_STATE_FAILED, 9, 2)
@@ -177,7 +177,7 @@ class TestExternalChanges:
 
     def test_a_garbage_pointer_is_reported(self, quiet: LiveDaemon) -> None:
         set_pointer(quiet, "banana")
-        quiet.runtime.watcher.poll_once()
+        quiet.runtime.service.watcher.poll_once()
         failed = status(quiet)
         assert failed.state == pb.LOAD_STATE_FAILED and "not a version number" in failed.last_error
         assert predict(quiet) == 2
@@ -211,7 +211,7 @@ class TestZeroDowntime:
         monkeypatch.setattr(manager_module.LoadedModel, "load", slow_load)
         copy_version(quiet, 1, 3)  # not in the rollback cache: it must really load
         set_pointer(quiet, 3)
-        reload = threading.Thread(target=quiet.runtime.watcher.poll_once)
+        reload = threading.Thread(target=quiet.runtime.service.watcher.poll_once)
         reload.start()
         assert started.wait(10)
         assert [predict(quiet) for _ in range(20)] == [2] * 20
@@ -224,7 +224,7 @@ class TestZeroDowntime:
         with callers(lambda: predict(quiet)) as answers:
             for i in range(20):
                 set_pointer(quiet, 1 + i % 2)
-                quiet.runtime.watcher.poll_once()
+                quiet.runtime.service.watcher.poll_once()
         assert set(answers) <= {1, 2} and len(answers) > 20
 
     def test_every_answer_comes_from_the_version_it_names(self, tmp_path: Path,
@@ -250,7 +250,7 @@ class TestZeroDowntime:
             with callers(answer) as seen:
                 for i in range(30):
                     set_pointer(live, 1 + i % 2)
-                    live.runtime.watcher.poll_once()
+                    live.runtime.service.watcher.poll_once()
                     answered, deadline = len(seen), time.monotonic() + 5
                     while len(seen) < answered + 8 and time.monotonic() < deadline:
                         time.sleep(0.001)  # let the callers answer from this version too

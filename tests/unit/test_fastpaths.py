@@ -18,8 +18,8 @@ from modeld.v1 import model_manager_pb2 as pb
 from modeld_server import fastpaths
 from modeld_server.config import load_settings
 from modeld_server.features import FeatureSchema
-from modeld_server.metrics import Counter
 from modeld_server.rpc.struct_rows import StructRows
+from modeld_server.telemetry import Counter
 from modeld_server.training import gate
 
 SPAMBASE = Path(__file__).resolve().parents[2] / "data" / "spambase.csv"

@@ -33,3 +33,15 @@ def test_mypy_strict_has_no_exception_for_hand_written_modules() -> None:
         modules = override["module"]
         modules = [modules] if isinstance(modules, str) else modules
         assert not [m for m in modules if m.startswith("modeld_server")], override
+
+
+def test_only_the_composition_root_builds_the_core() -> None:
+    """compose.py is the one place the service and its parts are constructed (a training
+    worker, a process of its own, opens the registry store itself)."""
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "compose.py":
+            continue
+        text = path.read_text()
+        for built in ("ModelService(", "RegistryIndex(", "JobManager(", "Scheduler(",
+                      "RegistryWatcher(", "DriftMonitor(", "Lifecycle("):
+            assert f" {built}" not in text and f"={built}" not in text, (path.name, built)

@@ -86,15 +86,15 @@ class OpenInference:
             NotFound: unknown model, version or alias.
         """
         pinned = self.pick(name, version)
-        view = self._service.status(name)[1][0]
+        view = self._service.views(name)[0]
         if pinned == 0:
             return view.state is LoadState.READY
         self._service.get_version(name, pinned)  # NOT_FOUND for a version that never was
-        return pinned in self._service.server.answering(name)
+        return pinned in self._service.serving.answering(name)
 
     def model_metadata(self, name: str, version: str) -> ModelMetadata:
         """Inputs (one per feature column, in the model's order) and the task's outputs."""
-        manifest, _ = self._service.get_version(name, self.pick(name, version))
+        manifest = self._service.get_version(name, self.pick(name, version)).manifest
         schema = FeatureSchema.from_json(manifest.schema or {})
         inputs = [TensorMeta(c, "FP64", (-1, 1)) for c in schema.numeric]
         inputs += [TensorMeta(c, BYTES, (-1, 1)) for c in schema.categorical]
@@ -102,7 +102,7 @@ class OpenInference:
         shapes = {"label": (BYTES, (-1,)), "probabilities": ("FP64", (-1, width)),
                   "value": ("FP64", (-1,)), "anomaly_score": ("FP64", (-1,))}
         outputs = [TensorMeta(o, *shapes[o]) for o in OUTPUTS[Task(manifest.task)]]
-        versions = [str(v) for v in self._service.server.answering(name)]
+        versions = [str(v) for v in self._service.serving.answering(name)]
         return ModelMetadata(name, versions, f"modeld_{manifest.algorithm}", inputs, outputs)
 
     # ---- inference --------------------------------------------------------------------------
@@ -132,7 +132,7 @@ class OpenInference:
         if not inputs:
             raise InvalidArgument("inputs is empty: send one [N, F] tensor or one tensor "
                                   "per column")
-        schema = self._service.server.get(name, pinned).schema
+        schema = self._service.serving.get(name, pinned).schema
         single = inputs[0]
         if per_column or len(inputs) > 1 or single.name in schema.columns:
             answered, prediction = self._by_column(name, pinned, schema, inputs)
@@ -177,9 +177,9 @@ class OpenInference:
     def index(self, ready_only: bool) -> list[IndexEntry]:
         """Every model's versions, newest first, with their state here and their role."""
         out = []
-        for view in self._service.status()[1]:
+        for view in self._service.views():
             entry = self._service.index.entry(view.model)
-            answering = set(self._service.server.answering(view.model))
+            answering = set(self._service.serving.answering(view.model))
             aliases: dict[int, list[str]] = {}
             for alias, number in sorted(self._service.lifecycle.aliases(view.model).items()):
                 aliases.setdefault(number, []).append(alias)
@@ -204,12 +204,12 @@ class OpenInference:
         if unknown:
             raise InvalidArgument(f"parameter {quoted(unknown[0])} is not supported: only "
                                   f"\"version\" is ({_REFUSED_LOAD})")
-        view = self._service.status(name)[1][0]
+        view = self._service.views(name)[0]
         if "version" in parameters:
             target = self.pick(name, str(parameters["version"]))
             if target and target != view.active:
                 self._service.rollback(name, target, "RepositoryModelLoad")
-        view = self._service.reload(name)[0]
+        view = self._service.reload(name)[0].view
         if view.state is LoadState.READY:
             return
         if view.state is LoadState.NO_ACTIVE_VERSION:
@@ -221,7 +221,7 @@ class OpenInference:
                           f"{view.error or view.state.value}")
 
     def unload(self, name: str) -> NoReturn:
-        self._service.status(name)  # NOT_FOUND for an unknown model
+        self._service.views(name)  # NOT_FOUND for an unknown model
         raise FailedPrecondition(
             f"modeld always serves each model's active version, so {name!r} cannot be "
             "unloaded: activate another version (RepositoryModelLoad with parameter "

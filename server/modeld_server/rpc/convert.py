@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from google.protobuf import timestamp_pb2
 
 from modeld.v1 import model_manager_pb2 as pb
-from modeld_server.freshness import StatusWarning
-from modeld_server.monitoring.report import DriftReport, FeatureDrift
+from modeld_server.errors import InvalidArgument
+from modeld_server.monitoring.report import FeatureDrift
 from modeld_server.registry.manifest import Manifest, VersionSummary
 from modeld_server.rpc.struct_rows import StructRows
 from modeld_server.service import version_state
 from modeld_server.serving.explain import Explanations
 from modeld_server.serving.loaded import Prediction
-from modeld_server.serving.manager import ModelView
 from modeld_server.training.gate import Policy
 from modeld_server.training.jobrecord import JobRecord
 from modeld_server.training.scheduler import ScheduleSpec, ScheduleState
@@ -30,6 +29,15 @@ from modeld_server.types import (
     Task,
     TrainInput,
     VersionPage,
+)
+from modeld_server.views import (
+    AliasView,
+    DenseRows,
+    DriftView,
+    ModelStatus,
+    RecordRows,
+    Rows,
+    VersionDetail,
 )
 
 TASK_TO_PB = {
@@ -130,8 +138,6 @@ def validation_from_pb(options: pb.ValidationOptions) -> dict[str, Any]:
 
 
 def train_input(request: pb.TrainRequest) -> TrainInput:
-    from modeld_server.errors import InvalidArgument
-
     if request.task not in (pb.TASK_UNSPECIFIED, *TASK_FROM_PB):
         raise InvalidArgument(f"task {request.task} is not a known Task value")
     if request.calibration not in CALIBRATION_FROM_PB:
@@ -179,31 +185,45 @@ def job_to_pb(record: JobRecord) -> pb.Job:
     )
 
 
-def model_view_to_pb(view: ModelView, summary: VersionSummary | None,
-                     versions: list[int], aliases: Mapping[str, int],
-                     schedule: tuple[ScheduleSpec, ScheduleState] | None = None,
-                     warnings: Sequence[StatusWarning] = (),
-                     drift_status: str = "") -> pb.ModelStatus:
+def model_status_to_pb(status: ModelStatus) -> pb.ModelStatus:
+    view, summary, versions = status.view, status.summary, status.versions
     current = view.current
     message = pb.ModelStatus(
         model=view.model, active_version=view.active, loaded_version=view.loaded,
         state=LOAD_STATE_TO_PB[view.state], last_error=view.error,
         latest_version=versions[-1] if versions else 0, version_count=len(versions),
-        aliases=aliases,
-        warnings=[pb.StatusWarning(kind=w.kind, message=w.message) for w in warnings],
-        drift_status=drift_status,
+        aliases=status.aliases,
+        warnings=[pb.StatusWarning(kind=w.kind, message=w.message) for w in status.warnings],
+        drift_status=status.drift,
     )
     if summary:
         for name, value in metrics_to_pb(summary.metrics).items():
             message.metrics[name].CopyFrom(value)
         message.algorithm = summary.algorithm
         message.task = TASK_TO_PB.get(Task(summary.task), pb.TASK_UNSPECIFIED)
-    if schedule is not None:
-        message.schedule.CopyFrom(schedule_to_pb(*schedule))
+    if status.schedule is not None:
+        message.schedule.CopyFrom(schedule_to_pb(*status.schedule))
     if current is not None:
         message.last_reload_at.CopyFrom(_timestamp(current.loaded_at))
         message.last_reload_ms = current.load_ms
     return message
+
+
+def status_to_pb(info: DaemonInfo, models: Sequence[ModelStatus]) -> pb.GetStatusResponse:
+    return pb.GetStatusResponse(daemon=daemon_to_pb(info),
+                                models=[model_status_to_pb(m) for m in models])
+
+
+def reload_to_pb(models: Sequence[ModelStatus]) -> pb.ReloadResponse:
+    return pb.ReloadResponse(models=[model_status_to_pb(m) for m in models])
+
+
+def jobs_to_pb(jobs: Sequence[JobRecord], next_token: str) -> pb.ListJobsResponse:
+    return pb.ListJobsResponse(jobs=[job_to_pb(j) for j in jobs], next_page_token=next_token)
+
+
+def job_event_to_pb(record: JobRecord) -> pb.JobEvent:
+    return pb.JobEvent(job=job_to_pb(record))
 
 
 def daemon_to_pb(info: DaemonInfo) -> pb.DaemonStatus:
@@ -246,39 +266,57 @@ def version_to_pb(model: str, summary: VersionSummary, active: int,
     return message
 
 
-# A version's manifest never changes, so its message (less state and aliases, which do)
-# is built once and kept serialized: a page of 100 cost 12 ms to convert, field by field.
-_VERSION_BYTES: dict[tuple[str, int, str, str], bytes] = {}
-_VERSION_BYTES_MAX = 64 << 20  # bytes kept; past it the cache starts over
-_version_bytes_total = 0
+def version_detail_to_pb(model: str, detail: VersionDetail) -> pb.Version:
+    """GetVersion's message: the version with its whole manifest."""
+    return version_to_pb(model, detail.manifest.summary, detail.active, detail.aliases,
+                         detail.manifest)
 
 
-def versions_to_pb(model: str, page: VersionPage,
-                   aliases: Mapping[str, int]) -> pb.ListVersionsResponse:
-    global _version_bytes_total
+def version_state_from_pb(state: int) -> str:
+    """ListVersions' state filter ("" for any)."""
+    known = VERSION_STATE_FROM_PB.get(pb.VersionState.ValueType(state))
+    if known is None:
+        raise InvalidArgument(f"state {state} is not a known VersionState value")
+    return known
+
+
+def versions_to_pb(model: str, page: VersionPage) -> pb.ListVersionsResponse:
+    """ListVersions' page: each version's message is built once and kept by the page's
+    `encoded` (the index), then given its state and aliases, which change."""
     response = pb.ListVersionsResponse(next_page_token=page.next_token,
                                        active_version=page.active)
+    aliases = page.aliases
     for summary in page.versions:
         number = summary.version
-        key = (model, number, summary.created_at, summary.job_id)
-        cached = _VERSION_BYTES.get(key)
-        if cached is None:
-            cached = version_to_pb(model, summary, 0, {}).SerializeToString()
-            if _version_bytes_total + len(cached) > _VERSION_BYTES_MAX:
-                _VERSION_BYTES.clear()
-                _version_bytes_total = 0
-            _VERSION_BYTES[key] = cached
-            _version_bytes_total += len(cached)
         message = response.versions.add()
-        message.MergeFromString(cached)
+        message.MergeFromString(page.encoded(model, summary, _builder(model, summary)))
         message.state = VERSION_STATE_TO_PB[version_state(summary, page.active)]
         message.aliases.extend(sorted(a for a, v in aliases.items() if v == number))
     return response
 
 
+def _builder(model: str, summary: VersionSummary) -> Callable[[], bytes]:
+    """How a version's message (state and aliases left out) is made, when it is not kept."""
+    return lambda: version_to_pb(model, summary, 0, {}).SerializeToString()
+
+
 def rollback_to_pb(result: RollbackResult) -> pb.RollbackResponse:
     return pb.RollbackResponse(model=result.model, previous_version=result.previous,
                                active_version=result.active)
+
+
+def rows_from_pb(request: pb.PredictRequest) -> Rows:
+    """Predict's rows in the form they came (records stay bytes until read: struct_rows).
+
+    Raises:
+        InvalidArgument: neither form was sent.
+    """
+    kind = request.WhichOneof("rows")
+    if kind == "dense":
+        return DenseRows(request.dense.columns, request.dense.values)
+    if kind == "records":
+        return RecordRows(records_from_pb(request.records))
+    raise InvalidArgument("rows is required: send records or dense")
 
 
 def records_from_pb(records: pb.RecordRows | bytes) -> StructRows:
@@ -363,16 +401,32 @@ def _feature_drift_to_pb(f: FeatureDrift) -> pb.FeatureDrift:
                            warn_threshold=f.warn, alert_threshold=f.alert, status=f.status)
 
 
-def drift_to_pb(report: DriftReport, sample_rate: float) -> pb.DriftReport:
+def drift_to_pb(drift: DriftView) -> pb.DriftReport:
+    report = drift.report
     message = pb.DriftReport(
         model=report.model, version=report.version, replica=report.replica,
         status=report.status, window_size=report.window_size, window_rows=report.window_rows,
         sampled_rows=report.sampled, dropped_rows=report.dropped, windows=report.windows,
         features=[_feature_drift_to_pb(f) for f in report.features],
         drifted_share=report.drifted_share, share_threshold=report.thresholds.share_alert,
-        sample_rate=sample_rate)
+        sample_rate=drift.sample_rate)
     if report.prediction is not None:
         message.prediction.CopyFrom(_feature_drift_to_pb(report.prediction))
     if report.computed_at is not None:
         message.computed_at.CopyFrom(_timestamp(report.computed_at))
     return message
+
+
+def deleted_schedule_to_pb(spec: ScheduleSpec) -> pb.Schedule:
+    """DeleteSchedule's answer: what the schedule was (no training request, no run state)."""
+    return pb.Schedule(model=spec.model, cron=spec.cron, interval_seconds=spec.interval_seconds,
+                       min_new_rows=spec.min_new_rows, on_drift=spec.on_drift)
+
+
+def alias_to_pb(alias: AliasView) -> pb.Alias:
+    return pb.Alias(model=alias.model, alias=alias.alias, version=alias.version)
+
+
+def expected_version(request: pb.SetAliasRequest | pb.DeleteAliasRequest) -> int | None:
+    """The request's expected_version guard, None when unset."""
+    return request.expected_version if request.HasField("expected_version") else None

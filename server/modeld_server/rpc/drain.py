@@ -27,7 +27,7 @@ import grpc
 import structlog
 
 from modeld_server.auth import OPEN_SERVICES, refusal
-from modeld_server.metrics import RPC_STARTED
+from modeld_server.telemetry import RPC_STARTED
 
 log = structlog.get_logger(__name__)
 

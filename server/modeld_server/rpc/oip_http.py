@@ -23,10 +23,10 @@ import structlog
 
 from modeld_server import errors
 from modeld_server.auth import OIP_SERVICE, READER, TokenTable, is_open, required_role
-from modeld_server.metrics import RPC_LATENCY, RPC_REQUESTS
 from modeld_server.oip.core import OpenInference
 from modeld_server.rpc import oip_json
 from modeld_server.rpc.status import fit_details, status_for
+from modeld_server.telemetry import RPC_LATENCY, RPC_REQUESTS
 
 log = structlog.get_logger("modeld_server.rpc")
 

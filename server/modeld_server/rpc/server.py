@@ -29,8 +29,9 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ModelManager"].full_name
 
 
 @dataclass(kw_only=True)
-class Daemon:
-    """A built, not yet started, daemon: the server, its port, the core and health."""
+class RpcServer:
+    """The gRPC side of a daemon, built and bound, not yet started: the server, its port,
+    the core it serves, health, the drain gate and the V2 core."""
 
     server: grpc.Server
     port: int
@@ -48,11 +49,11 @@ class Daemon:
             self.health.set(name, status)
 
 
-def build_server(settings: Settings, service: ModelService | None = None) -> Daemon:
-    """Creates the server and binds settings.listen (port 0 picks a free one).
+def build_server(settings: Settings, service: ModelService) -> RpcServer:
+    """Creates the server over `service` and binds settings.listen (port 0 picks a free one).
 
     Returns:
-        The daemon, with health NOT_SERVING until the caller loads models and flips it.
+        The server, with health NOT_SERVING until the caller loads models and flips it.
     """
     interceptors: list[grpc.ServerInterceptor] = []
     if settings.token_file is not None:
@@ -60,7 +61,6 @@ def build_server(settings: Settings, service: ModelService | None = None) -> Dae
                                             open_health=settings.open_health))
     gate = DrainGate()
     interceptors.append(gate)  # after auth: an unknown caller learns nothing more
-    service = service or ModelService(settings)
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -76,10 +76,10 @@ def build_server(settings: Settings, service: ModelService | None = None) -> Dae
     enable_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     port = _bind(server, settings)
-    daemon = Daemon(server=server, port=port, service=service, health=health_servicer,
-                    gate=gate, pool=pool, oip=oip)
-    daemon.set_serving(False)
-    return daemon
+    built = RpcServer(server=server, port=port, service=service, health=health_servicer,
+                      gate=gate, pool=pool, oip=oip)
+    built.set_serving(False)
+    return built
 
 
 def model_manager_handlers(servicer: ModelManagerServicer) -> dict[str, grpc.RpcMethodHandler]:

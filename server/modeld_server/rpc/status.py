@@ -21,7 +21,7 @@ from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from modeld_server import errors
 from modeld_server.logging import rpc_line
-from modeld_server.metrics import RPC_LATENCY, RPC_REQUESTS
+from modeld_server.telemetry import RPC_LATENCY, RPC_REQUESTS
 
 log = structlog.get_logger("modeld_server.rpc")
 

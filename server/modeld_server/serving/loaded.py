@@ -66,7 +66,7 @@ class LoadedModel:
         self.loaded_at = time.time()
         self.load_ms = 0.0
         self.fingerprint: tuple[object, ...] = ()
-        """Its files' stamps when they were verified for this load (see ModelServer)."""
+        """Its files' stamps when they were verified for this load (see ServingManager)."""
 
     @classmethod
     def load(cls, model: str, version: int, folder: Path, manifest: Manifest) -> LoadedModel:

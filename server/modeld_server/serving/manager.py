@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -25,10 +26,10 @@ from modeld_server.errors import (
     NotFound,
     Unavailable,
 )
-from modeld_server.metrics import RELOAD_LATENCY, RELOADS
 from modeld_server.registry import fsio
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.serving.loaded import LoadedModel
+from modeld_server.telemetry import RELOAD_LATENCY, RELOADS
 from modeld_server.types import LoadState
 
 log = structlog.get_logger(__name__)
@@ -71,10 +72,19 @@ class ModelView:
     current: LoadedModel | None
 
 
-class ModelServer:
+class ServingManager:
     """Loads, swaps and serves model versions."""
 
-    def __init__(self, index: RegistryIndex, keep_loaded: int = 2) -> None:
+    def __init__(self, index: RegistryIndex, keep_loaded: int = 2, *,
+                 load: Callable[..., LoadedModel] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """Args:
+            load: a test's stand-in for LoadedModel.load (None: LoadedModel.load, looked
+                up at each load).
+            clock: the clock of the retry backoff (seconds).
+        """
+        self._load_model = load
+        self._clock = clock
         self.index = index
         self.store = index.store
         self._keep = keep_loaded
@@ -234,7 +244,7 @@ class ModelServer:
         if self._fingerprint(model, version) != slot.failed_fingerprint:
             return True  # the files changed: always try again
         # Damaged files stay damaged: re-hashing them on a timer would find the same.
-        return not slot.integrity and time.monotonic() >= slot.retry_at
+        return not slot.integrity and self._clock() >= slot.retry_at
 
     def _check_disk(self, model: str, slot: Slot, current: LoadedModel) -> None:
         """Re-verifies the serving version's files when their stamps moved since the last
@@ -297,7 +307,8 @@ class ModelServer:
         manifest = self.store.read_manifest(model, version)
         self.store.verify(model, version, manifest)
         folder = self.store.paths(model).version(version)
-        loaded = LoadedModel.load(model, version, folder, manifest)
+        load = LoadedModel.load if self._load_model is None else self._load_model
+        loaded = load(model, version, folder, manifest)
         seconds = time.perf_counter() - started
         loaded.load_ms = seconds * 1000
         loaded.fingerprint = stamps
@@ -310,7 +321,7 @@ class ModelServer:
         slot.failures = slot.failures + 1 if slot.failed_version == version else 1
         slot.failed_version, slot.error, slot.integrity = version, reason, integrity
         slot.failed_fingerprint = self._fingerprint(model, version)
-        slot.retry_at = time.monotonic() + min(_MAX_BACKOFF, 0.5 * 2 ** slot.failures)
+        slot.retry_at = self._clock() + min(_MAX_BACKOFF, 0.5 * 2 ** slot.failures)
         RELOADS.labels(model, "failed").inc()
         log.warning("model_load_failed", model=model, version=version, reason=reason,
                     failures=slot.failures)

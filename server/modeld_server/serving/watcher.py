@@ -1,6 +1,6 @@
 """Follows the registry on disk: file-system events, debounced, plus a periodic re-scan.
 
-Events only say which models changed; the reload itself is ModelServer.poll_once,
+Events only say which models changed; the reload itself is ServingManager.poll_once,
 which reads the final state, so a burst of writes causes one reload. The re-scan
 is the safety net for filesystems whose events do not arrive (NFS) and for
 retrying failed loads with backoff.
@@ -30,7 +30,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from modeld_server.registry.layout import STAGING
-from modeld_server.serving.manager import ModelServer
+from modeld_server.serving.manager import ServingManager
 
 log = structlog.get_logger(__name__)
 
@@ -45,9 +45,9 @@ _WRITES = [FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent
 
 
 class RegistryWatcher:
-    """Drives ModelServer.poll_once from disk events and a timer; steppable in tests."""
+    """Drives ServingManager.poll_once from disk events and a timer; steppable in tests."""
 
-    def __init__(self, server: ModelServer, root: Path, *, watch: bool = True,
+    def __init__(self, server: ServingManager, root: Path, *, watch: bool = True,
                  poll_interval: float = 2.0, debounce: float = 0.005,
                  sweep: Callable[[], object] | None = None) -> None:
         self._server = server

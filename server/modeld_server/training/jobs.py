@@ -33,8 +33,8 @@ from modeld_server.errors import (
     quoted,
     training_off,
 )
-from modeld_server.metrics import JOB_DURATION, JOBS_FINISHED
 from modeld_server.registry.store import RegistryStore, Staging
+from modeld_server.telemetry import JOB_DURATION, JOBS_FINISHED
 from modeld_server.training import entry, spawner
 from modeld_server.training.claims import RequestClaims
 from modeld_server.training.jobrecord import (
@@ -77,8 +77,16 @@ class JobManager:
                  max_concurrent: int = 1, max_queued: int = 16,
                  limits: JobLimits | None = None,
                  on_published: OnPublished | None = None,
-                 context_for: ContextFor | None = None, training: bool = True) -> None:
+                 context_for: ContextFor | None = None, training: bool = True,
+                 processes: Any = None) -> None:
+        """Args:
+            processes: where workers start: a multiprocessing context (Pipe, Process); None
+                for the forkserver. Tests pass one that runs a fake worker in a thread.
+        """
         self._store = store
+        self._ctx = _CTX if processes is None else processes
+        self._ensure_forkserver = (spawner.ensure_forkserver if processes is None
+                                   else lambda: None)
         self._training = training
         """False on a serve-only daemon: every submit is refused, no process is started."""
         self._claims = RequestClaims(store)
@@ -329,15 +337,15 @@ class JobManager:
     def _train(self, job_id: str, staging: Staging) -> dict[str, Any] | None:
         """Runs the worker process; returns its result, or None when the job ended otherwise."""
         record = self._jobs[job_id]
-        parent, child = _CTX.Pipe(duplex=False)
-        process = _CTX.Process(
+        parent, child = self._ctx.Pipe(duplex=False)
+        process = self._ctx.Process(
             target=entry.run_job, daemon=True,
             args=(record.spec.to_json(), str(self._data_root), str(staging.path), child,
                   self._limits.max_rows, self._context_for(record.spec), self._limits.cpus,
                   self._limits.memory_mb, self._limits.max_bytes,
                   fastpaths.enabled()),  # the worker is a process of its own
         )
-        spawner.ensure_forkserver()
+        self._ensure_forkserver()
         with self._cond:
             if self._jobs[job_id].state.final:
                 return None  # closed while it waited for a slot

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from modeld_server.metrics import Counter, Histogram
+from modeld_server.telemetry import Counter, Histogram
 
 
 def test_labels_returns_the_same_child_each_time() -> None:

@@ -1,4 +1,5 @@
-"""Client methods for the lifecycle RPCs: Promote, promotion policies, aliases, schedules.
+"""The lifecycle RPCs as Client methods (mixed into Client): Promote, promotion policies,
+aliases, schedules. Their records (Policy, Alias, Schedule) are in lifecycle.py.
 
 Only the reads (GetPolicy, GetSchedule) retry. The writes are not retried:
 Promote and the alias calls carry their own guards (expected versions) for a
