@@ -41,7 +41,7 @@ from modeld_server.registry.meta import ModelMeta
 from modeld_server.registry.store import RegistryStore
 from modeld_server.serving.loaded import LoadedModel, Prediction
 from modeld_server.serving.manager import ModelServer, ModelView
-from modeld_server.training.cluster import ENGINES, DaskCluster
+from modeld_server.training.cluster import ENGINES, DaskCluster, check_dask_request
 from modeld_server.training.datasets import resolve_dataset_files
 from modeld_server.training.estimators import check_params, get_algorithm, known_algorithm
 from modeld_server.training.jobrecord import JobRecord
@@ -212,16 +212,7 @@ class ModelService:
         if engine == "local":
             return engine
         self.dask.require()
-        if request.algorithm != "xgboost":
-            raise FailedPrecondition("engine dask trains xgboost only in this version, got "
-                                     f"algorithm {quoted(request.algorithm)}")
-        refused = [("dataset.filters", bool(request.dataset.filters)),
-                   ("dataset.eval_label", bool(request.dataset.eval_label)),
-                   ("validation", bool(request.validation)),
-                   ("calibration", request.calibration != "none")]
-        for name, given in refused:
-            if given:
-                raise FailedPrecondition(f"engine dask does not take {name} in this version")
+        check_dask_request(request)
         return engine
 
     def _infer_task(self, request: TrainInput, path: Any) -> tuple[Task, bool]:

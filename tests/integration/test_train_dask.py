@@ -145,6 +145,68 @@ def _keys(dask_scheduler: object) -> int:
     return len(dask_scheduler.tasks)  # type: ignore[attr-defined]
 
 
+class TestScikitLearnOnDask:
+    def test_logistic_regression_folds_run_as_dask_tasks_and_equal_the_local_engine(
+            self, on_dask: LiveDaemon, cluster: distributed.LocalCluster) -> None:
+        """Each CV fold and the final fit is a task the cluster's workers ran (the
+        scheduler's task stream names the worker of each), in processes other than the
+        daemon's; the folds are the local engine's, so every metric equals the local
+        engine's, fold by fold, exactly."""
+        with distributed.Client(cluster) as observer:
+            observer.get_task_stream()  # starts the scheduler's recording (dask#9253)
+            job = wait_job(on_dask.stub, on_dask.stub.Train(
+                dask_request("lr", path="spambase.csv", algorithm="logistic_regression")).id)
+            stream = observer.get_task_stream()
+            workers = set(observer.scheduler_info(n_workers=-1)["workers"])
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+        ran = {str(t["key"]): t["worker"] for t in stream
+               if str(t["key"]).startswith(("modeld-fold-", "modeld-final-"))}
+        assert sorted(k.rsplit("-", 1)[0] for k in ran) == [
+            "modeld-final", *(f"modeld-fold-{i}" for i in range(5))]
+        assert set(ran.values()) <= workers
+        manifest = json.loads(on_dask.stub.GetVersion(
+            pb.GetVersionRequest(model="lr", version=1)).manifest_json)
+        where = manifest["engine"]["fold_workers"] + [manifest["engine"]["final_worker"]]
+        assert {w.split(" pid ")[0] for w in where} <= workers
+        assert str(os.getpid()) not in {w.split(" pid ")[1] for w in where}
+
+        local = on_dask.train("lr-local", algorithm="logistic_regression")
+        assert local.state == pb.JOB_STATE_SUCCEEDED, local.error
+        assert set(job.metrics) == set(local.metrics)
+        for name in local.metrics:
+            assert list(job.metrics[name].folds) == list(local.metrics[name].folds), name
+            assert job.metrics[name].mean == local.metrics[name].mean, name
+        rows = pd.read_csv(SPAMBASE).drop(columns="is_spam").head(3)
+        answer = on_dask.stub.Predict(records_request("lr", rows.to_dict("records")))
+        assert len(answer.labels) == 3
+
+    def test_a_dataset_larger_than_a_worker_names_the_distributed_algorithms(
+            self, tmp_path: Path, datasets: Path) -> None:
+        """Workers whose memory_limit is below 3 times the dataset (memory management off,
+        so the limit is only reported): FAILED job naming the size, the limit and xgboost."""
+        import dask
+
+        shutil.copytree(datasets, tmp_path / "data")
+        off = {f"distributed.worker.memory.{k}": False
+               for k in ("target", "spill", "pause", "terminate")}
+        with dask.config.set(off), distributed.LocalCluster(
+                n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                memory_limit="1MB") as small:
+            live = start_daemon(tmp_path, dask_scheduler=small.scheduler_address)
+            try:
+                job = wait_job(live.stub, live.stub.Train(dask_request(
+                    "lr", path="spambase.csv", algorithm="logistic_regression")).id)
+            finally:
+                live.stop()
+        size = (tmp_path / "data" / "spambase.csv").stat().st_size
+        assert job.state == pb.JOB_STATE_FAILED
+        assert job.error == (
+            f"FailedPrecondition: dataset.path 'spambase.csv' holds about {size} bytes in "
+            "memory; algorithm 'logistic_regression' fits in one Dask worker, which needs 3 "
+            "times that, more than the smallest worker's memory_limit=1000000 bytes: use an "
+            "algorithm that trains distributed (xgboost), or workers with more memory")
+
+
 class TestOneWorker:
     def test_one_worker_equals_plain_xgboost_on_the_same_folds(self, tmp_path: Path) -> None:
         """With one worker, each fold's accuracy and AUC equal, bit for bit, plain
@@ -198,11 +260,20 @@ class TestRefusedAtTrain:
         assert err.code() == CODE.INVALID_ARGUMENT
         assert err.details() == "engine 'spark' is not one of: local, dask"
 
-    def test_other_algorithms_train_locally_only(self, unreachable: LiveDaemon) -> None:
-        err = refused(unreachable, dask_request("spam", algorithm="random_forest"))
+    def test_isolation_forest_trains_locally_only(self, unreachable: LiveDaemon) -> None:
+        err = refused(unreachable, dask_request("spam", algorithm="isolation_forest"))
         assert err.code() == CODE.FAILED_PRECONDITION
-        assert err.details() == ("engine dask trains xgboost only in this version, got "
-                                 "algorithm 'random_forest'")
+        assert err.details() == (
+            "engine dask does not train algorithm 'isolation_forest' in this version: it "
+            "trains xgboost distributed, and hist_gradient_boosting, logistic_regression, "
+            "random_forest, ridge with each fit a task on one worker")
+
+    def test_calibration_is_refused_on_dask(self, unreachable: LiveDaemon) -> None:
+        err = refused(unreachable, dask_request("spam", algorithm="logistic_regression",
+                                                calibration=pb.CALIBRATION_SIGMOID))
+        assert err.code() == CODE.FAILED_PRECONDITION
+        assert err.details() == ("engine dask does not take calibration with algorithm "
+                                 "'logistic_regression' in this version")
 
     def test_a_folder_file_linked_outside_the_data_root_is_refused(
             self, unreachable: LiveDaemon, tmp_path_factory: pytest.TempPathFactory) -> None:

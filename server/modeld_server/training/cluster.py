@@ -13,13 +13,45 @@ from typing import Any
 
 import structlog
 
-from modeld_server.errors import FailedPrecondition
+from modeld_server.errors import FailedPrecondition, quoted
+from modeld_server.types import TrainInput
 
 log = structlog.get_logger(__name__)
 
 ENGINES = ("local", "dask")
 NO_CLUSTER = ("engine dask needs a Dask cluster: start the daemon with --dask-scheduler "
               "ADDRESS or --dask-local N")
+
+
+DISTRIBUTED = ("xgboost",)
+"""Algorithms whose one fit spreads over the cluster (xgboost.dask)."""
+ONE_WORKER = ("hist_gradient_boosting", "logistic_regression", "random_forest", "ridge")
+"""Algorithms whose folds and final fit are Dask tasks, each on one worker: the dataset
+must fit one worker's memory (dask_sklearn.py)."""
+
+
+def check_dask_request(request: TrainInput) -> None:
+    """Refuses what engine=dask does not do in this version.
+
+    Raises:
+        FailedPrecondition: an algorithm it does not train (naming those it trains), or
+            an option its path does not take.
+    """
+    if request.algorithm not in DISTRIBUTED + ONE_WORKER:
+        raise FailedPrecondition(
+            f"engine dask does not train algorithm {quoted(request.algorithm)} in this "
+            f"version: it trains {', '.join(DISTRIBUTED)} distributed, and "
+            f"{', '.join(ONE_WORKER)} with each fit a task on one worker")
+    # The scikit-learn path prepares the data as the local engine does, on a worker.
+    refused = [("calibration", request.calibration != "none")]
+    if request.algorithm in DISTRIBUTED:
+        refused += [("dataset.filters", bool(request.dataset.filters)),
+                    ("dataset.eval_label", bool(request.dataset.eval_label)),
+                    ("validation", bool(request.validation))]
+    for name, given in refused:
+        if given:
+            raise FailedPrecondition(f"engine dask does not take {name} with algorithm "
+                                     f"{quoted(request.algorithm)} in this version")
 
 
 class DaskCluster:

@@ -37,8 +37,9 @@ from modeld_server.errors import (
     Unavailable,
 )
 from modeld_server.features import FeatureSchema
-from modeld_server.training import gate
+from modeld_server.training import dask_sklearn, gate, importance
 from modeld_server.training import metrics as metric_fns
+from modeld_server.training.cluster import DISTRIBUTED
 from modeld_server.training.datasets import is_parquet, resolve_dataset_files
 from modeld_server.training.estimators import build_estimator, build_preprocessor, get_algorithm
 from modeld_server.training.prepare import json_value
@@ -71,12 +72,16 @@ def fold_of(positions: np.ndarray, seed: int, folds: int) -> np.ndarray:
 
 def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
           context: dict[str, Any], max_rows: int,
-          before_save: Callable[[], None]) -> dict[str, Any]:
-    """Cross-validates and fits XGBoost on the cluster; saves the model into `staging`.
+          before_save: Callable[[], None], max_bytes: int = 0) -> dict[str, Any]:
+    """Cross-validates and fits on the cluster; saves the model into `staging`.
+
+    XGBoost trains distributed (xgboost.dask); the scikit-learn algorithms fit each fold
+    and the final fit as a Dask task on one worker each (dask_sklearn.py).
 
     Args:
         context: the daemon's job context: "dask_scheduler", and the gate's "policy" and
             "champion" (thresholds only here: no champion refit in this version).
+        max_bytes: the most bytes the dataset may hold uncompressed (0: no limit).
 
     Returns:
         The manifest fields, as worker.train's.
@@ -97,6 +102,9 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
     with client:
         members = _workers(client)
         try:
+            if spec.algorithm not in DISTRIBUTED:
+                return _train_sklearn(spec, files, staging, report, context, max_rows,
+                                      max_bytes, before_save, client, scheduler, started)
             return _train(spec, files, staging, report, context, max_rows, before_save,
                           client, members, scheduler, started)
         except ModeldError:
@@ -176,6 +184,43 @@ def _train(spec: TrainSpec, files: list[Path], staging: Path, report: Report,
                    "folds": "splitmix64(seed, row position) mod cv_folds"},
         "timings": {"cv_seconds": cv_seconds, "final_fit_seconds": fit_seconds,
                     "total_seconds": time.perf_counter() - started},
+        "libraries": _library_versions(),
+    }
+
+
+def _train_sklearn(spec: TrainSpec, files: list[Path], staging: Path, report: Report,
+                   context: dict[str, Any], max_rows: int, max_bytes: int,
+                   before_save: Callable[[], None], client: Any, scheduler: str,
+                   started: float) -> dict[str, Any]:
+    """A scikit-learn algorithm: its fits as Dask tasks (dask_sklearn.train), then the
+    gate's thresholds and the artifacts, written here."""
+    got = dask_sklearn.train(spec, files, client, report, max_rows, max_bytes)
+    fitted = got["fitted"]
+    metrics = got["metrics"]
+    decision = _gate(spec, context, len(got["classes"]), metrics)
+    report("saving", 0.96, "writing artifacts", metrics)
+    before_save()
+    fmt = artifacts.save(fitted, staging)
+    schema = FeatureSchema.from_json(got["schema"])
+    return {
+        "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
+        "cv_folds": spec.cv_folds, "seed": spec.seed, "format": fmt,
+        "dataset": got["dataset"] | {"files": [f.name for f in files],
+                                     "selection": spec.dataset.to_json()},
+        "validation": got["validation"], "schema": got["schema"],
+        "features": got["features"], "classes": got["classes"],
+        "sample_row": got["sample_row"], "metrics": metrics,
+        "confusion_matrix": got["confusion_matrix"],
+        "gate": decision.to_json() if decision else None,
+        "state": "rejected" if decision is not None and not decision.passed else "available",
+        "feature_importance": {
+            "estimator": importance.own_importance(fitted.preprocess, fitted.estimator, schema),
+            "permutation": got["permutation"]},
+        "engine": {"name": "dask", "scheduler": scheduler, "workers": len(got["workers"]),
+                   "fits": "one Dask task per fold and for the final fit",
+                   "fold_workers": got["fold_workers"], "final_worker": got["final_worker"],
+                   "folds": "the local engine's (stratified k-fold, seeded)"},
+        "timings": got["timings"] | {"total_seconds": time.perf_counter() - started},
         "libraries": _library_versions(),
     }
 

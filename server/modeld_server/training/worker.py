@@ -101,7 +101,7 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         from modeld_server.training import dask_engine
 
         return dask_engine.train(spec, data_root, staging, report, context, max_rows,
-                                 before_save)
+                                 before_save, max_bytes)
     started = time.perf_counter()
     report("loading", 0.02, f"reading {spec.dataset.path}", {})
     data = prepare(spec, resolve_dataset(data_root, spec.dataset.path), max_rows, max_bytes)
