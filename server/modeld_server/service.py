@@ -41,13 +41,14 @@ from modeld_server.registry.meta import ModelMeta
 from modeld_server.registry.store import RegistryStore
 from modeld_server.serving.loaded import LoadedModel, Prediction
 from modeld_server.serving.manager import ModelServer, ModelView
+from modeld_server.training import multifile
 from modeld_server.training.cluster import ENGINES, DaskCluster, check_dask_request
-from modeld_server.training.datasets import resolve_dataset_files
+from modeld_server.training.datasets import resolve_files
 from modeld_server.training.estimators import check_params, get_algorithm, known_algorithm
 from modeld_server.training.jobrecord import JobRecord
 from modeld_server.training.jobs import JobLimits, JobManager
 from modeld_server.training.params import bounded_for_check, class_weight_by_index, parse_param
-from modeld_server.training.sample import infer_task, read_columns, target_labels
+from modeld_server.training.sample import infer_task, target_labels
 from modeld_server.training.scheduler import Scheduler, ScheduleSpec, ScheduleState
 from modeld_server.training.selection import check_selection, check_validation_options
 from modeld_server.types import (
@@ -165,15 +166,15 @@ class ModelService:
         known_algorithm(request.algorithm)  # before the target and task that depend on it
         engine = self._check_engine(request)
         spec_dataset = request.dataset
-        files = resolve_dataset_files(self.settings.data_root, spec_dataset.path,
-                                      folders=engine == "dask")
-        path = files[0]  # a folder's first file: its header and sample stand for all
+        found = resolve_files(self.settings.data_root, spec_dataset.path)
+        files, path = found.files, found.files[0]  # the first file's sample stands for all
         size = sum(f.stat().st_size for f in files)
         if size > self.settings.max_dataset_bytes:
             raise ResourceExhausted(f"dataset.path {quoted(spec_dataset.path)} has {size} "
                                     f"bytes, more than max_dataset_bytes="
                                     f"{self.settings.max_dataset_bytes}")
-        check_selection(spec_dataset, read_columns(path, spec_dataset.path))
+        check_selection(spec_dataset, multifile.columns(
+            found if found.keys or len(files) > 1 else path, spec_dataset.path))
         task, sampled = (request.task, False) if request.task else self._infer_task(request, path)
         if task is not Task.ANOMALY_DETECTION and not spec_dataset.target:
             raise InvalidArgument(f"dataset.target is required for {task.value}")

@@ -207,6 +207,84 @@ class TestScikitLearnOnDask:
             "algorithm that trains distributed (xgboost), or workers with more memory")
 
 
+def write_untidy(path: Path) -> None:
+    """spambase with what validation reports: a constant column, missing cells, rows
+    without a target, exact duplicates, and a region column to filter on."""
+    frame = pd.read_csv(SPAMBASE)
+    frame.insert(0, "region", np.arange(len(frame)) % 3)
+    frame["constant"] = 1.0
+    frame.loc[[5, 50, 500], "word_freq_make"] = np.nan
+    frame["is_spam"] = frame["is_spam"].astype("Int64")  # integers with nulls
+    frame.loc[[6, 60], "is_spam"] = pd.NA
+    frame = pd.concat([frame, frame.iloc[[1, 2, 3]]], ignore_index=True)
+    frame.to_parquet(path, index=False)
+
+
+class TestValidationOnDask:
+    def test_the_report_equals_the_local_engines(self, on_dask: LiveDaemon) -> None:
+        """Missing values, rows without a target, duplicates, a constant column, class
+        balance, and numeric-range and value filters: computed as Dask reductions and
+        per-partition filters, the manifest's validation report (counts and warnings) is
+        the local engine's, word for word."""
+        write_untidy(on_dask.data_root / "untidy.parquet")
+        filters = [pb.RowFilter(column="region", values=pb.ValueSet(values=["0", "2"])),
+                   pb.RowFilter(column="capital_run_length_total",
+                                range=pb.NumericRange(min=2))]
+        reports = []
+        for model, engine in (("untidy-dask", "dask"), ("untidy-local", "")):
+            request = pb.TrainRequest(
+                model=model, algorithm="xgboost", engine=engine, cv_folds=3,
+                params={"n_estimators": "10"},
+                dataset=pb.Dataset(path="untidy.parquet", target="is_spam", filters=filters))
+            job = wait_job(on_dask.stub, on_dask.stub.Train(request).id)
+            assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+            reports.append(json.loads(on_dask.stub.GetVersion(pb.GetVersionRequest(
+                model=model, version=1)).manifest_json)["validation"])
+        dask, local = reports
+        print(json.dumps(dask, indent=1))
+        assert dask["warnings"] == ["constant columns kept (they carry no information): "
+                                    "constant",
+                                    f"{dask['duplicates']['count']} exact duplicate rows kept"]
+        assert dask["missing_target"] == {"count": 2, "action": "dropped"}
+        assert dask["missing_values"] == {"word_freq_make": 3}
+        for key in ("rows_read", "rows_used", "filtered_out", "missing_target", "duplicates",
+                    "missing_values", "constant_columns", "target", "warnings", "malformed"):
+            assert dask[key] == local[key], key
+
+    @pytest.mark.parametrize(("dataset", "validation", "error"), [
+        (pb.Dataset(path="untidy.parquet", target="is_spam"),
+         pb.ValidationOptions(min_rows=5000),
+         "FailedPrecondition: 4602 usable rows, fewer than min_rows=5000"),
+        (pb.Dataset(path="untidy.parquet", target="is_spam"),
+         pb.ValidationOptions(fail_on_missing_target=True),
+         "FailedPrecondition: 2 rows have no target 'is_spam'"),
+        (pb.Dataset(path="untidy.parquet", target="is_spam", filters=[pb.RowFilter(
+            column="is_spam", values=pb.ValueSet(values=["1"]))]), None,
+         "FailedPrecondition: dataset.target 'is_spam' has a single class '1': "
+         "classification needs at least two"),
+    ])
+    def test_hopeless_data_fails_as_on_the_local_engine(
+            self, on_dask: LiveDaemon, dataset: pb.Dataset,
+            validation: pb.ValidationOptions | None, error: str) -> None:
+        write_untidy(on_dask.data_root / "untidy.parquet")
+        errors = []
+        for engine in ("dask", ""):
+            request = pb.TrainRequest(model="u", algorithm="xgboost", engine=engine,
+                                      dataset=dataset, validation=validation)
+            errors.append(wait_job(on_dask.stub, on_dask.stub.Train(request).id).error)
+        assert errors == [error, error]
+
+    def test_drop_duplicates_is_refused_for_xgboost_at_train(
+            self, unreachable: LiveDaemon) -> None:
+        err = refused(unreachable, dask_request(
+            "spam", validation=pb.ValidationOptions(drop_duplicates=True)))
+        assert err.code() == CODE.FAILED_PRECONDITION
+        assert err.details() == (
+            "engine dask counts duplicate rows but does not drop them with algorithm "
+            "'xgboost' in this version: set validation.drop_duplicates to false, or train "
+            "with engine local")
+
+
 class TestOneWorker:
     def test_one_worker_equals_plain_xgboost_on_the_same_folds(self, tmp_path: Path) -> None:
         """With one worker, each fold's accuracy and AUC equal, bit for bit, plain

@@ -30,6 +30,11 @@ ONE_WORKER = ("hist_gradient_boosting", "logistic_regression", "random_forest", 
 must fit one worker's memory (dask_sklearn.py)."""
 
 
+DROP_DUPLICATES = ("engine dask counts duplicate rows but does not drop them with algorithm "
+                   "{algorithm} in this version: set validation.drop_duplicates to false, "
+                   "or train with engine local")
+
+
 def check_dask_request(request: TrainInput) -> None:
     """Refuses what engine=dask does not do in this version.
 
@@ -42,16 +47,17 @@ def check_dask_request(request: TrainInput) -> None:
             f"engine dask does not train algorithm {quoted(request.algorithm)} in this "
             f"version: it trains {', '.join(DISTRIBUTED)} distributed, and "
             f"{', '.join(ONE_WORKER)} with each fit a task on one worker")
-    # The scikit-learn path prepares the data as the local engine does, on a worker.
+    # The scikit-learn path prepares the data as the local engine does, on a worker;
+    # XGBoost's validates with Dask reductions (dask_validation.py).
     refused = [("calibration", request.calibration != "none")]
     if request.algorithm in DISTRIBUTED:
-        refused += [("dataset.filters", bool(request.dataset.filters)),
-                    ("dataset.eval_label", bool(request.dataset.eval_label)),
-                    ("validation", bool(request.validation))]
+        refused += [("dataset.eval_label", bool(request.dataset.eval_label))]
     for name, given in refused:
         if given:
             raise FailedPrecondition(f"engine dask does not take {name} with algorithm "
                                      f"{quoted(request.algorithm)} in this version")
+    if request.algorithm in DISTRIBUTED and request.validation.get("drop_duplicates"):
+        raise FailedPrecondition(DROP_DUPLICATES.format(algorithm=quoted(request.algorithm)))
 
 
 class DaskCluster:

@@ -33,14 +33,14 @@ from modeld_server.errors import (
     FailedPrecondition,
     InvalidArgument,
     ModeldError,
-    ResourceExhausted,
     Unavailable,
 )
 from modeld_server.features import FeatureSchema
-from modeld_server.training import dask_sklearn, gate, importance
+from modeld_server.training import dask_sklearn, dask_validation, gate, importance
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.cluster import DISTRIBUTED
-from modeld_server.training.datasets import is_parquet, resolve_dataset_files
+from modeld_server.training.dask_read import read_frame
+from modeld_server.training.datasets import DatasetFiles, resolve_files
 from modeld_server.training.estimators import build_estimator, build_preprocessor, get_algorithm
 from modeld_server.training.prepare import json_value
 from modeld_server.types import Task, TrainSpec
@@ -90,7 +90,7 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
 
     scheduler = context["dask_scheduler"]
     started = time.perf_counter()
-    files = resolve_dataset_files(data_root, spec.dataset.path, folders=True)
+    found = resolve_files(data_root, spec.dataset.path)
     report("connecting", 0.02, f"connecting to the Dask scheduler at {scheduler}", {})
     # Closing the client (leaving the block, or this process dying) releases its futures.
     try:
@@ -103,9 +103,9 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         members = _workers(client)
         try:
             if spec.algorithm not in DISTRIBUTED:
-                return _train_sklearn(spec, files, staging, report, context, max_rows,
+                return _train_sklearn(spec, found, staging, report, context, max_rows,
                                       max_bytes, before_save, client, scheduler, started)
-            return _train(spec, files, staging, report, context, max_rows, before_save,
+            return _train(spec, found, staging, report, context, max_rows, before_save,
                           client, members, scheduler, started)
         except ModeldError:
             raise
@@ -136,15 +136,16 @@ def _left(client: Any, members: list[str]) -> list[str]:
     return [w for w in members if w not in now]
 
 
-def _train(spec: TrainSpec, files: list[Path], staging: Path, report: Report,
+def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
            context: dict[str, Any], max_rows: int, before_save: Callable[[], None],
            client: Any, members: list[str], scheduler: str,
            started: float) -> dict[str, Any]:
     """train's work once connected: the job on the cluster, then the artifacts."""
     workers = len(members)
     report("loading", 0.05, f"reading {spec.dataset.path} on {workers} Dask workers", {})
-    frame, columns, features, schema, sample_row = _load(spec, files)
-    frame, classes, rows = _encode(spec, frame, client, max_rows)
+    frame, columns, features, schema, sample_row = _load(spec, found)
+    report("validating", 0.06, "checking the dataset on the cluster", {})
+    frame, classes, rows, checked = _encode(spec, frame, features, client, max_rows)
     # Positional names: feature names such as 'char_freq_[' are refused by XGBoost, and
     # Predict hands the model a plain matrix, as for the local engine.
     names = [f"f{i}" for i in range(len(features))]
@@ -172,9 +173,10 @@ def _train(spec: TrainSpec, files: list[Path], staging: Path, report: Report,
     return {
         "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
         "cv_folds": spec.cv_folds, "seed": spec.seed, "format": fmt,
-        "dataset": {"path": spec.dataset.path, "rows": rows, "rows_read": rows,
-                    "columns": columns, "files": [f.name for f in files],
+        "dataset": {"path": spec.dataset.path, "rows": rows, "rows_read": checked["rows_read"],
+                    "columns": columns, "files": [f.name for f in found.files],
                     "selection": spec.dataset.to_json()},
+        "validation": checked,
         "schema": schema.to_json(), "features": features, "classes": classes,
         "sample_row": sample_row, "metrics": metrics, "confusion_matrix": confusion,
         "gate": decision.to_json() if decision else None,
@@ -188,13 +190,15 @@ def _train(spec: TrainSpec, files: list[Path], staging: Path, report: Report,
     }
 
 
-def _train_sklearn(spec: TrainSpec, files: list[Path], staging: Path, report: Report,
+def _train_sklearn(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
                    context: dict[str, Any], max_rows: int, max_bytes: int,
                    before_save: Callable[[], None], client: Any, scheduler: str,
                    started: float) -> dict[str, Any]:
     """A scikit-learn algorithm: its fits as Dask tasks (dask_sklearn.train), then the
     gate's thresholds and the artifacts, written here."""
-    got = dask_sklearn.train(spec, files, client, report, max_rows, max_bytes)
+    single = len(found.files) == 1 and not found.keys
+    got = dask_sklearn.train(spec, found.files[0] if single else found, client, report,
+                             max_rows, max_bytes)
     fitted = got["fitted"]
     metrics = got["metrics"]
     decision = _gate(spec, context, len(got["classes"]), metrics)
@@ -205,7 +209,7 @@ def _train_sklearn(spec: TrainSpec, files: list[Path], staging: Path, report: Re
     return {
         "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
         "cv_folds": spec.cv_folds, "seed": spec.seed, "format": fmt,
-        "dataset": got["dataset"] | {"files": [f.name for f in files],
+        "dataset": got["dataset"] | {"files": [f.name for f in found.files],
                                      "selection": spec.dataset.to_json()},
         "validation": got["validation"], "schema": got["schema"],
         "features": got["features"], "classes": got["classes"],
@@ -236,25 +240,18 @@ def _gate(spec: TrainSpec, context: dict[str, Any], n_classes: int,
                         "champion in this version") if champion else None)
 
 
-def _load(spec: TrainSpec, files: list[Path]) -> tuple[Any, list[str], list[str],
-                                                       FeatureSchema, dict[str, Any]]:
+def _load(spec: TrainSpec, found: DatasetFiles) -> tuple[Any, list[str], list[str],
+                                                         FeatureSchema, dict[str, Any]]:
     """The lazy frame (features, then target and row position), the file's columns, the
     features, the schema and a sample row; only the column types and the first partition's
     first row are read here."""
-    import dask.dataframe as dd
-
     ds = spec.dataset
-    if len(files) > 1 or is_parquet(files[0]):
-        frame = dd.read_parquet([str(f) for f in files])
-    else:
-        # dask infers dtypes from the first bytes only: a column of integers there and a
-        # decimal further on breaks a later partition. assume_missing reads unspecified
-        # integer columns as floats, as XGBoost takes them anyway (labels: see _label_text).
-        frame = dd.read_csv(str(files[0]), assume_missing=True,
-                            blocksize=None if files[0].suffix == ".gz" else "64MB")
+    # Explicit dtypes (dask_read.py); integer labels read as floats: see _label_text.
+    frame = read_frame(found, ds.path)
     columns = [str(c) for c in frame.columns]
-    for name, column in [("dataset.target", ds.target)] + [("dataset.features", c)
-                                                            for c in ds.features]:
+    for name, column in ([("dataset.target", ds.target)]
+                         + [("dataset.features", c) for c in ds.features]
+                         + [("dataset.filters.column", f["column"]) for f in ds.filters]):
         if column not in columns:
             raise InvalidArgument(f"{name} {column!r} is not a column of {ds.path!r} "
                                   f"(columns: {', '.join(columns)})")
@@ -266,43 +263,34 @@ def _load(spec: TrainSpec, files: list[Path]) -> tuple[Any, list[str], list[str]
             "engine dask takes numeric features only in this version; not numeric: "
             + ", ".join(schema.categorical))
     # The row's position in the whole dataset, before any row is dropped: its fold.
-    frame = frame[[*features, ds.target]].assign(**{_POS: 1})
+    filtered = [f["column"] for f in ds.filters if f["column"] not in {*features, ds.target}]
+    frame = frame[[*features, ds.target, *dict.fromkeys(filtered)]].assign(**{_POS: 1})
     frame[_POS] = frame[_POS].cumsum() - 1
     head = frame.head(1)
     sample_row = {c: json_value(head[c].iloc[0]) for c in features} if len(head) else {}
     return frame, columns, features, schema, sample_row
 
 
-def _encode(spec: TrainSpec, frame: Any, client: Any,
-            max_rows: int) -> tuple[Any, list[str], int]:
-    """Drops rows without a target; encodes it (classes sorted, as np.unique does).
+def _encode(spec: TrainSpec, frame: Any, features: list[str], client: Any,
+            max_rows: int) -> tuple[Any, list[str], int, dict[str, Any]]:
+    """Validates (dask_validation: filters, rows without a target dropped, the local
+    engine's checks) and encodes the target (classes sorted, as np.unique does).
 
     Returns:
-        The frame with the label column, the classes as text, and the row count.
+        The frame with the label column, the classes as text, the row count and the
+        validation report.
     """
     target = spec.dataset.target
-    frame = frame[frame[target].notnull()]
+    frame, report, labels = dask_validation.validate(spec, frame, features, client,
+                                                     max_rows, _label_text)
     classes: list[str] = []
     if spec.task is Task.CLASSIFICATION:
-        values, rows = client.compute([frame[target].unique(), frame[target].count()],
-                                      sync=True)
-        labels = np.sort(np.asarray(values))
-        if len(labels) < 2:
-            raise InvalidArgument(f"dataset.target {target!r} has {len(labels)} class: "
-                                  "classification needs two or more")
         classes = [_label_text(v) for v in labels]
         frame = frame.assign(**{_Y: frame[target].map_partitions(
             _encode_labels, labels, meta=(_Y, "i8"))})
     else:
-        rows = client.compute(frame[target].count(), sync=True)
         frame = frame.assign(**{_Y: frame[target].astype("f8")})
-    if int(rows) > max_rows:
-        raise ResourceExhausted(f"dataset {spec.dataset.path!r} has {rows} rows, more than "
-                                f"max_dataset_rows={max_rows}")
-    if int(rows) < spec.cv_folds:
-        raise InvalidArgument(f"{spec.dataset.path!r} has {rows} usable rows, fewer than "
-                              f"cv_folds={spec.cv_folds}")
-    return frame.drop(columns=[target]), classes, int(rows)
+    return frame.drop(columns=[target]), classes, report.rows_used, report.to_json()
 
 
 def _with_folds(spec: TrainSpec, frame: Any) -> Any:

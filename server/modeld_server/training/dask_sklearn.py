@@ -29,7 +29,7 @@ from modeld_server import artifacts
 from modeld_server.errors import FailedPrecondition, quoted
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.cluster import DISTRIBUTED
-from modeld_server.training.datasets import is_parquet
+from modeld_server.training.datasets import DatasetFiles, is_parquet
 from modeld_server.types import Task, TrainSpec
 
 Report = Callable[[str, float, str, dict[str, Any]], None]
@@ -96,12 +96,13 @@ def check_fits_a_worker(algorithm: str, shown: str, size: int, limits: list[int]
             "more memory")
 
 
-def train(spec: TrainSpec, files: list[Path], client: Any, report: Report,
+def train(spec: TrainSpec, data: Path | DatasetFiles, client: Any, report: Report,
           max_rows: int, max_bytes: int) -> dict[str, Any]:
     """Prepares the data on a worker, fits the folds and the final fit as Dask tasks.
 
     Args:
-        files: the dataset's files (resolved under the data root, which the workers share).
+        data: the dataset's file, or files (resolved under the data root, which the
+            workers share).
 
     Returns:
         The manifest fields of the training, and "fitted": the final artifacts.Fitted.
@@ -111,10 +112,10 @@ def train(spec: TrainSpec, files: list[Path], client: Any, report: Report,
     token = uuid.uuid4().hex[:12]
     workers = client.scheduler_info(n_workers=-1)["workers"]
     limits = [int(w.get("memory_limit") or 0) for w in workers.values()]
+    files = [data] if isinstance(data, Path) else data.files
     check_fits_a_worker(spec.algorithm, spec.dataset.path, memory_bytes(files), limits)
-    path = files[0]
     report("loading", 0.05, f"reading {spec.dataset.path} on a Dask worker", {})
-    prepared = client.submit(_prepare, spec, path, max_rows, max_bytes,
+    prepared = client.submit(_prepare, spec, data, max_rows, max_bytes,
                              key=f"modeld-prepare-{token}")
     summary = client.submit(_summary, prepared, key=f"modeld-summary-{token}").result()
     report("validating", 0.08, f"{summary['dataset']['rows']} usable rows of "
@@ -167,7 +168,7 @@ def _confusion(spec: TrainSpec, classes: list[str],
 
 # ---- what runs on the Dask workers ---------------------------------------------------------
 
-def _prepare(spec: TrainSpec, path: Path, max_rows: int, max_bytes: int) -> Any:
+def _prepare(spec: TrainSpec, path: Path | DatasetFiles, max_rows: int, max_bytes: int) -> Any:
     """The local engine's prepare, on a worker: the Prepared stays in its memory."""
     from modeld_server.training.prepare import prepare
 

@@ -11,8 +11,8 @@ import pandas as pd
 
 from modeld_server.errors import InvalidArgument, ResourceExhausted
 from modeld_server.features import FeatureSchema
-from modeld_server.registry.fsio import sha256_file
-from modeld_server.training import validation
+from modeld_server.training import multifile, validation
+from modeld_server.training.datasets import DatasetFiles
 from modeld_server.training.sample import SAMPLE_BYTES, task_of
 from modeld_server.types import Task, TrainSpec
 
@@ -33,7 +33,8 @@ class Prepared:
     eval_label: np.ndarray | None = None
 
 
-def prepare(spec: TrainSpec, path: Path, max_rows: int, max_bytes: int = 0) -> Prepared:
+def prepare(spec: TrainSpec, path: Path | DatasetFiles, max_rows: int,
+            max_bytes: int = 0) -> Prepared:
     """Loads and validates the dataset, applies the selection, and encodes X and y.
 
     Args:
@@ -44,7 +45,7 @@ def prepare(spec: TrainSpec, path: Path, max_rows: int, max_bytes: int = 0) -> P
     """
     ds = spec.dataset
     label = ds.target if spec.task is Task.CLASSIFICATION else ""
-    frame, report = validation.load_checked(path, ds.path, max_bytes=max_bytes, label=label)
+    frame, report = multifile.load_checked(path, ds.path, max_bytes=max_bytes, label=label)
     if len(frame) > max_rows:
         raise ResourceExhausted(f"dataset {ds.path!r} has {len(frame)} rows, more than "
                                 f"max_dataset_rows={max_rows}")
@@ -66,7 +67,7 @@ def prepare(spec: TrainSpec, path: Path, max_rows: int, max_bytes: int = 0) -> P
         raise InvalidArgument(f"{ds.path!r} has {len(frame)} usable rows, fewer than "
                               f"cv_folds={spec.cv_folds}")
     schema = FeatureSchema.infer(frame, features, ds.target or ds.eval_label)
-    dataset = {"path": ds.path, "sha256": sha256_file(path), "rows_read": report.rows_read,
+    dataset = {"path": ds.path, "sha256": multifile.sha256(path), "rows_read": report.rows_read,
                "rows": len(frame), "columns": columns}
     prepared = Prepared(frame=frame, schema=schema, features=features,
                         x=schema.matrix_from_frame(frame), y=None, classes=[],
