@@ -30,9 +30,11 @@ def read_frame(found: DatasetFiles, shown: str) -> Any:
     if kind(first) == "parquet" and not found.keys:
         return dd.read_parquet([str(f) for f in files])
     if kind(first) == "csv":
-        gzipped = any(f.name.lower().endswith(".gz") for f in files)
-        return dd.read_csv([str(f) for f in files], dtype=csv_dtypes(first, shown),
-                           blocksize=None if gzipped else "64MB")
+        # One read_csv a file: a glob may mix gzipped files (one partition each: gzip
+        # cannot be split) and plain ones (cut into 64 MB blocks).
+        dtypes = csv_dtypes(first, shown)
+        frames = [dd.read_csv(str(f), dtype=dtypes, **_compression(f)) for f in files]
+        return frames[0] if len(frames) == 1 else dd.concat(frames)
     types = hive_types(found.partitions)
     meta = _sample_meta(first, shown)
     for key, dtype in types.items():
@@ -41,6 +43,12 @@ def read_frame(found: DatasetFiles, shown: str) -> Any:
     return dd.from_map(  # type: ignore[no-untyped-call]
         _read_part, [str(f) for f in files], partitions, args=[types, meta, shown],
         meta=meta, label="modeld-read")
+
+
+def _compression(path: Path) -> dict[str, Any]:
+    if path.name.lower().endswith(".gz"):
+        return {"compression": "gzip", "blocksize": None}
+    return {"blocksize": "64MB"}
 
 
 def csv_dtypes(path: Path, shown: str) -> dict[str, str]:
