@@ -42,7 +42,7 @@ from modeld_server.registry.store import RegistryStore
 from modeld_server.serving.loaded import LoadedModel, Prediction
 from modeld_server.serving.manager import ModelServer, ModelView
 from modeld_server.training import multifile
-from modeld_server.training.cluster import ENGINES, DaskCluster, check_dask_request
+from modeld_server.training.cluster import ENGINES, DaskCluster, auto_engine, check_dask_request
 from modeld_server.training.datasets import resolve_files
 from modeld_server.training.estimators import check_params, get_algorithm, known_algorithm
 from modeld_server.training.jobrecord import JobRecord
@@ -173,6 +173,9 @@ class ModelService:
             raise ResourceExhausted(f"dataset.path {quoted(spec_dataset.path)} has {size} "
                                     f"bytes, more than max_dataset_bytes="
                                     f"{self.settings.max_dataset_bytes}")
+        if engine == "auto":
+            above = self.lifecycle.get_policy(model, must_exist=False).dask_above_bytes
+            engine = auto_engine(request, size, above, self.dask.configured)
         check_selection(spec_dataset, multifile.columns(
             found if found.keys or len(files) > 1 else path, spec_dataset.path))
         task, sampled = (request.task, False) if request.task else self._infer_task(request, path)
@@ -209,8 +212,8 @@ class ModelService:
         """
         engine = request.engine or "local"
         if engine not in ENGINES:
-            raise InvalidArgument(f"engine {quoted(engine)} is not one of: local, dask")
-        if engine == "local":
+            raise InvalidArgument(f"engine {quoted(engine)} is not one of: local, dask, auto")
+        if engine in ("local", "auto"):  # auto: decided once the dataset's size is known
             return engine
         self.dask.require()
         check_dask_request(request)

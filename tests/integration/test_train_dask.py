@@ -380,6 +380,49 @@ class TestManyFilesOnBothEngines:
         assert manifest["validation"]["malformed"]["first_lines"] == ["2026-03.jsonl:1534"]
 
 
+class TestEngineAuto:
+    def test_the_policy_threshold_sends_large_datasets_to_dask(self, on_dask: LiveDaemon
+                                                               ) -> None:
+        """engine auto with policy.dask_above_bytes: spambase.csv (about 700 KB) goes to
+        Dask under a 1000-byte threshold, stays local under a 1 GB one or with none."""
+        size = (on_dask.data_root / "spambase.csv").stat().st_size
+        for above, engine in ((1000, "dask"), (10**9, "local"), (0, "local")):
+            on_dask.stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(
+                model="auto", dask_above_bytes=above)))
+            job = wait_job(on_dask.stub, on_dask.stub.Train(pb.TrainRequest(
+                model="auto", algorithm="xgboost", engine="auto", cv_folds=2,
+                params={"n_estimators": "5"},
+                dataset=pb.Dataset(path="spambase.csv", target="is_spam"))).id)
+            assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+            assert job.request.engine == engine, (above, size)
+            got = on_dask.stub.GetPolicy(pb.GetPolicyRequest(model="auto"))
+            assert got.dask_above_bytes == above
+
+    def test_without_a_cluster_auto_trains_locally(self, daemon: LiveDaemon) -> None:
+        daemon.stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(model="auto",
+                                                                   dask_above_bytes=1)))
+        job = daemon.stub.Train(pb.TrainRequest(
+            model="auto", algorithm="xgboost", engine="auto",
+            dataset=pb.Dataset(path="spambase.csv", target="is_spam")))
+        assert job.request.engine == "local"
+
+    def test_an_algorithm_dask_does_not_train_stays_local(self, unreachable: LiveDaemon
+                                                          ) -> None:
+        unreachable.stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(model="auto",
+                                                                        dask_above_bytes=1)))
+        job = unreachable.stub.Train(pb.TrainRequest(
+            model="auto", algorithm="isolation_forest", engine="auto",
+            dataset=pb.Dataset(path="spambase.csv")))
+        assert job.request.engine == "local"
+
+    def test_a_negative_threshold_is_invalid(self, daemon: LiveDaemon) -> None:
+        with pytest.raises(grpc.RpcError) as err:
+            daemon.stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(
+                model="auto", dask_above_bytes=-1)))
+        assert err.value.code() == CODE.INVALID_ARGUMENT
+        assert err.value.details() == "policy.dask_above_bytes must be >= 0, got -1"
+
+
 class TestOneWorker:
     def test_one_worker_equals_plain_xgboost_on_the_same_folds(self, tmp_path: Path) -> None:
         """With one worker, each fold's accuracy and AUC equal, bit for bit, plain
@@ -431,7 +474,7 @@ class TestRefusedAtTrain:
         request.engine = "spark"
         err = refused(daemon, request)
         assert err.code() == CODE.INVALID_ARGUMENT
-        assert err.details() == "engine 'spark' is not one of: local, dask"
+        assert err.details() == "engine 'spark' is not one of: local, dask, auto"
 
     def test_isolation_forest_trains_locally_only(self, unreachable: LiveDaemon) -> None:
         err = refused(unreachable, dask_request("spam", algorithm="isolation_forest"))

@@ -18,7 +18,7 @@ from modeld_server.types import TrainInput
 
 log = structlog.get_logger(__name__)
 
-ENGINES = ("local", "dask")
+ENGINES = ("local", "dask", "auto")
 NO_CLUSTER = ("engine dask needs a Dask cluster: start the daemon with --dask-scheduler "
               "ADDRESS or --dask-local N")
 
@@ -58,6 +58,19 @@ def check_dask_request(request: TrainInput) -> None:
                                      f"{quoted(request.algorithm)} in this version")
     if request.algorithm in DISTRIBUTED and request.validation.get("drop_duplicates"):
         raise FailedPrecondition(DROP_DUPLICATES.format(algorithm=quoted(request.algorithm)))
+
+
+def auto_engine(request: TrainInput, size: int, above: int, configured: bool) -> str:
+    """Where an engine=auto job trains: "dask" when the model's policy sets a threshold
+    (`above` bytes, 0: none), the dataset's files hold more than it (`size`), the daemon
+    has a cluster, and the request is one engine dask takes; "local" otherwise."""
+    if not (above and size > above and configured):
+        return "local"
+    try:
+        check_dask_request(request)
+    except FailedPrecondition:
+        return "local"
+    return "dask"
 
 
 class DaskCluster:

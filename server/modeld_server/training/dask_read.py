@@ -34,7 +34,7 @@ def read_frame(found: DatasetFiles, shown: str) -> Any:
         # cannot be split) and plain ones (cut into 64 MB blocks).
         dtypes = csv_dtypes(first, shown)
         frames = [dd.read_csv(str(f), dtype=dtypes, **_compression(f)) for f in files]
-        return frames[0] if len(frames) == 1 else dd.concat(frames)
+        return frames[0] if len(frames) == 1 else dd.concat(frames)  # type: ignore[no-untyped-call]
     types = hive_types(found.partitions)
     meta = _sample_meta(first, shown)
     for key, dtype in types.items():
