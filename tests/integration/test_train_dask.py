@@ -423,6 +423,55 @@ class TestEngineAuto:
         assert err.value.details() == "policy.dask_above_bytes must be >= 0, got -1"
 
 
+def _peak_rss_mib() -> float:
+    """This process's VmHWM (peak resident memory) in MiB, from /proc."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc/self/status")
+
+
+@pytest.mark.slow
+class TestLargerThanTheDaemon:
+    MEMORY_MB = 400
+    ROWS, COLUMNS = 1_250_000, 50  # 500 MB of float64 in memory
+
+    def test_a_dataset_larger_than_train_memory_mb_trains_with_the_daemons_rss_flat(
+            self, tmp_path: Path, cluster: distributed.LocalCluster) -> None:
+        """A 500 MB (in memory) Parquet folder trains on Dask under --train-memory-mb 400,
+        which kills a job whose process tree holds more: neither the job's process nor
+        the daemon (this process, its peak reset through /proc/self/clear_refs first)
+        ever holds the rows."""
+        folder = tmp_path / "data" / "big"
+        folder.mkdir(parents=True)
+        rng = np.random.default_rng(0)
+        for i in range(4):
+            x = rng.standard_normal((self.ROWS // 4, self.COLUMNS))
+            frame = pd.DataFrame(x, columns=[f"x{j}" for j in range(self.COLUMNS)])
+            frame["y"] = (x[:, 0] + x[:, 1] > 0).astype("int64")
+            frame.to_parquet(folder / f"part-{i}.parquet", index=False)
+        live = start_daemon(tmp_path, dask_scheduler=cluster.scheduler_address,
+                            train_memory_mb=self.MEMORY_MB)
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # the peak restarts from now
+            before = _peak_rss_mib()
+            job = wait_job(live.stub, live.stub.Train(pb.TrainRequest(
+                model="big", algorithm="xgboost", engine="dask", cv_folds=2,
+                params={"n_estimators": "5", "max_depth": "3"},
+                dataset=pb.Dataset(path="big", target="y"))).id)
+            after = _peak_rss_mib()
+        finally:
+            live.stop()
+        dataset_mib = self.ROWS * self.COLUMNS * 8 / 2**20
+        print(f"daemon peak RSS {before:.0f} -> {after:.0f} MiB; dataset {dataset_mib:.0f} "
+              f"MiB; load {os.getloadavg()[0]:.1f}")
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+        assert job.metrics["accuracy"].mean > 0.9
+        # The daemon's process also runs this test's scheduler: some growth is its own
+        # (61 MiB once, at load 9), far below one copy of the data.
+        assert after - before < dataset_mib / 4
+
+
 class TestOneWorker:
     def test_one_worker_equals_plain_xgboost_on_the_same_folds(self, tmp_path: Path) -> None:
         """With one worker, each fold's accuracy and AUC equal, bit for bit, plain
