@@ -472,6 +472,46 @@ class TestLargerThanTheDaemon:
         assert after - before < dataset_mib / 4
 
 
+class TestCategoricalsOnDask:
+    def test_a_text_column_is_one_hot_encoded_as_the_local_engine_does(
+            self, on_dask: LiveDaemon) -> None:
+        """A text column with gaps: XGBoost on Dask trains on the local engine's encoding
+        (the published preprocessors turn the same rows into the same matrix), Predict
+        takes the text, an unseen category included, and the report counts its gaps."""
+        from modeld_server import artifacts
+        from modeld_server.features import FeatureSchema
+        from modeld_server.registry.store import RegistryStore
+
+        frame = pd.read_csv(SPAMBASE)
+        frame.insert(0, "color", np.array(["red", "green", "blue", None], dtype=object)[
+            np.arange(len(frame)) % 4])
+        frame.to_csv(on_dask.data_root / "colors.csv", index=False)
+        fitted = {}
+        for engine in ("dask", ""):
+            model = f"colors-{engine or 'local'}"
+            job = wait_job(on_dask.stub, on_dask.stub.Train(pb.TrainRequest(
+                model=model, algorithm="xgboost", engine=engine, cv_folds=2,
+                params={"n_estimators": "10"},
+                dataset=pb.Dataset(path="colors.csv", target="is_spam"))).id)
+            assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+            store = RegistryStore(on_dask.settings.registry)
+            manifest = store.read_manifest(model, 1)
+            fitted[engine] = artifacts.load(store.paths(model).version(1), manifest.format,
+                                            "xgboost", "classification")
+            assert manifest.schema is not None and manifest.schema["categorical"] == ["color"]
+            assert manifest.validation is not None
+            assert manifest.validation["missing_values"] == {"color": 1150}
+        schema = FeatureSchema.from_json(manifest.schema)
+        rows = frame.drop(columns="is_spam").head(8)
+        matrix = schema.matrix_from_frame(rows)
+        assert np.array_equal(fitted["dask"].preprocess.transform(matrix),
+                              fitted[""].preprocess.transform(matrix))
+        records = rows.head(2).to_dict("records")
+        records[0]["color"], records[1]["color"] = "red", "purple"
+        answer = on_dask.stub.Predict(records_request("colors-dask", records))
+        assert len(answer.labels) == 2
+
+
 class TestOneWorker:
     def test_one_worker_equals_plain_xgboost_on_the_same_folds(self, tmp_path: Path) -> None:
         """With one worker, each fold's accuracy and AUC equal, bit for bit, plain

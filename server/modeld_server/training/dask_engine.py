@@ -36,12 +36,12 @@ from modeld_server.errors import (
     Unavailable,
 )
 from modeld_server.features import FeatureSchema
-from modeld_server.training import dask_sklearn, dask_validation, gate, importance
+from modeld_server.training import dask_encode, dask_sklearn, dask_validation, gate, importance
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.cluster import DISTRIBUTED
 from modeld_server.training.dask_read import read_frame
 from modeld_server.training.datasets import DatasetFiles, resolve_files
-from modeld_server.training.estimators import build_estimator, build_preprocessor, get_algorithm
+from modeld_server.training.estimators import build_estimator, get_algorithm
 from modeld_server.training.prepare import json_value
 from modeld_server.types import Task, TrainSpec
 
@@ -146,10 +146,14 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
     frame, columns, features, schema, sample_row = _load(spec, found)
     report("validating", 0.06, "checking the dataset on the cluster", {})
     frame, classes, rows, checked = _encode(spec, frame, features, client, max_rows)
-    # Positional names: feature names such as 'char_freq_[' are refused by XGBoost, and
+    # The local engine's preprocessing (categoricals one-hot encoded) on each partition;
+    # positional names: feature names such as 'char_freq_[' are refused by XGBoost, and
     # Predict hands the model a plain matrix, as for the local engine.
-    names = [f"f{i}" for i in range(len(features))]
-    frame = frame.rename(columns=dict(zip(features, names, strict=True)))
+    preprocess, width = dask_encode.fitted_preprocessor(spec, frame, schema, client)
+    names = [f"f{i}" for i in range(width)]
+    carried = {_Y: frame[_Y].dtype, _POS: frame[_POS].dtype}
+    frame = frame.map_partitions(dask_encode.encode, preprocess, schema, names, list(carried),
+                                 meta=dask_encode.meta(names, carried))
     # Read once into the workers' memory for the k + 1 fits; this also fixes the
     # partitions, which the optimizer could otherwise fuse differently for X and y.
     frame = client.persist(_with_folds(spec, frame))
@@ -165,10 +169,6 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
     decision = _gate(spec, context, len(classes), metrics)
     report("saving", 0.96, "writing artifacts", metrics)
     before_save()
-    algorithm = get_algorithm(spec.algorithm, spec.task)
-    n = len(features)
-    preprocess = build_preprocessor(algorithm, list(range(n)), [])
-    preprocess.fit(np.zeros((1, n)))  # stateless: a cast to float64
     fmt = artifacts.save(artifacts.Fitted(preprocess, _plain(spec, model)), staging)
     return {
         "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
@@ -258,10 +258,6 @@ def _load(spec: TrainSpec, found: DatasetFiles) -> tuple[Any, list[str], list[st
     features = list(ds.features) or [c for c in columns
                                       if c != ds.target and c not in set(ds.drop_columns)]
     schema = FeatureSchema.infer(frame._meta, features, ds.target)
-    if schema.categorical:
-        raise FailedPrecondition(
-            "engine dask takes numeric features only in this version; not numeric: "
-            + ", ".join(schema.categorical))
     # The row's position in the whole dataset, before any row is dropped: its fold.
     filtered = [f["column"] for f in ds.filters if f["column"] not in {*features, ds.target}]
     frame = frame[[*features, ds.target, *dict.fromkeys(filtered)]].assign(**{_POS: 1})

@@ -63,13 +63,17 @@ def validate(spec: TrainSpec, frame: Any, features: list[str], client: Any, max_
         else frame
     kept = selected[selected[target].notnull()]
     columns = [*features, target]
+    numeric = [c for c in features if _numbers(frame._meta[c])]
     hashes = kept[columns].map_partitions(_row_hashes, meta=("h", "u8"))
     facts = {"read": frame.map_partitions(len).sum(),
              "selected": selected.map_partitions(len).sum(),
              "rows": kept.map_partitions(len).sum(),
              "distinct": hashes.drop_duplicates(split_out=kept.npartitions).count(),
              "missing": kept[columns].isna().sum(),
-             "min": kept[features].min(), "max": kept[features].max()}
+             "min": kept[numeric].min(), "max": kept[numeric].max()}
+    for name in features:
+        if name not in numeric:  # text: its distinct values, missing ones aside
+            facts[f"distinct:{name}"] = kept[name].nunique()
     if spec.task is Task.CLASSIFICATION:
         facts["classes"] = kept[target].value_counts()
     else:
@@ -88,6 +92,12 @@ def _select(part: pd.DataFrame, selection: validation.Selection) -> pd.DataFrame
     numbered = part.reset_index(drop=True).assign(__modeld_row=np.arange(len(part)))
     passed = validation.apply_selection(numbered, selection, validation.Report())
     return part.iloc[passed["__modeld_row"].to_numpy()]
+
+
+def _numbers(column: Any) -> bool:
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    return bool(is_numeric_dtype(column) or is_bool_dtype(column))
 
 
 def _row_hashes(part: pd.DataFrame) -> pd.Series:
@@ -117,8 +127,10 @@ def _report(spec: TrainSpec, options: validation.ValidationOptions, got: dict[st
                                  f"{options.min_rows}")
     missing = got["missing"]
     report.missing_values = {str(c): int(n) for c, n in missing.items() if n}
-    report.constant_columns = [c for c in features if _constant(
-        int(missing[c]), rows, got["min"].get(c), got["max"].get(c))]
+    report.constant_columns = [c for c in features if (
+        _constant(int(missing[c]), rows, got["min"].get(c), got["max"].get(c))
+        if f"distinct:{c}" not in got
+        else int(got[f"distinct:{c}"]) + (int(missing[c]) > 0) <= 1)]
     if report.constant_columns:
         report.warnings.append(f"constant columns kept (they carry no information): "
                                f"{', '.join(report.constant_columns)}")
