@@ -42,7 +42,7 @@ GZIP_RATIO = 5
 """How much larger a gzipped CSV is taken to be once read, when sizing it for a worker."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FoldOutcome:
     """One fold's answer from the worker: small, whatever the dataset's size."""
 
@@ -245,4 +245,5 @@ def _fold(data: Any, spec: TrainSpec, index: int) -> FoldOutcome:
     if index == 0 and data.y is not None:
         permutation = permutation_importance(spec.task, fitted.preprocess, est, data.schema,
                                              data.x[test_idx], data.y[test_idx], spec.seed)
-    return FoldOutcome(index, test_idx, pred, proba, scores, _where(), y_true, permutation)
+    return FoldOutcome(index=index, test_idx=test_idx, pred=pred, proba=proba, scores=scores,
+                       worker=_where(), y_true=y_true, permutation=permutation)
