@@ -14,6 +14,7 @@ from modeld_server.errors import FailedPrecondition, InvalidArgument, Permission
 from modeld_server.training.cluster import NO_CLUSTER, DaskCluster
 from modeld_server.training.dask_engine import fold_of
 from modeld_server.training.datasets import resolve_dataset_files
+from modeld_server.types import DatasetSpec, TrainInput
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -181,3 +182,30 @@ class TestOneWorkerAlgorithms:
         (tmp_path / "a.csv").write_bytes(b"x" * 10)
         (tmp_path / "b.csv.gz").write_bytes(b"x" * 10)
         assert memory_bytes([tmp_path / "a.csv", tmp_path / "b.csv.gz"]) == 60
+
+
+class TestEngineAuto:
+    """cluster.auto_engine: dask only over the policy's threshold, with a cluster, for a
+    request engine dask takes."""
+
+    @staticmethod
+    def request(algorithm: str = "xgboost", calibration: str = "none") -> TrainInput:
+        return TrainInput(model="m", dataset=DatasetSpec(path="d.csv", target="y"),
+                          algorithm=algorithm, params={}, calibration=calibration)
+
+    @pytest.mark.parametrize(("size", "above", "configured", "algorithm", "calibration",
+                              "engine"), [
+        (1001, 1000, True, "xgboost", "none", "dask"),
+        (1000, 1000, True, "xgboost", "none", "local"),
+        (1001, 0, True, "xgboost", "none", "local"),
+        (1001, 1000, False, "xgboost", "none", "local"),
+        (1001, 1000, True, "ridge", "none", "dask"),
+        (1001, 1000, True, "isolation_forest", "none", "local"),
+        (1001, 1000, True, "logistic_regression", "sigmoid", "local"),
+    ])
+    def test_the_choice(self, size: int, above: int, configured: bool, algorithm: str,
+                        calibration: str, engine: str) -> None:
+        from modeld_server.training.cluster import auto_engine
+
+        assert auto_engine(self.request(algorithm, calibration), size, above,
+                           configured) == engine
