@@ -512,6 +512,25 @@ class TestCategoricalsOnDask:
         assert len(answer.labels) == 2
 
 
+class TestDataErrorsOnDask:
+    def test_a_column_that_turns_to_text_after_the_sample_is_invalid_argument(
+            self, on_dask: LiveDaemon) -> None:
+        """The dtypes come from the bounded sample (4 MiB): a word in a number column
+        further down fails the job with InvalidArgument naming the dataset and the cell,
+        not Internal (the local engine drops such a row as malformed)."""
+        rows = 800_000  # about 6.4 MB: past the 4 MiB sample
+        lines = ["a,b,y"] + [f"{i % 7},{i % 5}.5,{i % 2}" for i in range(rows)]
+        lines[-1] = "oops,1.5,1"
+        (on_dask.data_root / "late.csv").write_text("\n".join(lines) + "\n")
+        job = wait_job(on_dask.stub, on_dask.stub.Train(pb.TrainRequest(
+            model="late", algorithm="xgboost", engine="dask", task=pb.TASK_CLASSIFICATION,
+            dataset=pb.Dataset(path="late.csv", target="y"))).id)
+        assert job.state == pb.JOB_STATE_FAILED
+        assert job.error.startswith("InvalidArgument: dataset.path 'late.csv' could not be "
+                                    "read with the column types of its sample: "), job.error
+        assert "oops" in job.error, job.error
+
+
 class TestOneWorker:
     def test_one_worker_equals_plain_xgboost_on_the_same_folds(self, tmp_path: Path) -> None:
         """With one worker, each fold's accuracy and AUC equal, bit for bit, plain

@@ -34,6 +34,7 @@ from modeld_server.errors import (
     InvalidArgument,
     ModeldError,
     Unavailable,
+    quoted,
 )
 from modeld_server.features import FeatureSchema
 from modeld_server.training import dask_encode, dask_sklearn, dask_validation, gate, importance
@@ -143,9 +144,21 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
     """train's work once connected: the job on the cluster, then the artifacts."""
     workers = len(members)
     report("loading", 0.05, f"reading {spec.dataset.path} on {workers} Dask workers", {})
-    frame, columns, features, schema, sample_row = _load(spec, found)
-    report("validating", 0.06, "checking the dataset on the cluster", {})
-    frame, classes, rows, checked = _encode(spec, frame, features, client, max_rows)
+    try:  # the computations that read the rows: the data's own errors surface here
+        frame, columns, features, schema, sample_row = _load(spec, found)
+        report("validating", 0.06, "checking the dataset on the cluster", {})
+        frame, classes, rows, checked = _encode(spec, frame, features, client, max_rows)
+    except ModeldError:
+        raise
+    except FileNotFoundError as exc:
+        raise FailedPrecondition(
+            f"dataset.path {quoted(spec.dataset.path)}: a Dask worker cannot find "
+            f"{exc.filename or exc}: every worker must see the data root at the daemon's "
+            "path") from None
+    except (ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
+        raise InvalidArgument(
+            f"dataset.path {quoted(spec.dataset.path)} could not be read with the column "
+            f"types of its sample: {_first_line(exc)}") from None
     # The local engine's preprocessing (categoricals one-hot encoded) on each partition;
     # positional names: feature names such as 'char_freq_[' are refused by XGBoost, and
     # Predict hands the model a plain matrix, as for the local engine.
@@ -368,6 +381,11 @@ def _plain(spec: TrainSpec, model: Any) -> Any:
         model.save_model(Path(tmp) / "model.ubj")
         plain.load_model(Path(tmp) / "model.ubj")
     return plain
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _label_text(value: Any) -> str:
