@@ -3,9 +3,11 @@
 Runs in the job's worker process like the local engine, which imports this module only
 for an engine=dask job (the forkserver does not preload dask). The worker connects a
 distributed.Client to the daemon's scheduler, and the cluster's workers read the dataset
-(dask.dataframe: one CSV file or a folder of Parquet files) and train with xgboost.dask.
-This process holds only what is small: the header's dtypes, the classes, and the held-out
-predictions of each fold with their labels. What it publishes is a plain XGBClassifier /
+(dask_read.py: any form datasets.py resolves), validate it (dask_validation.py), encode it
+(dask_encode.py) and train with xgboost.dask. The scikit-learn algorithms go to
+dask_sklearn.py instead: each of their fits is one Dask task. This process holds only
+what is small: dtypes, counts, the classes, and the held-out predictions of each fold
+with their labels. What it publishes is a plain XGBClassifier /
 XGBRegressor in the same artifact format as the local engine, so serving cannot tell.
 
 Folds are assigned per row by a seeded hash of the row's position in the dataset (no
