@@ -70,8 +70,8 @@ class TrainingMethods:
             filters: Rows are kept only if they pass every filter.
             validation: What data validation does about problems; None for defaults.
             calibration: none, sigmoid, isotonic or auto (classification only).
-            engine: local, or dask to train on the daemon's Dask cluster (xgboost only;
-                ``data`` may then name a folder of Parquet files).
+            engine: local, dask to train on the daemon's Dask cluster, or auto (dask for
+                datasets over the model's policy ``dask_above_bytes``).
             request_id: Makes the call idempotent; a random one is generated if None.
             timeout: This call's deadline in seconds.
 

@@ -75,6 +75,9 @@ class Policy:
     drift_share_alert: float = 0.0
     #: Drift: the share of this model's Predict rows sampled; None for the daemon's.
     monitor_sample: float | None = None
+    #: Engine auto: datasets of more bytes than this train on the daemon's Dask
+    #: cluster; 0: auto always trains locally.
+    dask_above_bytes: int = 0
 
     def to_pb(self) -> pb.Policy:
         message = pb.Policy(model=self.model, primary_metric=self.primary_metric,
@@ -85,7 +88,8 @@ class Policy:
                             drift_psi_warn=self.drift_psi_warn,
                             drift_psi_alert=self.drift_psi_alert,
                             drift_js_alert=self.drift_js_alert,
-                            drift_share_alert=self.drift_share_alert)
+                            drift_share_alert=self.drift_share_alert,
+                            dask_above_bytes=self.dask_above_bytes)
         if self.tolerance is not None:
             message.tolerance = self.tolerance
         if self.monitor_sample is not None:
@@ -105,7 +109,8 @@ class Policy:
                    min_training_rows=m.min_training_rows,
                    drift_psi_warn=m.drift_psi_warn, drift_psi_alert=m.drift_psi_alert,
                    drift_js_alert=m.drift_js_alert, drift_share_alert=m.drift_share_alert,
-                   monitor_sample=m.monitor_sample if m.HasField("monitor_sample") else None)
+                   monitor_sample=m.monitor_sample if m.HasField("monitor_sample") else None,
+                   dask_above_bytes=m.dask_above_bytes)
 
 
 @dataclasses.dataclass(frozen=True)

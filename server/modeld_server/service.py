@@ -38,14 +38,15 @@ from modeld_server.serving.loaded import LoadedModel, Prediction
 from modeld_server.serving.manager import ModelView, ServingManager
 from modeld_server.serving.watcher import RegistryWatcher
 from modeld_server.telemetry import PREDICT_ROWS
-from modeld_server.training.cluster import ENGINES, DaskCluster
-from modeld_server.training.datasets import resolve_dataset_files
+from modeld_server.training import multifile
+from modeld_server.training.cluster import ENGINES, DaskCluster, auto_engine, check_dask_request
+from modeld_server.training.datasets import resolve_files
 from modeld_server.training.estimators import check_params, get_algorithm, known_algorithm
 from modeld_server.training.gate import Policy
 from modeld_server.training.jobrecord import JobRecord
 from modeld_server.training.jobs import JobManager
 from modeld_server.training.params import bounded_for_check, class_weight_by_index, parse_param
-from modeld_server.training.sample import infer_task, read_columns, target_labels
+from modeld_server.training.sample import infer_task, target_labels
 from modeld_server.training.scheduler import Scheduler, ScheduleSpec, ScheduleState
 from modeld_server.training.selection import check_selection, check_validation_options
 from modeld_server.types import (
@@ -169,15 +170,18 @@ class ModelService:
         known_algorithm(request.algorithm)  # before the target and task that depend on it
         engine = self._check_engine(request)
         spec_dataset = request.dataset
-        files = resolve_dataset_files(self.settings.data_root, spec_dataset.path,
-                                      folders=engine == "dask")
-        path = files[0]  # a folder's first file: its header and sample stand for all
+        found = resolve_files(self.settings.data_root, spec_dataset.path)
+        files, path = found.files, found.files[0]  # the first file's sample stands for all
         size = sum(f.stat().st_size for f in files)
         if size > self.settings.max_dataset_bytes:
             raise ResourceExhausted(f"dataset.path {quoted(spec_dataset.path)} has {size} "
                                     f"bytes, more than max_dataset_bytes="
                                     f"{self.settings.max_dataset_bytes}")
-        check_selection(spec_dataset, read_columns(path, spec_dataset.path))
+        if engine == "auto":
+            above = self.lifecycle.get_policy(model, must_exist=False).dask_above_bytes
+            engine = auto_engine(request, size, above, self.dask.configured)
+        check_selection(spec_dataset, multifile.columns(
+            found if found.keys or len(files) > 1 else path, spec_dataset.path))
         task, sampled = (request.task, False) if request.task else self._infer_task(request, path)
         if task is not Task.ANOMALY_DETECTION and not spec_dataset.target:
             raise InvalidArgument(f"dataset.target is required for {task.value}")
@@ -212,20 +216,11 @@ class ModelService:
         """
         engine = request.engine or "local"
         if engine not in ENGINES:
-            raise InvalidArgument(f"engine {quoted(engine)} is not one of: local, dask")
-        if engine == "local":
+            raise InvalidArgument(f"engine {quoted(engine)} is not one of: local, dask, auto")
+        if engine in ("local", "auto"):  # auto: decided once the dataset's size is known
             return engine
         self.dask.require()
-        if request.algorithm != "xgboost":
-            raise FailedPrecondition("engine dask trains xgboost only in this version, got "
-                                     f"algorithm {quoted(request.algorithm)}")
-        refused = [("dataset.filters", bool(request.dataset.filters)),
-                   ("dataset.eval_label", bool(request.dataset.eval_label)),
-                   ("validation", bool(request.validation)),
-                   ("calibration", request.calibration != "none")]
-        for name, given in refused:
-            if given:
-                raise FailedPrecondition(f"engine dask does not take {name} in this version")
+        check_dask_request(request)
         return engine
 
     def _infer_task(self, request: TrainInput, path: Any) -> tuple[Task, bool]:

@@ -169,11 +169,11 @@ class TestNotARegularFile:
             CODE.INVALID_ARGUMENT,
             "dataset.path 'null.csv' is not a regular file (it is a character device)")
 
-    def test_a_directory(self, daemon: LiveDaemon) -> None:
+    def test_an_empty_directory(self, daemon: LiveDaemon) -> None:
+        """A folder is a dataset of Parquet files (hive-style subfolders allowed)."""
         (daemon.data_root / "folder.csv").mkdir()
         assert self.refusal(daemon, "folder.csv") == (
-            CODE.INVALID_ARGUMENT,
-            "dataset.path 'folder.csv' is not a regular file (it is a directory)")
+            CODE.INVALID_ARGUMENT, "dataset.path 'folder.csv' is a folder without Parquet files")
 
 
 class TestUndecodableRequest:

@@ -145,6 +145,392 @@ def _keys(dask_scheduler: object) -> int:
     return len(dask_scheduler.tasks)  # type: ignore[attr-defined]
 
 
+class TestScikitLearnOnDask:
+    def test_logistic_regression_folds_run_as_dask_tasks_and_equal_the_local_engine(
+            self, on_dask: LiveDaemon, cluster: distributed.LocalCluster) -> None:
+        """Each CV fold and the final fit is a task the cluster's workers ran (the
+        scheduler's task stream names the worker of each), in processes other than the
+        daemon's; the folds are the local engine's, so every metric equals the local
+        engine's, fold by fold, exactly."""
+        with distributed.Client(cluster) as observer:
+            observer.get_task_stream()  # starts the scheduler's recording (dask#9253)
+            job = wait_job(on_dask.stub, on_dask.stub.Train(
+                dask_request("lr", path="spambase.csv", algorithm="logistic_regression")).id)
+            stream = observer.get_task_stream()
+            workers = set(observer.scheduler_info(n_workers=-1)["workers"])
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+        ran = {str(t["key"]): t["worker"] for t in stream
+               if str(t["key"]).startswith(("modeld-fold-", "modeld-final-"))}
+        assert sorted(k.rsplit("-", 1)[0] for k in ran) == [
+            "modeld-final", *(f"modeld-fold-{i}" for i in range(5))]
+        assert set(ran.values()) <= workers
+        manifest = json.loads(on_dask.stub.GetVersion(
+            pb.GetVersionRequest(model="lr", version=1)).manifest_json)
+        where = manifest["engine"]["fold_workers"] + [manifest["engine"]["final_worker"]]
+        assert {w.split(" pid ")[0] for w in where} <= workers
+        assert str(os.getpid()) not in {w.split(" pid ")[1] for w in where}
+
+        local = on_dask.train("lr-local", algorithm="logistic_regression")
+        assert local.state == pb.JOB_STATE_SUCCEEDED, local.error
+        assert set(job.metrics) == set(local.metrics)
+        for name in local.metrics:
+            assert list(job.metrics[name].folds) == list(local.metrics[name].folds), name
+            assert job.metrics[name].mean == local.metrics[name].mean, name
+        rows = pd.read_csv(SPAMBASE).drop(columns="is_spam").head(3)
+        answer = on_dask.stub.Predict(records_request("lr", rows.to_dict("records")))
+        assert len(answer.labels) == 3
+
+    def test_a_dataset_larger_than_a_worker_names_the_distributed_algorithms(
+            self, tmp_path: Path, datasets: Path) -> None:
+        """Workers whose memory_limit is below 3 times the dataset (memory management off,
+        so the limit is only reported): FAILED job naming the size, the limit and xgboost."""
+        import dask
+
+        shutil.copytree(datasets, tmp_path / "data")
+        off = {f"distributed.worker.memory.{k}": False
+               for k in ("target", "spill", "pause", "terminate")}
+        with dask.config.set(off), distributed.LocalCluster(
+                n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                memory_limit="1MB") as small:
+            live = start_daemon(tmp_path, dask_scheduler=small.scheduler_address)
+            try:
+                job = wait_job(live.stub, live.stub.Train(dask_request(
+                    "lr", path="spambase.csv", algorithm="logistic_regression")).id)
+            finally:
+                live.stop()
+        size = (tmp_path / "data" / "spambase.csv").stat().st_size
+        assert job.state == pb.JOB_STATE_FAILED
+        assert job.error == (
+            f"FailedPrecondition: dataset.path 'spambase.csv' holds about {size} bytes in "
+            "memory; algorithm 'logistic_regression' fits in one Dask worker, which needs 3 "
+            "times that, more than the smallest worker's memory_limit=1000000 bytes: use an "
+            "algorithm that trains distributed (xgboost), or workers with more memory")
+
+
+def write_untidy(path: Path) -> None:
+    """spambase with what validation reports: a constant column, missing cells, rows
+    without a target, exact duplicates, and a region column to filter on."""
+    frame = pd.read_csv(SPAMBASE)
+    frame.insert(0, "region", np.arange(len(frame)) % 3)
+    frame["constant"] = 1.0
+    frame.loc[[5, 50, 500], "word_freq_make"] = np.nan
+    frame["is_spam"] = frame["is_spam"].astype("Int64")  # integers with nulls
+    frame.loc[[6, 60], "is_spam"] = pd.NA
+    frame = pd.concat([frame, frame.iloc[[1, 2, 3]]], ignore_index=True)
+    frame.to_parquet(path, index=False)
+
+
+class TestValidationOnDask:
+    def test_the_report_equals_the_local_engines(self, on_dask: LiveDaemon) -> None:
+        """Missing values, rows without a target, duplicates, a constant column, class
+        balance, and numeric-range and value filters: computed as Dask reductions and
+        per-partition filters, the manifest's validation report (counts and warnings) is
+        the local engine's, word for word."""
+        write_untidy(on_dask.data_root / "untidy.parquet")
+        filters = [pb.RowFilter(column="region", values=pb.ValueSet(values=["0", "2"])),
+                   pb.RowFilter(column="capital_run_length_total",
+                                range=pb.NumericRange(min=2))]
+        reports = []
+        for model, engine in (("untidy-dask", "dask"), ("untidy-local", "")):
+            request = pb.TrainRequest(
+                model=model, algorithm="xgboost", engine=engine, cv_folds=3,
+                params={"n_estimators": "10"},
+                dataset=pb.Dataset(path="untidy.parquet", target="is_spam", filters=filters))
+            job = wait_job(on_dask.stub, on_dask.stub.Train(request).id)
+            assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+            reports.append(json.loads(on_dask.stub.GetVersion(pb.GetVersionRequest(
+                model=model, version=1)).manifest_json)["validation"])
+        dask, local = reports
+        print(json.dumps(dask, indent=1))
+        assert dask["warnings"] == ["constant columns kept (they carry no information): "
+                                    "constant",
+                                    f"{dask['duplicates']['count']} exact duplicate rows kept"]
+        assert dask["missing_target"] == {"count": 2, "action": "dropped"}
+        assert dask["missing_values"] == {"word_freq_make": 3}
+        for key in ("rows_read", "rows_used", "filtered_out", "missing_target", "duplicates",
+                    "missing_values", "constant_columns", "target", "warnings", "malformed"):
+            assert dask[key] == local[key], key
+
+    @pytest.mark.parametrize(("dataset", "validation", "error"), [
+        (pb.Dataset(path="untidy.parquet", target="is_spam"),
+         pb.ValidationOptions(min_rows=5000),
+         "FailedPrecondition: 4602 usable rows, fewer than min_rows=5000"),
+        (pb.Dataset(path="untidy.parquet", target="is_spam"),
+         pb.ValidationOptions(fail_on_missing_target=True),
+         "FailedPrecondition: 2 rows have no target 'is_spam'"),
+        (pb.Dataset(path="untidy.parquet", target="is_spam", filters=[pb.RowFilter(
+            column="is_spam", values=pb.ValueSet(values=["1"]))]), None,
+         "FailedPrecondition: dataset.target 'is_spam' has a single class '1': "
+         "classification needs at least two"),
+    ])
+    def test_hopeless_data_fails_as_on_the_local_engine(
+            self, on_dask: LiveDaemon, dataset: pb.Dataset,
+            validation: pb.ValidationOptions | None, error: str) -> None:
+        write_untidy(on_dask.data_root / "untidy.parquet")
+        errors = []
+        for engine in ("dask", ""):
+            request = pb.TrainRequest(model="u", algorithm="xgboost", engine=engine,
+                                      dataset=dataset, validation=validation)
+            errors.append(wait_job(on_dask.stub, on_dask.stub.Train(request).id).error)
+        assert errors == [error, error]
+
+    def test_drop_duplicates_is_refused_for_xgboost_at_train(
+            self, unreachable: LiveDaemon) -> None:
+        err = refused(unreachable, dask_request(
+            "spam", validation=pb.ValidationOptions(drop_duplicates=True)))
+        assert err.code() == CODE.FAILED_PRECONDITION
+        assert err.details() == (
+            "engine dask counts duplicate rows but does not drop them with algorithm "
+            "'xgboost' in this version: set validation.drop_duplicates to false, or train "
+            "with engine local")
+
+
+def write_many_forms(root: Path) -> None:
+    """spambase four ways, its rows in the same order: a glob of CSV files (one gzipped),
+    JSON Lines files (one gzipped), and a Parquet folder partitioned by region=N/."""
+    import gzip
+
+    frame = pd.read_csv(SPAMBASE)
+    parts = np.array_split(np.arange(len(frame)), 3)
+    (root / "csv").mkdir()
+    (root / "jsonl").mkdir()
+    for i, rows in enumerate(parts):
+        part = frame.iloc[rows]
+        name = f"2026-0{i + 1}"
+        if i == 1:
+            with gzip.open(root / "csv" / f"{name}.csv.gz", "wt") as out:
+                part.to_csv(out, index=False)
+            with gzip.open(root / "jsonl" / f"{name}.jsonl.gz", "wt") as out:
+                part.to_json(out, orient="records", lines=True)
+        else:
+            part.to_csv(root / "csv" / f"{name}.csv", index=False)
+            part.to_json(root / "jsonl" / f"{name}.jsonl", orient="records", lines=True)
+        folder = root / "hive" / f"region={i}"
+        folder.mkdir(parents=True)
+        part.to_parquet(folder / "part-0.parquet", index=False)
+
+
+class TestManyFilesOnBothEngines:
+    @pytest.mark.parametrize(("path", "rows"), [("csv/2026-*.csv*", 4601),
+                                                ("jsonl/*", 4601), ("hive", 4601)])
+    def test_one_request_trains_on_both_engines(self, on_dask: LiveDaemon, path: str,
+                                               rows: int) -> None:
+        """A glob of CSV files (one gzipped), JSON Lines files, a hive-partitioned Parquet
+        folder: the same request trains with engine local and engine dask; the hive key
+        is a column of both (XGBoost's metrics agree within 0.01, as for one file)."""
+        write_many_forms(on_dask.data_root)
+        jobs = {}
+        for engine in ("", "dask"):
+            request = pb.TrainRequest(model=f"m-{engine or 'local'}", algorithm="xgboost",
+                                      engine=engine, cv_folds=3, params={"n_estimators": "20"},
+                                      dataset=pb.Dataset(path=path, target="is_spam"))
+            jobs[engine] = wait_job(on_dask.stub, on_dask.stub.Train(request).id)
+            assert jobs[engine].state == pb.JOB_STATE_SUCCEEDED, jobs[engine].error
+        for engine in jobs:
+            manifest = json.loads(on_dask.stub.GetVersion(pb.GetVersionRequest(
+                model=f"m-{engine or 'local'}", version=1)).manifest_json)
+            assert manifest["dataset"]["rows"] == rows
+            assert ("region" in manifest["features"]) == (path == "hive")
+        gap = abs(jobs[""].metrics["accuracy"].mean - jobs["dask"].metrics["accuracy"].mean)
+        print(f"{path}: accuracy gap {gap:.4f} load {os.getloadavg()[0]:.1f}")
+        assert gap <= 0.01
+
+    def test_logistic_regression_on_a_hive_folder_equals_the_local_engine(
+            self, on_dask: LiveDaemon) -> None:
+        """The scikit-learn path prepares a many-file dataset on a worker with the local
+        engine's reader: the same rows, the same folds, the same metrics exactly."""
+        write_many_forms(on_dask.data_root)
+        jobs = []
+        for engine in ("", "dask"):
+            jobs.append(wait_job(on_dask.stub, on_dask.stub.Train(pb.TrainRequest(
+                model=f"lr-{engine}", algorithm="logistic_regression", engine=engine,
+                dataset=pb.Dataset(path="hive", target="is_spam"))).id))
+            assert jobs[-1].state == pb.JOB_STATE_SUCCEEDED, jobs[-1].error
+        local, dask = jobs
+        for name in local.metrics:
+            assert list(dask.metrics[name].folds) == list(local.metrics[name].folds), name
+
+    def test_an_empty_glob_is_invalid_naming_the_pattern(self, on_dask: LiveDaemon) -> None:
+        for engine in ("", "dask"):
+            err = refused(on_dask, pb.TrainRequest(
+                model="m", algorithm="xgboost", engine=engine,
+                dataset=pb.Dataset(path="data/2026-*.csv", target="is_spam")))
+            assert err.code() == CODE.INVALID_ARGUMENT
+            assert err.details() == ("dataset.path 'data/2026-*.csv' matches no file under "
+                                     "the data root")
+
+    def test_a_malformed_jsonl_record_fails_the_dask_job_naming_file_and_line(
+            self, on_dask: LiveDaemon) -> None:
+        """The local engine drops it and reports it (jsonl:line); Dask, reading each file
+        on a worker, fails naming the file and the line."""
+        write_many_forms(on_dask.data_root)
+        with (on_dask.data_root / "jsonl" / "2026-03.jsonl").open("a") as out:
+            out.write('{"is_spam": 1, "broken": \n')
+        request = pb.TrainRequest(model="m", algorithm="xgboost", engine="dask",
+                                  dataset=pb.Dataset(path="jsonl/*", target="is_spam"))
+        job = wait_job(on_dask.stub, on_dask.stub.Train(request).id)
+        assert job.state == pb.JOB_STATE_FAILED
+        assert job.error == ("InvalidArgument: dataset.path 'jsonl/*': 2026-03.jsonl line 1534 "
+                             "is not a JSON object (1 such lines in the file)")
+        request.engine = ""
+        job = wait_job(on_dask.stub, on_dask.stub.Train(request).id)
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+        manifest = json.loads(on_dask.stub.GetVersion(pb.GetVersionRequest(
+            model="m", version=1)).manifest_json)
+        assert manifest["validation"]["malformed"]["first_lines"] == ["2026-03.jsonl:1534"]
+
+
+class TestEngineAuto:
+    def test_the_policy_threshold_sends_large_datasets_to_dask(self, on_dask: LiveDaemon
+                                                               ) -> None:
+        """engine auto with policy.dask_above_bytes: spambase.csv (about 700 KB) goes to
+        Dask under a 1000-byte threshold, stays local under a 1 GB one or with none."""
+        size = (on_dask.data_root / "spambase.csv").stat().st_size
+        for above, engine in ((1000, "dask"), (10**9, "local"), (0, "local")):
+            on_dask.stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(
+                model="auto", dask_above_bytes=above)))
+            job = wait_job(on_dask.stub, on_dask.stub.Train(pb.TrainRequest(
+                model="auto", algorithm="xgboost", engine="auto", cv_folds=2,
+                params={"n_estimators": "5"},
+                dataset=pb.Dataset(path="spambase.csv", target="is_spam"))).id)
+            assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+            assert job.request.engine == engine, (above, size)
+            got = on_dask.stub.GetPolicy(pb.GetPolicyRequest(model="auto"))
+            assert got.dask_above_bytes == above
+
+    def test_without_a_cluster_auto_trains_locally(self, daemon: LiveDaemon) -> None:
+        daemon.stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(model="auto",
+                                                                   dask_above_bytes=1)))
+        job = daemon.stub.Train(pb.TrainRequest(
+            model="auto", algorithm="xgboost", engine="auto",
+            dataset=pb.Dataset(path="spambase.csv", target="is_spam")))
+        assert job.request.engine == "local"
+
+    def test_an_algorithm_dask_does_not_train_stays_local(self, unreachable: LiveDaemon
+                                                          ) -> None:
+        unreachable.stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(model="auto",
+                                                                        dask_above_bytes=1)))
+        job = unreachable.stub.Train(pb.TrainRequest(
+            model="auto", algorithm="isolation_forest", engine="auto",
+            dataset=pb.Dataset(path="spambase.csv")))
+        assert job.request.engine == "local"
+
+    def test_a_negative_threshold_is_invalid(self, daemon: LiveDaemon) -> None:
+        with pytest.raises(grpc.RpcError) as err:
+            daemon.stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(
+                model="auto", dask_above_bytes=-1)))
+        assert err.value.code() == CODE.INVALID_ARGUMENT
+        assert err.value.details() == "policy.dask_above_bytes must be >= 0, got -1"
+
+
+def _peak_rss_mib() -> float:
+    """This process's VmHWM (peak resident memory) in MiB, from /proc."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc/self/status")
+
+
+@pytest.mark.slow
+class TestLargerThanTheDaemon:
+    MEMORY_MB = 400
+    ROWS, COLUMNS = 1_250_000, 50  # 500 MB of float64 in memory
+
+    def test_a_dataset_larger_than_train_memory_mb_trains_with_the_daemons_rss_flat(
+            self, tmp_path: Path, cluster: distributed.LocalCluster) -> None:
+        """A 500 MB (in memory) Parquet folder trains on Dask under --train-memory-mb 400,
+        which kills a job whose process tree holds more: neither the job's process nor
+        the daemon (this process, its peak reset through /proc/self/clear_refs first)
+        ever holds the rows."""
+        folder = tmp_path / "data" / "big"
+        folder.mkdir(parents=True)
+        rng = np.random.default_rng(0)
+        for i in range(4):
+            x = rng.standard_normal((self.ROWS // 4, self.COLUMNS))
+            frame = pd.DataFrame(x, columns=[f"x{j}" for j in range(self.COLUMNS)])
+            frame["y"] = (x[:, 0] + x[:, 1] > 0).astype("int64")
+            frame.to_parquet(folder / f"part-{i}.parquet", index=False)
+        live = start_daemon(tmp_path, dask_scheduler=cluster.scheduler_address,
+                            train_memory_mb=self.MEMORY_MB)
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # the peak restarts from now
+            before = _peak_rss_mib()
+            job = wait_job(live.stub, live.stub.Train(pb.TrainRequest(
+                model="big", algorithm="xgboost", engine="dask", cv_folds=2,
+                params={"n_estimators": "5", "max_depth": "3"},
+                dataset=pb.Dataset(path="big", target="y"))).id)
+            after = _peak_rss_mib()
+        finally:
+            live.stop()
+        dataset_mib = self.ROWS * self.COLUMNS * 8 / 2**20
+        print(f"daemon peak RSS {before:.0f} -> {after:.0f} MiB; dataset {dataset_mib:.0f} "
+              f"MiB; load {os.getloadavg()[0]:.1f}")
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+        assert job.metrics["accuracy"].mean > 0.9
+        # The daemon's process also runs this test's scheduler: some growth is its own
+        # (61 MiB once, at load 9), far below one copy of the data.
+        assert after - before < dataset_mib / 4
+
+
+class TestCategoricalsOnDask:
+    def test_a_text_column_is_one_hot_encoded_as_the_local_engine_does(
+            self, on_dask: LiveDaemon) -> None:
+        """A text column with gaps: XGBoost on Dask trains on the local engine's encoding
+        (the published preprocessors turn the same rows into the same matrix), Predict
+        takes the text, an unseen category included, and the report counts its gaps."""
+        from modeld_server import artifacts
+        from modeld_server.features import FeatureSchema
+        from modeld_server.registry.store import RegistryStore
+
+        frame = pd.read_csv(SPAMBASE)
+        frame.insert(0, "color", np.array(["red", "green", "blue", None], dtype=object)[
+            np.arange(len(frame)) % 4])
+        frame.to_csv(on_dask.data_root / "colors.csv", index=False)
+        fitted = {}
+        for engine in ("dask", ""):
+            model = f"colors-{engine or 'local'}"
+            job = wait_job(on_dask.stub, on_dask.stub.Train(pb.TrainRequest(
+                model=model, algorithm="xgboost", engine=engine, cv_folds=2,
+                params={"n_estimators": "10"},
+                dataset=pb.Dataset(path="colors.csv", target="is_spam"))).id)
+            assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+            store = RegistryStore(on_dask.settings.registry)
+            manifest = store.read_manifest(model, 1)
+            fitted[engine] = artifacts.load(store.paths(model).version(1), manifest.format,
+                                            "xgboost", "classification")
+            assert manifest.schema is not None and manifest.schema["categorical"] == ["color"]
+            assert manifest.validation is not None
+            assert manifest.validation["missing_values"] == {"color": 1150}
+        schema = FeatureSchema.from_json(manifest.schema)
+        rows = frame.drop(columns="is_spam").head(8)
+        matrix = schema.matrix_from_frame(rows)
+        assert np.array_equal(fitted["dask"].preprocess.transform(matrix),
+                              fitted[""].preprocess.transform(matrix))
+        records = rows.head(2).to_dict("records")
+        records[0]["color"], records[1]["color"] = "red", "purple"
+        answer = on_dask.stub.Predict(records_request("colors-dask", records))
+        assert len(answer.labels) == 2
+
+
+class TestDataErrorsOnDask:
+    def test_a_column_that_turns_to_text_after_the_sample_is_invalid_argument(
+            self, on_dask: LiveDaemon) -> None:
+        """The dtypes come from the bounded sample (4 MiB): a word in a number column
+        further down fails the job with InvalidArgument naming the dataset and the cell,
+        not Internal (the local engine drops such a row as malformed)."""
+        rows = 800_000  # about 6.4 MB: past the 4 MiB sample
+        lines = ["a,b,y"] + [f"{i % 7},{i % 5}.5,{i % 2}" for i in range(rows)]
+        lines[-1] = "oops,1.5,1"
+        (on_dask.data_root / "late.csv").write_text("\n".join(lines) + "\n")
+        job = wait_job(on_dask.stub, on_dask.stub.Train(pb.TrainRequest(
+            model="late", algorithm="xgboost", engine="dask", task=pb.TASK_CLASSIFICATION,
+            dataset=pb.Dataset(path="late.csv", target="y"))).id)
+        assert job.state == pb.JOB_STATE_FAILED
+        assert job.error.startswith("InvalidArgument: dataset.path 'late.csv' could not be "
+                                    "read with the column types of its sample: "), job.error
+        assert "oops" in job.error, job.error
+
+
 class TestOneWorker:
     def test_one_worker_equals_plain_xgboost_on_the_same_folds(self, tmp_path: Path) -> None:
         """With one worker, each fold's accuracy and AUC equal, bit for bit, plain
@@ -196,13 +582,22 @@ class TestRefusedAtTrain:
         request.engine = "spark"
         err = refused(daemon, request)
         assert err.code() == CODE.INVALID_ARGUMENT
-        assert err.details() == "engine 'spark' is not one of: local, dask"
+        assert err.details() == "engine 'spark' is not one of: local, dask, auto"
 
-    def test_other_algorithms_train_locally_only(self, unreachable: LiveDaemon) -> None:
-        err = refused(unreachable, dask_request("spam", algorithm="random_forest"))
+    def test_isolation_forest_trains_locally_only(self, unreachable: LiveDaemon) -> None:
+        err = refused(unreachable, dask_request("spam", algorithm="isolation_forest"))
         assert err.code() == CODE.FAILED_PRECONDITION
-        assert err.details() == ("engine dask trains xgboost only in this version, got "
-                                 "algorithm 'random_forest'")
+        assert err.details() == (
+            "engine dask does not train algorithm 'isolation_forest' in this version: it "
+            "trains xgboost distributed, and hist_gradient_boosting, logistic_regression, "
+            "random_forest, ridge with each fit a task on one worker")
+
+    def test_calibration_is_refused_on_dask(self, unreachable: LiveDaemon) -> None:
+        err = refused(unreachable, dask_request("spam", algorithm="logistic_regression",
+                                                calibration=pb.CALIBRATION_SIGMOID))
+        assert err.code() == CODE.FAILED_PRECONDITION
+        assert err.details() == ("engine dask does not take calibration with algorithm "
+                                 "'logistic_regression' in this version")
 
     def test_a_folder_file_linked_outside_the_data_root_is_refused(
             self, unreachable: LiveDaemon, tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -214,13 +609,6 @@ class TestRefusedAtTrain:
         assert err.details() == ("dataset.path 'spam/part-9.parquet' leads outside "
                                  "the data root")
 
-    def test_a_folder_is_a_dataset_only_for_engine_dask(self, unreachable: LiveDaemon) -> None:
-        request = dask_request("spam")
-        request.engine = ""
-        err = refused(unreachable, request)
-        assert err.code() == CODE.INVALID_ARGUMENT
-        assert err.details() == ("dataset.path 'spam' is not a regular file (it is a "
-                                 "directory)")
 
 
 class TestDaskLocal:

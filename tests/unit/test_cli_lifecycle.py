@@ -121,7 +121,7 @@ class TestPolicy:
                         "thresholds": [], "disabled": True, "max_age_seconds": 0.0,
                         "min_training_rows": 0, "drift_psi_warn": 0.0, "drift_psi_alert": 0.0,
                         "drift_js_alert": 0.0, "drift_share_alert": 0.0,
-                        "monitor_sample": None}
+                        "monitor_sample": None, "dask_above_bytes": 0}
 
 
 class TestAlias:

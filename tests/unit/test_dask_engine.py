@@ -14,6 +14,7 @@ from modeld_server.errors import FailedPrecondition, InvalidArgument, Permission
 from modeld_server.training.cluster import NO_CLUSTER, DaskCluster
 from modeld_server.training.dask_engine import fold_of
 from modeld_server.training.datasets import resolve_dataset_files
+from modeld_server.types import DatasetSpec, TrainInput
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -155,3 +156,56 @@ def test_the_engine_survives_the_job_record_and_local_stays_unwritten() -> None:
     assert local.engine == "local" and "engine" not in local.to_json()
     dask = TrainSpec.from_json(data | {"engine": "dask"})
     assert TrainSpec.from_json(dask.to_json()).engine == "dask"
+
+
+class TestOneWorkerAlgorithms:
+    def test_a_dataset_fits_when_a_worker_holds_three_copies(self) -> None:
+        from modeld_server.training.dask_sklearn import check_fits_a_worker
+
+        check_fits_a_worker("ridge", "d.csv", 100, [300, 0])
+        check_fits_a_worker("ridge", "d.csv", 10**12, [0])  # no limit reported
+
+    def test_a_dataset_larger_than_the_smallest_worker_is_refused(self) -> None:
+        from modeld_server.training.dask_sklearn import check_fits_a_worker
+
+        with pytest.raises(FailedPrecondition) as err:
+            check_fits_a_worker("random_forest", "d.csv", 101, [1000, 300])
+        assert err.value.message == (
+            "dataset.path 'd.csv' holds about 101 bytes in memory; algorithm 'random_forest' "
+            "fits in one Dask worker, which needs 3 times that, more than the smallest "
+            "worker's memory_limit=300 bytes: use an algorithm that trains distributed "
+            "(xgboost), or workers with more memory")
+
+    def test_a_gzipped_csv_counts_five_times_its_size(self, tmp_path: Path) -> None:
+        from modeld_server.training.dask_sklearn import memory_bytes
+
+        (tmp_path / "a.csv").write_bytes(b"x" * 10)
+        (tmp_path / "b.csv.gz").write_bytes(b"x" * 10)
+        assert memory_bytes([tmp_path / "a.csv", tmp_path / "b.csv.gz"]) == 60
+
+
+class TestEngineAuto:
+    """cluster.auto_engine: dask only over the policy's threshold, with a cluster, for a
+    request engine dask takes."""
+
+    @staticmethod
+    def request(algorithm: str = "xgboost", calibration: str = "none") -> TrainInput:
+        return TrainInput(model="m", dataset=DatasetSpec(path="d.csv", target="y"),
+                          algorithm=algorithm, params={}, calibration=calibration)
+
+    @pytest.mark.parametrize(("size", "above", "configured", "algorithm", "calibration",
+                              "engine"), [
+        (1001, 1000, True, "xgboost", "none", "dask"),
+        (1000, 1000, True, "xgboost", "none", "local"),
+        (1001, 0, True, "xgboost", "none", "local"),
+        (1001, 1000, False, "xgboost", "none", "local"),
+        (1001, 1000, True, "ridge", "none", "dask"),
+        (1001, 1000, True, "isolation_forest", "none", "local"),
+        (1001, 1000, True, "logistic_regression", "sigmoid", "local"),
+    ])
+    def test_the_choice(self, size: int, above: int, configured: bool, algorithm: str,
+                        calibration: str, engine: str) -> None:
+        from modeld_server.training.cluster import auto_engine
+
+        assert auto_engine(self.request(algorithm, calibration), size, above,
+                           configured) == engine

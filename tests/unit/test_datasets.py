@@ -138,3 +138,137 @@ class TestBoundedRead:
         with pytest.raises(InvalidArgument) as err:
             read_sample(tmp_path / "late.csv", "late.csv")
         assert err.value.message == "dataset.path 'late.csv' is not a regular file"
+
+
+class TestManyFiles:
+    """Globs, JSON Lines and hive-style Parquet folders (datasets.resolve_files,
+    multifile.py), for both engines."""
+
+    def test_a_glob_lists_its_files_in_name_order(self, root: Path) -> None:
+        from modeld_server.training.datasets import resolve_files
+
+        (root / "data").mkdir()
+        for name in ("2026-02.csv", "2026-01.csv.gz", "2025-12.csv"):
+            (root / "data" / name).write_bytes(b"a\n1\n")
+        found = resolve_files(root, "data/2026-*")
+        assert [f.name for f in found.files] == ["2026-01.csv.gz", "2026-02.csv"]
+
+    def test_an_empty_glob_names_the_pattern(self, root: Path) -> None:
+        from modeld_server.training.datasets import resolve_files
+
+        with pytest.raises(InvalidArgument) as err:
+            resolve_files(root, "data/2026-*.csv")
+        assert err.value.message == ("dataset.path 'data/2026-*.csv' matches no file under "
+                                     "the data root")
+
+    def test_a_glob_match_linked_outside_the_root_is_refused(self, root: Path,
+                                                              tmp_path: Path) -> None:
+        from modeld_server.training.datasets import resolve_files
+
+        (tmp_path / "secret.csv").write_text(IRIS)
+        (root / "z.csv").symlink_to(tmp_path / "secret.csv")
+        with pytest.raises(PermissionDenied) as err:
+            resolve_files(root, "*.csv")
+        assert err.value.message == "dataset.path 'z.csv' leads outside the data root"
+
+    @pytest.mark.parametrize("pattern", ["../*.csv", "**/*.csv"])
+    def test_a_glob_that_could_leave_the_root_is_refused(self, root: Path,
+                                                         pattern: str) -> None:
+        from modeld_server.training.datasets import resolve_files
+
+        with pytest.raises(InvalidArgument) as err:
+            resolve_files(root, pattern)
+        assert err.value.message == (f"dataset.path '{pattern}': a glob must be relative to "
+                                     "the data root, without '..' or '**'")
+
+    def test_a_glob_of_mixed_kinds_is_refused(self, root: Path) -> None:
+        from modeld_server.training.datasets import resolve_files
+
+        (root / "iris.jsonl").write_text('{"a": 1}\n')
+        with pytest.raises(InvalidArgument) as err:
+            resolve_files(root, "iris.*")
+        assert err.value.message == ("dataset.path 'iris.*' matches files of different kinds: "
+                                     "'iris.csv' and 'iris.jsonl'")
+
+    def test_hive_folders_become_columns(self, root: Path) -> None:
+        import pandas as pd
+
+        from modeld_server.training import multifile
+        from modeld_server.training.datasets import resolve_files
+
+        for day, region in (("1", "eu"), ("2", "eu"), ("2", "us")):
+            folder = root / "sales" / f"day={day}" / f"region={region}"
+            folder.mkdir(parents=True)
+            pd.DataFrame({"x": [1.0, 2.0]}).to_parquet(folder / "part-0.parquet")
+        (root / "sales" / "_SUCCESS").write_text("")
+        found = resolve_files(root, "sales")
+        assert found.keys == ["day", "region"]
+        assert multifile.columns(found, "sales") == ["x", "day", "region"]
+        frame, report = multifile.load_checked(found, "sales")
+        assert frame["day"].tolist() == [1, 1, 2, 2, 2, 2]
+        assert frame["region"].tolist() == ["eu", "eu", "eu", "eu", "us", "us"]
+        assert report.rows_read == 6
+
+    def test_a_folder_not_named_key_value_is_refused(self, root: Path) -> None:
+        from modeld_server.training.datasets import resolve_files
+
+        (root / "sales" / "old").mkdir(parents=True)
+        with pytest.raises(InvalidArgument) as err:
+            resolve_files(root, "sales")
+        assert err.value.message == ("dataset.path 'sales' holds folder 'sales/old': a "
+                                     "subfolder of a dataset must be named key=value (hive "
+                                     "partitioning)")
+
+    def test_csv_files_with_different_headers_are_refused_at_train(self, root: Path) -> None:
+        from modeld_server.training import multifile
+        from modeld_server.training.datasets import resolve_files
+
+        (root / "d").mkdir()
+        (root / "d" / "a.csv").write_text("x,y\n1,2\n")
+        with gzip.open(root / "d" / "b.csv.gz", "wt") as out:
+            out.write("x,z\n1,2\n")
+        with pytest.raises(InvalidArgument) as err:
+            multifile.columns(resolve_files(root, "d/*.csv*"), "d/*.csv*")
+        assert err.value.message == ("dataset.path 'd/*.csv*': 'b.csv.gz' has columns x, z; "
+                                     "'a.csv' has x, y: every file of a dataset has the same "
+                                     "columns")
+
+    def test_parquet_files_with_different_types_are_refused_at_train(self, root: Path) -> None:
+        import pandas as pd
+
+        from modeld_server.training import multifile
+        from modeld_server.training.datasets import resolve_files
+
+        (root / "p").mkdir()
+        pd.DataFrame({"x": [1.0]}).to_parquet(root / "p" / "a.parquet")
+        pd.DataFrame({"x": ["one"]}).to_parquet(root / "p" / "b.parquet")
+        with pytest.raises(InvalidArgument) as err:
+            multifile.columns(resolve_files(root, "p"), "p")
+        assert err.value.message == ("dataset.path 'p': column 'x' is large_string in 'b.parquet' "
+                                     "but double in 'a.parquet': every file of a dataset has "
+                                     "the same columns and types")
+
+    def test_malformed_records_are_named_by_file_and_line(self, root: Path) -> None:
+        from modeld_server.training import multifile
+        from modeld_server.training.datasets import resolve_files
+
+        (root / "j").mkdir()
+        (root / "j" / "a.jsonl").write_text('{"x": 1, "y": "a"}\n\n{"x": 2\n[1]\n')
+        with gzip.open(root / "j" / "b.jsonl.gz", "wt") as out:
+            out.write('{"y": "b", "x": 3}\nnot json\n{"x": 4, "y": "c", "z": {"k": 1}}\n')
+        (root / "c").mkdir()
+        (root / "c" / "a.csv").write_text("x,y\n1,2\n3\n")
+        (root / "c" / "b.csv").write_text("x,y\n4,5\n6,7,8\n")
+        frame, report = multifile.load_checked(resolve_files(root, "j/*"), "j/*")
+        assert frame["x"].tolist() == [1, 3, 4] and report.rows_read == 6
+        assert frame["z"].tolist()[2] == '{"k": 1}'
+        assert report.malformed["count"] == 3
+        assert report.malformed["first_lines"] == ["a.jsonl:3", "a.jsonl:4", "b.jsonl.gz:2"]
+        assert report.lines.tolist() == ["a.jsonl:1", "b.jsonl.gz:1", "b.jsonl.gz:3"]
+        frame, report = multifile.load_checked(resolve_files(root, "c/*.csv"), "c/*.csv")
+        assert frame["x"].tolist() == [1, 4]
+        assert report.malformed["first_lines"] == ["a.csv:3", "b.csv:3"]
+
+    def test_a_jsonl_file_has_its_columns_read_from_a_bounded_sample(self, root: Path) -> None:
+        (root / "r.jsonl").write_text('{"a": 1}\n{"b": true, "a": 2}\n')
+        assert read_columns(root / "r.jsonl", "r.jsonl") == ["a", "b"]

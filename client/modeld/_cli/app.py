@@ -48,6 +48,7 @@ class CalibrationChoice(enum.StrEnum):
 class EngineChoice(enum.StrEnum):
     local = "local"
     dask = "dask"
+    auto = "auto"
 
 
 class TaskChoice(enum.StrEnum):

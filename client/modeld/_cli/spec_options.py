@@ -53,7 +53,8 @@ TaskOpt = Annotated[TaskChoice | None, typer.Option(
 Calibration = Annotated[CalibrationChoice, typer.Option(
     help="Probability calibration (classification).", rich_help_panel=_MODEL)]
 Engine = Annotated[EngineChoice, typer.Option(
-    help="Where it trains: local, or dask (the daemon's Dask cluster; xgboost only).",
+    help="Where it trains: local, dask (the daemon's Dask cluster), or auto (dask for "
+         "datasets over the model's policy dask_above_bytes).",
     rich_help_panel=_MODEL)]
 NoActivate = Annotated[bool, typer.Option("--no-activate", rich_help_panel=_MODEL,
                                           help="Publish the version without activating it.")]

@@ -581,7 +581,7 @@ class Threshold(_message.Message):
     def __init__(self, metric: _Optional[str] = ..., op: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
 
 class Policy(_message.Message):
-    __slots__ = ("model", "primary_metric", "tolerance", "thresholds", "disabled", "max_age", "min_training_rows", "drift_psi_warn", "drift_psi_alert", "drift_js_alert", "drift_share_alert", "monitor_sample")
+    __slots__ = ("model", "primary_metric", "tolerance", "thresholds", "disabled", "max_age", "min_training_rows", "drift_psi_warn", "drift_psi_alert", "drift_js_alert", "drift_share_alert", "monitor_sample", "dask_above_bytes")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PRIMARY_METRIC_FIELD_NUMBER: _ClassVar[int]
     TOLERANCE_FIELD_NUMBER: _ClassVar[int]
@@ -594,6 +594,7 @@ class Policy(_message.Message):
     DRIFT_JS_ALERT_FIELD_NUMBER: _ClassVar[int]
     DRIFT_SHARE_ALERT_FIELD_NUMBER: _ClassVar[int]
     MONITOR_SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    DASK_ABOVE_BYTES_FIELD_NUMBER: _ClassVar[int]
     model: str
     primary_metric: str
     tolerance: float
@@ -606,7 +607,8 @@ class Policy(_message.Message):
     drift_js_alert: float
     drift_share_alert: float
     monitor_sample: float
-    def __init__(self, model: _Optional[str] = ..., primary_metric: _Optional[str] = ..., tolerance: _Optional[float] = ..., thresholds: _Optional[_Iterable[_Union[Threshold, _Mapping]]] = ..., disabled: _Optional[bool] = ..., max_age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_training_rows: _Optional[int] = ..., drift_psi_warn: _Optional[float] = ..., drift_psi_alert: _Optional[float] = ..., drift_js_alert: _Optional[float] = ..., drift_share_alert: _Optional[float] = ..., monitor_sample: _Optional[float] = ...) -> None: ...
+    dask_above_bytes: int
+    def __init__(self, model: _Optional[str] = ..., primary_metric: _Optional[str] = ..., tolerance: _Optional[float] = ..., thresholds: _Optional[_Iterable[_Union[Threshold, _Mapping]]] = ..., disabled: _Optional[bool] = ..., max_age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_training_rows: _Optional[int] = ..., drift_psi_warn: _Optional[float] = ..., drift_psi_alert: _Optional[float] = ..., drift_js_alert: _Optional[float] = ..., drift_share_alert: _Optional[float] = ..., monitor_sample: _Optional[float] = ..., dask_above_bytes: _Optional[int] = ...) -> None: ...
 
 class GetPolicyRequest(_message.Message):
     __slots__ = ("model",)

@@ -356,7 +356,8 @@ def policy_to_pb(model: str, policy: Policy) -> pb.Policy:
                                     for m, op, v in policy.thresholds],
                         min_training_rows=policy.min_training_rows,
                         drift_psi_warn=policy.drift[0], drift_psi_alert=policy.drift[1],
-                        drift_js_alert=policy.drift[2], drift_share_alert=policy.drift[3])
+                        drift_js_alert=policy.drift[2], drift_share_alert=policy.drift[3],
+                        dask_above_bytes=policy.dask_above_bytes)
     if policy.monitor_sample is not None:
         message.monitor_sample = policy.monitor_sample
     if policy.max_age_seconds:
@@ -376,7 +377,8 @@ def policy_from_pb(message: pb.Policy) -> Policy:
                   drift=(message.drift_psi_warn, message.drift_psi_alert,
                          message.drift_js_alert, message.drift_share_alert),
                   monitor_sample=(message.monitor_sample if message.HasField("monitor_sample")
-                                  else None))
+                                  else None),
+                  dask_above_bytes=message.dask_above_bytes)
 
 
 def schedule_to_pb(spec: ScheduleSpec, state: ScheduleState) -> pb.Schedule:

@@ -13,13 +13,64 @@ from typing import Any
 
 import structlog
 
-from modeld_server.errors import FailedPrecondition
+from modeld_server.errors import FailedPrecondition, quoted
+from modeld_server.types import TrainInput
 
 log = structlog.get_logger(__name__)
 
-ENGINES = ("local", "dask")
+ENGINES = ("local", "dask", "auto")
 NO_CLUSTER = ("engine dask needs a Dask cluster: start the daemon with --dask-scheduler "
               "ADDRESS or --dask-local N")
+
+
+DISTRIBUTED = ("xgboost",)
+"""Algorithms whose one fit spreads over the cluster (xgboost.dask)."""
+ONE_WORKER = ("hist_gradient_boosting", "logistic_regression", "random_forest", "ridge")
+"""Algorithms whose folds and final fit are Dask tasks, each on one worker: the dataset
+must fit one worker's memory (dask_sklearn.py)."""
+
+
+DROP_DUPLICATES = ("engine dask counts duplicate rows but does not drop them with algorithm "
+                   "{algorithm} in this version: set validation.drop_duplicates to false, "
+                   "or train with engine local")
+
+
+def check_dask_request(request: TrainInput) -> None:
+    """Refuses what engine=dask does not do in this version.
+
+    Raises:
+        FailedPrecondition: an algorithm it does not train (naming those it trains), or
+            an option its path does not take.
+    """
+    if request.algorithm not in DISTRIBUTED + ONE_WORKER:
+        raise FailedPrecondition(
+            f"engine dask does not train algorithm {quoted(request.algorithm)} in this "
+            f"version: it trains {', '.join(DISTRIBUTED)} distributed, and "
+            f"{', '.join(ONE_WORKER)} with each fit a task on one worker")
+    # The scikit-learn path prepares the data as the local engine does, on a worker;
+    # XGBoost's validates with Dask reductions (dask_validation.py).
+    refused = [("calibration", request.calibration != "none")]
+    if request.algorithm in DISTRIBUTED:
+        refused += [("dataset.eval_label", bool(request.dataset.eval_label))]
+    for name, given in refused:
+        if given:
+            raise FailedPrecondition(f"engine dask does not take {name} with algorithm "
+                                     f"{quoted(request.algorithm)} in this version")
+    if request.algorithm in DISTRIBUTED and request.validation.get("drop_duplicates"):
+        raise FailedPrecondition(DROP_DUPLICATES.format(algorithm=quoted(request.algorithm)))
+
+
+def auto_engine(request: TrainInput, size: int, above: int, configured: bool) -> str:
+    """Where an engine=auto job trains: "dask" when the model's policy sets a threshold
+    (`above` bytes, 0: none), the dataset's files hold more than it (`size`), the daemon
+    has a cluster, and the request is one engine dask takes; "local" otherwise."""
+    if not (above and size > above and configured):
+        return "local"
+    try:
+        check_dask_request(request)
+    except FailedPrecondition:
+        return "local"
+    return "dask"
 
 
 class DaskCluster:

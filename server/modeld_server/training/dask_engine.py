@@ -3,9 +3,11 @@
 Runs in the job's worker process like the local engine, which imports this module only
 for an engine=dask job (the forkserver does not preload dask). The worker connects a
 distributed.Client to the daemon's scheduler, and the cluster's workers read the dataset
-(dask.dataframe: one CSV file or a folder of Parquet files) and train with xgboost.dask.
-This process holds only what is small: the header's dtypes, the classes, and the held-out
-predictions of each fold with their labels. What it publishes is a plain XGBClassifier /
+(dask_read.py: any form datasets.py resolves), validate it (dask_validation.py), encode it
+(dask_encode.py) and train with xgboost.dask. The scikit-learn algorithms go to
+dask_sklearn.py instead: each of their fits is one Dask task. This process holds only
+what is small: dtypes, counts, the classes, and the held-out predictions of each fold
+with their labels. What it publishes is a plain XGBClassifier /
 XGBRegressor in the same artifact format as the local engine, so serving cannot tell.
 
 Folds are assigned per row by a seeded hash of the row's position in the dataset (no
@@ -33,14 +35,16 @@ from modeld_server.errors import (
     FailedPrecondition,
     InvalidArgument,
     ModeldError,
-    ResourceExhausted,
     Unavailable,
+    quoted,
 )
 from modeld_server.features import FeatureSchema
-from modeld_server.training import gate
+from modeld_server.training import dask_encode, dask_sklearn, dask_validation, gate, importance
 from modeld_server.training import metrics as metric_fns
-from modeld_server.training.datasets import is_parquet, resolve_dataset_files
-from modeld_server.training.estimators import build_estimator, build_preprocessor, get_algorithm
+from modeld_server.training.cluster import DISTRIBUTED
+from modeld_server.training.dask_read import read_frame
+from modeld_server.training.datasets import DatasetFiles, resolve_files
+from modeld_server.training.estimators import build_estimator, get_algorithm
 from modeld_server.training.prepare import json_value
 from modeld_server.types import Task, TrainSpec
 
@@ -71,12 +75,16 @@ def fold_of(positions: np.ndarray, seed: int, folds: int) -> np.ndarray:
 
 def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
           context: dict[str, Any], max_rows: int,
-          before_save: Callable[[], None]) -> dict[str, Any]:
-    """Cross-validates and fits XGBoost on the cluster; saves the model into `staging`.
+          before_save: Callable[[], None], max_bytes: int = 0) -> dict[str, Any]:
+    """Cross-validates and fits on the cluster; saves the model into `staging`.
+
+    XGBoost trains distributed (xgboost.dask); the scikit-learn algorithms fit each fold
+    and the final fit as a Dask task on one worker each (dask_sklearn.py).
 
     Args:
         context: the daemon's job context: "dask_scheduler", and the gate's "policy" and
             "champion" (thresholds only here: no champion refit in this version).
+        max_bytes: the most bytes the dataset may hold uncompressed (0: no limit).
 
     Returns:
         The manifest fields, as worker.train's.
@@ -85,7 +93,7 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
 
     scheduler = context["dask_scheduler"]
     started = time.perf_counter()
-    files = resolve_dataset_files(data_root, spec.dataset.path, folders=True)
+    found = resolve_files(data_root, spec.dataset.path)
     report("connecting", 0.02, f"connecting to the Dask scheduler at {scheduler}", {})
     # Closing the client (leaving the block, or this process dying) releases its futures.
     try:
@@ -97,7 +105,10 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
     with client:
         members = _workers(client)
         try:
-            return _train(spec, files, staging, report, context, max_rows, before_save,
+            if spec.algorithm not in DISTRIBUTED:
+                return _train_sklearn(spec, found, staging, report, context, max_rows,
+                                      max_bytes, before_save, client, scheduler, started)
+            return _train(spec, found, staging, report, context, max_rows, before_save,
                           client, members, scheduler, started)
         except ModeldError:
             raise
@@ -128,19 +139,36 @@ def _left(client: Any, members: list[str]) -> list[str]:
     return [w for w in members if w not in now]
 
 
-def _train(spec: TrainSpec, files: list[Path], staging: Path, report: Report,
+def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
            context: dict[str, Any], max_rows: int, before_save: Callable[[], None],
            client: Any, members: list[str], scheduler: str,
            started: float) -> dict[str, Any]:
     """train's work once connected: the job on the cluster, then the artifacts."""
     workers = len(members)
     report("loading", 0.05, f"reading {spec.dataset.path} on {workers} Dask workers", {})
-    frame, columns, features, schema, sample_row = _load(spec, files)
-    frame, classes, rows = _encode(spec, frame, client, max_rows)
-    # Positional names: feature names such as 'char_freq_[' are refused by XGBoost, and
+    try:  # the computations that read the rows: the data's own errors surface here
+        frame, columns, features, schema, sample_row = _load(spec, found)
+        report("validating", 0.06, "checking the dataset on the cluster", {})
+        frame, classes, rows, checked = _encode(spec, frame, features, client, max_rows)
+    except ModeldError:
+        raise
+    except FileNotFoundError as exc:
+        raise FailedPrecondition(
+            f"dataset.path {quoted(spec.dataset.path)}: a Dask worker cannot find "
+            f"{exc.filename or exc}: every worker must see the data root at the daemon's "
+            "path") from None
+    except (ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
+        raise InvalidArgument(
+            f"dataset.path {quoted(spec.dataset.path)} could not be read with the column "
+            f"types of its sample: {_first_line(exc)}") from None
+    # The local engine's preprocessing (categoricals one-hot encoded) on each partition;
+    # positional names: feature names such as 'char_freq_[' are refused by XGBoost, and
     # Predict hands the model a plain matrix, as for the local engine.
-    names = [f"f{i}" for i in range(len(features))]
-    frame = frame.rename(columns=dict(zip(features, names, strict=True)))
+    preprocess, width = dask_encode.fitted_preprocessor(spec, frame, schema, client)
+    names = [f"f{i}" for i in range(width)]
+    carried = {_Y: frame[_Y].dtype, _POS: frame[_POS].dtype}
+    frame = frame.map_partitions(dask_encode.encode, preprocess, schema, names, list(carried),
+                                 meta=dask_encode.meta(names, carried))
     # Read once into the workers' memory for the k + 1 fits; this also fixes the
     # partitions, which the optimizer could otherwise fuse differently for X and y.
     frame = client.persist(_with_folds(spec, frame))
@@ -156,17 +184,14 @@ def _train(spec: TrainSpec, files: list[Path], staging: Path, report: Report,
     decision = _gate(spec, context, len(classes), metrics)
     report("saving", 0.96, "writing artifacts", metrics)
     before_save()
-    algorithm = get_algorithm(spec.algorithm, spec.task)
-    n = len(features)
-    preprocess = build_preprocessor(algorithm, list(range(n)), [])
-    preprocess.fit(np.zeros((1, n)))  # stateless: a cast to float64
     fmt = artifacts.save(artifacts.Fitted(preprocess, _plain(spec, model)), staging)
     return {
         "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
         "cv_folds": spec.cv_folds, "seed": spec.seed, "format": fmt,
-        "dataset": {"path": spec.dataset.path, "rows": rows, "rows_read": rows,
-                    "columns": columns, "files": [f.name for f in files],
+        "dataset": {"path": spec.dataset.path, "rows": rows, "rows_read": checked["rows_read"],
+                    "columns": columns, "files": [f.name for f in found.files],
                     "selection": spec.dataset.to_json()},
+        "validation": checked,
         "schema": schema.to_json(), "features": features, "classes": classes,
         "sample_row": sample_row, "metrics": metrics, "confusion_matrix": confusion,
         "gate": decision.to_json() if decision else None,
@@ -176,6 +201,45 @@ def _train(spec: TrainSpec, files: list[Path], staging: Path, report: Report,
                    "folds": "splitmix64(seed, row position) mod cv_folds"},
         "timings": {"cv_seconds": cv_seconds, "final_fit_seconds": fit_seconds,
                     "total_seconds": time.perf_counter() - started},
+        "libraries": _library_versions(),
+    }
+
+
+def _train_sklearn(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
+                   context: dict[str, Any], max_rows: int, max_bytes: int,
+                   before_save: Callable[[], None], client: Any, scheduler: str,
+                   started: float) -> dict[str, Any]:
+    """A scikit-learn algorithm: its fits as Dask tasks (dask_sklearn.train), then the
+    gate's thresholds and the artifacts, written here."""
+    single = len(found.files) == 1 and not found.keys
+    got = dask_sklearn.train(spec, found.files[0] if single else found, client, report,
+                             max_rows, max_bytes)
+    fitted = got["fitted"]
+    metrics = got["metrics"]
+    decision = _gate(spec, context, len(got["classes"]), metrics)
+    report("saving", 0.96, "writing artifacts", metrics)
+    before_save()
+    fmt = artifacts.save(fitted, staging)
+    schema = FeatureSchema.from_json(got["schema"])
+    return {
+        "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
+        "cv_folds": spec.cv_folds, "seed": spec.seed, "format": fmt,
+        "dataset": got["dataset"] | {"files": [f.name for f in found.files],
+                                     "selection": spec.dataset.to_json()},
+        "validation": got["validation"], "schema": got["schema"],
+        "features": got["features"], "classes": got["classes"],
+        "sample_row": got["sample_row"], "metrics": metrics,
+        "confusion_matrix": got["confusion_matrix"],
+        "gate": decision.to_json() if decision else None,
+        "state": "rejected" if decision is not None and not decision.passed else "available",
+        "feature_importance": {
+            "estimator": importance.own_importance(fitted.preprocess, fitted.estimator, schema),
+            "permutation": got["permutation"]},
+        "engine": {"name": "dask", "scheduler": scheduler, "workers": len(got["workers"]),
+                   "fits": "one Dask task per fold and for the final fit",
+                   "fold_workers": got["fold_workers"], "final_worker": got["final_worker"],
+                   "folds": "the local engine's (stratified k-fold, seeded)"},
+        "timings": got["timings"] | {"total_seconds": time.perf_counter() - started},
         "libraries": _library_versions(),
     }
 
@@ -191,73 +255,53 @@ def _gate(spec: TrainSpec, context: dict[str, Any], n_classes: int,
                         "champion in this version") if champion else None)
 
 
-def _load(spec: TrainSpec, files: list[Path]) -> tuple[Any, list[str], list[str],
-                                                       FeatureSchema, dict[str, Any]]:
+def _load(spec: TrainSpec, found: DatasetFiles) -> tuple[Any, list[str], list[str],
+                                                         FeatureSchema, dict[str, Any]]:
     """The lazy frame (features, then target and row position), the file's columns, the
     features, the schema and a sample row; only the column types and the first partition's
     first row are read here."""
-    import dask.dataframe as dd
-
     ds = spec.dataset
-    if len(files) > 1 or is_parquet(files[0]):
-        frame = dd.read_parquet([str(f) for f in files])
-    else:
-        # dask infers dtypes from the first bytes only: a column of integers there and a
-        # decimal further on breaks a later partition. assume_missing reads unspecified
-        # integer columns as floats, as XGBoost takes them anyway (labels: see _label_text).
-        frame = dd.read_csv(str(files[0]), assume_missing=True,
-                            blocksize=None if files[0].suffix == ".gz" else "64MB")
+    # Explicit dtypes (dask_read.py); integer labels read as floats: see _label_text.
+    frame = read_frame(found, ds.path)
     columns = [str(c) for c in frame.columns]
-    for name, column in [("dataset.target", ds.target)] + [("dataset.features", c)
-                                                            for c in ds.features]:
+    for name, column in ([("dataset.target", ds.target)]
+                         + [("dataset.features", c) for c in ds.features]
+                         + [("dataset.filters.column", f["column"]) for f in ds.filters]):
         if column not in columns:
             raise InvalidArgument(f"{name} {column!r} is not a column of {ds.path!r} "
                                   f"(columns: {', '.join(columns)})")
     features = list(ds.features) or [c for c in columns
                                       if c != ds.target and c not in set(ds.drop_columns)]
     schema = FeatureSchema.infer(frame._meta, features, ds.target)
-    if schema.categorical:
-        raise FailedPrecondition(
-            "engine dask takes numeric features only in this version; not numeric: "
-            + ", ".join(schema.categorical))
     # The row's position in the whole dataset, before any row is dropped: its fold.
-    frame = frame[[*features, ds.target]].assign(**{_POS: 1})
+    filtered = [f["column"] for f in ds.filters if f["column"] not in {*features, ds.target}]
+    frame = frame[[*features, ds.target, *dict.fromkeys(filtered)]].assign(**{_POS: 1})
     frame[_POS] = frame[_POS].cumsum() - 1
     head = frame.head(1)
     sample_row = {c: json_value(head[c].iloc[0]) for c in features} if len(head) else {}
     return frame, columns, features, schema, sample_row
 
 
-def _encode(spec: TrainSpec, frame: Any, client: Any,
-            max_rows: int) -> tuple[Any, list[str], int]:
-    """Drops rows without a target; encodes it (classes sorted, as np.unique does).
+def _encode(spec: TrainSpec, frame: Any, features: list[str], client: Any,
+            max_rows: int) -> tuple[Any, list[str], int, dict[str, Any]]:
+    """Validates (dask_validation: filters, rows without a target dropped, the local
+    engine's checks) and encodes the target (classes sorted, as np.unique does).
 
     Returns:
-        The frame with the label column, the classes as text, and the row count.
+        The frame with the label column, the classes as text, the row count and the
+        validation report.
     """
     target = spec.dataset.target
-    frame = frame[frame[target].notnull()]
+    frame, report, labels = dask_validation.validate(spec, frame, features, client,
+                                                     max_rows, _label_text)
     classes: list[str] = []
     if spec.task is Task.CLASSIFICATION:
-        values, rows = client.compute([frame[target].unique(), frame[target].count()],
-                                      sync=True)
-        labels = np.sort(np.asarray(values))
-        if len(labels) < 2:
-            raise InvalidArgument(f"dataset.target {target!r} has {len(labels)} class: "
-                                  "classification needs two or more")
         classes = [_label_text(v) for v in labels]
         frame = frame.assign(**{_Y: frame[target].map_partitions(
             _encode_labels, labels, meta=(_Y, "i8"))})
     else:
-        rows = client.compute(frame[target].count(), sync=True)
         frame = frame.assign(**{_Y: frame[target].astype("f8")})
-    if int(rows) > max_rows:
-        raise ResourceExhausted(f"dataset {spec.dataset.path!r} has {rows} rows, more than "
-                                f"max_dataset_rows={max_rows}")
-    if int(rows) < spec.cv_folds:
-        raise InvalidArgument(f"{spec.dataset.path!r} has {rows} usable rows, fewer than "
-                              f"cv_folds={spec.cv_folds}")
-    return frame.drop(columns=[target]), classes, int(rows)
+    return frame.drop(columns=[target]), classes, report.rows_used, report.to_json()
 
 
 def _with_folds(spec: TrainSpec, frame: Any) -> Any:
@@ -339,6 +383,11 @@ def _plain(spec: TrainSpec, model: Any) -> Any:
         model.save_model(Path(tmp) / "model.ubj")
         plain.load_model(Path(tmp) / "model.ubj")
     return plain
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _label_text(value: Any) -> str:

@@ -60,6 +60,8 @@ class Policy:
     """Drift thresholds (psi_warn, psi_alert, js_alert, share_alert); 0 for the default."""
     monitor_sample: float | None = None
     """The model's drift sampling rate; None for the daemon's --monitor-sample."""
+    dask_above_bytes: int = 0
+    """Engine auto: datasets of more bytes than this train on Dask (cluster.py); 0: never."""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"primary_metric": self.primary_metric,
@@ -75,6 +77,8 @@ class Policy:
             data["drift"] = list(self.drift)
         if self.monitor_sample is not None:
             data["monitor_sample"] = self.monitor_sample
+        if self.dask_above_bytes:
+            data["dask_above_bytes"] = self.dask_above_bytes
         return data
 
     @classmethod
@@ -89,7 +93,8 @@ class Policy:
                    min_training_rows=int(data.get("min_training_rows", 0)),
                    drift=_drift_json(data.get("drift")),
                    monitor_sample=None if data.get("monitor_sample") is None
-                   else float(data["monitor_sample"]))
+                   else float(data["monitor_sample"]),
+                   dask_above_bytes=int(data.get("dask_above_bytes", 0)))
 
     def validated(self) -> Policy:
         """Raises InvalidArgument naming the bad field."""
@@ -111,6 +116,9 @@ class Policy:
         if self.min_training_rows < 0:
             raise InvalidArgument(
                 f"policy.min_training_rows must be >= 0, got {self.min_training_rows}")
+        if self.dask_above_bytes < 0:
+            raise InvalidArgument(
+                f"policy.dask_above_bytes must be >= 0, got {self.dask_above_bytes}")
         self._check_drift()
         return self
 

@@ -11,8 +11,8 @@ import pandas as pd
 
 from modeld_server.errors import InvalidArgument, ResourceExhausted
 from modeld_server.features import FeatureSchema
-from modeld_server.registry.fsio import sha256_file
-from modeld_server.training import validation
+from modeld_server.training import multifile, validation
+from modeld_server.training.datasets import DatasetFiles
 from modeld_server.training.parallel import Background
 from modeld_server.training.sample import SAMPLE_BYTES, task_of
 from modeld_server.types import Task, TrainSpec
@@ -34,7 +34,8 @@ class Prepared:
     eval_label: np.ndarray | None = None
 
 
-def prepare(spec: TrainSpec, path: Path, max_rows: int, max_bytes: int = 0) -> Prepared:
+def prepare(spec: TrainSpec, path: Path | DatasetFiles, max_rows: int,
+            max_bytes: int = 0) -> Prepared:
     """Loads and validates the dataset, applies the selection, and encodes X and y.
 
     Args:
@@ -43,19 +44,19 @@ def prepare(spec: TrainSpec, path: Path, max_rows: int, max_bytes: int = 0) -> P
     Raises:
         InvalidArgument / FailedPrecondition / ResourceExhausted: with the reason.
     """
-    # The file's hash is taken while it is read and checked (hashlib lets go of the GIL).
-    digest = Background(lambda: sha256_file(path))
+    # The files' hash is taken while they are read and checked (hashlib lets go of the GIL).
+    digest = Background(lambda: multifile.sha256(path))
     try:
         return _prepare(spec, path, max_rows, max_bytes, digest)
     finally:
         digest.wait()
 
 
-def _prepare(spec: TrainSpec, path: Path, max_rows: int, max_bytes: int,
+def _prepare(spec: TrainSpec, path: Path | DatasetFiles, max_rows: int, max_bytes: int,
              digest: Background[str]) -> Prepared:
     ds = spec.dataset
     label = ds.target if spec.task is Task.CLASSIFICATION else ""
-    frame, report = validation.load_checked(path, ds.path, max_bytes=max_bytes, label=label)
+    frame, report = multifile.load_checked(path, ds.path, max_bytes=max_bytes, label=label)
     if len(frame) > max_rows:
         raise ResourceExhausted(f"dataset {ds.path!r} has {len(frame)} rows, more than "
                                 f"max_dataset_rows={max_rows}")

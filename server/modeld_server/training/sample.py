@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from modeld_server.errors import InvalidArgument, ResourceExhausted, quoted
-from modeld_server.training.datasets import CSV_READ_ERRORS, is_parquet, unreadable
+from modeld_server.training import jsonl
+from modeld_server.training.datasets import CSV_READ_ERRORS, is_jsonl, is_parquet, unreadable
 
 MAX_HEADER_BYTES = 1 << 20
 """The longest header line Train accepts."""
@@ -58,6 +59,8 @@ def read_columns(path: Path, shown: str) -> list[str]:
     """
     if is_parquet(path):
         columns = list(_parquet(path, shown).schema_arrow.names)
+    elif is_jsonl(path):  # the keys of the records in the sample
+        columns = jsonl.columns(jsonl.parse(read_sample(path, shown).text)[0])
     else:
         columns = _header(read_sample(path, shown), shown)
     if len(columns) > MAX_COLUMNS:
@@ -191,6 +194,8 @@ def _target_sample(path: Path, target: str, shown: str) -> tuple[Any, bool]:
         if is_parquet(path):
             return _parquet_sample(path, target, shown)
         sample = read_sample(path, shown)
+        if is_jsonl(path):
+            return jsonl.frame(jsonl.parse(sample.text)[0])[target], sample.complete
         return pd.read_csv(io.StringIO(sample.text), usecols=[target])[target], sample.complete
     except (InvalidArgument, ResourceExhausted):
         raise

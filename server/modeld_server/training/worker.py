@@ -28,7 +28,7 @@ from modeld_server.registry.manifest import Manifest
 from modeld_server.registry.store import RegistryStore
 from modeld_server.training import gate, importance, oof
 from modeld_server.training import metrics as metric_fns
-from modeld_server.training.datasets import resolve_dataset
+from modeld_server.training.datasets import dataset_files
 from modeld_server.training.estimators import (
     Algorithm,
     build_estimator,
@@ -101,10 +101,10 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         from modeld_server.training import dask_engine
 
         return dask_engine.train(spec, data_root, staging, report, context, max_rows,
-                                 before_save)
+                                 before_save, max_bytes)
     started = time.perf_counter()
     report("loading", 0.02, f"reading {spec.dataset.path}", {})
-    data = prepare(spec, resolve_dataset(data_root, spec.dataset.path), max_rows, max_bytes)
+    data = prepare(spec, dataset_files(data_root, spec.dataset.path), max_rows, max_bytes)
     prepare_seconds = time.perf_counter() - started
     report("validating", 0.08, f"{data.dataset['rows']} usable rows of "
            f"{data.report.rows_read}", {})
