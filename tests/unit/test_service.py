@@ -64,15 +64,19 @@ class TestValidateTrain:
         ({"seed": 2**32}, InvalidArgument, f"seed must be between 0 and {2**32 - 1}, got "
                                            f"{2**32}"),
         ({"request_id": "r" * 129}, InvalidArgument, "request_id is longer than 128 characters"),
-        ({"engine": "spark"}, InvalidArgument, "engine 'spark' is not one of: local, dask"),
+        ({"engine": "spark"}, InvalidArgument, "engine 'spark' is not one of: local, dask, auto"),
         ({"dataset": DatasetSpec("d.csv")}, InvalidArgument,
          "dataset.target is required for algorithm 'random_forest'"),
         ({"task": Task.REGRESSION, "calibration": "sigmoid"}, InvalidArgument,
          "calibration sigmoid needs a classifier; this is regression"),
-        ({"engine": "dask"}, FailedPrecondition,
-         "engine dask trains xgboost only in this version, got algorithm 'random_forest'"),
+        ({"engine": "dask", "algorithm": "isolation_forest", "dataset": DatasetSpec("d.csv")},
+         FailedPrecondition,
+         "engine dask does not train algorithm 'isolation_forest' in this version: it trains "
+         "xgboost distributed, and hist_gradient_boosting, logistic_regression, random_forest, "
+         "ridge with each fit a task on one worker"),
         ({"engine": "dask", "algorithm": "xgboost", "calibration": "sigmoid"},
-         FailedPrecondition, "engine dask does not take calibration in this version"),
+         FailedPrecondition,
+         "engine dask does not take calibration with algorithm 'xgboost' in this version"),
     ])
     def test_each_bad_field_is_named(self, service: ModelService, fields: dict[str, Any],
                                      error: type[Exception], message: str) -> None:
