@@ -1075,7 +1075,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "Predict and V2 against MLServer, same model, same client shape, interleaved rounds")
     peer.add_argument("--peer", choices=["mlserver"], action="append", default=[],
                       help="compare with this peer server")
-    peer.add_argument("--peer-python", type=Path, default=Path(".venv-mlserver/bin/python"),
+    peer.add_argument("--peer-python", type=lambda text: Path(text).absolute(),
+                      default=".venv-mlserver/bin/python",
                       help="the python of a venv holding mlserver and mlserver-xgboost "
                       f"(made as: {MLSERVER_INSTALL})")
     peer.add_argument("--peer-workers", type=int, action="append", default=[],
