@@ -26,6 +26,7 @@ from modeld_server.errors import (
     quoted,
     training_off,
 )
+from modeld_server.features import FeatureSchema
 from modeld_server.freshness import Freshness, StatusWarning
 from modeld_server.lifecycle import Lifecycle
 from modeld_server.monitoring.monitor import DriftMonitor
@@ -63,6 +64,7 @@ from modeld_server.views import (
     DenseRows,
     DriftView,
     ModelStatus,
+    RepositoryModel,
     Rows,
     VersionDetail,
 )
@@ -295,6 +297,17 @@ class ModelService:
                            drift=self.monitor.status(view.model, view.loaded)
                            if view.loaded else "")
 
+    def repository(self) -> list[RepositoryModel]:
+        """Every model's versions with what V2's repository index reports of each."""
+        out = []
+        for view in self.views():
+            entry = self.index.entry(view.model)
+            out.append(RepositoryModel(view=view, versions=entry.versions,
+                                       summaries=entry.summaries,
+                                       answering=frozenset(self.serving.answering(view.model)),
+                                       aliases=self.lifecycle.aliases(view.model)))
+        return out
+
     def list_versions(self, model: str, page_size: int, token: str,
                       state: str = "") -> VersionPage:
         entry = self.index.entry(self._known(model))
@@ -397,6 +410,14 @@ class ModelService:
     def pick_version(self, model: str, version: int, alias: str) -> int:
         """The version a Predict addresses: pinned, by alias, or 0 for the active one."""
         return version if version or not alias else self.lifecycle.resolve_alias(model, alias)
+
+    def answering(self, model: str) -> list[int]:
+        """Versions of `model` loaded here, that answer without a load first; ascending."""
+        return self.serving.answering(model)
+
+    def feature_schema(self, model: str, version: int) -> FeatureSchema:
+        """The feature columns of the version (0: the active one), loading it if need be."""
+        return self.serving.get(model, version).schema
 
     def predict_records(self, model: str, version: int, rows: Sequence[Mapping[str, Any]],
                         ignore_extra_columns: bool = False, *, explain: bool = False
