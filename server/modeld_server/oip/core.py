@@ -19,9 +19,10 @@ import numpy as np
 from modeld_server.errors import FailedPrecondition, InvalidArgument, Unavailable, quoted
 from modeld_server.features import FeatureSchema
 from modeld_server.oip.tensors import BYTES, Output, Tensor
+from modeld_server.pages import version_state
 from modeld_server.registry.layout import validate_model_name
 from modeld_server.registry.manifest import VersionSummary
-from modeld_server.service import BUILD_VERSION, ModelService, version_state
+from modeld_server.service import BUILD_VERSION, ModelService
 from modeld_server.serving.loaded import Prediction
 from modeld_server.types import LoadState, Task
 
