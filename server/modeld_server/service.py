@@ -6,7 +6,6 @@ domain objects, and failures are domain errors (errors.py).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from modeld_server.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    ResourceExhausted,
     quoted,
     training_off,
 )
@@ -30,15 +28,15 @@ from modeld_server.freshness import Freshness, StatusWarning
 from modeld_server.lifecycle import Lifecycle
 from modeld_server.monitoring.monitor import DriftMonitor
 from modeld_server.pages import page_size_of, version_page
+from modeld_server.predicting import Predictor
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.layout import validate_model_name
 from modeld_server.registry.manifest import VersionSummary
 from modeld_server.registry.meta import ModelMeta
 from modeld_server.registry.store import RegistryStore
-from modeld_server.serving.loaded import LoadedModel, Prediction
+from modeld_server.serving.loaded import Prediction
 from modeld_server.serving.manager import ModelView, ServingManager
 from modeld_server.serving.watcher import RegistryWatcher
-from modeld_server.telemetry import PREDICT_ROWS
 from modeld_server.training.cluster import DaskCluster
 from modeld_server.training.gate import Policy
 from modeld_server.training.jobrecord import JobRecord
@@ -54,7 +52,6 @@ from modeld_server.types import (
 )
 from modeld_server.views import (
     AliasView,
-    DenseRows,
     DriftView,
     ModelStatus,
     RepositoryModel,
@@ -103,6 +100,8 @@ class ModelService:
         self.scheduler = parts.scheduler
         self.monitor = parts.monitor
         self.watcher = parts.watcher
+        self.predictor = Predictor(serving=self.serving, lifecycle=self.lifecycle,
+                                   monitor=self.monitor, max_rows=settings.max_predict_rows)
 
     def warm_up(self) -> None:
         """Imports what validating a Train needs and starts the training forkserver.
@@ -288,17 +287,14 @@ class ModelService:
                 ignore_extra_columns: bool = False, explain: bool = False
                 ) -> tuple[int, Prediction]:
         """Predicts `rows` with the version asked for (pinned, by alias, or 0: the active
-        one); returns the version that answered and its prediction."""
-        pinned = self.pick_version(model, version, alias)
-        if isinstance(rows, DenseRows):
-            return self.predict_dense(model, pinned, rows.columns, rows.values,
-                                      ignore_extra_columns, explain=explain)
-        return self.predict_records(model, pinned, rows.records, ignore_extra_columns,
-                                    explain=explain)
+        one); returns the version that answered and its prediction (predicting.py)."""
+        return self.predictor.predict(model, version, alias, rows,
+                                      ignore_extra_columns=ignore_extra_columns,
+                                      explain=explain)
 
     def pick_version(self, model: str, version: int, alias: str) -> int:
         """The version a Predict addresses: pinned, by alias, or 0 for the active one."""
-        return version if version or not alias else self.lifecycle.resolve_alias(model, alias)
+        return self.predictor.pick_version(model, version, alias)
 
     def answering(self, model: str) -> list[int]:
         """Versions of `model` loaded here, that answer without a load first; ascending."""
@@ -311,42 +307,15 @@ class ModelService:
     def predict_records(self, model: str, version: int, rows: Sequence[Mapping[str, Any]],
                         ignore_extra_columns: bool = False, *, explain: bool = False
                         ) -> tuple[int, Prediction]:
-        loaded = self.serving.get(self._checked(model, version, len(rows)), version)
-        return self._answer(model, version, loaded,
-                            loaded.schema.matrix_from_records(rows, ignore_extra_columns),
-                            explain)
+        return self.predictor.predict_records(model, version, rows, ignore_extra_columns,
+                                              explain=explain)
 
     def predict_dense(self, model: str, version: int, columns: Sequence[str],
                       values: Sequence[float] | np.ndarray,
                       ignore_extra_columns: bool = False, *, explain: bool = False
                       ) -> tuple[int, Prediction]:
-        rows = len(values) // max(1, len(columns))
-        loaded = self.serving.get(self._checked(model, version, rows), version)
-        return self._answer(model, version, loaded,
-                            loaded.schema.matrix_from_dense(columns, values,
-                                                            ignore_extra_columns),
-                            explain)
-
-    def _answer(self, model: str, version: int, loaded: LoadedModel, matrix: np.ndarray,
-                explain: bool) -> tuple[int, Prediction]:
-        """Predicts `matrix`, offers the active version's rows to drift monitoring (a pinned
-        version's traffic is not what the profile compares), and counts the rows."""
-        result = _predicted(loaded, matrix, explain)
-        if not version:
-            self.monitor.offer(model, loaded, matrix, _outputs(result))
-        PREDICT_ROWS.labels(model).inc(len(matrix))
-        return loaded.version, result
-
-    def _checked(self, model: str, version: int, rows: int) -> str:
-        validate_model_name(model)
-        if version < 0:
-            raise InvalidArgument(f"version must be >= 0, got {version}")
-        if rows == 0:
-            raise InvalidArgument("rows is empty: send at least one row")
-        if rows > self.settings.max_predict_rows:
-            raise ResourceExhausted(f"{rows} rows exceed max_predict_rows="
-                                    f"{self.settings.max_predict_rows}")
-        return model
+        return self.predictor.predict_dense(model, version, columns, values,
+                                            ignore_extra_columns, explain=explain)
 
     def _known(self, model: str) -> str:
         return self.index.known(model)
@@ -432,21 +401,6 @@ class ModelService:
             self.jobs.close(wait=wait)
         self.dask.close()  # after the jobs: none still uses it
         self.watcher.stop()
-
-
-def _predicted(loaded: LoadedModel, matrix: Any, explain: bool) -> Prediction:
-    """The prediction, with each row's explanation when asked for."""
-    result = loaded.predict(matrix)
-    if not explain:
-        return result
-    return dataclasses.replace(result, explanations=loaded.explain(matrix))
-
-
-def _outputs(result: Prediction) -> np.ndarray | None:
-    """The numbers drift monitoring keeps of an answer (see monitoring/profile.py)."""
-    if result.probabilities is not None:
-        return result.probabilities
-    return result.values if result.values is not None else result.anomaly_scores
 
 
 def _require(value: str, name: str) -> str:
