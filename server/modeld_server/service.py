@@ -42,7 +42,7 @@ from modeld_server.training.gate import Policy
 from modeld_server.training.jobrecord import JobRecord
 from modeld_server.training.jobs import JobManager
 from modeld_server.training.scheduler import Scheduler, ScheduleSpec, ScheduleState
-from modeld_server.trainrequest import validate_train
+from modeld_server.trainrequest import schedule_of, validate_train
 from modeld_server.types import (
     DaemonInfo,
     RollbackResult,
@@ -347,14 +347,9 @@ class ModelService:
         if request.model != model:
             raise InvalidArgument(f"schedule.train.model {quoted(request.model)} differs "
                                   f"from schedule.model {model!r}")
-        spec = self.validate_train(request)
-        if spec.request_id:
-            raise InvalidArgument("schedule.train.request_id must be empty: every run is new")
-        schedule = ScheduleSpec(model=model, train=spec.to_json(),
-                                dataset_path=spec.dataset.path, cron=cron,
-                                interval_seconds=interval, min_new_rows=min_new_rows,
-                                min_interval_seconds=min_interval,
-                                on_drift=on_drift).validated()
+        schedule = schedule_of(self.validate_train(request), cron=cron, interval=interval,
+                               min_new_rows=min_new_rows, min_interval=min_interval,
+                               on_drift=on_drift)
         return schedule, self.scheduler.set(schedule)
 
     def get_schedule(self, model: str) -> tuple[ScheduleSpec, ScheduleState]:

@@ -1,7 +1,8 @@
 """Train's checks before a job is queued: a TrainInput becomes a TrainSpec or a domain error.
 
 Train and SetSchedule both call validate_train (through ModelService), so a schedule's
-request is refused exactly as a Train with the same fields would be.
+request is refused exactly as a Train with the same fields would be; schedule_of makes
+the schedule around it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from modeld_server.training.datasets import resolve_files
 from modeld_server.training.estimators import check_params, get_algorithm, known_algorithm
 from modeld_server.training.params import bounded_for_check, class_weight_by_index, parse_param
 from modeld_server.training.sample import infer_task, target_labels
+from modeld_server.training.scheduler import ScheduleSpec
 from modeld_server.training.selection import check_selection, check_validation_options
 from modeld_server.types import DatasetSpec, Task, TrainInput, TrainSpec
 
@@ -70,6 +72,21 @@ def validate_train(request: TrainInput, *, settings: Settings, dask: DaskCluster
                      request_id=request.request_id, activate=request.activate,
                      validation=check_validation_options(dict(request.validation)),
                      calibration=request.calibration, task_sampled=sampled, engine=engine)
+
+
+def schedule_of(spec: TrainSpec, *, cron: str, interval: float, min_new_rows: int,
+                min_interval: float, on_drift: bool) -> ScheduleSpec:
+    """The schedule that runs `spec` (validate_train's, for the schedule's model); every run
+    is a new job, so the spec carries no request_id.
+
+    Raises:
+        InvalidArgument: a request_id, or a schedule ScheduleSpec.validated refuses.
+    """
+    if spec.request_id:
+        raise InvalidArgument("schedule.train.request_id must be empty: every run is new")
+    return ScheduleSpec(model=spec.model, train=spec.to_json(), dataset_path=spec.dataset.path,
+                        cron=cron, interval_seconds=interval, min_new_rows=min_new_rows,
+                        min_interval_seconds=min_interval, on_drift=on_drift).validated()
 
 
 def _check_engine(request: TrainInput, dask: DaskCluster) -> str:
