@@ -6,8 +6,6 @@ domain objects, and failures are domain errors (errors.py).
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,47 +20,41 @@ from modeld_server.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    ResourceExhausted,
     quoted,
     training_off,
 )
+from modeld_server.features import FeatureSchema
 from modeld_server.freshness import Freshness, StatusWarning
 from modeld_server.lifecycle import Lifecycle
 from modeld_server.monitoring.monitor import DriftMonitor
+from modeld_server.pages import page_size_of, version_page
+from modeld_server.predicting import Predictor
 from modeld_server.registry.index import RegistryIndex
 from modeld_server.registry.layout import validate_model_name
 from modeld_server.registry.manifest import VersionSummary
 from modeld_server.registry.meta import ModelMeta
 from modeld_server.registry.store import RegistryStore
-from modeld_server.serving.loaded import LoadedModel, Prediction
+from modeld_server.serving.loaded import Prediction
 from modeld_server.serving.manager import ModelView, ServingManager
 from modeld_server.serving.watcher import RegistryWatcher
-from modeld_server.telemetry import PREDICT_ROWS
-from modeld_server.training import multifile
-from modeld_server.training.cluster import ENGINES, DaskCluster, auto_engine, check_dask_request
-from modeld_server.training.datasets import resolve_files
-from modeld_server.training.estimators import check_params, get_algorithm, known_algorithm
+from modeld_server.training.cluster import DaskCluster
 from modeld_server.training.gate import Policy
 from modeld_server.training.jobrecord import JobRecord
 from modeld_server.training.jobs import JobManager
-from modeld_server.training.params import bounded_for_check, class_weight_by_index, parse_param
-from modeld_server.training.sample import infer_task, target_labels
 from modeld_server.training.scheduler import Scheduler, ScheduleSpec, ScheduleState
-from modeld_server.training.selection import check_selection, check_validation_options
+from modeld_server.trainrequest import schedule_of, validate_train
 from modeld_server.types import (
     DaemonInfo,
-    DatasetSpec,
     RollbackResult,
-    Task,
     TrainInput,
     TrainSpec,
     VersionPage,
 )
 from modeld_server.views import (
     AliasView,
-    DenseRows,
     DriftView,
     ModelStatus,
+    RepositoryModel,
     Rows,
     VersionDetail,
 )
@@ -70,9 +62,6 @@ from modeld_server.views import (
 log = structlog.get_logger(__name__)
 
 BUILD_VERSION = "0.1.0"
-DEFAULT_PAGE = 50
-MAX_PAGE = 1000
-MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,6 +100,8 @@ class ModelService:
         self.scheduler = parts.scheduler
         self.monitor = parts.monitor
         self.watcher = parts.watcher
+        self.predictor = Predictor(serving=self.serving, lifecycle=self.lifecycle,
+                                   monitor=self.monitor, max_rows=settings.max_predict_rows)
 
     def warm_up(self) -> None:
         """Imports what validating a Train needs and starts the training forkserver.
@@ -164,87 +155,8 @@ class ModelService:
 
     def validate_train(self, request: TrainInput) -> TrainSpec:
         """Every check Train makes before queueing; returns the job's spec."""
-        model = validate_model_name(request.model)
-        if not request.algorithm:
-            raise InvalidArgument("algorithm is required")
-        known_algorithm(request.algorithm)  # before the target and task that depend on it
-        engine = self._check_engine(request)
-        spec_dataset = request.dataset
-        found = resolve_files(self.settings.data_root, spec_dataset.path)
-        files, path = found.files, found.files[0]  # the first file's sample stands for all
-        size = sum(f.stat().st_size for f in files)
-        if size > self.settings.max_dataset_bytes:
-            raise ResourceExhausted(f"dataset.path {quoted(spec_dataset.path)} has {size} "
-                                    f"bytes, more than max_dataset_bytes="
-                                    f"{self.settings.max_dataset_bytes}")
-        if engine == "auto":
-            above = self.lifecycle.get_policy(model, must_exist=False).dask_above_bytes
-            engine = auto_engine(request, size, above, self.dask.configured)
-        check_selection(spec_dataset, multifile.columns(
-            found if found.keys or len(files) > 1 else path, spec_dataset.path))
-        task, sampled = (request.task, False) if request.task else self._infer_task(request, path)
-        if task is not Task.ANOMALY_DETECTION and not spec_dataset.target:
-            raise InvalidArgument(f"dataset.target is required for {task.value}")
-        folds = request.cv_folds or 5
-        if not 2 <= folds <= 20:
-            raise InvalidArgument(f"cv_folds must be between 2 and 20, got {request.cv_folds}")
-        seed = 42 if request.seed is None else request.seed
-        if not 0 <= seed <= MAX_SEED:
-            raise InvalidArgument(f"seed must be between 0 and {MAX_SEED}, got {seed}")
-        if len(request.request_id) > 128:
-            raise InvalidArgument("request_id is longer than 128 characters")
-        algorithm = get_algorithm(request.algorithm, task)
-        params = dict(request.params)
-        if params:  # the library's defaults need no check (for XGBoost, a fit of 15 ms)
-            check_params(algorithm, task, bounded_for_check(algorithm.name, params), seed)
-            self._check_class_weight(params, path, spec_dataset)
-        if request.calibration != "none" and task is not Task.CLASSIFICATION:
-            raise InvalidArgument(f"calibration {request.calibration} needs a classifier; this "
-                                  f"is {task.value}")
-        return TrainSpec(model=model, dataset=spec_dataset, algorithm=request.algorithm,
-                         task=task, params=params, cv_folds=folds, seed=seed,
-                         request_id=request.request_id, activate=request.activate,
-                         validation=check_validation_options(dict(request.validation)),
-                         calibration=request.calibration, task_sampled=sampled, engine=engine)
-
-    def _check_engine(self, request: TrainInput) -> str:
-        """The engine; for dask, refuses what the Dask path does not do in this version.
-
-        Raises:
-            InvalidArgument: an unknown engine.
-            FailedPrecondition: engine dask without a cluster, or with what it cannot do.
-        """
-        engine = request.engine or "local"
-        if engine not in ENGINES:
-            raise InvalidArgument(f"engine {quoted(engine)} is not one of: local, dask, auto")
-        if engine in ("local", "auto"):  # auto: decided once the dataset's size is known
-            return engine
-        self.dask.require()
-        check_dask_request(request)
-        return engine
-
-    def _infer_task(self, request: TrainInput, path: Any) -> tuple[Task, bool]:
-        """The task, and whether it came from a sample of the target column that was not
-        all of it (the worker then checks the whole column agrees)."""
-        by_algorithm = {"logistic_regression": Task.CLASSIFICATION, "ridge": Task.REGRESSION,
-                        "isolation_forest": Task.ANOMALY_DETECTION}
-        if request.algorithm in by_algorithm:
-            return by_algorithm[request.algorithm], False
-        if not request.dataset.target:
-            raise InvalidArgument(f"dataset.target is required for algorithm "
-                                  f"{quoted(request.algorithm)}")
-        task, whole = infer_task(path, request.dataset.target, request.dataset.path)
-        return Task(task), not whole
-
-    @staticmethod
-    def _check_class_weight(params: Mapping[str, str], path: Any, dataset: DatasetSpec) -> None:
-        """A class_weight object names classes of the target, when the bounded sample holds
-        the whole column (else the job checks, with every row)."""
-        weights = parse_param(params["class_weight"]) if "class_weight" in params else None
-        if isinstance(weights, dict) and dataset.target:
-            labels = target_labels(path, dataset.target, dataset.path)
-            if labels is not None:
-                class_weight_by_index(weights, labels)
+        return validate_train(request, settings=self.settings, dask=self.dask,
+                              lifecycle=self.lifecycle)
 
     def get_job(self, job_id: str) -> JobRecord:
         return self.jobs.get(_require(job_id, "job_id"))
@@ -259,7 +171,7 @@ class ModelService:
     def list_jobs(self, model: str, page_size: int, token: str) -> tuple[list[JobRecord], str]:
         if model:
             validate_model_name(model)
-        size = _page_size(page_size)
+        size = page_size_of(page_size)
         jobs = self.jobs.list(model, size + 1, after=token)
         next_token = jobs[size - 1].id if len(jobs) > size else ""
         return jobs[:size], next_token
@@ -295,34 +207,23 @@ class ModelService:
                            drift=self.monitor.status(view.model, view.loaded)
                            if view.loaded else "")
 
+    def repository(self) -> list[RepositoryModel]:
+        """Every model's versions with what V2's repository index reports of each."""
+        out = []
+        for view in self.views():
+            entry = self.index.entry(view.model)
+            out.append(RepositoryModel(view=view, versions=entry.versions,
+                                       summaries=entry.summaries,
+                                       answering=frozenset(self.serving.answering(view.model)),
+                                       aliases=self.lifecycle.aliases(view.model)))
+        return out
+
     def list_versions(self, model: str, page_size: int, token: str,
                       state: str = "") -> VersionPage:
         entry = self.index.entry(self._known(model))
-        size = _page_size(page_size)
-        below = _decode_token(token) if token else (entry.versions[-1] + 1 if entry.versions else 1)
-        if state == "active":
-            hits = [entry.summaries[entry.active]] if entry.active in entry.summaries else []
-            return self._page(model, hits if not token else [], "", entry.active)
-        out: list[VersionSummary] = []
-        while len(out) < size:
-            batch = self.index.page(model, below, size)
-            if not batch:
-                break
-            for summary in batch:
-                below = summary.version
-                if state and version_state(summary, entry.active) != state:
-                    continue
-                out.append(summary)
-                if len(out) == size:
-                    break
-        more = bool(out) and out[-1].version > (entry.versions[0] if entry.versions else 0)
-        return self._page(model, out, _encode_token(out[-1].version) if more else "",
-                          entry.active)
-
-    def _page(self, model: str, versions: list[VersionSummary], token: str,
-              active: int) -> VersionPage:
-        return VersionPage(versions, token, active, aliases=self.lifecycle.aliases(model),
-                           encoded=self.index.encoded)
+        versions, next_token = version_page(self.index, model, entry, page_size, token, state)
+        return VersionPage(versions, next_token, entry.active,
+                           aliases=self.lifecycle.aliases(model), encoded=self.index.encoded)
 
     def get_version(self, model: str, version: int) -> VersionDetail:
         """The full manifest of a version (0: the active one), the active version number
@@ -386,57 +287,35 @@ class ModelService:
                 ignore_extra_columns: bool = False, explain: bool = False
                 ) -> tuple[int, Prediction]:
         """Predicts `rows` with the version asked for (pinned, by alias, or 0: the active
-        one); returns the version that answered and its prediction."""
-        pinned = self.pick_version(model, version, alias)
-        if isinstance(rows, DenseRows):
-            return self.predict_dense(model, pinned, rows.columns, rows.values,
-                                      ignore_extra_columns, explain=explain)
-        return self.predict_records(model, pinned, rows.records, ignore_extra_columns,
-                                    explain=explain)
+        one); returns the version that answered and its prediction (predicting.py)."""
+        return self.predictor.predict(model, version, alias, rows,
+                                      ignore_extra_columns=ignore_extra_columns,
+                                      explain=explain)
 
     def pick_version(self, model: str, version: int, alias: str) -> int:
         """The version a Predict addresses: pinned, by alias, or 0 for the active one."""
-        return version if version or not alias else self.lifecycle.resolve_alias(model, alias)
+        return self.predictor.pick_version(model, version, alias)
+
+    def answering(self, model: str) -> list[int]:
+        """Versions of `model` loaded here, that answer without a load first; ascending."""
+        return self.serving.answering(model)
+
+    def feature_schema(self, model: str, version: int) -> FeatureSchema:
+        """The feature columns of the version (0: the active one), loading it if need be."""
+        return self.serving.get(model, version).schema
 
     def predict_records(self, model: str, version: int, rows: Sequence[Mapping[str, Any]],
                         ignore_extra_columns: bool = False, *, explain: bool = False
                         ) -> tuple[int, Prediction]:
-        loaded = self.serving.get(self._checked(model, version, len(rows)), version)
-        return self._answer(model, version, loaded,
-                            loaded.schema.matrix_from_records(rows, ignore_extra_columns),
-                            explain)
+        return self.predictor.predict_records(model, version, rows, ignore_extra_columns,
+                                              explain=explain)
 
     def predict_dense(self, model: str, version: int, columns: Sequence[str],
                       values: Sequence[float] | np.ndarray,
                       ignore_extra_columns: bool = False, *, explain: bool = False
                       ) -> tuple[int, Prediction]:
-        rows = len(values) // max(1, len(columns))
-        loaded = self.serving.get(self._checked(model, version, rows), version)
-        return self._answer(model, version, loaded,
-                            loaded.schema.matrix_from_dense(columns, values,
-                                                            ignore_extra_columns),
-                            explain)
-
-    def _answer(self, model: str, version: int, loaded: LoadedModel, matrix: np.ndarray,
-                explain: bool) -> tuple[int, Prediction]:
-        """Predicts `matrix`, offers the active version's rows to drift monitoring (a pinned
-        version's traffic is not what the profile compares), and counts the rows."""
-        result = _predicted(loaded, matrix, explain)
-        if not version:
-            self.monitor.offer(model, loaded, matrix, _outputs(result))
-        PREDICT_ROWS.labels(model).inc(len(matrix))
-        return loaded.version, result
-
-    def _checked(self, model: str, version: int, rows: int) -> str:
-        validate_model_name(model)
-        if version < 0:
-            raise InvalidArgument(f"version must be >= 0, got {version}")
-        if rows == 0:
-            raise InvalidArgument("rows is empty: send at least one row")
-        if rows > self.settings.max_predict_rows:
-            raise ResourceExhausted(f"{rows} rows exceed max_predict_rows="
-                                    f"{self.settings.max_predict_rows}")
-        return model
+        return self.predictor.predict_dense(model, version, columns, values,
+                                            ignore_extra_columns, explain=explain)
 
     def _known(self, model: str) -> str:
         return self.index.known(model)
@@ -468,14 +347,9 @@ class ModelService:
         if request.model != model:
             raise InvalidArgument(f"schedule.train.model {quoted(request.model)} differs "
                                   f"from schedule.model {model!r}")
-        spec = self.validate_train(request)
-        if spec.request_id:
-            raise InvalidArgument("schedule.train.request_id must be empty: every run is new")
-        schedule = ScheduleSpec(model=model, train=spec.to_json(),
-                                dataset_path=spec.dataset.path, cron=cron,
-                                interval_seconds=interval, min_new_rows=min_new_rows,
-                                min_interval_seconds=min_interval,
-                                on_drift=on_drift).validated()
+        schedule = schedule_of(self.validate_train(request), cron=cron, interval=interval,
+                               min_new_rows=min_new_rows, min_interval=min_interval,
+                               on_drift=on_drift)
         return schedule, self.scheduler.set(schedule)
 
     def get_schedule(self, model: str) -> tuple[ScheduleSpec, ScheduleState]:
@@ -524,49 +398,7 @@ class ModelService:
         self.watcher.stop()
 
 
-def _predicted(loaded: LoadedModel, matrix: Any, explain: bool) -> Prediction:
-    """The prediction, with each row's explanation when asked for."""
-    result = loaded.predict(matrix)
-    if not explain:
-        return result
-    return dataclasses.replace(result, explanations=loaded.explain(matrix))
-
-
-def _outputs(result: Prediction) -> np.ndarray | None:
-    """The numbers drift monitoring keeps of an answer (see monitoring/profile.py)."""
-    if result.probabilities is not None:
-        return result.probabilities
-    return result.values if result.values is not None else result.anomaly_scores
-
-
-def version_state(summary: VersionSummary, active: int) -> str:
-    """active, rejected or inactive."""
-    if summary.version == active:
-        return "active"
-    return "rejected" if summary.rejected else "inactive"
-
-
 def _require(value: str, name: str) -> str:
     if not value:
         raise InvalidArgument(f"{name} is required")
     return value
-
-
-def _page_size(page_size: int) -> int:
-    if page_size < 0 or page_size > MAX_PAGE:
-        raise InvalidArgument(f"page_size must be between 0 and {MAX_PAGE}, got {page_size}")
-    return page_size or DEFAULT_PAGE
-
-
-def _encode_token(version: int) -> str:
-    return base64.urlsafe_b64encode(f"v1:{version}".encode()).decode()
-
-
-def _decode_token(token: str) -> int:
-    try:
-        prefix, _, number = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        if prefix == "v1" and number.isdigit():
-            return int(number)
-    except (ValueError, UnicodeError):
-        pass
-    raise InvalidArgument(f"page_token {quoted(token, 40)} is not a token this server issued")

@@ -37,6 +37,19 @@ class ModelStatus:
     """The serving version's drift status ("" when none is loaded)."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class RepositoryModel:
+    """One model as V2's repository index lists it: every version and its role here."""
+
+    view: ModelView
+    versions: Sequence[int]
+    """Published versions, ascending."""
+    summaries: Mapping[int, VersionSummary]
+    answering: frozenset[int]
+    """Versions loaded here, that answer without a load first."""
+    aliases: Mapping[str, int]
+
+
 @dataclass(frozen=True)
 class VersionDetail:
     """GetVersion's answer: the whole manifest, the active version and the model's aliases."""

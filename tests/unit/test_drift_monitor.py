@@ -13,7 +13,7 @@ from scipy.spatial.distance import jensenshannon
 
 from modeld_server.features import FeatureSchema
 from modeld_server.monitoring import profile as profiles
-from modeld_server.monitoring.metrics import EPSILON, js_distance, psi
+from modeld_server.monitoring.divergence import EPSILON, js_distance, psi
 from modeld_server.monitoring.monitor import DriftMonitor
 from modeld_server.monitoring.report import DriftReport, Thresholds
 from modeld_server.registry.manifest import Manifest

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
@@ -38,6 +39,12 @@ def fails(conn: Any, killed: threading.Event) -> int:
 
 def dies(conn: Any, killed: threading.Event) -> int:
     return 3
+
+
+def oom_killed(conn: Any, killed: threading.Event) -> int:
+    """Dies as the kernel's OOM killer (or an operator) leaves a process: SIGKILL."""
+    conn.send(Progress("fit", 0.5, "fitting", {}))
+    return -9
 
 
 class FakeProcess:
@@ -90,11 +97,15 @@ def processes() -> FakeProcesses:
 def jobs(tmp_path: Path, processes: FakeProcesses,
          monkeypatch: pytest.MonkeyPatch) -> Iterator[JobManager]:
     skip_disk_flush(monkeypatch)
-    manager = JobManager(RegistryStore(tmp_path / "registry"), tmp_path / "data",
-                         tmp_path / "state", max_concurrent=1, max_queued=1,
-                         limits=JobLimits(memory_mb=1 << 30), processes=processes)
-    yield manager
-    manager.close(wait=5.0)
+    built = manager(tmp_path, processes, JobLimits(memory_mb=1 << 30))
+    yield built
+    built.close(wait=5.0)
+
+
+def manager(tmp_path: Path, processes: FakeProcesses, limits: JobLimits) -> JobManager:
+    return JobManager(RegistryStore(tmp_path / "registry"), tmp_path / "data",
+                      tmp_path / "state", max_concurrent=1, max_queued=1, limits=limits,
+                      processes=processes)
 
 
 def spec(model: str = "m", request_id: str = "", seed: int = 42) -> TrainSpec:
@@ -198,3 +209,53 @@ class TestCancel:
         with pytest.raises(FailedPrecondition) as err:
             jobs.submit(spec("o"))
         assert err.value.message == "the daemon is shutting down and takes no new jobs"
+
+
+class TestLimits:
+    """The runner kills a worker past its time or memory limit; the job fails naming the
+    limit, the slot is freed and the next job runs."""
+
+    def test_a_job_past_train_timeout_is_killed_and_failed(
+            self, tmp_path: Path, processes: FakeProcesses,
+            monkeypatch: pytest.MonkeyPatch) -> None:
+        skip_disk_flush(monkeypatch)
+        jobs = manager(tmp_path, processes, JobLimits(timeout=0.01, memory_mb=1 << 30))
+        processes.workers += [hangs, fails]
+        record = jobs.submit(spec())
+        ended = wait_for(jobs, record.id, lambda r: r.state.final)
+        assert (ended.state, ended.phase, ended.error, ended.message, ended.progress) == (
+            JobState.FAILED, "done", "exceeded the training time limit (train_timeout=0.01s)",
+            "exceeded the training time limit (train_timeout=0.01s)", 0.5)
+        after = jobs.submit(spec("n"))  # the slot is free again
+        assert wait_for(jobs, after.id, lambda r: r.state.final).error == (
+            "InvalidArgument: column 'x' is empty")
+        jobs.close(wait=5.0)
+        assert jobs.counts() == (0, 0)
+
+    def test_a_job_over_train_memory_mb_is_killed_and_failed(
+            self, tmp_path: Path, processes: FakeProcesses,
+            monkeypatch: pytest.MonkeyPatch) -> None:
+        skip_disk_flush(monkeypatch)
+        # The fake worker is a thread, so the job's process tree is this test's process:
+        # more than the 1 MiB allowed, measured from /proc as for a real worker.
+        jobs = manager(tmp_path, processes, JobLimits(memory_mb=1))
+        processes.workers.append(hangs)
+        record = jobs.submit(spec())
+        ended = wait_for(jobs, record.id, lambda r: r.state.final)
+        match = re.fullmatch(r"used (\d+) MiB, over the training memory limit "
+                             r"\(train_memory_mb=1\)", ended.error)
+        assert match is not None, ended.error
+        assert int(match.group(1)) > 1
+        assert (ended.state, ended.phase, ended.message) == (JobState.FAILED, "done",
+                                                            ended.error)
+        jobs.close(wait=5.0)
+
+    def test_a_worker_killed_outside_the_runner_names_sigkill_and_memory(
+            self, jobs: JobManager, processes: FakeProcesses) -> None:
+        processes.workers.append(oom_killed)
+        record = jobs.submit(spec())
+        ended = wait_for(jobs, record.id, lambda r: r.state.final)
+        assert (ended.state, ended.phase, ended.error) == (
+            JobState.FAILED, "done",
+            "worker process was killed by SIGKILL (out of memory, or killed by an operator)")
+        assert jobs.get(record.id) == ended

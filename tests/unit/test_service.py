@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from modeld_server import service as service_module
+from modeld_server import pages
 from modeld_server.compose import build_parts
 from modeld_server.config import Settings
 from modeld_server.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
@@ -138,7 +138,7 @@ class TestVersionPages:
 
     def test_tokens_round_trip(self) -> None:
         for number in (1, 7, 10_000):
-            assert service_module._decode_token(service_module._encode_token(number)) == number
+            assert pages.decode_token(pages.encode_token(number)) == number
 
     @pytest.mark.parametrize("size", [-1, 1001])
     def test_page_size_is_bounded(self, service: ModelService, size: int) -> None:

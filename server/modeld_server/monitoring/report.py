@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from modeld_server.monitoring import metrics as drift_metrics
+from modeld_server.monitoring import divergence
 from modeld_server.monitoring import profile as profiles
 
 OK, WARN, ALERT, PENDING = "ok", "warn", "alert", "pending"
@@ -69,10 +69,10 @@ def drift_of(name: str, reference: dict[str, Any], values: Any, t: Thresholds) -
     live = profiles.counts_like(reference, values)
     ref = np.asarray(reference["counts"])
     if reference["kind"] == "numeric":
-        value = drift_metrics.psi(ref, live)
+        value = divergence.psi(ref, live)
         status = ALERT if value >= t.psi_alert else WARN if value >= t.psi_warn else OK
         return FeatureDrift(name, "psi", value, t.psi_warn, t.psi_alert, status)
-    value = drift_metrics.js_distance(ref, live)
+    value = divergence.js_distance(ref, live)
     return FeatureDrift(name, "js", value, t.js_alert, t.js_alert,
                         ALERT if value >= t.js_alert else OK)
 

@@ -19,9 +19,10 @@ import numpy as np
 from modeld_server.errors import FailedPrecondition, InvalidArgument, Unavailable, quoted
 from modeld_server.features import FeatureSchema
 from modeld_server.oip.tensors import BYTES, Output, Tensor
+from modeld_server.pages import version_state
 from modeld_server.registry.layout import validate_model_name
 from modeld_server.registry.manifest import VersionSummary
-from modeld_server.service import BUILD_VERSION, ModelService, version_state
+from modeld_server.service import BUILD_VERSION, ModelService
 from modeld_server.serving.loaded import Prediction
 from modeld_server.types import LoadState, Task
 
@@ -90,7 +91,7 @@ class OpenInference:
         if pinned == 0:
             return view.state is LoadState.READY
         self._service.get_version(name, pinned)  # NOT_FOUND for a version that never was
-        return pinned in self._service.serving.answering(name)
+        return pinned in self._service.answering(name)
 
     def model_metadata(self, name: str, version: str) -> ModelMetadata:
         """Inputs (one per feature column, in the model's order) and the task's outputs."""
@@ -102,7 +103,7 @@ class OpenInference:
         shapes = {"label": (BYTES, (-1,)), "probabilities": ("FP64", (-1, width)),
                   "value": ("FP64", (-1,)), "anomaly_score": ("FP64", (-1,))}
         outputs = [TensorMeta(o, *shapes[o]) for o in OUTPUTS[Task(manifest.task)]]
-        versions = [str(v) for v in self._service.serving.answering(name)]
+        versions = [str(v) for v in self._service.answering(name)]
         return ModelMetadata(name, versions, f"modeld_{manifest.algorithm}", inputs, outputs)
 
     # ---- inference --------------------------------------------------------------------------
@@ -115,7 +116,7 @@ class OpenInference:
         if _VERSION.fullmatch(version):
             return int(version)
         if _ALIAS.fullmatch(version):
-            return self._service.lifecycle.resolve_alias(name, version)
+            return self._service.pick_version(name, 0, version)
         raise InvalidArgument(f"model_version {quoted(version)} is neither empty, a version "
                               "number nor an alias name")
 
@@ -132,7 +133,7 @@ class OpenInference:
         if not inputs:
             raise InvalidArgument("inputs is empty: send one [N, F] tensor or one tensor "
                                   "per column")
-        schema = self._service.serving.get(name, pinned).schema
+        schema = self._service.feature_schema(name, pinned)
         single = inputs[0]
         if per_column or len(inputs) > 1 or single.name in schema.columns:
             answered, prediction = self._by_column(name, pinned, schema, inputs)
@@ -177,15 +178,14 @@ class OpenInference:
     def index(self, ready_only: bool) -> list[IndexEntry]:
         """Every model's versions, newest first, with their state here and their role."""
         out = []
-        for view in self._service.views():
-            entry = self._service.index.entry(view.model)
-            answering = set(self._service.serving.answering(view.model))
+        for model in self._service.repository():
+            view = model.view
             aliases: dict[int, list[str]] = {}
-            for alias, number in sorted(self._service.lifecycle.aliases(view.model).items()):
+            for alias, number in sorted(model.aliases.items()):
                 aliases.setdefault(number, []).append(alias)
-            for number in reversed(entry.versions):
+            for number in reversed(model.versions):
                 state, reason = _index_state(view.state, view.error, view.active, number,
-                                             answering, entry.summaries.get(number))
+                                             model.answering, model.summaries.get(number))
                 if aliases.get(number):
                     reason += f"; aliases: {', '.join(aliases[number])}"
                 if state == "READY" or not ready_only:
@@ -228,8 +228,8 @@ class OpenInference:
             "\"version\", or Rollback)")
 
 
-def _index_state(load: LoadState, error: str, active: int, number: int, answering: set[int],
-                 summary: VersionSummary | None) -> tuple[str, str]:
+def _index_state(load: LoadState, error: str, active: int, number: int,
+                 answering: frozenset[int], summary: VersionSummary | None) -> tuple[str, str]:
     role = version_state(summary, active) if summary is not None else "inactive"
     if number in answering:
         return "READY", role

@@ -12,9 +12,9 @@ from google.protobuf import timestamp_pb2
 from modeld.v1 import model_manager_pb2 as pb
 from modeld_server.errors import InvalidArgument
 from modeld_server.monitoring.report import FeatureDrift
+from modeld_server.pages import version_state
 from modeld_server.registry.manifest import Manifest, VersionSummary
 from modeld_server.rpc.struct_rows import StructRows
-from modeld_server.service import version_state
 from modeld_server.serving.explain import Explanations
 from modeld_server.serving.loaded import Prediction
 from modeld_server.training.gate import Policy
