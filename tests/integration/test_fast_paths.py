@@ -38,6 +38,17 @@ def _answers(live: LiveDaemon, data: Path) -> dict[str, list[pb.PredictResponse]
     return out
 
 
+def _one_row_equals_its_batch(live: LiveDaemon, data: Path) -> None:
+    """A binary XGBoost model answers one row through LoadedModel._one_binary and a batch
+    through the array path: the same numbers and labels, bit for bit."""
+    rows = pd.read_csv(data / "spambase.csv").drop(columns="is_spam").iloc[:30]
+    batch = live.stub.Predict(dense_request("xgb", rows))
+    for i in range(len(rows)):
+        one = live.stub.Predict(dense_request("xgb", rows.iloc[i:i + 1]))
+        assert list(one.labels) == [batch.labels[i]]
+        assert list(one.probabilities) == list(batch.probabilities[2 * i:2 * i + 2])
+
+
 def test_predict_and_training_answer_the_same_with_the_fast_paths_off(
         tmp_path: Path, datasets: Path) -> None:
     shutil.copytree(datasets, tmp_path / "data")
@@ -48,6 +59,7 @@ def test_predict_and_training_answer_the_same_with_the_fast_paths_off(
             job = fast.train(model, path, target, algorithm, cv_folds=2)
             assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
         on = _answers(fast, tmp_path / "data")
+        _one_row_equals_its_batch(fast, tmp_path / "data")
     finally:
         fast.stop()
     slow = start_daemon(tmp_path, fast_paths=False)

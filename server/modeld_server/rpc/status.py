@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import grpc
 import structlog
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from modeld_server import errors
@@ -115,10 +115,24 @@ def _wire_bytes(char: str) -> int:
     return 3 * len(char.encode("utf-8", "surrogatepass"))
 
 
+_ID_FIELDS = (("model", "model"), ("model_name", "model"), ("job_id", "job_id"))
+_id_fields: dict[type, tuple[tuple[str, str], ...]] = {}
+"""Per message class, which of _ID_FIELDS it has as strings (model_name: V2's ModelInfer
+and repository calls, rpc/oip.py): a message's fields never change, so each call reads
+only those instead of trying all three."""
+
+
 def _ids(request: Any) -> dict[str, str]:
+    fields = _id_fields.get(type(request))
+    if fields is None:
+        fields = tuple((name, key) for name, key in _ID_FIELDS
+                       if isinstance(getattr(request, name, None), str))
+        if isinstance(request, Message):
+            _id_fields[type(request)] = fields
+        else:  # anything else may differ per object: all three, each time
+            fields = _ID_FIELDS
     ids = {}
-    # model_name: V2's ModelInfer and repository calls (rpc/oip.py)
-    for name, key in (("model", "model"), ("model_name", "model"), ("job_id", "job_id")):
+    for name, key in fields:
         value = getattr(request, name, "")
         if isinstance(value, str) and value:
             ids[key] = value[:80]
@@ -185,10 +199,19 @@ def _code_of(exc: BaseException) -> grpc.StatusCode:
     return status_for(known) if known is not None else grpc.StatusCode.INTERNAL
 
 
+_metrics: dict[tuple[str, grpc.StatusCode], tuple[Any, Any]] = {}
+"""(method, code) -> its RPC_REQUESTS and RPC_LATENCY children: the objects labels()
+returns each time (it takes a lock and builds the key per call)."""
+
+
 def _log(method: str, code: grpc.StatusCode, started: float) -> None:
     seconds = time.perf_counter() - started
-    RPC_REQUESTS.labels(method, code.name).inc()
-    RPC_LATENCY.labels(method).observe(seconds)
+    children = _metrics.get((method, code))
+    if children is None:
+        children = _metrics[(method, code)] = (RPC_REQUESTS.labels(method, code.name),
+                                               RPC_LATENCY.labels(method))
+    children[0].inc()
+    children[1].observe(seconds)
     duration_ms = round(seconds * 1000, 3)
     if not rpc_line(method, code.name, duration_ms):
         log.info("rpc", method=method, code=code.name, duration_ms=duration_ms)
