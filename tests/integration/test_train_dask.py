@@ -135,6 +135,59 @@ class TestTrainOnDask:
             assert observer.run_on_scheduler(_keys) == 0
 
 
+REUSED = ("champion's out-of-fold predictions from its own training, in the same folds "
+          "(no refit)")
+
+
+def gate_of(daemon: LiveDaemon, model: str, version: int) -> dict[str, object]:
+    path = daemon.registry / model / "versions" / str(version) / "manifest.json"
+    gate: dict[str, object] = json.loads(path.read_text())["gate"]
+    return gate
+
+
+class TestGateOnDask:
+    def test_a_worse_recipe_is_rejected_and_a_same_recipe_retrain_reuses_stored_predictions(
+            self, on_dask: LiveDaemon) -> None:
+        """v1's held-out predictions are stored (oof.npz); a worse recipe on the same data is
+        scored against them, rejected, and v1 stays active; the same recipe again passes."""
+        first = wait_job(on_dask.stub, on_dask.stub.Train(dask_request("spam", cv_folds=3)).id)
+        assert first.state == pb.JOB_STATE_SUCCEEDED and first.activated, first.error
+        stored = on_dask.registry / "spam/versions/1/oof.npz"
+        with np.load(stored) as arrays:
+            assert arrays["pred"].shape == (4601,) and arrays["proba"].shape == (4601, 2)
+        worse = wait_job(on_dask.stub, on_dask.stub.Train(dask_request(
+            "spam", cv_folds=3, params={"max_depth": "1", "n_estimators": "2"})).id)
+        assert worse.state == pb.JOB_STATE_SUCCEEDED and not worse.activated
+        assert "REJECTED by the quality gate" in worse.message
+        gate = gate_of(on_dask, "spam", 2)
+        assert gate["passed"] is False and gate["champion_version"] == 1
+        assert gate["how"] == REUSED and gate["rows"] == 4601
+        assert gate["challenger"] < gate["champion"] - 0.01  # type: ignore[operator]
+        status = on_dask.stub.GetStatus(pb.GetStatusRequest(model="spam")).models[0]
+        assert status.active_version == 1
+
+        again = wait_job(on_dask.stub, on_dask.stub.Train(dask_request("spam", cv_folds=3)).id)
+        assert again.state == pb.JOB_STATE_SUCCEEDED and again.activated, again.message
+        gate = gate_of(on_dask, "spam", 3)
+        assert gate["how"] == REUSED and gate["passed"] is True
+
+    def test_other_folds_refit_the_champions_recipe_on_the_cluster(
+            self, on_dask: LiveDaemon) -> None:
+        """A challenger seeded differently has other folds: the champion's recipe is
+        cross-validated again in them on the cluster, and the record says why."""
+        first = wait_job(on_dask.stub, on_dask.stub.Train(dask_request(
+            "spam", cv_folds=3, params={"max_depth": "1", "n_estimators": "2"})).id)
+        assert first.state == pb.JOB_STATE_SUCCEEDED, first.error
+        second = wait_job(on_dask.stub, on_dask.stub.Train(dask_request(
+            "spam", cv_folds=3, seed=7)).id)
+        assert second.state == pb.JOB_STATE_SUCCEEDED and second.activated, second.message
+        gate = gate_of(on_dask, "spam", 2)
+        assert gate["how"] == ("champion's recipe refitted in the same folds (stored "
+                               "predictions not reusable: its folds differ: seed)")
+        assert gate["passed"] is True and gate["rows"] == 4601
+        assert gate["challenger"] > gate["champion"]  # type: ignore[operator]
+
+
 def _job_clients(observer: distributed.Client) -> int:
     """Clients connected besides this observer (and the scheduler's own 'fire-and-forget')."""
     ids = observer.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.clients))

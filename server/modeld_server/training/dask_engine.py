@@ -39,7 +39,15 @@ from modeld_server.errors import (
     quoted,
 )
 from modeld_server.features import FeatureSchema
-from modeld_server.training import dask_encode, dask_sklearn, dask_validation, gate, importance
+from modeld_server.training import (
+    dask_encode,
+    dask_gate,
+    dask_sklearn,
+    dask_validation,
+    gate,
+    importance,
+    oof,
+)
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.cluster import DISTRIBUTED
 from modeld_server.training.dask_read import read_frame
@@ -83,7 +91,8 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
 
     Args:
         context: the daemon's job context: "dask_scheduler", and the gate's "policy" and
-            "champion" (thresholds only here: no champion refit in this version).
+            "champion": XGBoost compares with the champion in the same folds
+            (dask_gate.py); the scikit-learn algorithms apply the thresholds only.
         max_bytes: the most bytes the dataset may hold uncompressed (0: no limit).
 
     Returns:
@@ -173,18 +182,22 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
     # partitions, which the optimizer could otherwise fuse differently for X and y.
     frame = client.persist(_with_folds(spec, frame))
     t_cv = time.perf_counter()
-    metrics, confusion, folds = _cross_validate(spec, frame, names, classes, client,
-                                                report)
+    metrics, confusion, folds, held = _cross_validate(spec, frame, names, classes, client,
+                                                      report)
     cv_seconds = time.perf_counter() - t_cv
+    key = dask_gate.fold_key(spec, dask_gate.fingerprint(frame, [*names, _Y, _POS], client),
+                             rows, _library_versions())
+    decision = dask_gate.decide(spec, context, classes, columns, metrics, held, key,
+                                _refit(frame, names, classes, client, report))
     report("final_fit", 0.88, f"fitting on all {rows} rows on the cluster", metrics)
     t_fit = time.perf_counter()
     model = _fit(spec, frame[names], frame[_Y], classes, client)
     fit_seconds = time.perf_counter() - t_fit
     partitions = frame.npartitions
-    decision = _gate(spec, context, len(classes), metrics)
     report("saving", 0.96, "writing artifacts", metrics)
     before_save()
     fmt = artifacts.save(artifacts.Fitted(preprocess, _plain(spec, model)), staging)
+    stored_oof = oof.save(staging, key, held.pred, held.proba)
     return {
         "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
         "cv_folds": spec.cv_folds, "seed": spec.seed, "format": fmt,
@@ -194,11 +207,11 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
         "validation": checked,
         "schema": schema.to_json(), "features": features, "classes": classes,
         "sample_row": sample_row, "metrics": metrics, "confusion_matrix": confusion,
-        "gate": decision.to_json() if decision else None,
+        "gate": decision.to_json() if decision else None, "oof": stored_oof,
         "state": "rejected" if decision is not None and not decision.passed else "available",
         "engine": {"name": "dask", "scheduler": scheduler, "workers": workers,
                    "partitions": partitions, "fold_sizes": folds,
-                   "folds": "splitmix64(seed, row position) mod cv_folds"},
+                   "folds": dask_gate.FOLD_RULE},
         "timings": {"cv_seconds": cv_seconds, "final_fit_seconds": fit_seconds,
                     "total_seconds": time.perf_counter() - started},
         "libraries": _library_versions(),
@@ -244,9 +257,24 @@ def _train_sklearn(spec: TrainSpec, found: DatasetFiles, staging: Path, report: 
     }
 
 
+def _refit(frame: Any, names: list[str], classes: list[str], client: Any,
+           report: Report) -> Callable[[TrainSpec], dask_gate.Held]:
+    """The gate's refit: a recipe cross-validated in the persisted frame's folds, by the
+    challenger's own code path (_cross_validate)."""
+    def refit(recipe: TrainSpec) -> dask_gate.Held:
+        def progress(phase: str, fraction: float, message: str,
+                     metrics: dict[str, Any]) -> None:
+            report("gate", 0.86, f"champion's recipe: {message}", {})
+
+        return _cross_validate(recipe, frame, names, classes, client, progress)[3]
+
+    return refit
+
+
 def _gate(spec: TrainSpec, context: dict[str, Any], n_classes: int,
           metrics: dict[str, Any]) -> gate.Decision | None:
-    """The policy's thresholds; a champion is not refitted or scored here (not yet)."""
+    """The policy's thresholds only: the scikit-learn algorithms on Dask keep the local
+    engine's stratified folds in their tasks; their champion is not compared (not yet)."""
     if "policy" not in context:
         return None
     champion = context.get("champion")
@@ -325,14 +353,23 @@ def _encode_labels(column: Any, labels: np.ndarray) -> Any:
 
 
 def _cross_validate(spec: TrainSpec, frame: Any, features: list[str], classes: list[str],
-                    client: Any, report: Report) -> tuple[dict[str, Any],
-                                                          dict[str, Any] | None, list[int]]:
-    """k fits on the cluster, each scored on its held-out rows (computed here: small)."""
+                    client: Any, report: Report
+                    ) -> tuple[dict[str, Any], dict[str, Any] | None, list[int],
+                               dask_gate.Held]:
+    """k fits on the cluster, each scored on its held-out rows (computed here: small).
+
+    Returns:
+        The metrics, the confusion matrix, the fold sizes and the held-out predictions
+        fold after fold (what oof.npz stores and the gate scores).
+    """
     k, n_classes = spec.cv_folds, len(classes)
     per_fold: list[dict[str, float]] = []
     sizes: list[int] = []
     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
     metrics: dict[str, Any] = {}
+    ys: list[np.ndarray] = []
+    preds: list[np.ndarray] = []
+    probas: list[np.ndarray] = []
     for i in range(k):
         report("cross_validation", 0.1 + 0.75 * i / k, f"cross validation fold {i + 1}/{k}",
                metrics)
@@ -347,16 +384,22 @@ def _cross_validate(spec: TrainSpec, frame: Any, features: list[str], classes: l
             scores = metric_fns.classification_metrics(y, pred, np.asarray(proba), n_classes)
             scores["ece"] = metric_fns.expected_calibration_error(y, np.asarray(proba))
             np.add.at(confusion, (y, pred), 1)
+            probas.append(np.asarray(proba))
         else:
             got = client.compute(model.predict(held[features]), sync=True)
             y = np.asarray(client.compute(held[_Y], sync=True))
-            scores = metric_fns.regression_metrics(y, np.asarray(got))
+            pred = np.asarray(got)
+            scores = metric_fns.regression_metrics(y, pred)
         per_fold.append(scores)
         sizes.append(len(y))
+        ys.append(y)
+        preds.append(pred)
         metrics = {name: s.to_json() for name, s in metric_fns.summarize(per_fold).items()}
     matrix = ({"labels": classes, "counts": confusion.ravel().tolist()}
               if spec.task is Task.CLASSIFICATION else None)
-    return metrics, matrix, sizes
+    held = dask_gate.Held(np.concatenate(ys), np.concatenate(preds),
+                          np.concatenate(probas) if probas else None)
+    return metrics, matrix, sizes, held
 
 
 def _fit(spec: TrainSpec, x: Any, y: Any, classes: list[str], client: Any) -> Any:
