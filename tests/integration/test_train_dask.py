@@ -22,10 +22,12 @@ import pytest
 from xgboost import XGBClassifier
 
 from modeld.v1 import model_manager_pb2 as pb
+from modeld_server.monitoring import profile
 from modeld_server.training import dask_engine
 from modeld_server.training import metrics as metric_fns
 from modeld_server.types import TrainSpec
 from tests.conftest import SPAMBASE, LiveDaemon, start_daemon, wait_job
+from tests.integration.test_drift import SHIFTED, replay
 from tests.integration.test_predict import records_request
 
 distributed = pytest.importorskip("distributed")
@@ -186,6 +188,55 @@ class TestGateOnDask:
                                "predictions not reusable: its folds differ: seed)")
         assert gate["passed"] is True and gate["rows"] == 4601
         assert gate["challenger"] > gate["champion"]  # type: ignore[operator]
+
+
+class TestDriftOnDask:
+    def test_get_drift_works_for_a_dask_trained_version(
+            self, tmp_path: Path, datasets: Path, cluster: distributed.LocalCluster) -> None:
+        """The profile made on the cluster equals the local engine's bins of the same rows
+        (4601 rows: the edges' sample is every row); GetDrift then stays quiet on
+        unshifted rows and alerts on exactly the three features scaled by 1.5."""
+        shutil.copytree(datasets, tmp_path / "data")
+        write_parquet_folder(tmp_path / "data" / "spam")
+        live = start_daemon(tmp_path, dask_scheduler=cluster.scheduler_address,
+                            monitor_sample=1.0, monitor_window=1500, monitor_interval=0.0)
+        try:
+            job = wait_job(live.stub, live.stub.Train(dask_request(
+                "spam", cv_folds=2, params={"n_estimators": "20"})).id)
+            assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+            path = live.registry / "spam/versions/1/manifest.json"
+            made = json.loads(path.read_text())["profile"]
+            frame = pd.read_csv(SPAMBASE)
+            rows = frame.drop(columns="is_spam")
+            local = profile.feature_profiles(list(rows.columns), [],
+                                             rows.to_numpy(dtype=np.float64))
+            assert made["rows"] == 4601 and sorted(made["features"]) == sorted(local)
+            for name, expected in local.items():
+                got = made["features"][name]
+                assert (got["edges"], got["counts"]) == (expected["edges"], expected["counts"])
+                for field in ("missing_share", "zero_share", "mean", "std", "min", "max"):
+                    assert got[field] == pytest.approx(expected[field], rel=1e-9, abs=1e-12)
+            assert made["output"]["what"] == "probability of class 1"
+            assert sum(made["output"]["counts"]) == 4601
+
+            monitor = live.runtime.service.monitor
+            held = rows.sample(n=1500, random_state=0).reset_index(drop=True)
+            replay(live, "spam", held)
+            [quiet] = monitor.step()
+            report = live.stub.GetDrift(pb.GetDriftRequest(model="spam"))
+            assert report.status == quiet.status == "ok" and report.version == 1
+            assert len(report.features) == 57
+            shifted = held.copy()
+            for column in SHIFTED:
+                shifted[column] *= 1.5
+            replay(live, "spam", shifted)
+            [loud] = monitor.step()
+            report = live.stub.GetDrift(pb.GetDriftRequest(model="spam"))
+            assert report.status == loud.status == "alert"
+            assert sorted(f.feature for f in report.features
+                          if f.status == "alert") == sorted(SHIFTED)
+        finally:
+            live.stop()
 
 
 def _job_clients(observer: distributed.Client) -> int:

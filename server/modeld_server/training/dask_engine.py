@@ -39,9 +39,11 @@ from modeld_server.errors import (
     quoted,
 )
 from modeld_server.features import FeatureSchema
+from modeld_server.monitoring import profile
 from modeld_server.training import (
     dask_encode,
     dask_gate,
+    dask_profile,
     dask_sklearn,
     dask_validation,
     gate,
@@ -173,6 +175,7 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
     # The local engine's preprocessing (categoricals one-hot encoded) on each partition;
     # positional names: feature names such as 'char_freq_[' are refused by XGBoost, and
     # Predict hands the model a plain matrix, as for the local engine.
+    validated = frame  # the rows with their own values: what the reference profile bins
     preprocess, width = dask_encode.fitted_preprocessor(spec, frame, schema, client)
     names = [f"f{i}" for i in range(width)]
     carried = {_Y: frame[_Y].dtype, _POS: frame[_POS].dtype}
@@ -194,6 +197,15 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
     model = _fit(spec, frame[names], frame[_Y], classes, client)
     fit_seconds = time.perf_counter() - t_fit
     partitions = frame.npartitions
+    report("profiling", 0.93, "reference profile for drift monitoring on the cluster", metrics)
+    t_profile = time.perf_counter()
+    reference = {"rows": rows,
+                 "features": dask_profile.feature_profiles(validated, schema, rows, spec.seed,
+                                                           client),
+                 "output": profile.output_profile(
+                     spec.task.value, classes, held.proba,
+                     held.pred if spec.task is Task.REGRESSION else None)}
+    profile_seconds = time.perf_counter() - t_profile
     report("saving", 0.96, "writing artifacts", metrics)
     before_save()
     fmt = artifacts.save(artifacts.Fitted(preprocess, _plain(spec, model)), staging)
@@ -208,11 +220,13 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
         "schema": schema.to_json(), "features": features, "classes": classes,
         "sample_row": sample_row, "metrics": metrics, "confusion_matrix": confusion,
         "gate": decision.to_json() if decision else None, "oof": stored_oof,
+        "profile": reference,
         "state": "rejected" if decision is not None and not decision.passed else "available",
         "engine": {"name": "dask", "scheduler": scheduler, "workers": workers,
                    "partitions": partitions, "fold_sizes": folds,
                    "folds": dask_gate.FOLD_RULE},
         "timings": {"cv_seconds": cv_seconds, "final_fit_seconds": fit_seconds,
+                    "profile_seconds": profile_seconds,
                     "total_seconds": time.perf_counter() - started},
         "libraries": _library_versions(),
     }
