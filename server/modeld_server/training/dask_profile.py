@@ -59,7 +59,14 @@ def feature_profiles(frame: Any, schema: FeatureSchema, rows: int, seed: int,
 
 
 def _matrix(partition: Any, schema_json: dict[str, Any]) -> tuple[FeatureSchema, np.ndarray]:
+    """The local engine's matrix of one partition. Dask reads text as pyarrow strings,
+    whose missing values are pd.NA: they become None, as pandas' own reader gives."""
     schema = FeatureSchema.from_json(schema_json)
+    if schema.categorical:
+        partition = partition.copy()
+        for name in schema.categorical:
+            column = partition[name].astype(object)
+            partition[name] = column.where(partition[name].notna(), None)
     return schema, schema.matrix_from_frame(partition)
 
 
