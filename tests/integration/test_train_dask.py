@@ -463,25 +463,36 @@ class TestManyFilesOnBothEngines:
             assert err.details() == ("dataset.path 'data/2026-*.csv' matches no file under "
                                      "the data root")
 
-    def test_a_malformed_jsonl_record_fails_the_dask_job_naming_file_and_line(
+    def test_a_malformed_jsonl_record_is_dropped_and_counted_as_on_the_local_engine(
             self, on_dask: LiveDaemon) -> None:
-        """The local engine drops it and reports it (jsonl:line); Dask, reading each file
-        on a worker, fails naming the file and the line."""
+        """Both engines drop it and report it as file:line, with the same counts; past
+        max_malformed_fraction both fail with the local engine's words."""
         write_many_forms(on_dask.data_root)
         with (on_dask.data_root / "jsonl" / "2026-03.jsonl").open("a") as out:
             out.write('{"is_spam": 1, "broken": \n')
-        request = pb.TrainRequest(model="m", algorithm="xgboost", engine="dask",
+        request = pb.TrainRequest(model="m", algorithm="xgboost", engine="dask", cv_folds=2,
                                   dataset=pb.Dataset(path="jsonl/*", target="is_spam"))
+        reports = []
+        for engine in ("dask", ""):
+            request.engine = engine
+            job = wait_job(on_dask.stub, on_dask.stub.Train(request).id)
+            assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+            manifest = json.loads(on_dask.stub.GetVersion(pb.GetVersionRequest(
+                model="m", version=job.version)).manifest_json)
+            reports.append(manifest["validation"])
+        on_dask_report, local_report = reports
+        assert on_dask_report["malformed"] == local_report["malformed"] == {
+            "count": 1, "first_lines": ["2026-03.jsonl:1534"], "action": "dropped",
+            "wrong_field_count": 1, "unparsable_numbers": 0}
+        assert on_dask_report["rows_read"] == local_report["rows_read"] == 4602
+        assert on_dask_report["rows_used"] == local_report["rows_used"]
+
+        request.engine = "dask"
+        request.validation.max_malformed_fraction = 0.0001
         job = wait_job(on_dask.stub, on_dask.stub.Train(request).id)
         assert job.state == pb.JOB_STATE_FAILED
-        assert job.error == ("InvalidArgument: dataset.path 'jsonl/*': 2026-03.jsonl line 1534 "
-                             "is not a JSON object (1 such lines in the file)")
-        request.engine = ""
-        job = wait_job(on_dask.stub, on_dask.stub.Train(request).id)
-        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
-        manifest = json.loads(on_dask.stub.GetVersion(pb.GetVersionRequest(
-            model="m", version=1)).manifest_json)
-        assert manifest["validation"]["malformed"]["first_lines"] == ["2026-03.jsonl:1534"]
+        assert job.error == ("FailedPrecondition: 1 of 4602 rows are malformed (first at lines "
+                             "['2026-03.jsonl:1534']), more than max_malformed_fraction=0.0001")
 
 
 class TestEngineAuto:

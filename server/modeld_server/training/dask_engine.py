@@ -52,7 +52,7 @@ from modeld_server.training import (
 )
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.cluster import DISTRIBUTED
-from modeld_server.training.dask_read import read_frame
+from modeld_server.training.dask_read import malformed_records, read_frame
 from modeld_server.training.datasets import DatasetFiles, resolve_files
 from modeld_server.training.estimators import build_estimator, get_algorithm
 from modeld_server.training.prepare import json_value
@@ -160,7 +160,9 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
     try:  # the computations that read the rows: the data's own errors surface here
         frame, columns, features, schema, sample_row = _load(spec, found)
         report("validating", 0.06, "checking the dataset on the cluster", {})
-        frame, classes, rows, checked = _encode(spec, frame, features, client, max_rows)
+        dropped = malformed_records(found, spec.dataset.path, client)
+        frame, classes, rows, checked = _encode(spec, frame, features, client, max_rows,
+                                                dropped)
     except ModeldError:
         raise
     except FileNotFoundError as exc:
@@ -325,7 +327,8 @@ def _load(spec: TrainSpec, found: DatasetFiles) -> tuple[Any, list[str], list[st
 
 
 def _encode(spec: TrainSpec, frame: Any, features: list[str], client: Any,
-            max_rows: int) -> tuple[Any, list[str], int, dict[str, Any]]:
+            max_rows: int, malformed: dict[str, Any] | None = None
+            ) -> tuple[Any, list[str], int, dict[str, Any]]:
     """Validates (dask_validation: filters, rows without a target dropped, the local
     engine's checks) and encodes the target (classes sorted, as np.unique does).
 
@@ -335,7 +338,7 @@ def _encode(spec: TrainSpec, frame: Any, features: list[str], client: Any,
     """
     target = spec.dataset.target
     frame, report, labels = dask_validation.validate(spec, frame, features, client,
-                                                     max_rows, _label_text)
+                                                     max_rows, _label_text, malformed)
     classes: list[str] = []
     if spec.task is Task.CLASSIFICATION:
         classes = [_label_text(v) for v in labels]
