@@ -280,6 +280,9 @@ class TestScikitLearnOnDask:
         for name in local.metrics:
             assert list(job.metrics[name].folds) == list(local.metrics[name].folds), name
             assert job.metrics[name].mean == local.metrics[name].mean, name
+        local_manifest = json.loads(on_dask.stub.GetVersion(
+            pb.GetVersionRequest(model="lr-local", version=1)).manifest_json)
+        assert manifest["profile"] == local_manifest["profile"]  # drift works the same
         rows = pd.read_csv(SPAMBASE).drop(columns="is_spam").head(3)
         answer = on_dask.stub.Predict(records_request("lr", rows.to_dict("records")))
         assert len(answer.labels) == 3

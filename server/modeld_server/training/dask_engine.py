@@ -258,7 +258,7 @@ def _train_sklearn(spec: TrainSpec, found: DatasetFiles, staging: Path, report: 
         "validation": got["validation"], "schema": got["schema"],
         "features": got["features"], "classes": got["classes"],
         "sample_row": got["sample_row"], "metrics": metrics,
-        "confusion_matrix": got["confusion_matrix"],
+        "confusion_matrix": got["confusion_matrix"], "profile": got["profile"],
         "gate": decision.to_json() if decision else None,
         "state": "rejected" if decision is not None and not decision.passed else "available",
         "feature_importance": {

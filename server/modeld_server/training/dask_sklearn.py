@@ -146,12 +146,31 @@ def train(spec: TrainSpec, data: Path | DatasetFiles, client: Any, report: Repor
     fit_seconds = time.perf_counter() - t_cv - cv_seconds
     # The held-out predictions (one number or one row of probabilities a row) are small.
     ordered = [outcomes[i] for i in sorted(outcomes)]
-    return {**summary, "metrics": metrics, "fitted": fitted,
+    pred, proba = _held_out(ordered)
+    # The local engine's reference profile, made where the prepared rows are.
+    reference = client.submit(_reference, prepared, spec, final, pred, proba,
+                              key=f"modeld-profile-{token}").result()
+    return {**summary, "metrics": metrics, "fitted": fitted, "profile": reference,
             "confusion_matrix": _confusion(spec, summary["classes"], ordered),
             "permutation": next((o.permutation for o in ordered if o.permutation), None),
             "fold_workers": [o.worker for o in ordered], "final_worker": final_worker,
             "workers": sorted(workers),
             "timings": {"cv_seconds": cv_seconds, "final_fit_seconds": fit_seconds}}
+
+
+def _held_out(outcomes: list[FoldOutcome]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The folds' held-out predictions in row order (evaluate.CVResult's oof arrays)."""
+    if not outcomes:
+        return None, None
+    n = sum(len(o.test_idx) for o in outcomes)
+    pred = np.zeros(n)
+    first = outcomes[0].proba
+    proba = None if first is None else np.zeros((n, np.asarray(first).shape[1]))
+    for o in outcomes:
+        pred[o.test_idx] = o.pred
+        if proba is not None:
+            proba[o.test_idx] = o.proba
+    return pred, proba
 
 
 def _confusion(spec: TrainSpec, classes: list[str],
@@ -213,6 +232,15 @@ def _where() -> str:
     from distributed import get_worker
 
     return f"{get_worker().address} pid {os.getpid()}"
+
+
+def _reference(data: Any, spec: TrainSpec, final: tuple[artifacts.Fitted, str],
+               pred: np.ndarray | None, proba: np.ndarray | None) -> dict[str, Any]:
+    """worker._reference_profile on the worker holding the prepared rows."""
+    from modeld_server.training.evaluate import CVResult
+    from modeld_server.training.worker import _reference_profile
+
+    return _reference_profile(spec, data, CVResult(oof_pred=pred, oof_proba=proba), final[0])
 
 
 def _final(data: Any, spec: TrainSpec) -> tuple[artifacts.Fitted, str]:
