@@ -190,6 +190,30 @@ class TestGateOnDask:
         assert gate["challenger"] > gate["champion"]  # type: ignore[operator]
 
 
+class TestGateOfScikitLearnOnDask:
+    def test_stored_predictions_serve_both_engines_gates(self, on_dask: LiveDaemon) -> None:
+        """Logistic regression on Dask keeps the local engine's folds and stores their
+        held-out predictions under the local engine's key: a worse recipe on Dask is
+        rejected against them, and a local XGBoost challenger reuses them too."""
+        def train(engine: str, algorithm: str, **params: str) -> pb.Job:
+            request = dask_request("lr", path="spambase.csv", algorithm=algorithm,
+                                   cv_folds=3, params=params)
+            request.engine = engine
+            return wait_job(on_dask.stub, on_dask.stub.Train(request).id)
+
+        first = train("dask", "logistic_regression")
+        assert first.state == pb.JOB_STATE_SUCCEEDED and first.activated, first.error
+        worse = train("dask", "logistic_regression", C="0.00001")
+        assert worse.state == pb.JOB_STATE_SUCCEEDED and not worse.activated
+        gate = gate_of(on_dask, "lr", 2)
+        assert gate["how"] == REUSED and gate["passed"] is False
+        assert gate["challenger"] < gate["champion"] - 0.01  # type: ignore[operator]
+        local = train("", "xgboost")
+        assert local.state == pb.JOB_STATE_SUCCEEDED and local.activated, local.message
+        gate = gate_of(on_dask, "lr", 3)
+        assert gate["how"] == REUSED and gate["passed"] is True and gate["rows"] == 4601
+
+
 class TestDriftOnDask:
     def test_get_drift_works_for_a_dask_trained_version(
             self, tmp_path: Path, datasets: Path, cluster: distributed.LocalCluster) -> None:

@@ -245,10 +245,22 @@ def _train_sklearn(spec: TrainSpec, found: DatasetFiles, staging: Path, report: 
                              max_rows, max_bytes)
     fitted = got["fitted"]
     metrics = got["metrics"]
-    decision = _gate(spec, context, len(got["classes"]), metrics)
+    held = got["held"]
+    decision = None
+    if held is not None:  # folds: the champion compared in them (dask_gate.py)
+        decision = dask_gate.decide(
+            spec, context, got["classes"], got["dataset"]["columns"], metrics, held,
+            got["fold_key"], lambda recipe, manifest: dask_sklearn.refit(
+                client, got["prepared"], spec, manifest, held.y),
+            lambda manifest: "")
+    elif "policy" in context:
+        decision = _gate(spec, context, len(got["classes"]), metrics)
+    del got["prepared"]  # the worker may free the prepared rows
     report("saving", 0.96, "writing artifacts", metrics)
     before_save()
     fmt = artifacts.save(fitted, staging)
+    stored_oof = (oof.save(staging, got["fold_key"], held.pred, held.proba)
+                  if held is not None else None)
     schema = FeatureSchema.from_json(got["schema"])
     return {
         "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
@@ -259,7 +271,7 @@ def _train_sklearn(spec: TrainSpec, found: DatasetFiles, staging: Path, report: 
         "features": got["features"], "classes": got["classes"],
         "sample_row": got["sample_row"], "metrics": metrics,
         "confusion_matrix": got["confusion_matrix"], "profile": got["profile"],
-        "gate": decision.to_json() if decision else None,
+        "gate": decision.to_json() if decision else None, "oof": stored_oof,
         "state": "rejected" if decision is not None and not decision.passed else "available",
         "feature_importance": {
             "estimator": importance.own_importance(fitted.preprocess, fitted.estimator, schema),
@@ -274,10 +286,10 @@ def _train_sklearn(spec: TrainSpec, found: DatasetFiles, staging: Path, report: 
 
 
 def _refit(frame: Any, names: list[str], classes: list[str], client: Any,
-           report: Report) -> Callable[[TrainSpec], dask_gate.Held]:
+           report: Report) -> Callable[[TrainSpec, Any], dask_gate.Held]:
     """The gate's refit: a recipe cross-validated in the persisted frame's folds, by the
     challenger's own code path (_cross_validate)."""
-    def refit(recipe: TrainSpec) -> dask_gate.Held:
+    def refit(recipe: TrainSpec, manifest: Any) -> dask_gate.Held:
         def progress(phase: str, fraction: float, message: str,
                      metrics: dict[str, Any]) -> None:
             report("gate", 0.86, f"champion's recipe: {message}", {})

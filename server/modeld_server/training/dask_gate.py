@@ -83,14 +83,17 @@ def fold_key(spec: TrainSpec, sha256: str, rows: int,
 
 def decide(spec: TrainSpec, context: dict[str, Any], classes: list[str], columns: list[str],
            metrics: dict[str, Any], held: Held, key: dict[str, Any],
-           refit: Callable[[TrainSpec], Held]) -> gate.Decision | None:
+           refit: Callable[[TrainSpec, Manifest], Held],
+           refittable: Callable[[Manifest], str] | None = None) -> gate.Decision | None:
     """The policy applied with the champion compared in the challenger's folds.
 
     Args:
         columns: the dataset's columns (the champion's must all be there).
         held: the challenger's held-out predictions.
         key: the challenger's fold key (fold_key).
-        refit: cross-validates a recipe in the challenger's folds on the cluster.
+        refit: cross-validates a recipe (the champion's manifest beside it) in the
+            challenger's folds on the cluster.
+        refittable: why a champion cannot be refitted, or '' (default: XGBoost only).
 
     Returns:
         None without a policy (the gate is disabled), else the decision.
@@ -106,7 +109,7 @@ def decide(spec: TrainSpec, context: dict[str, Any], classes: list[str], columns
         store.verify(info["model"], info["version"], manifest)
         folder = store.paths(info["model"]).version(info["version"])
         why = (gate.not_comparable(manifest, SimpleNamespace(columns=columns), spec.task,
-                                   classes) or _not_refittable(manifest))
+                                   classes) or (refittable or _not_refittable)(manifest))
         comparison = None if why else _compare(spec, held, key, folder, manifest, refit,
                                                len(classes))
         champion = (info["version"], comparison, why)
@@ -121,7 +124,7 @@ def _not_refittable(manifest: Manifest) -> str:
 
 
 def _compare(spec: TrainSpec, held: Held, key: dict[str, Any], folder: Path,
-             manifest: Manifest, refit: Callable[[TrainSpec], Held],
+             manifest: Manifest, refit: Callable[[TrainSpec, Manifest], Held],
              n_classes: int) -> gate.Comparison:
     challenger = _pooled(spec.task, held.y, *oof.as_stored(held.pred, held.proba), n_classes)
     stored, why_not = oof.reusable(folder, manifest, key)
@@ -134,7 +137,7 @@ def _compare(spec: TrainSpec, held: Held, key: dict[str, Any], folder: Path,
                        task=spec.task, params=dict(manifest.params), cv_folds=spec.cv_folds,
                        seed=spec.seed if manifest.seed is None else manifest.seed,
                        engine=spec.engine)
-    again = refit(recipe)
+    again = refit(recipe, manifest)
     return gate.Comparison(
         _pooled(spec.task, held.y, *oof.as_stored(again.pred, again.proba), n_classes),
         challenger, len(held.y), "champion's recipe refitted in the same folds "

@@ -27,6 +27,7 @@ import numpy as np
 
 from modeld_server import artifacts
 from modeld_server.errors import FailedPrecondition, quoted
+from modeld_server.training import dask_gate
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.cluster import DISTRIBUTED
 from modeld_server.training.datasets import DatasetFiles, is_parquet
@@ -117,7 +118,8 @@ def train(spec: TrainSpec, data: Path | DatasetFiles, client: Any, report: Repor
     report("loading", 0.05, f"reading {spec.dataset.path} on a Dask worker", {})
     prepared = client.submit(_prepare, spec, data, max_rows, max_bytes,
                              key=f"modeld-prepare-{token}")
-    summary = client.submit(_summary, prepared, key=f"modeld-summary-{token}").result()
+    summary = client.submit(_summary, prepared, spec,
+                            key=f"modeld-summary-{token}").result()
     report("validating", 0.08, f"{summary['dataset']['rows']} usable rows of "
            f"{summary['validation']['rows_read']}", {})
     # Every worker gets its copy: the folds then run wherever a thread is free.
@@ -150,12 +152,36 @@ def train(spec: TrainSpec, data: Path | DatasetFiles, client: Any, report: Repor
     # The local engine's reference profile, made where the prepared rows are.
     reference = client.submit(_reference, prepared, spec, final, pred, proba,
                               key=f"modeld-profile-{token}").result()
+    held = None
+    if pred is not None and ordered[0].y_true is not None:
+        y = np.zeros(len(pred), dtype=np.asarray(ordered[0].y_true).dtype)
+        for o in ordered:
+            y[o.test_idx] = o.y_true
+        held = dask_gate.Held(y, pred, proba)
     return {**summary, "metrics": metrics, "fitted": fitted, "profile": reference,
+            "held": held, "prepared": prepared,
             "confusion_matrix": _confusion(spec, summary["classes"], ordered),
             "permutation": next((o.permutation for o in ordered if o.permutation), None),
             "fold_workers": [o.worker for o in ordered], "final_worker": final_worker,
             "workers": sorted(workers),
             "timings": {"cv_seconds": cv_seconds, "final_fit_seconds": fit_seconds}}
+
+
+def refit(client: Any, prepared: Any, spec: TrainSpec, manifest: Any,
+          y: np.ndarray) -> dask_gate.Held:
+    """The champion's recipe cross-validated in the challenger's (the local engine's)
+    folds, as one task on a worker holding the prepared rows (worker._refit_champion)."""
+    pred, proba = client.submit(_refit_champion, prepared, spec, manifest,
+                                pure=False).result()
+    return dask_gate.Held(y, pred, proba)
+
+
+def _refit_champion(data: Any, spec: TrainSpec, manifest: Any
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    from modeld_server.training.worker import _refit_champion as local_refit
+
+    result: tuple[np.ndarray, np.ndarray | None] = local_refit(spec, data, manifest, 1)
+    return result
 
 
 def _held_out(outcomes: list[FoldOutcome]) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -203,9 +229,14 @@ def _splits(spec: TrainSpec, data: Any) -> list[Any]:
     return list(split.split(data.x, stratify))
 
 
-def _summary(data: Any) -> dict[str, Any]:
-    """What the job records of the prepared data: no rows but the sample row."""
-    return {"dataset": data.dataset, "validation": data.report.to_json(),
+def _summary(data: Any, spec: TrainSpec) -> dict[str, Any]:
+    """What the job records of the prepared data: no rows but the sample row; and the
+    key of its folds, the local engine's (the same folds: a local version's stored
+    predictions serve a Dask challenger's gate, and the other way round)."""
+    from modeld_server.training.worker import _fold_key
+
+    return {"fold_key": _fold_key(spec, data), "dataset": data.dataset,
+            "validation": data.report.to_json(),
             "schema": data.schema.to_json(), "features": data.features,
             "classes": [str(c) for c in data.classes], "sample_row": data.sample_row,
             "folds": data.y is not None or data.eval_label is not None}
@@ -265,7 +296,8 @@ def _fold(data: Any, spec: TrainSpec, index: int) -> FoldOutcome:
         scores["ece"] = metric_fns.expected_calibration_error(y_true, proba)
     elif spec.task is Task.REGRESSION:
         pred = est.predict(matrix)
-        scores = metric_fns.regression_metrics(data.y[test_idx], pred)
+        y_true = data.y[test_idx]
+        scores = metric_fns.regression_metrics(y_true, pred)
     else:
         pred = -est.score_samples(matrix)
         scores = metric_fns.detection_metrics(data.eval_label[test_idx], pred)
