@@ -93,8 +93,8 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
 
     Args:
         context: the daemon's job context: "dask_scheduler", and the gate's "policy" and
-            "champion": XGBoost compares with the champion in the same folds
-            (dask_gate.py); the scikit-learn algorithms apply the thresholds only.
+            "champion": compared in the challenger's folds (dask_gate.py): XGBoost's
+            Dask folds, or the local engine's for the scikit-learn algorithms.
         max_bytes: the most bytes the dataset may hold uncompressed (0: no limit).
 
     Returns:
@@ -301,8 +301,8 @@ def _refit(frame: Any, names: list[str], classes: list[str], client: Any,
 
 def _gate(spec: TrainSpec, context: dict[str, Any], n_classes: int,
           metrics: dict[str, Any]) -> gate.Decision | None:
-    """The policy's thresholds only: the scikit-learn algorithms on Dask keep the local
-    engine's stratified folds in their tasks; their champion is not compared (not yet)."""
+    """The policy's thresholds only: a job without folds (a detector without eval_label)
+    has no held-out predictions to compare the champion on."""
     if "policy" not in context:
         return None
     champion = context.get("champion")
