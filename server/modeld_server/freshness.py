@@ -4,7 +4,9 @@ or its dataset changed on disk since training.
 Warnings, not failures: the version keeps serving. GetStatus stays cheap: the policy is
 a cached document, and a dataset costs one stat per call; its sha256 is computed on a
 background thread the first time a (size, mtime, ctime, inode) stamp is seen, and
-remembered. Until then the dataset check says nothing.
+remembered. Until then the dataset check says nothing. A glob or folder dataset costs a
+listing and one stat per matched file (at most datasets.MAX_FILES), and its digest is
+the one the training recorded (multifile.sha256: every file's name and sha256).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from pathlib import Path
 import structlog
 
 from modeld_server.errors import ModeldError
-from modeld_server.registry import fsio
 from modeld_server.registry.manifest import VersionSummary
-from modeld_server.training.datasets import resolve_dataset
+from modeld_server.training import multifile
+from modeld_server.training.datasets import GLOB_CHARS, dataset_files
 from modeld_server.training.gate import Policy
 
 log = structlog.get_logger(__name__)
@@ -39,7 +41,7 @@ class StatusWarning:
     message: str
 
 
-Stamp = tuple[int, int, int, int]
+Stamp = tuple[tuple[str, int, int, int, int], ...]
 
 
 class DatasetHashes:
@@ -47,38 +49,51 @@ class DatasetHashes:
 
     def __init__(self, data_root: Path) -> None:
         self._root = data_root
-        self._known: dict[Path, tuple[Stamp, str | None]] = {}
-        self._pending: dict[Path, Future[None]] = {}
+        self._known: dict[str, tuple[Stamp, str | None]] = {}
+        self._pending: dict[str, Future[None]] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset-hash")
 
     def get(self, relative: str) -> str | None:
-        """The file's sha256 as it is now; "" when it is gone; None while unknown (being
-        hashed now, or unreadable)."""
-        path = self._root / relative
-        try:
-            st = os.stat(path)
-        except OSError:
+        """The dataset's sha256 as it is now (a glob's or folder's over all its files); ""
+        when it is gone (or a glob matches nothing); None while unknown (being hashed now,
+        or unreadable)."""
+        stamp = self._stamp(relative)
+        if stamp is None:
             return ""
-        stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         with self._lock:
-            known = self._known.get(path)
+            known = self._known.get(relative)
             if known is not None and known[0] == stamp:
                 return known[1]
-            if path not in self._pending:
-                self._pending[path] = self._pool.submit(self._hash, path, relative, stamp)
+            if relative not in self._pending:
+                self._pending[relative] = self._pool.submit(self._hash, relative, stamp)
         return None
 
-    def _hash(self, path: Path, relative: str, stamp: Stamp) -> None:
+    def _stamp(self, relative: str) -> Stamp | None:
+        """Each file's (name, inode, size, mtime, ctime); None when the dataset is gone."""
+        path = self._root / relative
+        try:
+            if not (GLOB_CHARS & set(relative)) and not path.is_dir():
+                files = [path]  # one file: one stat, as before globs and folders
+            else:
+                found = dataset_files(self._root, relative)
+                files = [found] if isinstance(found, Path) else found.files
+            stats = [(str(f), os.stat(f)) for f in files]
+        except (ModeldError, OSError):
+            return None
+        return tuple((name, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                     for name, st in stats)
+
+    def _hash(self, relative: str, stamp: Stamp) -> None:
         digest: str | None
         try:
-            digest = fsio.sha256_file(resolve_dataset(self._root, relative))
+            digest = multifile.sha256(dataset_files(self._root, relative))
         except (ModeldError, OSError) as exc:
             log.info("dataset_unhashable", path=relative, error=str(exc))
             digest = None
         with self._lock:
-            self._known[path] = (stamp, digest)
-            self._pending.pop(path, None)
+            self._known[relative] = (stamp, digest)
+            self._pending.pop(relative, None)
 
     def settle(self, timeout: float = 60.0) -> None:
         """Waits for the hashes asked for so far (tests; GetStatus never waits)."""

@@ -22,10 +22,12 @@ import pytest
 from xgboost import XGBClassifier
 
 from modeld.v1 import model_manager_pb2 as pb
+from modeld_server.monitoring import profile
 from modeld_server.training import dask_engine
 from modeld_server.training import metrics as metric_fns
 from modeld_server.types import TrainSpec
 from tests.conftest import SPAMBASE, LiveDaemon, start_daemon, wait_job
+from tests.integration.test_drift import SHIFTED, replay
 from tests.integration.test_predict import records_request
 
 distributed = pytest.importorskip("distributed")
@@ -135,6 +137,132 @@ class TestTrainOnDask:
             assert observer.run_on_scheduler(_keys) == 0
 
 
+REUSED = ("champion's out-of-fold predictions from its own training, in the same folds "
+          "(no refit)")
+
+
+def gate_of(daemon: LiveDaemon, model: str, version: int) -> dict[str, object]:
+    path = daemon.registry / model / "versions" / str(version) / "manifest.json"
+    gate: dict[str, object] = json.loads(path.read_text())["gate"]
+    return gate
+
+
+class TestGateOnDask:
+    def test_a_worse_recipe_is_rejected_and_a_same_recipe_retrain_reuses_stored_predictions(
+            self, on_dask: LiveDaemon) -> None:
+        """v1's held-out predictions are stored (oof.npz); a worse recipe on the same data is
+        scored against them, rejected, and v1 stays active; the same recipe again passes."""
+        first = wait_job(on_dask.stub, on_dask.stub.Train(dask_request("spam", cv_folds=3)).id)
+        assert first.state == pb.JOB_STATE_SUCCEEDED and first.activated, first.error
+        stored = on_dask.registry / "spam/versions/1/oof.npz"
+        with np.load(stored) as arrays:
+            assert arrays["pred"].shape == (4601,) and arrays["proba"].shape == (4601, 2)
+        worse = wait_job(on_dask.stub, on_dask.stub.Train(dask_request(
+            "spam", cv_folds=3, params={"max_depth": "1", "n_estimators": "2"})).id)
+        assert worse.state == pb.JOB_STATE_SUCCEEDED and not worse.activated
+        assert "REJECTED by the quality gate" in worse.message
+        gate = gate_of(on_dask, "spam", 2)
+        assert gate["passed"] is False and gate["champion_version"] == 1
+        assert gate["how"] == REUSED and gate["rows"] == 4601
+        assert gate["challenger"] < gate["champion"] - 0.01  # type: ignore[operator]
+        status = on_dask.stub.GetStatus(pb.GetStatusRequest(model="spam")).models[0]
+        assert status.active_version == 1
+
+        again = wait_job(on_dask.stub, on_dask.stub.Train(dask_request("spam", cv_folds=3)).id)
+        assert again.state == pb.JOB_STATE_SUCCEEDED and again.activated, again.message
+        gate = gate_of(on_dask, "spam", 3)
+        assert gate["how"] == REUSED and gate["passed"] is True
+
+    def test_other_folds_refit_the_champions_recipe_on_the_cluster(
+            self, on_dask: LiveDaemon) -> None:
+        """A challenger seeded differently has other folds: the champion's recipe is
+        cross-validated again in them on the cluster, and the record says why."""
+        first = wait_job(on_dask.stub, on_dask.stub.Train(dask_request(
+            "spam", cv_folds=3, params={"max_depth": "1", "n_estimators": "2"})).id)
+        assert first.state == pb.JOB_STATE_SUCCEEDED, first.error
+        second = wait_job(on_dask.stub, on_dask.stub.Train(dask_request(
+            "spam", cv_folds=3, seed=7)).id)
+        assert second.state == pb.JOB_STATE_SUCCEEDED and second.activated, second.message
+        gate = gate_of(on_dask, "spam", 2)
+        assert gate["how"] == ("champion's recipe refitted in the same folds (stored "
+                               "predictions not reusable: its folds differ: seed)")
+        assert gate["passed"] is True and gate["rows"] == 4601
+        assert gate["challenger"] > gate["champion"]  # type: ignore[operator]
+
+
+class TestGateOfScikitLearnOnDask:
+    def test_stored_predictions_serve_both_engines_gates(self, on_dask: LiveDaemon) -> None:
+        """Logistic regression on Dask keeps the local engine's folds and stores their
+        held-out predictions under the local engine's key: a worse recipe on Dask is
+        rejected against them, and a local XGBoost challenger reuses them too."""
+        def train(engine: str, algorithm: str, **params: str) -> pb.Job:
+            request = dask_request("lr", path="spambase.csv", algorithm=algorithm,
+                                   cv_folds=3, params=params)
+            request.engine = engine
+            return wait_job(on_dask.stub, on_dask.stub.Train(request).id)
+
+        first = train("dask", "logistic_regression")
+        assert first.state == pb.JOB_STATE_SUCCEEDED and first.activated, first.error
+        worse = train("dask", "logistic_regression", C="0.00001")
+        assert worse.state == pb.JOB_STATE_SUCCEEDED and not worse.activated
+        gate = gate_of(on_dask, "lr", 2)
+        assert gate["how"] == REUSED and gate["passed"] is False
+        assert gate["challenger"] < gate["champion"] - 0.01  # type: ignore[operator]
+        local = train("", "xgboost")
+        assert local.state == pb.JOB_STATE_SUCCEEDED and local.activated, local.message
+        gate = gate_of(on_dask, "lr", 3)
+        assert gate["how"] == REUSED and gate["passed"] is True and gate["rows"] == 4601
+
+
+class TestDriftOnDask:
+    def test_get_drift_works_for_a_dask_trained_version(
+            self, tmp_path: Path, datasets: Path, cluster: distributed.LocalCluster) -> None:
+        """The profile made on the cluster equals the local engine's bins of the same rows
+        (4601 rows: the edges' sample is every row); GetDrift then stays quiet on
+        unshifted rows and alerts on exactly the three features scaled by 1.5."""
+        shutil.copytree(datasets, tmp_path / "data")
+        write_parquet_folder(tmp_path / "data" / "spam")
+        live = start_daemon(tmp_path, dask_scheduler=cluster.scheduler_address,
+                            monitor_sample=1.0, monitor_window=1500, monitor_interval=0.0)
+        try:
+            job = wait_job(live.stub, live.stub.Train(dask_request(
+                "spam", cv_folds=2, params={"n_estimators": "20"})).id)
+            assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+            path = live.registry / "spam/versions/1/manifest.json"
+            made = json.loads(path.read_text())["profile"]
+            frame = pd.read_csv(SPAMBASE)
+            rows = frame.drop(columns="is_spam")
+            local = profile.feature_profiles(list(rows.columns), [],
+                                             rows.to_numpy(dtype=np.float64))
+            assert made["rows"] == 4601 and sorted(made["features"]) == sorted(local)
+            for name, expected in local.items():
+                got = made["features"][name]
+                assert (got["edges"], got["counts"]) == (expected["edges"], expected["counts"])
+                for field in ("missing_share", "zero_share", "mean", "std", "min", "max"):
+                    assert got[field] == pytest.approx(expected[field], rel=1e-9, abs=1e-12)
+            assert made["output"]["what"] == "probability of class 1"
+            assert sum(made["output"]["counts"]) == 4601
+
+            monitor = live.runtime.service.monitor
+            held = rows.sample(n=1500, random_state=0).reset_index(drop=True)
+            replay(live, "spam", held)
+            [quiet] = monitor.step()
+            report = live.stub.GetDrift(pb.GetDriftRequest(model="spam"))
+            assert report.status == quiet.status == "ok" and report.version == 1
+            assert len(report.features) == 57
+            shifted = held.copy()
+            for column in SHIFTED:
+                shifted[column] *= 1.5
+            replay(live, "spam", shifted)
+            [loud] = monitor.step()
+            report = live.stub.GetDrift(pb.GetDriftRequest(model="spam"))
+            assert report.status == loud.status == "alert"
+            assert sorted(f.feature for f in report.features
+                          if f.status == "alert") == sorted(SHIFTED)
+        finally:
+            live.stop()
+
+
 def _job_clients(observer: distributed.Client) -> int:
     """Clients connected besides this observer (and the scheduler's own 'fire-and-forget')."""
     ids = observer.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.clients))
@@ -176,6 +304,9 @@ class TestScikitLearnOnDask:
         for name in local.metrics:
             assert list(job.metrics[name].folds) == list(local.metrics[name].folds), name
             assert job.metrics[name].mean == local.metrics[name].mean, name
+        local_manifest = json.loads(on_dask.stub.GetVersion(
+            pb.GetVersionRequest(model="lr-local", version=1)).manifest_json)
+        assert manifest["profile"] == local_manifest["profile"]  # drift works the same
         rows = pd.read_csv(SPAMBASE).drop(columns="is_spam").head(3)
         answer = on_dask.stub.Predict(records_request("lr", rows.to_dict("records")))
         assert len(answer.labels) == 3
@@ -359,25 +490,36 @@ class TestManyFilesOnBothEngines:
             assert err.details() == ("dataset.path 'data/2026-*.csv' matches no file under "
                                      "the data root")
 
-    def test_a_malformed_jsonl_record_fails_the_dask_job_naming_file_and_line(
+    def test_a_malformed_jsonl_record_is_dropped_and_counted_as_on_the_local_engine(
             self, on_dask: LiveDaemon) -> None:
-        """The local engine drops it and reports it (jsonl:line); Dask, reading each file
-        on a worker, fails naming the file and the line."""
+        """Both engines drop it and report it as file:line, with the same counts; past
+        max_malformed_fraction both fail with the local engine's words."""
         write_many_forms(on_dask.data_root)
         with (on_dask.data_root / "jsonl" / "2026-03.jsonl").open("a") as out:
             out.write('{"is_spam": 1, "broken": \n')
-        request = pb.TrainRequest(model="m", algorithm="xgboost", engine="dask",
+        request = pb.TrainRequest(model="m", algorithm="xgboost", engine="dask", cv_folds=2,
                                   dataset=pb.Dataset(path="jsonl/*", target="is_spam"))
+        reports = []
+        for engine in ("dask", ""):
+            request.engine = engine
+            job = wait_job(on_dask.stub, on_dask.stub.Train(request).id)
+            assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+            manifest = json.loads(on_dask.stub.GetVersion(pb.GetVersionRequest(
+                model="m", version=job.version)).manifest_json)
+            reports.append(manifest["validation"])
+        on_dask_report, local_report = reports
+        assert on_dask_report["malformed"] == local_report["malformed"] == {
+            "count": 1, "first_lines": ["2026-03.jsonl:1534"], "action": "dropped",
+            "wrong_field_count": 1, "unparsable_numbers": 0}
+        assert on_dask_report["rows_read"] == local_report["rows_read"] == 4602
+        assert on_dask_report["rows_used"] == local_report["rows_used"]
+
+        request.engine = "dask"
+        request.validation.max_malformed_fraction = 0.0001
         job = wait_job(on_dask.stub, on_dask.stub.Train(request).id)
         assert job.state == pb.JOB_STATE_FAILED
-        assert job.error == ("InvalidArgument: dataset.path 'jsonl/*': 2026-03.jsonl line 1534 "
-                             "is not a JSON object (1 such lines in the file)")
-        request.engine = ""
-        job = wait_job(on_dask.stub, on_dask.stub.Train(request).id)
-        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
-        manifest = json.loads(on_dask.stub.GetVersion(pb.GetVersionRequest(
-            model="m", version=1)).manifest_json)
-        assert manifest["validation"]["malformed"]["first_lines"] == ["2026-03.jsonl:1534"]
+        assert job.error == ("FailedPrecondition: 1 of 4602 rows are malformed (first at lines "
+                             "['2026-03.jsonl:1534']), more than max_malformed_fraction=0.0001")
 
 
 class TestEngineAuto:

@@ -113,6 +113,46 @@ class TestDatasetChanged:
             fresh.hashes.settle()
         assert len(calls) == 1
 
+    def test_a_glob_dataset_is_compared_over_all_its_files(self, fresh: Freshness,
+                                                          tmp_path: Path) -> None:
+        """A glob: no warning while its files are as trained (multifile.sha256, the
+        manifest's digest); a changed file warns, a glob matching nothing is gone."""
+        from modeld_server.training import multifile
+        from modeld_server.training.datasets import resolve_files
+
+        (tmp_path / "p-1.csv").write_bytes(CSV)
+        (tmp_path / "p-2.csv").write_bytes(CSV)
+        trained = multifile.sha256(resolve_files(tmp_path, "p-*.csv"))
+        assert fresh.warnings(Policy(), summary(sha256=trained, path="p-*.csv")) == []
+        fresh.hashes.settle()
+        assert fresh.warnings(Policy(), summary(sha256=trained, path="p-*.csv")) == []
+        (tmp_path / "p-3.csv").write_bytes(CSV)
+        now = multifile.sha256(resolve_files(tmp_path, "p-*.csv"))
+        fresh.warnings(Policy(), summary(sha256=trained, path="p-*.csv"))
+        fresh.hashes.settle()
+        assert fresh.warnings(Policy(), summary(sha256=trained, path="p-*.csv")) == [
+            StatusWarning("dataset_changed", f"dataset 'p-*.csv' changed on disk since "
+                          f"training (sha256 {now[:12]}, trained on {trained[:12]})")]
+        for name in ("p-1.csv", "p-2.csv", "p-3.csv"):
+            (tmp_path / name).unlink()
+        assert fresh.warnings(Policy(), summary(sha256=trained, path="p-*.csv")) == [
+            StatusWarning("dataset_changed", "dataset 'p-*.csv' is no longer on disk")]
+
+    def test_a_parquet_folder_is_compared_over_its_files(self, fresh: Freshness,
+                                                         tmp_path: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from modeld_server.training import multifile
+        from modeld_server.training.datasets import resolve_files
+
+        (tmp_path / "f" / "k=1").mkdir(parents=True)
+        pq.write_table(pa.table({"x": [1, 2]}), tmp_path / "f" / "k=1" / "0.parquet")
+        trained = multifile.sha256(resolve_files(tmp_path, "f"))
+        fresh.warnings(Policy(), summary(sha256=trained, path="f"))
+        fresh.hashes.settle()
+        assert fresh.warnings(Policy(), summary(sha256=trained, path="f")) == []
+
     def test_a_manifest_without_a_hash_is_not_compared(self, fresh: Freshness,
                                                        tmp_path: Path) -> None:
         (tmp_path / "d.csv").unlink()

@@ -319,6 +319,98 @@ class TestDataTrigger:
         assert [e["event"] for e in logs] == ["schedule_dataset_too_large"]
 
 
+class TestGlobAndFolderDatasets:
+    def test_a_glob_fires_on_new_rows_over_all_its_files(self, sched: Scheduler,
+                                                        data: Path) -> None:
+        """data/2026-*.csv: rows counted over every matched file; a new file counts too."""
+        write_csv(data / "2026-01.csv", 10)
+        write_csv(data / "2026-02.csv", 10)
+        assert sched.set(spec(min_new_rows=5, dataset_path="2026-*.csv")).next_run_at is None
+        write_csv(data / "2026-03.csv", 4)
+        assert sched.step(T0 + 10) == []
+        write_csv(data / "2026-03.csv", 5)
+        assert sched.step(T0 + 20) == [("m", "submitted job j1")]
+        write_csv(data / "2026-04.csv", 4)
+        write_csv(data / "2026-01.csv", 11)
+        assert sched.step(T0 + 100) == [("m", "submitted job j2")]
+
+    def test_its_baseline_is_the_digest_training_records(self, sched: Scheduler, data: Path,
+                                                         store: RegistryStore) -> None:
+        """The baseline's sha256 is multifile.sha256 of the files (what a manifest holds)
+        and its rows their sum: JSON Lines lines, CSV lines less the header, Parquet's."""
+        from modeld_server.registry.meta import ModelMeta as Meta
+        from modeld_server.training import multifile
+        from modeld_server.training.datasets import resolve_files
+
+        (data / "j").mkdir()
+        (data / "j" / "a.jsonl").write_text('{"x": 1}\n{"x": 2}\n')
+        (data / "j" / "b.jsonl").write_text('{"x": 3}')
+        sched.set(spec(min_new_rows=1, dataset_path="j/*.jsonl"))
+        doc = Meta(RegistryStore(store.root)).read("m", SCHEDULE)
+        assert doc is not None
+        assert doc["state"]["baseline"] == {
+            "sha256": multifile.sha256(resolve_files(data, "j/*.jsonl")), "rows": 3}
+
+    def test_a_parquet_folder_counts_its_files_metadata(self, sched: Scheduler,
+                                                        data: Path) -> None:
+        """A hive folder: rows from each file's metadata; a new partition fires."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        def write(where: str, rows: int) -> None:
+            (data / "p" / where).mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.table({"x": list(range(rows))}), data / "p" / where / "0.parquet")
+
+        write("day=1", 10)
+        sched.set(spec(min_new_rows=3, dataset_path="p"))
+        write("day=2", 2)
+        assert sched.step(T0 + 10) == []
+        write("day=3", 1)
+        assert sched.step(T0 + 20) == [("m", "submitted job j1")]
+
+    def test_the_byte_limit_holds_over_all_files_together(
+            self, store: RegistryStore, data: Path, jobs: Jobs, clock: Clock) -> None:
+        """Three files of ~0.6 MiB under a 1 MiB limit: RESOURCE_EXHAUSTED naming the limit
+        and the file count, though each file alone is under it."""
+        for i in range(3):
+            write_csv(data / f"big-{i}.csv", 90_000)
+        assert (data / "big-0.csv").stat().st_size < 1 << 20
+        sched = Scheduler(ModelMeta(RegistryStore(store.root)), data, jobs.submit, jobs.busy,
+                          clock=clock, max_bytes=1 << 20)
+        with pytest.raises(ResourceExhausted) as err:
+            sched.set(spec(min_new_rows=1, dataset_path="big-*.csv"))
+        assert str(err.value) == (f"dataset_path 'big-*.csv': more than max_dataset_bytes="
+                                  f"{1 << 20} bytes uncompressed in its 3 files together; "
+                                  "rows not counted")
+
+    def test_a_glob_matching_nothing_is_refused_at_set(self, sched: Scheduler) -> None:
+        with pytest.raises(InvalidArgument) as err:
+            sched.set(spec(min_new_rows=1, dataset_path="none-*.csv"))
+        assert str(err.value) == ("dataset.path 'none-*.csv' matches no file under the data "
+                                  "root")
+
+    def test_unchanged_files_are_not_hashed_again(self, sched: Scheduler, data: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+        """Same names, sizes and mtimes: no read; one file changed: each file hashed once."""
+        write_csv(data / "g-1.csv", 10)
+        write_csv(data / "g-2.csv", 10)
+        sched.set(spec(min_new_rows=1, dataset_path="g-*.csv"))
+        calls: list[Path] = []
+        real = fsio.sha256_file
+
+        def counting(path: Path) -> str:
+            calls.append(path)
+            return real(path)
+
+        monkeypatch.setattr(fsio, "sha256_file", counting)
+        sched.step(T0 + 10)
+        sched.step(T0 + 20)
+        assert calls == []
+        write_csv(data / "g-2.csv", 11)
+        sched.step(T0 + 30)
+        assert len(calls) == 2
+
+
 class TestFailures:
     def test_a_refused_submit_is_recorded_as_failed(self, sched: Scheduler, jobs: Jobs) -> None:
         """submit raising a domain error becomes the outcome; the slot is still used."""

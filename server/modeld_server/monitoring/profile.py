@@ -148,6 +148,32 @@ def output_profile(task: str, classes: Sequence[str], probabilities: np.ndarray 
     return profile
 
 
+def numeric_from_counts(edges: Sequence[float], counts: np.ndarray,
+                        summary: dict[str, float | None]) -> dict[str, Any]:
+    """A numeric profile from its bin counts (numeric_counts, summed over parts) and
+    summary: the Dask engine's entry point (training/dask_profile.py)."""
+    total = int(counts.sum())
+    return {"kind": "numeric", "edges": list(edges), "counts": counts.tolist(),
+            "missing_share": _share(int(counts[0]), total),
+            "zero_share": _share(int(counts[1]), total), **summary}
+
+
+def categorical_from_counts(categories: Sequence[str], counts: np.ndarray) -> dict[str, Any]:
+    """A categorical profile from categorical_counts summed over parts (Dask entry point)."""
+    return {"kind": "categorical", "categories": list(categories), "counts": counts.tolist(),
+            "missing_share": _share(int(counts[-1]), int(counts.sum()))}
+
+
+def quantile_edges(nonzero: np.ndarray) -> list[float]:
+    """The bin edges of a numeric column from its non-zero values."""
+    return _quantile_edges(nonzero)
+
+
+def is_missing(value: Any) -> bool:
+    """None or NaN: what the profiles count as missing."""
+    return _is_missing(value)
+
+
 def _quantile_edges(nonzero: np.ndarray) -> list[float]:
     if len(nonzero) == 0:
         return []

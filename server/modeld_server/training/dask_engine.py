@@ -39,10 +39,20 @@ from modeld_server.errors import (
     quoted,
 )
 from modeld_server.features import FeatureSchema
-from modeld_server.training import dask_encode, dask_sklearn, dask_validation, gate, importance
+from modeld_server.monitoring import profile
+from modeld_server.training import (
+    dask_encode,
+    dask_gate,
+    dask_profile,
+    dask_sklearn,
+    dask_validation,
+    gate,
+    importance,
+    oof,
+)
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.cluster import DISTRIBUTED
-from modeld_server.training.dask_read import read_frame
+from modeld_server.training.dask_read import malformed_records, read_frame
 from modeld_server.training.datasets import DatasetFiles, resolve_files
 from modeld_server.training.estimators import build_estimator, get_algorithm
 from modeld_server.training.prepare import json_value
@@ -83,7 +93,8 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
 
     Args:
         context: the daemon's job context: "dask_scheduler", and the gate's "policy" and
-            "champion" (thresholds only here: no champion refit in this version).
+            "champion": compared in the challenger's folds (dask_gate.py): XGBoost's
+            Dask folds, or the local engine's for the scikit-learn algorithms.
         max_bytes: the most bytes the dataset may hold uncompressed (0: no limit).
 
     Returns:
@@ -149,7 +160,9 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
     try:  # the computations that read the rows: the data's own errors surface here
         frame, columns, features, schema, sample_row = _load(spec, found)
         report("validating", 0.06, "checking the dataset on the cluster", {})
-        frame, classes, rows, checked = _encode(spec, frame, features, client, max_rows)
+        dropped = malformed_records(found, spec.dataset.path, client)
+        frame, classes, rows, checked = _encode(spec, frame, features, client, max_rows,
+                                                dropped)
     except ModeldError:
         raise
     except FileNotFoundError as exc:
@@ -164,6 +177,7 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
     # The local engine's preprocessing (categoricals one-hot encoded) on each partition;
     # positional names: feature names such as 'char_freq_[' are refused by XGBoost, and
     # Predict hands the model a plain matrix, as for the local engine.
+    validated = frame  # the rows with their own values: what the reference profile bins
     preprocess, width = dask_encode.fitted_preprocessor(spec, frame, schema, client)
     names = [f"f{i}" for i in range(width)]
     carried = {_Y: frame[_Y].dtype, _POS: frame[_POS].dtype}
@@ -173,18 +187,31 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
     # partitions, which the optimizer could otherwise fuse differently for X and y.
     frame = client.persist(_with_folds(spec, frame))
     t_cv = time.perf_counter()
-    metrics, confusion, folds = _cross_validate(spec, frame, names, classes, client,
-                                                report)
+    metrics, confusion, folds, held = _cross_validate(spec, frame, names, classes, client,
+                                                      report)
     cv_seconds = time.perf_counter() - t_cv
+    key = dask_gate.fold_key(spec, dask_gate.fingerprint(frame, [*names, _Y, _POS], client),
+                             rows, _library_versions())
+    decision = dask_gate.decide(spec, context, classes, columns, metrics, held, key,
+                                _refit(frame, names, classes, client, report))
     report("final_fit", 0.88, f"fitting on all {rows} rows on the cluster", metrics)
     t_fit = time.perf_counter()
     model = _fit(spec, frame[names], frame[_Y], classes, client)
     fit_seconds = time.perf_counter() - t_fit
     partitions = frame.npartitions
-    decision = _gate(spec, context, len(classes), metrics)
+    report("profiling", 0.93, "reference profile for drift monitoring on the cluster", metrics)
+    t_profile = time.perf_counter()
+    reference = {"rows": rows,
+                 "features": dask_profile.feature_profiles(validated, schema, rows, spec.seed,
+                                                           client),
+                 "output": profile.output_profile(
+                     spec.task.value, classes, held.proba,
+                     held.pred if spec.task is Task.REGRESSION else None)}
+    profile_seconds = time.perf_counter() - t_profile
     report("saving", 0.96, "writing artifacts", metrics)
     before_save()
     fmt = artifacts.save(artifacts.Fitted(preprocess, _plain(spec, model)), staging)
+    stored_oof = oof.save(staging, key, held.pred, held.proba)
     return {
         "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
         "cv_folds": spec.cv_folds, "seed": spec.seed, "format": fmt,
@@ -194,12 +221,14 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
         "validation": checked,
         "schema": schema.to_json(), "features": features, "classes": classes,
         "sample_row": sample_row, "metrics": metrics, "confusion_matrix": confusion,
-        "gate": decision.to_json() if decision else None,
+        "gate": decision.to_json() if decision else None, "oof": stored_oof,
+        "profile": reference,
         "state": "rejected" if decision is not None and not decision.passed else "available",
         "engine": {"name": "dask", "scheduler": scheduler, "workers": workers,
                    "partitions": partitions, "fold_sizes": folds,
-                   "folds": "splitmix64(seed, row position) mod cv_folds"},
+                   "folds": dask_gate.FOLD_RULE},
         "timings": {"cv_seconds": cv_seconds, "final_fit_seconds": fit_seconds,
+                    "profile_seconds": profile_seconds,
                     "total_seconds": time.perf_counter() - started},
         "libraries": _library_versions(),
     }
@@ -216,10 +245,22 @@ def _train_sklearn(spec: TrainSpec, found: DatasetFiles, staging: Path, report: 
                              max_rows, max_bytes)
     fitted = got["fitted"]
     metrics = got["metrics"]
-    decision = _gate(spec, context, len(got["classes"]), metrics)
+    held = got["held"]
+    decision = None
+    if held is not None:  # folds: the champion compared in them (dask_gate.py)
+        decision = dask_gate.decide(
+            spec, context, got["classes"], got["dataset"]["columns"], metrics, held,
+            got["fold_key"], lambda recipe, manifest: dask_sklearn.refit(
+                client, got["prepared"], spec, manifest, held.y),
+            lambda manifest: "")
+    elif "policy" in context:
+        decision = _gate(spec, context, len(got["classes"]), metrics)
+    del got["prepared"]  # the worker may free the prepared rows
     report("saving", 0.96, "writing artifacts", metrics)
     before_save()
     fmt = artifacts.save(fitted, staging)
+    stored_oof = (oof.save(staging, got["fold_key"], held.pred, held.proba)
+                  if held is not None else None)
     schema = FeatureSchema.from_json(got["schema"])
     return {
         "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
@@ -229,8 +270,8 @@ def _train_sklearn(spec: TrainSpec, found: DatasetFiles, staging: Path, report: 
         "validation": got["validation"], "schema": got["schema"],
         "features": got["features"], "classes": got["classes"],
         "sample_row": got["sample_row"], "metrics": metrics,
-        "confusion_matrix": got["confusion_matrix"],
-        "gate": decision.to_json() if decision else None,
+        "confusion_matrix": got["confusion_matrix"], "profile": got["profile"],
+        "gate": decision.to_json() if decision else None, "oof": stored_oof,
         "state": "rejected" if decision is not None and not decision.passed else "available",
         "feature_importance": {
             "estimator": importance.own_importance(fitted.preprocess, fitted.estimator, schema),
@@ -244,9 +285,24 @@ def _train_sklearn(spec: TrainSpec, found: DatasetFiles, staging: Path, report: 
     }
 
 
+def _refit(frame: Any, names: list[str], classes: list[str], client: Any,
+           report: Report) -> Callable[[TrainSpec, Any], dask_gate.Held]:
+    """The gate's refit: a recipe cross-validated in the persisted frame's folds, by the
+    challenger's own code path (_cross_validate)."""
+    def refit(recipe: TrainSpec, manifest: Any) -> dask_gate.Held:
+        def progress(phase: str, fraction: float, message: str,
+                     metrics: dict[str, Any]) -> None:
+            report("gate", 0.86, f"champion's recipe: {message}", {})
+
+        return _cross_validate(recipe, frame, names, classes, client, progress)[3]
+
+    return refit
+
+
 def _gate(spec: TrainSpec, context: dict[str, Any], n_classes: int,
           metrics: dict[str, Any]) -> gate.Decision | None:
-    """The policy's thresholds; a champion is not refitted or scored here (not yet)."""
+    """The policy's thresholds only: a job without folds (a detector without eval_label)
+    has no held-out predictions to compare the champion on."""
     if "policy" not in context:
         return None
     champion = context.get("champion")
@@ -283,7 +339,8 @@ def _load(spec: TrainSpec, found: DatasetFiles) -> tuple[Any, list[str], list[st
 
 
 def _encode(spec: TrainSpec, frame: Any, features: list[str], client: Any,
-            max_rows: int) -> tuple[Any, list[str], int, dict[str, Any]]:
+            max_rows: int, malformed: dict[str, Any] | None = None
+            ) -> tuple[Any, list[str], int, dict[str, Any]]:
     """Validates (dask_validation: filters, rows without a target dropped, the local
     engine's checks) and encodes the target (classes sorted, as np.unique does).
 
@@ -293,7 +350,7 @@ def _encode(spec: TrainSpec, frame: Any, features: list[str], client: Any,
     """
     target = spec.dataset.target
     frame, report, labels = dask_validation.validate(spec, frame, features, client,
-                                                     max_rows, _label_text)
+                                                     max_rows, _label_text, malformed)
     classes: list[str] = []
     if spec.task is Task.CLASSIFICATION:
         classes = [_label_text(v) for v in labels]
@@ -325,14 +382,23 @@ def _encode_labels(column: Any, labels: np.ndarray) -> Any:
 
 
 def _cross_validate(spec: TrainSpec, frame: Any, features: list[str], classes: list[str],
-                    client: Any, report: Report) -> tuple[dict[str, Any],
-                                                          dict[str, Any] | None, list[int]]:
-    """k fits on the cluster, each scored on its held-out rows (computed here: small)."""
+                    client: Any, report: Report
+                    ) -> tuple[dict[str, Any], dict[str, Any] | None, list[int],
+                               dask_gate.Held]:
+    """k fits on the cluster, each scored on its held-out rows (computed here: small).
+
+    Returns:
+        The metrics, the confusion matrix, the fold sizes and the held-out predictions
+        fold after fold (what oof.npz stores and the gate scores).
+    """
     k, n_classes = spec.cv_folds, len(classes)
     per_fold: list[dict[str, float]] = []
     sizes: list[int] = []
     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
     metrics: dict[str, Any] = {}
+    ys: list[np.ndarray] = []
+    preds: list[np.ndarray] = []
+    probas: list[np.ndarray] = []
     for i in range(k):
         report("cross_validation", 0.1 + 0.75 * i / k, f"cross validation fold {i + 1}/{k}",
                metrics)
@@ -347,16 +413,22 @@ def _cross_validate(spec: TrainSpec, frame: Any, features: list[str], classes: l
             scores = metric_fns.classification_metrics(y, pred, np.asarray(proba), n_classes)
             scores["ece"] = metric_fns.expected_calibration_error(y, np.asarray(proba))
             np.add.at(confusion, (y, pred), 1)
+            probas.append(np.asarray(proba))
         else:
             got = client.compute(model.predict(held[features]), sync=True)
             y = np.asarray(client.compute(held[_Y], sync=True))
-            scores = metric_fns.regression_metrics(y, np.asarray(got))
+            pred = np.asarray(got)
+            scores = metric_fns.regression_metrics(y, pred)
         per_fold.append(scores)
         sizes.append(len(y))
+        ys.append(y)
+        preds.append(pred)
         metrics = {name: s.to_json() for name, s in metric_fns.summarize(per_fold).items()}
     matrix = ({"labels": classes, "counts": confusion.ravel().tolist()}
               if spec.task is Task.CLASSIFICATION else None)
-    return metrics, matrix, sizes
+    held = dask_gate.Held(np.concatenate(ys), np.concatenate(preds),
+                          np.concatenate(probas) if probas else None)
+    return metrics, matrix, sizes, held
 
 
 def _fit(spec: TrainSpec, x: Any, y: Any, classes: list[str], client: Any) -> Any:

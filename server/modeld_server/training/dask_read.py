@@ -6,7 +6,8 @@ from a bounded sample of the first file (sample.read_sample, as Train reads it),
 widened to float64 (a later blank cell is NaN, and XGBoost takes floats anyway), and are
 passed to dask explicitly. Parquet files carry their schema. JSON Lines files and Parquet
 files under key=value folders are read one file a partition by this module's readers,
-which add the partition columns and cast to the sampled types.
+which add the partition columns and cast to the sampled types. A malformed JSON Lines
+record is dropped there and counted by malformed_records, as the local engine counts it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import pandas as pd
 from modeld_server.training import jsonl
 from modeld_server.training.datasets import DatasetFiles, kind
 from modeld_server.training.multifile import hive_types, hive_value
+
+_FIRST = 10  # malformed records named in the report, as validation.py
 
 
 def read_frame(found: DatasetFiles, shown: str) -> Any:
@@ -43,6 +46,30 @@ def read_frame(found: DatasetFiles, shown: str) -> Any:
     return dd.from_map(  # type: ignore[no-untyped-call]
         _read_part, [str(f) for f in files], partitions, args=[types, meta, shown],
         meta=meta, label="modeld-read")
+
+
+def malformed_records(found: DatasetFiles, shown: str, client: Any) -> dict[str, Any] | None:
+    """The report's malformed entry of a JSON Lines dataset, counted on the cluster (one
+    task a file, sending back its count and first line numbers); None for other kinds.
+
+    The local engine's wording: first lines as file:line, action "dropped".
+    """
+    if kind(found.files[0]) != "jsonl":
+        return None
+    futures = client.map(_bad_lines, [str(f) for f in found.files], shown=shown,
+                         pure=False)
+    counted = client.gather(futures)
+    bad = [f"{f.name}:{n}" for f, (_, first) in zip(found.files, counted, strict=True)
+           for n in first]
+    count = sum(n for n, _ in counted)
+    return {"count": count, "first_lines": bad[:_FIRST], "action": "dropped",
+            "wrong_field_count": count, "unparsable_numbers": 0}
+
+
+def _bad_lines(path: str, shown: str) -> tuple[int, list[int]]:
+    """One file's malformed records: their count and first line numbers (on a worker)."""
+    wrong = jsonl.read(Path(path), shown)[2]
+    return len(wrong), wrong[:_FIRST]
 
 
 def _compression(path: Path) -> dict[str, Any]:
@@ -82,7 +109,8 @@ def _read_part(path: str, partition: dict[str, str], types: dict[str, str],
                meta: pd.DataFrame, shown: str) -> pd.DataFrame:
     """One file on a worker: its rows, the partition columns, the sampled dtypes."""
     file = Path(path)
-    part = pd.read_parquet(file) if kind(file) == "parquet" else jsonl.strict(file, shown)
+    part = (pd.read_parquet(file) if kind(file) == "parquet"
+            else jsonl.frame(jsonl.read(file, shown)[0]))
     for key, dtype in types.items():
         part[key] = hive_value(partition[key], dtype)
     part = part.reindex(columns=meta.columns)

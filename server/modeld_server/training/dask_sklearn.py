@@ -27,6 +27,7 @@ import numpy as np
 
 from modeld_server import artifacts
 from modeld_server.errors import FailedPrecondition, quoted
+from modeld_server.training import dask_gate
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.cluster import DISTRIBUTED
 from modeld_server.training.datasets import DatasetFiles, is_parquet
@@ -117,7 +118,8 @@ def train(spec: TrainSpec, data: Path | DatasetFiles, client: Any, report: Repor
     report("loading", 0.05, f"reading {spec.dataset.path} on a Dask worker", {})
     prepared = client.submit(_prepare, spec, data, max_rows, max_bytes,
                              key=f"modeld-prepare-{token}")
-    summary = client.submit(_summary, prepared, key=f"modeld-summary-{token}").result()
+    summary = client.submit(_summary, prepared, spec,
+                            key=f"modeld-summary-{token}").result()
     report("validating", 0.08, f"{summary['dataset']['rows']} usable rows of "
            f"{summary['validation']['rows_read']}", {})
     # Every worker gets its copy: the folds then run wherever a thread is free.
@@ -146,12 +148,55 @@ def train(spec: TrainSpec, data: Path | DatasetFiles, client: Any, report: Repor
     fit_seconds = time.perf_counter() - t_cv - cv_seconds
     # The held-out predictions (one number or one row of probabilities a row) are small.
     ordered = [outcomes[i] for i in sorted(outcomes)]
-    return {**summary, "metrics": metrics, "fitted": fitted,
+    pred, proba = _held_out(ordered)
+    # The local engine's reference profile, made where the prepared rows are.
+    reference = client.submit(_reference, prepared, spec, final, pred, proba,
+                              key=f"modeld-profile-{token}").result()
+    held = None
+    if pred is not None and ordered[0].y_true is not None:
+        y = np.zeros(len(pred), dtype=np.asarray(ordered[0].y_true).dtype)
+        for o in ordered:
+            y[o.test_idx] = o.y_true
+        held = dask_gate.Held(y, pred, proba)
+    return {**summary, "metrics": metrics, "fitted": fitted, "profile": reference,
+            "held": held, "prepared": prepared,
             "confusion_matrix": _confusion(spec, summary["classes"], ordered),
             "permutation": next((o.permutation for o in ordered if o.permutation), None),
             "fold_workers": [o.worker for o in ordered], "final_worker": final_worker,
             "workers": sorted(workers),
             "timings": {"cv_seconds": cv_seconds, "final_fit_seconds": fit_seconds}}
+
+
+def refit(client: Any, prepared: Any, spec: TrainSpec, manifest: Any,
+          y: np.ndarray) -> dask_gate.Held:
+    """The champion's recipe cross-validated in the challenger's (the local engine's)
+    folds, as one task on a worker holding the prepared rows (worker._refit_champion)."""
+    pred, proba = client.submit(_refit_champion, prepared, spec, manifest,
+                                pure=False).result()
+    return dask_gate.Held(y, pred, proba)
+
+
+def _refit_champion(data: Any, spec: TrainSpec, manifest: Any
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    from modeld_server.training.worker import _refit_champion as local_refit
+
+    result: tuple[np.ndarray, np.ndarray | None] = local_refit(spec, data, manifest, 1)
+    return result
+
+
+def _held_out(outcomes: list[FoldOutcome]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The folds' held-out predictions in row order (evaluate.CVResult's oof arrays)."""
+    if not outcomes:
+        return None, None
+    n = sum(len(o.test_idx) for o in outcomes)
+    pred = np.zeros(n)
+    first = outcomes[0].proba
+    proba = None if first is None else np.zeros((n, np.asarray(first).shape[1]))
+    for o in outcomes:
+        pred[o.test_idx] = o.pred
+        if proba is not None:
+            proba[o.test_idx] = o.proba
+    return pred, proba
 
 
 def _confusion(spec: TrainSpec, classes: list[str],
@@ -184,9 +229,14 @@ def _splits(spec: TrainSpec, data: Any) -> list[Any]:
     return list(split.split(data.x, stratify))
 
 
-def _summary(data: Any) -> dict[str, Any]:
-    """What the job records of the prepared data: no rows but the sample row."""
-    return {"dataset": data.dataset, "validation": data.report.to_json(),
+def _summary(data: Any, spec: TrainSpec) -> dict[str, Any]:
+    """What the job records of the prepared data: no rows but the sample row; and the
+    key of its folds, the local engine's (the same folds: a local version's stored
+    predictions serve a Dask challenger's gate, and the other way round)."""
+    from modeld_server.training.worker import _fold_key
+
+    return {"fold_key": _fold_key(spec, data), "dataset": data.dataset,
+            "validation": data.report.to_json(),
             "schema": data.schema.to_json(), "features": data.features,
             "classes": [str(c) for c in data.classes], "sample_row": data.sample_row,
             "folds": data.y is not None or data.eval_label is not None}
@@ -215,6 +265,15 @@ def _where() -> str:
     return f"{get_worker().address} pid {os.getpid()}"
 
 
+def _reference(data: Any, spec: TrainSpec, final: tuple[artifacts.Fitted, str],
+               pred: np.ndarray | None, proba: np.ndarray | None) -> dict[str, Any]:
+    """worker._reference_profile on the worker holding the prepared rows."""
+    from modeld_server.training.evaluate import CVResult
+    from modeld_server.training.worker import _reference_profile
+
+    return _reference_profile(spec, data, CVResult(oof_pred=pred, oof_proba=proba), final[0])
+
+
 def _final(data: Any, spec: TrainSpec) -> tuple[artifacts.Fitted, str]:
     return _template(spec, data).fit(data.x, data.y), _where()
 
@@ -237,7 +296,8 @@ def _fold(data: Any, spec: TrainSpec, index: int) -> FoldOutcome:
         scores["ece"] = metric_fns.expected_calibration_error(y_true, proba)
     elif spec.task is Task.REGRESSION:
         pred = est.predict(matrix)
-        scores = metric_fns.regression_metrics(data.y[test_idx], pred)
+        y_true = data.y[test_idx]
+        scores = metric_fns.regression_metrics(y_true, pred)
     else:
         pred = -est.score_samples(matrix)
         scores = metric_fns.detection_metrics(data.eval_label[test_idx], pred)

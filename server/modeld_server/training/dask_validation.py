@@ -7,8 +7,10 @@ Filters run per partition with the local engine's own code (validation.apply_sel
 so a filter keeps the same rows on both engines. The answers (the report stored in the
 manifest, the warnings, the errors) are worded as validation.py words them.
 
-Not done here (this version): malformed-record counting (dask reads the CSV with the
-dtypes checked at Train, and a cell that does not parse fails the job naming its file),
+Malformed records: JSON Lines records are dropped by the reader and counted per file on
+the cluster (dask_read.malformed_records), as locally. Not done here (this version):
+malformed CSV lines (dask reads the CSV with the dtypes checked at Train, and a line or
+cell that does not parse fails the job naming its file),
 dropping duplicates (they are counted and kept; drop_duplicates is refused at Train).
 """
 
@@ -38,13 +40,16 @@ def check_options(spec: TrainSpec) -> validation.ValidationOptions:
 
 
 def validate(spec: TrainSpec, frame: Any, features: list[str], client: Any, max_rows: int,
-             label_text: Any) -> tuple[Any, validation.Report, np.ndarray]:
+             label_text: Any, malformed: dict[str, Any] | None = None
+             ) -> tuple[Any, validation.Report, np.ndarray]:
     """Filters, drops rows without a target, and checks what is left, on the cluster.
 
     Args:
         frame: the lazy dask frame: the features, the target, any filtered column, and
             the row position column.
         label_text: how a class label is written (the local engine's spelling).
+        malformed: the records the reader dropped (dask_read.malformed_records), counted
+            in rows_read and checked against max_malformed_fraction as locally.
 
     Returns:
         The frame of the rows to train on (features, target, position), the report, and
@@ -81,7 +86,7 @@ def validate(spec: TrainSpec, frame: Any, features: list[str], client: Any, max_
         facts |= {"mean": values.mean(), "std": values.std(ddof=0), "tmin": values.min(),
                   "tmax": values.max()}
     got = dict(zip(facts, client.compute(list(facts.values()), sync=True), strict=True))
-    report = _report(spec, options, got, features, max_rows, label_text)
+    report = _report(spec, options, got, features, max_rows, label_text, malformed)
     labels = np.sort(np.asarray(got["classes"].index)) if "classes" in got else np.array([])
     return kept[[*features, target, *[c for c in frame.columns if c.startswith("__")]]], \
         report, labels
@@ -106,16 +111,24 @@ def _row_hashes(part: pd.DataFrame) -> pd.Series:
 
 
 def _report(spec: TrainSpec, options: validation.ValidationOptions, got: dict[str, Any],
-            features: list[str], max_rows: int, label_text: Any) -> validation.Report:
+            features: list[str], max_rows: int, label_text: Any,
+            malformed: dict[str, Any] | None = None) -> validation.Report:
     """The local engine's report and checks, from the reductions' answers."""
     ds, target = spec.dataset, spec.dataset.target
-    read, selected, rows = int(got["read"]), int(got["selected"]), int(got["rows"])
+    dropped = int((malformed or {}).get("count", 0))
+    read, selected, rows = (int(got["read"]) + dropped, int(got["selected"]) + dropped,
+                            int(got["rows"]))
     if read > max_rows:
         raise ResourceExhausted(f"dataset {ds.path!r} has {read} rows, more than "
                                 f"max_dataset_rows={max_rows}")
     report = validation.Report(rows_read=read, filtered_out=read - selected)
-    report.malformed = {"count": 0, "first_lines": [], "action": "none"}
-    missing_target = selected - rows
+    report.malformed = malformed or {"count": 0, "first_lines": [], "action": "none"}
+    if read and dropped / read > options.max_malformed_fraction:
+        raise FailedPrecondition(
+            f"{dropped} of {read} rows are malformed (first at lines "
+            f"{report.malformed['first_lines']}), more than max_malformed_fraction="
+            f"{options.max_malformed_fraction:g}")
+    missing_target = selected - dropped - rows
     if missing_target and options.fail_on_missing_target:
         raise FailedPrecondition(f"{missing_target} rows have no target {quoted(target)}")
     report.missing_target = {"count": missing_target,

@@ -33,7 +33,13 @@ from modeld_server.errors import (
 from modeld_server.registry import fsio
 from modeld_server.registry.layout import validate_model_name
 from modeld_server.registry.meta import SCHEDULE, ModelMeta
-from modeld_server.training.datasets import PARQUET_SUFFIXES, open_maybe_gzip, resolve_dataset
+from modeld_server.training import multifile
+from modeld_server.training.datasets import (
+    JSONL_SUFFIXES,
+    PARQUET_SUFFIXES,
+    dataset_files,
+    open_maybe_gzip,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -142,7 +148,7 @@ class Scheduler:
         self._submit, self._busy, self._clock = submit, busy, clock
         self._poll_interval = poll_interval
         # (size, mtime_ns) -> baseline per dataset, so an untouched file is not read again.
-        self._seen: dict[Path, tuple[int, int, Baseline | None]] = {}
+        self._seen: dict[str, tuple[Stamp, Baseline | None]] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -361,24 +367,30 @@ class Scheduler:
     def _observe(self, dataset_path: str, strict: bool = False) -> Baseline | None:
         """The dataset's sha256 and data rows; None when it is missing or unreadable.
 
+        A glob or folder counts the rows of all its files (at most datasets.MAX_FILES) and
+        its sha256 is the one training records (multifile.sha256); max_bytes bounds the
+        uncompressed bytes read over all of them together. The result is remembered
+        until a file's (name, size, mtime) changes, or the matched files do.
+
         Args:
             strict: raise the precise error instead (SetSchedule answers it): the path's
                 (NotFound, PermissionDenied, InvalidArgument), a file over max_dataset_bytes
                 uncompressed (ResourceExhausted), or one that cannot be read (InvalidArgument).
         """
         try:
-            path = resolve_dataset(self._data_root, dataset_path)
-            stat = path.stat()
+            found = dataset_files(self._data_root, dataset_path)
+            files = [found] if isinstance(found, Path) else found.files
+            stamp = tuple((str(f), *_size_mtime(f)) for f in files)
         except (ModeldError, OSError):
             if strict:
                 raise
             return None
-        seen = self._seen.get(path)
-        if seen is not None and seen[:2] == (stat.st_size, stat.st_mtime_ns) and not strict:
-            return seen[2]
+        seen = self._seen.get(dataset_path)
+        if seen is not None and seen[0] == stamp and not strict:
+            return seen[1]
         try:
-            observed: Baseline | None = {"sha256": fsio.sha256_file(path),
-                                         "rows": count_rows(path, self._max_bytes)}
+            observed: Baseline | None = {"sha256": multifile.sha256(found),
+                                         "rows": count_files_rows(files, self._max_bytes)}
         except ResourceExhausted as exc:
             if strict:
                 raise ResourceExhausted(f"dataset_path {quoted(dataset_path)}: {exc}") from None
@@ -390,12 +402,43 @@ class Scheduler:
                                       f"{exc}") from None
             log.warning("schedule_dataset_unreadable", path=dataset_path, error=str(exc))
             observed = None
-        self._seen[path] = (stat.st_size, stat.st_mtime_ns, observed)
+        self._seen[dataset_path] = (stamp, observed)
         return observed
 
 
-def count_rows(path: Path, max_bytes: int) -> int:
-    """A dataset's data rows: a CSV's lines minus its header, or a Parquet file's num_rows.
+Stamp = tuple[tuple[str, int, int], ...]
+
+
+def _size_mtime(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def count_files_rows(files: list[Path], max_bytes: int) -> int:
+    """The data rows of all `files` (count_rows each), reading at most `max_bytes`
+    uncompressed bytes over all of them together.
+
+    Raises:
+        ResourceExhausted: the files hold more than max_bytes bytes, uncompressed.
+    """
+    total, budget = 0, max_bytes
+    try:
+        for path in files:
+            read = [0]
+            total += count_rows(path, budget, read)
+            budget -= read[0]
+    except ResourceExhausted:
+        if len(files) == 1:
+            raise
+        raise ResourceExhausted(f"more than max_dataset_bytes={max_bytes} bytes uncompressed "
+                                f"in its {len(files)} files together; rows not counted"
+                                ) from None
+    return total
+
+
+def count_rows(path: Path, max_bytes: int, read_out: list[int] | None = None) -> int:
+    """A dataset's data rows: a CSV's lines minus its header, a JSON Lines file's lines,
+    or a Parquet file's num_rows.
 
     Reads at most `max_bytes` uncompressed bytes, 1 MiB at a time: a small gzip that expands
     without end costs the daemon's scheduler thread bounded time, not minutes.
@@ -416,8 +459,10 @@ def count_rows(path: Path, max_bytes: int) -> int:
                                         "uncompressed; rows not counted")
             lines += chunk.count(b"\n")
             last = chunk[-1:]
+    if read_out is not None:
+        read_out[0] = read
     lines += last != b"\n"  # a last line without its newline
-    return max(lines - 1, 0)
+    return lines if path.name.lower().endswith(JSONL_SUFFIXES) else max(lines - 1, 0)
 
 
 def _check_cron(expr: str) -> None:
