@@ -37,13 +37,14 @@ Run:  .venv/bin/python bench/train_overhead.py [--repeats 5]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -440,6 +441,20 @@ def main(argv: list[str] | None = None) -> int:
         return main_sweep(args)
     print(f"modeld train overhead: spambase, {FOLDS}-fold stratified CV (seed {SEED}) + final fit;"
           f" {args.repeats} timed runs per side, alternating, after {args.warmup} warm-up")
+    with bench_daemon(args) as (base, out_dir, daemon):
+        results = {}
+        for algorithm in args.algorithms:
+            results[algorithm] = measure(daemon.stub, algorithm,
+                                         base / "data" / "spambase.csv", out_dir, args)
+    print(f"after: {load_note()}")
+    report(results, args.repeats)
+    return 0
+
+
+@contextlib.contextmanager
+def bench_daemon(args: argparse.Namespace) -> Iterator[tuple[Path, Path, Any]]:
+    """Prints the machine and the load, then yields a scratch folder (spambase in its data
+    root), the plain side's output folder and a running daemon, settled."""
     print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, xgboost "
           f"{xgboost.__version__}, scikit-learn {sklearn.__version__}, pandas {pd.__version__}")
     print(f"before: {load_note()}", flush=True)
@@ -450,13 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         out_dir.mkdir()
         with running_daemon(base) as daemon:
             time.sleep(args.settle)
-            results = {}
-            for algorithm in args.algorithms:
-                results[algorithm] = measure(daemon.stub, algorithm,
-                                             base / "data" / "spambase.csv", out_dir, args)
-        print(f"after: {load_note()}")
-        report(results, args.repeats)
-    return 0
+            yield base, out_dir, daemon
 
 
 def main_sweep(args: argparse.Namespace) -> int:
@@ -464,21 +473,12 @@ def main_sweep(args: argparse.Namespace) -> int:
           f"{args.folds}-fold CV + final fit; {args.repeats} run(s) per side below "
           f"{SWEEP_SINGLE_FROM} rows, 1 from there, alternating, after {args.warmup} warm-up "
           "on spambase")
-    print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, xgboost "
-          f"{xgboost.__version__}, scikit-learn {sklearn.__version__}, pandas {pd.__version__}")
-    print(f"before: {load_note()}", flush=True)
-    with scratch_folder("modeld-bench-train-", args.keep) as base:
-        (base / "data").mkdir()
-        shutil.copy(SPAMBASE, base / "data" / "spambase.csv")
-        out_dir = base / "plain"
-        out_dir.mkdir()
-        with running_daemon(base) as daemon:
-            time.sleep(args.settle)
-            for i in range(args.warmup):
-                daemon_run(daemon.stub, "xgboost", f"sweep-warmup-{i}")
-            points = sweep(daemon.stub, base, out_dir, args)
-        print(f"after: {load_note()}")
-        sweep_report(points, args)
+    with bench_daemon(args) as (base, out_dir, daemon):
+        for i in range(args.warmup):
+            daemon_run(daemon.stub, "xgboost", f"sweep-warmup-{i}")
+        points = sweep(daemon.stub, base, out_dir, args)
+    print(f"after: {load_note()}")
+    sweep_report(points, args)
     return 0
 
 

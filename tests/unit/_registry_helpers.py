@@ -18,6 +18,21 @@ from modeld_server.registry.store import RegistryStore
 FAKE_MANIFEST: dict[str, Any] = {"algorithm": "x", "task": "classification"}
 
 
+def count_sha256_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The files fsio.sha256_file reads from now on, in order (it still hashes them)."""
+    from modeld_server.registry import fsio
+
+    calls: list[Path] = []
+    real = fsio.sha256_file
+
+    def counting(path: Path) -> str:
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(fsio, "sha256_file", counting)
+    return calls
+
+
 def skip_disk_flush(monkeypatch: pytest.MonkeyPatch) -> None:
     """Turns os.fsync into a check that the fd is open, for the rest of the test.
 

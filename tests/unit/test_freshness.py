@@ -12,9 +12,9 @@ import pytest
 
 from modeld_server.errors import InvalidArgument
 from modeld_server.freshness import Freshness, StatusWarning, format_seconds
-from modeld_server.registry import fsio
 from modeld_server.registry.manifest import VersionSummary
 from modeld_server.training.gate import Policy
+from tests.unit._registry_helpers import count_sha256_reads
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = 86400.0
@@ -100,14 +100,7 @@ class TestDatasetChanged:
 
     def test_hashed_once_per_file_state(self, fresh: Freshness, monkeypatch: Any) -> None:
         """Repeated GetStatus calls cost a stat each: the hash is remembered by stamp."""
-        calls: list[Path] = []
-        real = fsio.sha256_file
-
-        def counting(path: Path) -> str:
-            calls.append(path)
-            return real(path)
-
-        monkeypatch.setattr(fsio, "sha256_file", counting)
+        calls = count_sha256_reads(monkeypatch)
         for _ in range(5):
             fresh.warnings(Policy(), summary(sha256=self.SHA))
             fresh.hashes.settle()

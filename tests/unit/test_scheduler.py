@@ -18,10 +18,10 @@ from modeld_server.errors import (
     NotFound,
     ResourceExhausted,
 )
-from modeld_server.registry import fsio
 from modeld_server.registry.meta import SCHEDULE, ModelMeta
 from modeld_server.registry.store import RegistryStore
 from modeld_server.training.scheduler import Scheduler, ScheduleSpec, ScheduleState
+from tests.unit._registry_helpers import count_sha256_reads
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC).timestamp()  # a Monday, 00:00 UTC
 HOUR, DAY = 3600.0, 86400.0
@@ -230,14 +230,7 @@ class TestDataTrigger:
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
         """Same (size, mtime_ns) as the last step: no read at all."""
         sched.set(spec(min_new_rows=1))
-        calls: list[Path] = []
-        real = fsio.sha256_file
-
-        def counting(path: Path) -> str:
-            calls.append(path)
-            return real(path)
-
-        monkeypatch.setattr(fsio, "sha256_file", counting)
+        calls = count_sha256_reads(monkeypatch)
         sched.step(T0 + 10)
         sched.step(T0 + 20)
         assert calls == []
@@ -395,14 +388,7 @@ class TestGlobAndFolderDatasets:
         write_csv(data / "g-1.csv", 10)
         write_csv(data / "g-2.csv", 10)
         sched.set(spec(min_new_rows=1, dataset_path="g-*.csv"))
-        calls: list[Path] = []
-        real = fsio.sha256_file
-
-        def counting(path: Path) -> str:
-            calls.append(path)
-            return real(path)
-
-        monkeypatch.setattr(fsio, "sha256_file", counting)
+        calls = count_sha256_reads(monkeypatch)
         sched.step(T0 + 10)
         sched.step(T0 + 20)
         assert calls == []

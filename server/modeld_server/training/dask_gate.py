@@ -36,8 +36,7 @@ from typing import Any
 import numpy as np
 
 from modeld_server.registry.manifest import Manifest
-from modeld_server.registry.store import RegistryStore
-from modeld_server.training import gate, oof
+from modeld_server.training import gate, oof, worker
 from modeld_server.training.cluster import DISTRIBUTED
 from modeld_server.types import Task, TrainSpec
 
@@ -104,10 +103,7 @@ def decide(spec: TrainSpec, context: dict[str, Any], classes: list[str], columns
     champion = None
     if context.get("champion"):
         info = context["champion"]
-        store = RegistryStore(Path(info["registry"]))
-        manifest = store.read_manifest(info["model"], info["version"])
-        store.verify(info["model"], info["version"], manifest)
-        folder = store.paths(info["model"]).version(info["version"])
+        manifest, folder = worker.read_champion(info)
         why = (gate.not_comparable(manifest, SimpleNamespace(columns=columns), spec.task,
                                    classes) or (refittable or _not_refittable)(manifest))
         comparison = None if why else _compare(spec, held, key, folder, manifest, refit,

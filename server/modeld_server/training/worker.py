@@ -261,6 +261,15 @@ def _fold_progress(report: Report, phase: str, spec: TrainSpec) -> Any:
     return progress
 
 
+def read_champion(info: dict[str, Any]) -> tuple[Manifest, Path]:
+    """The champion's manifest, checked against its files before anything is unpickled,
+    and its version folder; `info` is the job context's "champion"."""
+    store = RegistryStore(Path(info["registry"]))
+    manifest = store.read_manifest(info["model"], info["version"])
+    store.verify(info["model"], info["version"], manifest)
+    return manifest, store.paths(info["model"]).version(info["version"])
+
+
 def _gate(spec: TrainSpec, data: Prepared, cv: CVResult,
           context: dict[str, Any], cpus: int) -> gate.Decision:
     """Compares challenger and champion on the same unseen rows and applies the policy."""
@@ -268,10 +277,7 @@ def _gate(spec: TrainSpec, data: Prepared, cv: CVResult,
     champion = None
     if context.get("champion"):
         info = context["champion"]
-        store = RegistryStore(Path(info["registry"]))
-        manifest = store.read_manifest(info["model"], info["version"])
-        store.verify(info["model"], info["version"], manifest)  # before anything is unpickled
-        folder = store.paths(info["model"]).version(info["version"])
+        manifest, folder = read_champion(info)
         why = gate.not_comparable(manifest, data.frame, spec.task, data.classes)
         comparison = None if why else _compare(spec, data, cv, folder, manifest, cpus)
         champion = (info["version"], comparison, why)
