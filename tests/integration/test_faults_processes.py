@@ -379,6 +379,11 @@ class TestRequestIdAcrossReplicas:
 IGNORING_SIGINT = [sys.executable, "-c", "import os, signal, sys; "
                    "signal.signal(signal.SIGINT, signal.SIG_IGN); "
                    "os.execv(sys.argv[1], sys.argv[1:])"]
+FOREGROUND = [sys.executable, "-c", "import os, signal, sys; "
+              "signal.signal(signal.SIGINT, signal.SIG_DFL); "
+              "os.execv(sys.argv[1], sys.argv[1:])"]
+"""As a terminal's foreground job starts: SIGINT at its default. The suite itself may run
+with SIGINT ignored (a background job, `nohup`, some CI runners), which a child inherits."""
 
 
 class TestSigint:
@@ -392,7 +397,7 @@ class TestSigint:
         return bool(mask & (1 << (signal.SIGINT - 1)))
 
     def test_sigint_stops_a_foreground_daemon(self, tmp_path: Path) -> None:
-        with Served(tmp_path) as daemon:
+        with Served(tmp_path, prefix=FOREGROUND) as daemon:
             assert not self.ignored(daemon.process.pid)
             daemon.process.send_signal(signal.SIGINT)
             assert daemon.process.wait(60) == 0

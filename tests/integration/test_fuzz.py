@@ -151,12 +151,14 @@ def iris_request(model: str, path: str) -> pb.TrainRequest:
                            dataset=pb.Dataset(path=path, target="species"))
 
 
-def submit(stub: pb_grpc.ModelManagerStub, request: pb.TrainRequest) -> pb.Job:
-    """Train, retried while the single slot is busy (it frees just after a job ends)."""
+def submit(stub: pb_grpc.ModelManagerStub, request: pb.TrainRequest,
+           timeout: float = RPC_TIMEOUT) -> pb.Job:
+    """Train, retried while the single slot is busy (it frees just after a job ends: the
+    previous test's job may have ended a moment ago); `timeout` is each attempt's."""
     deadline = time.monotonic() + 30
     while True:
         try:
-            return stub.Train(request, timeout=RPC_TIMEOUT)
+            return stub.Train(request, timeout=timeout)
         except grpc.RpcError as exc:
             if exc.code() != CODE.RESOURCE_EXHAUSTED or time.monotonic() > deadline:
                 raise
@@ -693,7 +695,7 @@ def test_param_validation_time_is_bounded(fuzz: Fuzz) -> None:
     request = pb.TrainRequest(model="x", algorithm="xgboost",
                               dataset=pb.Dataset(path="iris.csv", target="species"),
                               params={"num_parallel_tree": "10000", "n_estimators": "1"})
-    job = fuzz.stub.Train(request, timeout=0.5)  # DEADLINE_EXCEEDED if the check trains long
+    job = submit(fuzz.stub, request, timeout=0.5)  # DEADLINE_EXCEEDED if the check trains long
     assert answer(lambda: fuzz.stub.CancelJob(pb.CancelJobRequest(job_id=job.id),
                                               timeout=RPC_TIMEOUT)) == (CODE.OK, "")
     assert wait_job(fuzz.stub, job.id).state == pb.JOB_STATE_CANCELLED
