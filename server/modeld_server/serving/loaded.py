@@ -13,16 +13,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import structlog
 
 from modeld_server import artifacts, fastpaths
 from modeld_server.errors import InvalidArgument
 from modeld_server.features import FeatureSchema
 from modeld_server.registry.manifest import Manifest
-from modeld_server.serving import xgb_lean
+from modeld_server.serving import xgb_lean, xgb_walk
 from modeld_server.serving.explain import Explanations, check_explainable, explain
 from modeld_server.training.estimators import ALGORITHMS
 from modeld_server.types import Task
 
+log = structlog.get_logger(__name__)
+
+WALKER_AFTER_CALLS = 32
+"""A version's tree walker (xgb_walk) is built in the background once the version has
+answered this many one-row calls: versions that never serve small calls (preloaded
+rollback targets, batch models) never pay its ~50-100 ms of CPU."""
+_walker_builds = threading.Semaphore(1)
+"""One walker compiles at a time, whatever the number of versions warming up."""
 
 @dataclass(frozen=True)
 class Prediction:
@@ -66,6 +75,12 @@ class LoadedModel:
         # the general path's array steps (see _one_binary).
         self._binary_booster = (self._booster is not None and self._preprocess is None
                                 and self.task is Task.CLASSIFICATION and len(self.classes) == 2)
+        # One row through Python made from the trees (see xgb_walk), once it is built.
+        self._walker: xgb_walk.TreeWalker | None = None
+        self._small_calls = 0 if self._booster is not None and self._preprocess is None \
+            else -1  # -1: never a walker for this version
+        self.walker_done = threading.Event()
+        """Set when a walker build has finished (built or not); tests wait on it."""
         anomaly = manifest.anomaly or {}
         self._threshold = float(anomaly.get("threshold", 0.0))
         self.loaded_at = time.time()
@@ -122,8 +137,7 @@ class LoadedModel:
         a tie), ~10 us less. None when the booster's output is not one P(class 1) (another
         objective: this path is then switched off) or not finite (the general path
         refuses it, naming the value)."""
-        assert self._booster is not None
-        raw = self._booster(matrix)
+        raw = self._xgboost(matrix)
         if raw.shape != (1,):
             self._binary_booster = False
             return None
@@ -133,6 +147,62 @@ class LoadedModel:
         q = 1.0 - p
         return Prediction(self.task, [self.classes[1 if p > q else 0]], classes=self.classes,
                           probabilities=np.array([[q, p]]))
+
+    def _xgboost(self, x: np.ndarray) -> np.ndarray:
+        """XGBoost's prediction: one row through the walker once it is built, else the C
+        call (which also serves while the walker builds, and when it cannot be)."""
+        assert self._booster is not None
+        if len(x) <= xgb_walk.ROWS:
+            if self._walker is not None:
+                return self._walker.predict(x)
+            if self._small_calls >= 0:
+                self._count_small_call()
+        return self._booster(x)
+
+    def _count_small_call(self) -> None:
+        self._small_calls += 1  # not atomic: the build may start a call or two later
+        if self._small_calls == WALKER_AFTER_CALLS:
+            threading.Thread(target=self.build_walker, daemon=True,
+                             name=f"walker-{self.model}-v{self.version}").start()
+
+    def build_walker(self) -> None:
+        """Builds, checks and switches to the version's tree walker (see xgb_walk); on
+        any failure the C call stays. Runs in a background thread (see _xgboost)."""
+        if self._small_calls < 0 or self._walker is not None:
+            self.walker_done.set()
+            return
+        self._small_calls = -1  # once
+        started = time.perf_counter()
+        try:
+            with _walker_builds:
+                walker = xgb_walk.build(self._model_json(), self._c_predict,
+                                        self._probes())
+            if walker is not None:
+                self._walker = walker
+                log.info("xgboost_walker_ready", model=self.model, version=self.version,
+                         trees=len(walker.model.trees),
+                         build_ms=round((time.perf_counter() - started) * 1000, 1))
+        except Exception as exc:  # an optimisation: never let it hurt serving
+            log.warning("xgboost_walker_failed", model=self.model, version=self.version,
+                        error=f"{type(exc).__name__}: {exc}")
+        finally:
+            self.walker_done.set()
+
+    def _c_predict(self, x: np.ndarray) -> np.ndarray:
+        assert self._booster is not None
+        return self._booster(x)
+
+    def _model_json(self) -> bytes:
+        estimator = self._estimator
+        if isinstance(estimator, xgb_lean.LeanBooster):
+            return estimator.save_json()
+        return bytes(estimator.get_booster().save_raw("json"))
+
+    def _probes(self) -> list[np.ndarray]:
+        probes = xgb_lean._probes(len(self.schema.numeric))
+        if self.manifest.sample_row:
+            probes.append(self.schema.matrix_from_records([self.manifest.sample_row]))
+        return probes
 
     def explain(self, matrix: np.ndarray) -> Explanations:
         """Each row's feature contributions to its raw margin (see serving/explain.py).
@@ -167,7 +237,7 @@ class LoadedModel:
             labels = self._class_array[proba.argmax(axis=1)].tolist()
             return Prediction(self.task, labels, classes=self.classes, probabilities=proba)
         if self.task is Task.REGRESSION:
-            raw = self._booster(x) if self._booster is not None else self._estimator.predict(x)
+            raw = self._xgboost(x) if self._booster is not None else self._estimator.predict(x)
             values = np.asarray(raw, dtype=np.float64)
             return Prediction(self.task, [], values=values)
         scores = -np.asarray(self._estimator.score_samples(x), dtype=np.float64)

@@ -176,6 +176,13 @@ class LeanBooster:
             _check(self._lib, code)
         return _copy_out(state.shape, state.dims, state.out)
 
+    def save_json(self) -> bytes:
+        """The model in XGBoost's JSON format (`Booster.save_raw("json")`)."""
+        length, data = ctypes.c_uint64(), ctypes.POINTER(ctypes.c_char)()
+        _check(self._lib, self._lib.XGBoosterSaveModelToBuffer(
+            self._handle, b'{"format": "json"}', ctypes.byref(length), ctypes.byref(data)))
+        return ctypes.string_at(data, length.value)
+
     def predict_dmatrix(self, x: np.ndarray) -> np.ndarray:
         """The same rows through a DMatrix (Booster.predict's path), for the load-time probe."""
         x = np.ascontiguousarray(x, dtype=np.float64)
