@@ -988,7 +988,8 @@ def profile_stages(service: Any, servicer: Any, ctx: _Context, raw: bytes,
     schema = loaded.schema
     if request.WhichOneof("rows") == "dense":
         def to_matrix() -> Any:
-            return schema.matrix_from_dense(request.dense.columns, request.dense.values)
+            rows = convert.rows_from_pb(request)  # bytes read by dense_wire where it exists
+            return schema.matrix_from_dense(rows.columns, rows.values)
     else:
         def to_matrix() -> Any:
             return schema.matrix_from_records(convert.records_from_pb(request.records))

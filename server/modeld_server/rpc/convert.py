@@ -14,6 +14,7 @@ from modeld_server.errors import InvalidArgument
 from modeld_server.monitoring.report import FeatureDrift
 from modeld_server.pages import version_state
 from modeld_server.registry.manifest import Manifest, VersionSummary
+from modeld_server.rpc import dense_wire
 from modeld_server.rpc.struct_rows import StructRows
 from modeld_server.serving.explain import Explanations
 from modeld_server.serving.loaded import Prediction
@@ -313,7 +314,10 @@ def rows_from_pb(request: pb.PredictRequest) -> Rows:
     """
     kind = request.WhichOneof("rows")
     if kind == "dense":
-        return DenseRows(request.dense.columns, request.dense.values)
+        dense = request.dense  # bytes from the network (PredictRequestWire), see dense_wire
+        if isinstance(dense, bytes):
+            return DenseRows(*dense_wire.dense_rows(dense))
+        return DenseRows(dense.columns, dense.values)
     if kind == "records":
         return RecordRows(records_from_pb(request.records))
     raise InvalidArgument("rows is required: send records or dense")
