@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import numpy as np
 import pandas as pd
 import pytest
+import structlog
 from xgboost import XGBClassifier
 
 from modeld.v1 import model_manager_pb2 as pb
@@ -64,6 +67,28 @@ class TestClassification:
     def test_the_target_column_in_a_record_is_ignored(self, spam: LiveDaemon) -> None:
         row = pd.read_csv(SPAMBASE).iloc[0].to_dict()
         assert spam.stub.Predict(records_request("spam", [row])).labels == ["1"]
+
+
+    def test_each_call_is_logged_once_after_its_answer(self, spam: LiveDaemon) -> None:
+        """The canonical line comes from grpc's end-of-RPC callback on its polling thread,
+        still with the request's model bound; undecodable dense bytes are refused by name."""
+        row = pd.read_csv(SPAMBASE).drop(columns="is_spam").iloc[:1]
+        merge = [structlog.contextvars.merge_contextvars]
+        with structlog.testing.capture_logs(processors=merge) as logs:
+            for _ in range(5):
+                spam.stub.Predict(dense_request("spam", row))
+            bad = spam.channel.unary_unary("/modeld.v1.ModelManager/Predict")
+            with pytest.raises(grpc.RpcError) as err:
+                bad(b"\x0a\x04spam\x22\x03\x0a\x01\xff")  # a column that is not UTF-8
+            deadline = time.monotonic() + 60
+            while len([x for x in logs if x["event"] == "rpc"]) < 6 \
+                    and time.monotonic() < deadline:
+                time.sleep(0.01)
+        lines = [(x["method"], x["code"], x["model"]) for x in logs if x["event"] == "rpc"]
+        assert lines == [("Predict", "OK", "spam")] * 5 + [
+            ("Predict", "INVALID_ARGUMENT", "spam")]
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details() == "dense is not a valid DenseRows message"
 
 
 class TestBadRows:

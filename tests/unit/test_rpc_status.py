@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import grpc
 import pytest
 
@@ -126,3 +129,57 @@ class TestCanonicalLogLine:
             assert structlog.contextvars.get_contextvars() == {"model": "outer"}
         finally:
             structlog.contextvars.clear_contextvars()
+
+
+class _CallbackContext(_Context):
+    """A context that keeps its callbacks, as grpc's does until the RPC ends."""
+
+    def __init__(self, accepts: bool = True) -> None:
+        super().__init__()
+        self.accepts = accepts
+        self.callbacks: list[Any] = []
+
+    def add_callback(self, callback: Any) -> bool:
+        if self.accepts:
+            self.callbacks.append(callback)
+        return self.accepts
+
+
+class TestLineAfterTheResponse:
+    """A unary call's line is written by grpc's end-of-RPC callback, off the caller's
+    latency; the metrics are counted before the response leaves."""
+
+    def _count(self, method: str, code: str) -> float:
+        from modeld_server.telemetry import RPC_REQUESTS
+
+        return RPC_REQUESTS.labels(method, code)._value.get()  # type: ignore[no-any-return]
+
+    def test_counted_now_written_by_the_callback_with_the_request_ids(self) -> None:
+        import structlog
+
+        servicer = ModelManagerServicer(_Jobs())  # type: ignore[arg-type]
+        context = _CallbackContext()
+        before = self._count("GetJob", "NOT_FOUND")
+        merge = [structlog.contextvars.merge_contextvars]
+        with structlog.testing.capture_logs(processors=merge) as logs:
+            with pytest.raises(RuntimeError):
+                servicer.GetJob(pb.GetJobRequest(job_id="j7"), context)  # type: ignore[arg-type]
+            assert logs == [] and len(context.callbacks) == 1
+            assert self._count("GetJob", "NOT_FOUND") == before + 1
+            assert structlog.contextvars.get_contextvars() == {}
+            # grpc runs it on its polling thread, where none of the call's ids are bound.
+            done = threading.Thread(target=context.callbacks[0])
+            done.start()
+            done.join()
+        [line] = logs
+        assert (line["event"], line["method"], line["code"], line["job_id"]) == (
+            "rpc", "GetJob", "NOT_FOUND", "j7")
+
+    def test_written_at_once_when_the_rpc_has_ended(self) -> None:
+        import structlog
+
+        servicer = ModelManagerServicer(_Jobs())  # type: ignore[arg-type]
+        context = _CallbackContext(accepts=False)
+        with structlog.testing.capture_logs() as logs, pytest.raises(RuntimeError):
+            servicer.GetJob(pb.GetJobRequest(job_id="j8"), context)  # type: ignore[arg-type]
+        assert [line["method"] for line in logs] == ["GetJob"]
