@@ -7,6 +7,11 @@ each way shows such a change as a difference rather than as a wrong answer. The 
 
 - rpc/struct_rows.py: Predict's uniform numeric records decoded from their protobuf wire
   bytes by hand (off: protobuf parses every row into a Struct).
+- rpc/dense_wire.py: Predict's dense rows read from their wire bytes, a known columns block
+  by one comparison and the packed values by np.frombuffer (off: protobuf's parse).
+- serving/xgb_walk.py: one row of a small numeric XGBoost model answered by Python
+  compiled from its trees, checked bit for bit against the C call when built (off: the C
+  call).
 - serving/xgb_native.py and serving/loaded.py: XGBoost's C predict called directly, then
   inplace_predict on the booster (off: the scikit-learn wrapper's predict/predict_proba).
 - serving/xgb_lean.py: a numeric XGBoost version loaded and predicted through libxgboost's

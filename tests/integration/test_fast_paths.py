@@ -15,6 +15,7 @@ import pandas as pd
 from modeld.v1 import model_manager_pb2 as pb
 from modeld_server import fastpaths
 from modeld_server.registry.store import RegistryStore
+from modeld_server.serving.loaded import WALKER_AFTER_CALLS
 from modeld_server.training.gate import LABELED_ROWS_FILE, ROWS_FILE
 from tests.conftest import LiveDaemon, start_daemon
 from tests.integration.test_predict import dense_request, records_request
@@ -49,6 +50,25 @@ def _one_row_equals_its_batch(live: LiveDaemon, data: Path) -> None:
         assert list(one.probabilities) == list(batch.probabilities[2 * i:2 * i + 2])
 
 
+def _single_rows(live: LiveDaemon, data: Path) -> dict[str, list[pb.PredictResponse]]:
+    """40 one-row calls per XGBoost model. With the fast paths on, enough first for the
+    version to build its tree walker (xgb_walk), waited for, so these are the walker's."""
+    out = {}
+    for model, path, target in (("xgb", "spambase.csv", "is_spam"),
+                                ("xgb-reg", "diabetes.csv", "target")):
+        rows = pd.read_csv(data / path).drop(columns=target).iloc[:40]
+        loaded = live.runtime.service.serving.get(model)
+        if fastpaths.enabled():
+            for i in range(WALKER_AFTER_CALLS):
+                live.stub.Predict(dense_request(model, rows.iloc[i % 40:i % 40 + 1]))
+            assert loaded.walker_done.wait(120) and loaded._walker is not None, model
+        else:
+            assert loaded._walker is None
+        out[model] = [live.stub.Predict(dense_request(model, rows.iloc[i:i + 1]))
+                      for i in range(len(rows))]
+    return out
+
+
 def test_predict_and_training_answer_the_same_with_the_fast_paths_off(
         tmp_path: Path, datasets: Path) -> None:
     shutil.copytree(datasets, tmp_path / "data")
@@ -60,18 +80,24 @@ def test_predict_and_training_answer_the_same_with_the_fast_paths_off(
             assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
         on = _answers(fast, tmp_path / "data")
         _one_row_equals_its_batch(fast, tmp_path / "data")
+        walked = _single_rows(fast, tmp_path / "data")
+        _one_row_equals_its_batch(fast, tmp_path / "data")  # now through the walker
     finally:
         fast.stop()
     slow = start_daemon(tmp_path, fast_paths=False)
     try:
         assert not fastpaths.enabled()
         off = _answers(slow, tmp_path / "data")
+        library = _single_rows(slow, tmp_path / "data")
         # Training with them off (pandas' own row hashing in the worker) saves the same rows.
         job = slow.train("logreg", "spambase.csv", "is_spam", "logistic_regression",
                          cv_folds=2)
         assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
     finally:
         slow.stop()
+    for model, answers in walked.items():  # XGBoost's numbers, not close to them
+        assert [(list(a.probabilities), list(a.values), list(a.labels)) for a in answers] == [
+            (list(a.probabilities), list(a.values), list(a.labels)) for a in library[model]]
     for model, *_ in MODELS:
         for got, want in zip(off[model], on[model], strict=True):
             assert (got.version, list(got.labels), list(got.classes)) == (
