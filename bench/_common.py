@@ -175,6 +175,10 @@ class RpcLog:
 
     def durations_ms(self) -> list[float]:
         """duration_ms of every `rpc` line appended since the last call."""
+        return [ms for _, ms in self.lines()]
+
+    def lines(self) -> list[tuple[str, float]]:
+        """(method, duration_ms) of every `rpc` line appended since the last call."""
         with self.path.open("rb") as fh:
             fh.seek(self.offset)
             data = fh.read()
@@ -185,8 +189,20 @@ class RpcLog:
             with contextlib.suppress(ValueError):
                 record = json.loads(line)
                 if isinstance(record, dict) and record.get("event") == "rpc":
-                    out.append(float(record.get("duration_ms", "nan")))
+                    out.append((str(record.get("method")),
+                                float(record.get("duration_ms", "nan"))))
         return out
+
+    def wait_for(self, method: str, count: int, seconds: float = 2.0) -> list[float]:
+        """duration_ms of the next `count` lines of `method` (a unary call's line is
+        written just after its response is sent), or of those that came in `seconds`."""
+        found: list[float] = []
+        deadline = time.monotonic() + seconds
+        while len(found) < count and time.monotonic() < deadline:
+            found += [ms for m, ms in self.lines() if m == method]
+            if len(found) < count:
+                time.sleep(0.002)
+        return found
 
 
 def first_answer(call: Callable[..., object], payload: bytes, call_timeout: float,

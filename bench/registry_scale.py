@@ -319,9 +319,10 @@ def measure_latency(channel: grpc.Channel, kinds: list[Kind], block: int, pid: i
                 t0 = time.perf_counter()
                 calls[kind.name](kind.payload, timeout=CALL_TIMEOUT)
                 kind.seconds.append(time.perf_counter() - t0)
+            # a unary call's line is written just after its response is sent: its CPU too
+            kind.handler_ms.extend(log.wait_for(kind.method.rsplit("/", 1)[-1], n))
             idle = idle_ms_per_s / 1000 * (time.perf_counter() - began)
             kind.daemon_cpu += cpu_seconds(pid) - cpu0 - idle
-            kind.handler_ms.extend(log.durations_ms())
 
 
 # ---- (5) GetStatus while training -------------------------------------------------------------

@@ -216,6 +216,7 @@ class Kind:
     call: Callable[[int], object]
     daemon: bool
     rows: int = 1
+    method: str = ""  # the daemon's log lines of this method time its handler
 
 
 @dataclass
@@ -251,20 +252,23 @@ def latency_kinds(daemon: DaemonProcess, inputs: Inputs, floor: Callable[[Any], 
         Kind(f"in-process {floor_name}", lambda i: floor(ones[i % ONE_ROW_SET]), False),
         Kind("gRPC round trip: health Check", lambda i: health(b"", timeout=CALL_TIMEOUT), True),
         Kind("Predict dense", lambda i: predict(p["dense1"][i % ONE_ROW_SET],
-                                                timeout=CALL_TIMEOUT), True),
+                                                timeout=CALL_TIMEOUT), True, method="Predict"),
         Kind("Predict records", lambda i: predict(p["records1"][i % ONE_ROW_SET],
-                                                  timeout=CALL_TIMEOUT), True),
+                                                  timeout=CALL_TIMEOUT), True,
+             method="Predict"),
         Kind("in-process floor, 100 rows", lambda i: floor(batches[i % BATCHES]), False,
              BATCH_ROWS),
         Kind("Predict dense, 100 rows", lambda i: predict(p["dense100"][i % BATCHES],
-                                                          timeout=CALL_TIMEOUT), True, BATCH_ROWS),
+                                                          timeout=CALL_TIMEOUT), True, BATCH_ROWS,
+             method="Predict"),
         Kind("V2 ModelInfer stub", lambda i: infer(p["v2stub1"][i % ONE_ROW_SET],
-                                                   timeout=CALL_TIMEOUT), True),
-        Kind("V2 ModelInfer tritonclient", triton, True),
-        Kind("V2 REST infer (JSON)", rest, True),
+                                                   timeout=CALL_TIMEOUT), True,
+             method="ModelInfer"),
+        Kind("V2 ModelInfer tritonclient", triton, True, method="ModelInfer"),
+        Kind("V2 REST infer (JSON)", rest, True, method="ModelInfer"),
         Kind("V2 ModelInfer stub, 100 rows", lambda i: infer(p["v2stub100"][i % BATCHES],
                                                              timeout=CALL_TIMEOUT), True,
-             BATCH_ROWS),
+             BATCH_ROWS, method="ModelInfer"),
     ]
     if isinstance(core, Core):
         dense = [x.ravel().tolist() for x in ones]
@@ -296,8 +300,10 @@ def measure_latency(kinds: list[Kind], calls: int, block: int, pid: int,
                 kind.call(i)
                 timing.seconds.append(time.perf_counter() - t0)
             if kind.daemon:
+                if kind.method:  # lines come just after the responses: their CPU is the call's
+                    timing.handler_ms.extend(log.wait_for(kind.method,
+                                                          min(calls, start + block) - start))
                 timing.daemon_cpu += cpu_seconds(pid) - cpu0
-                timing.handler_ms.extend(log.durations_ms())
     return out
 
 
