@@ -249,6 +249,39 @@ class TestLoadedModel:
             assert np.array_equal(answer.probabilities.astype(np.float32), expected[i: i + 1])
             assert answer.labels == [str(int(expected[i, 1] > expected[i, 0]))]
 
+    def test_threads_calling_at_once_start_one_build(
+            self, version: tuple[LoadedModel, Any], spam: tuple[np.ndarray, np.ndarray],
+            monkeypatch: pytest.MonkeyPatch) -> None:
+        """Counts raced by 8 threads may be lost, never the build doubled."""
+        loaded, model = version
+        x, _ = spam
+        real, started = threading.Thread, []
+
+        def recording(*args: Any, **kwargs: Any) -> threading.Thread:
+            started.append(kwargs.get("name"))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(loaded_module.threading, "Thread", recording)
+        expected = model.predict_proba(x[:400])[:, 1].astype(np.float32)
+        wrong: list[int] = []
+
+        def work(offset: int) -> None:
+            for i in range(offset, 400, 8):
+                answer = loaded.predict(x[i: i + 1]).probabilities
+                assert answer is not None
+                if np.float32(answer[0, 1]) != expected[i]:
+                    wrong.append(i)
+
+        threads = [real(target=work, args=(k,)) for k in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert loaded.walker_done.wait(60) and loaded._walker is not None
+        assert started == ["walker-m-v1"] and wrong == []
+        loaded.build_walker()  # claimed already: nothing more
+        assert started == ["walker-m-v1"]
+
     def test_batches_never_count_and_a_failed_build_keeps_the_c_call(
             self, version: tuple[LoadedModel, Any], spam: tuple[np.ndarray, np.ndarray],
             monkeypatch: pytest.MonkeyPatch) -> None:

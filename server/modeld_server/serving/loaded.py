@@ -77,9 +77,15 @@ class LoadedModel:
                                 and self.task is Task.CLASSIFICATION and len(self.classes) == 2)
         # One row through Python made from the trees (see xgb_walk), once it is built.
         self._walker: xgb_walk.TreeWalker | None = None
-        self._small_calls = 0 if self._booster is not None and self._preprocess is None \
-            else -1  # -1: never a walker for this version
+        self._small_calls: int | None = \
+            0 if self._booster is not None and self._preprocess is None else None
+        """One-row calls answered so far; None once a build started, or never a walker."""
+        self._walker_lock = threading.Lock()
+        self._walker_started = self._small_calls is None
         self.walker_done = threading.Event()
+        """Set when no walker build will start or run any more (built or not)."""
+        if self._walker_started:
+            self.walker_done.set()
         """Set when a walker build has finished (built or not); tests wait on it."""
         anomaly = manifest.anomaly or {}
         self._threshold = float(anomaly.get("threshold", 0.0))
@@ -153,25 +159,39 @@ class LoadedModel:
         call (which also serves while the walker builds, and when it cannot be)."""
         assert self._booster is not None
         if len(x) <= xgb_walk.ROWS:
-            if self._walker is not None:
-                return self._walker.predict(x)
-            if self._small_calls >= 0:
-                self._count_small_call()
+            walker = self._walker
+            if walker is not None:
+                return walker.predict(x)
+            calls = self._small_calls
+            if calls is not None:
+                # Not atomic across threads: a count may be lost, and the build start a
+                # call or two later; _start_walker starts it once.
+                self._small_calls = calls + 1
+                if calls + 1 >= WALKER_AFTER_CALLS:
+                    self._start_walker(background=True)
         return self._booster(x)
 
-    def _count_small_call(self) -> None:
-        self._small_calls += 1  # not atomic: the build may start a call or two later
-        if self._small_calls == WALKER_AFTER_CALLS:
-            threading.Thread(target=self.build_walker, daemon=True,
+    def _start_walker(self, background: bool) -> bool:
+        """Claims the version's one walker build; False if it was claimed before."""
+        with self._walker_lock:
+            if self._walker_started:
+                return False
+            self._walker_started = True
+            self._small_calls = None
+        if background:
+            threading.Thread(target=self._build_walker, daemon=True,
                              name=f"walker-{self.model}-v{self.version}").start()
+        return True
 
     def build_walker(self) -> None:
-        """Builds, checks and switches to the version's tree walker (see xgb_walk); on
-        any failure the C call stays. Runs in a background thread (see _xgboost)."""
-        if self._small_calls < 0 or self._walker is not None:
-            self.walker_done.set()
-            return
-        self._small_calls = -1  # once
+        """Builds, checks and switches to the version's tree walker now (see xgb_walk),
+        unless a build has started before; normally a background thread does this once
+        the version has answered WALKER_AFTER_CALLS one-row calls. Sets walker_done."""
+        if self._start_walker(background=False):
+            self._build_walker()
+
+    def _build_walker(self) -> None:
+        """On any failure the C call stays; either way walker_done is set."""
         started = time.perf_counter()
         try:
             with _walker_builds:
