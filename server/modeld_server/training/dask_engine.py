@@ -43,6 +43,7 @@ from modeld_server.monitoring import profile
 from modeld_server.training import (
     dask_encode,
     dask_gate,
+    dask_hashes,
     dask_profile,
     dask_sklearn,
     dask_validation,
@@ -53,7 +54,7 @@ from modeld_server.training import (
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.cluster import DISTRIBUTED
 from modeld_server.training.dask_read import malformed_records, read_frame
-from modeld_server.training.datasets import DatasetFiles, resolve_files
+from modeld_server.training.datasets import DatasetFiles, kind, resolve_files
 from modeld_server.training.estimators import build_estimator, get_algorithm
 from modeld_server.training.prepare import json_value
 from modeld_server.types import Task, TrainSpec
@@ -192,8 +193,15 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
     cv_seconds = time.perf_counter() - t_cv
     key = dask_gate.fold_key(spec, dask_gate.fingerprint(frame, [*names, _Y, _POS], client),
                              rows, _library_versions())
-    decision = dask_gate.decide(spec, context, classes, columns, metrics, held, key,
-                                _refit(frame, names, classes, client, report))
+    seen = _row_hashes(spec, found, validated, features, client)
+    decision = dask_gate.decide(
+        spec, context, classes, columns, metrics, held, key,
+        _refit(frame, names, classes, client, report),
+        rows=dask_gate.Rows(seen, dask_hashes.outputs_on_partitions(
+            validated, seen.sizes, spec.task.value, client)),
+        one_worker=dask_gate.refit_on_one_worker(
+            validated, schema, classes, spec.seed,
+            dask_sklearn.memory_bytes(found.files), client))
     report("final_fit", 0.88, f"fitting on all {rows} rows on the cluster", metrics)
     t_fit = time.perf_counter()
     model = _fit(spec, frame[names], frame[_Y], classes, client)
@@ -212,6 +220,7 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
     before_save()
     fmt = artifacts.save(artifacts.Fitted(preprocess, _plain(spec, model)), staging)
     stored_oof = oof.save(staging, key, held.pred, held.proba)
+    seen.save(staging)
     return {
         "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
         "cv_folds": spec.cv_folds, "seed": spec.seed, "format": fmt,
@@ -247,12 +256,16 @@ def _train_sklearn(spec: TrainSpec, found: DatasetFiles, staging: Path, report: 
     metrics = got["metrics"]
     held = got["held"]
     decision = None
+    # The local engine's row hashes, made on the worker holding the prepared rows.
+    seen = dask_hashes.of_prepared(client, got["prepared"],
+                                   spec.dataset.target or spec.dataset.eval_label)
     if held is not None:  # folds: the champion compared in them (dask_gate.py)
         decision = dask_gate.decide(
             spec, context, got["classes"], got["dataset"]["columns"], metrics, held,
             got["fold_key"], lambda recipe, manifest: dask_sklearn.refit(
                 client, got["prepared"], spec, manifest, held.y),
-            lambda manifest: "")
+            lambda manifest: "", rows=dask_gate.Rows(seen, dask_hashes.outputs_on_prepared(
+                client, got["prepared"], spec.task.value)))
     elif "policy" in context:
         decision = _gate(spec, context, len(got["classes"]), metrics)
     del got["prepared"]  # the worker may free the prepared rows
@@ -261,6 +274,7 @@ def _train_sklearn(spec: TrainSpec, found: DatasetFiles, staging: Path, report: 
     fmt = artifacts.save(fitted, staging)
     stored_oof = (oof.save(staging, got["fold_key"], held.pred, held.proba)
                   if held is not None else None)
+    seen.save(staging)
     schema = FeatureSchema.from_json(got["schema"])
     return {
         "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
@@ -297,6 +311,17 @@ def _refit(frame: Any, names: list[str], classes: list[str], client: Any,
         return _cross_validate(recipe, frame, names, classes, client, progress)[3]
 
     return refit
+
+
+def _row_hashes(spec: TrainSpec, found: DatasetFiles, validated: Any, features: list[str],
+                client: Any) -> dask_hashes.Seen:
+    """The rows' hashes as the local engine keeps them (dask_hashes.py); a CSV or JSON
+    Lines dataset's integer columns, widened to float64 on Dask, hashed as int64."""
+    target = spec.dataset.target
+    integral = (dask_hashes.integral_columns(validated, [*features, target], client)
+                if kind(found.files[0]) in ("csv", "jsonl") else [])
+    return dask_hashes.collect(validated, features, target, spec.seed, spec.cv_folds,
+                               integral, client)
 
 
 def _gate(spec: TrainSpec, context: dict[str, Any], n_classes: int,
@@ -358,7 +383,8 @@ def _encode(spec: TrainSpec, frame: Any, features: list[str], client: Any,
             _encode_labels, labels, meta=(_Y, "i8"))})
     else:
         frame = frame.assign(**{_Y: frame[target].astype("f8")})
-    return frame.drop(columns=[target]), classes, report.rows_used, report.to_json()
+    # The target stays beside its encoding: the row hashes include its values.
+    return frame, classes, report.rows_used, report.to_json()
 
 
 def _with_folds(spec: TrainSpec, frame: Any) -> Any:
