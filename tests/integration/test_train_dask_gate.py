@@ -151,6 +151,20 @@ class TestRowsTheChampionNeverSaw:
             on_dask, "dask-local", 2)["champion"]
 
 
+    def test_a_scikit_learn_challenger_on_dask_scores_the_champion_on_its_worker(
+            self, on_dask: LiveDaemon) -> None:
+        """Logistic regression on Dask (its rows prepared on one worker): the champion is
+        scored there on the unseen rows, with the local gate's rows and champion score."""
+        unseen = None
+        for model, engine in (("dask", "dask"), ("local", "local")):
+            train(on_dask, model, "first3", engine="local", algorithm="logistic_regression")
+            train(on_dask, model, "spam", engine=engine, algorithm="logistic_regression")
+            record = gate_of(on_dask, model, 2)
+            assert record["how"] == UNSEEN, model
+            unseen = unseen or (record["rows"], record["champion"], record["challenger"])
+            assert (record["rows"], record["champion"], record["challenger"]) == unseen
+
+
 class TestLabelsChanged:
     def test_the_deployed_champion_is_scored_on_all_rows_against_the_new_labels(
             self, on_dask: LiveDaemon) -> None:
