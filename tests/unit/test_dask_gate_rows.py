@@ -40,7 +40,8 @@ class TestPartitionHashes:
                  for rows in np.array_split(np.arange(len(frame)), 3)]
         got = [dask_hashes._partition_hashes(p, features, "is_spam", [], 0, 5) for p in parts]
         seen = dask_hashes.Seen(np.concatenate([g[0] for g in got]),
-                                np.concatenate([g[1] for g in got]), np.arange(len(frame)))
+                                np.concatenate([g[1] for g in got]), np.arange(len(frame)),
+                                tuple(features), "is_spam")
         (tmp_path / "local").mkdir()
         (tmp_path / "dask").mkdir()
         gate.save_row_hashes(tmp_path / "local", frame, features, "is_spam")
@@ -137,7 +138,8 @@ class TestOverlap:
         local = gate.overlap(tmp_path, manifest, changed)
         assert local is not None
         alone, labeled = gate.hashes_of_rows(changed, [features, [*features, "is_spam"]])
-        seen = dask_hashes.Seen(alone, labeled, np.arange(len(frame)))
+        seen = dask_hashes.Seen(alone, labeled, np.arange(len(frame)), tuple(features),
+                                "is_spam")
         rows, _ = dask_hashes.champion_rows(tmp_path, listing(tmp_path,
                                                               *dask_hashes.ROW_FILES))
         assert rows is not None
@@ -174,12 +176,12 @@ class TestRefitPath:
                                      None) == ("", self.refit)
 
     def test_a_scikit_learn_recipe_refits_on_one_worker_when_the_data_fits(self) -> None:
-        one = dask_gate.OneWorker(self.refit, "")
+        one = dask_gate.OneWorker(self.refit, lambda: "")
         assert dask_gate._refit_path(Manifest(version=1, algorithm="ridge"), self.refit,
                                      one) == ("", one.refit)
 
     def test_too_big_for_a_worker_says_why(self) -> None:
-        one = dask_gate.OneWorker(self.refit, "the dataset does not fit")
+        one = dask_gate.OneWorker(self.refit, lambda: "the dataset does not fit")
         why, _ = dask_gate._refit_path(Manifest(version=1, algorithm="random_forest"),
                                        self.refit, one)
         assert why == ("its algorithm random_forest refits on one Dask worker, and the "
@@ -190,3 +192,30 @@ class TestRefitPath:
                                        None)
         assert why == ("its algorithm ridge does not train distributed: the Dask gate refits "
                        "only xgboost")
+
+
+class TestComparableRows:
+    kept = (np.array([1, 2], dtype=np.uint64), np.array([3, 4], dtype=np.uint64))
+    seen = dask_hashes.Seen(np.zeros(2, dtype=np.uint64), np.zeros(2, dtype=np.uint64),
+                            np.arange(2), ("a", "b"), "y")
+
+    def manifest(self, features: tuple[str, ...], target: str) -> Manifest:
+        return Manifest(version=1, features=features, schema={
+            "numeric": list(features), "categorical": [], "target": target})
+
+    def test_the_same_features_and_label_compare(self) -> None:
+        assert dask_gate._comparable_rows(self.manifest(("a", "b"), "y"), self.kept,
+                                          self.seen) == (self.kept, "")
+
+    @pytest.mark.parametrize("features", [("a",), ("b", "a"), ("a", "b", "c")])
+    def test_other_features_or_their_order_do_not(self, features: tuple[str, ...]) -> None:
+        """The columns' hashes are mixed in order: other columns hash other values."""
+        assert dask_gate._comparable_rows(self.manifest(features, "y"), self.kept,
+                                          self.seen) == (None, "its feature columns differ "
+                                                               "from this job's")
+
+    def test_another_label_keeps_the_features_only(self) -> None:
+        rows, why = dask_gate._comparable_rows(self.manifest(("a", "b"), "z"), self.kept,
+                                               self.seen)
+        assert why == "" and rows is not None and rows[1] is None
+        assert rows[0] is self.kept[0]

@@ -193,7 +193,9 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
     cv_seconds = time.perf_counter() - t_cv
     key = dask_gate.fold_key(spec, dask_gate.fingerprint(frame, [*names, _Y, _POS], client),
                              rows, _library_versions())
+    t_hashes = time.perf_counter()
     seen = _row_hashes(spec, found, validated, features, client)
+    hashes_seconds = time.perf_counter() - t_hashes
     decision = dask_gate.decide(
         spec, context, classes, columns, metrics, held, key,
         _refit(frame, names, classes, client, report),
@@ -201,7 +203,7 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
             validated, seen.sizes, spec.task.value, client)),
         one_worker=dask_gate.refit_on_one_worker(
             validated, schema, classes, spec.seed,
-            dask_sklearn.memory_bytes(found.files), client))
+            lambda: dask_sklearn.memory_bytes(found.files), client))
     report("final_fit", 0.88, f"fitting on all {rows} rows on the cluster", metrics)
     t_fit = time.perf_counter()
     model = _fit(spec, frame[names], frame[_Y], classes, client)
@@ -237,7 +239,7 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
                    "partitions": partitions, "fold_sizes": folds,
                    "folds": dask_gate.FOLD_RULE},
         "timings": {"cv_seconds": cv_seconds, "final_fit_seconds": fit_seconds,
-                    "profile_seconds": profile_seconds,
+                    "profile_seconds": profile_seconds, "row_hashes_seconds": hashes_seconds,
                     "total_seconds": time.perf_counter() - started},
         "libraries": _library_versions(),
     }

@@ -102,8 +102,9 @@ class OneWorker:
     """A scikit-learn champion's recipe refitted in an XGBoost challenger's folds."""
 
     refit: Callable[[TrainSpec, Manifest], Held]
-    too_big: str
-    """Why the dataset does not fit one worker ('' when it does)."""
+    too_big: Callable[[], str]
+    """Why the dataset does not fit one worker ('' when it does); asked only for a
+    scikit-learn champion (it reads every Parquet file's footer)."""
 
 
 def decide(spec: TrainSpec, context: dict[str, Any], classes: list[str], columns: list[str],
@@ -137,6 +138,8 @@ def decide(spec: TrainSpec, context: dict[str, Any], classes: list[str], columns
     if context.get("champion"):
         info = context["champion"]
         manifest, folder, kept, rows_why = dask_hashes.read_champion(info)
+        if kept is not None and rows is not None:
+            kept, rows_why = _comparable_rows(manifest, kept, rows.seen)
         why = gate.not_comparable(manifest, SimpleNamespace(columns=columns), spec.task,
                                   classes)
         how = refit
@@ -158,6 +161,18 @@ def decide(spec: TrainSpec, context: dict[str, Any], classes: list[str], columns
     return decision
 
 
+def _comparable_rows(manifest: Manifest, kept: tuple[np.ndarray, np.ndarray | None],
+                     seen: dask_hashes.Seen
+                     ) -> tuple[tuple[np.ndarray, np.ndarray | None] | None, str]:
+    """The champion's row hashes if they hash what the challenger's do (the same feature
+    columns in the same order; the labeled ones only for the same label column)."""
+    if tuple(manifest.features) != seen.columns:
+        return None, "its feature columns differ from this job's"
+    if manifest.schema is None or manifest.schema.get("target") != seen.label:
+        return (kept[0], None), ""
+    return kept, ""
+
+
 def _refit_path(manifest: Manifest, refit: Callable[[TrainSpec, Manifest], Held],
                 one_worker: OneWorker | None
                 ) -> tuple[str, Callable[[TrainSpec, Manifest], Held]]:
@@ -167,9 +182,10 @@ def _refit_path(manifest: Manifest, refit: Callable[[TrainSpec, Manifest], Held]
     if one_worker is None:
         return (f"its algorithm {manifest.algorithm} does not train distributed: the Dask "
                 f"gate refits only {', '.join(sorted(DISTRIBUTED))}"), refit
-    if one_worker.too_big:
+    too_big = one_worker.too_big()
+    if too_big:
         return (f"its algorithm {manifest.algorithm} refits on one Dask worker, and "
-                f"{one_worker.too_big}"), refit
+                f"{too_big}"), refit
     return "", one_worker.refit
 
 
@@ -257,7 +273,7 @@ def _pooled(task: Task, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | Non
 # ---- a scikit-learn champion's recipe on one worker ---------------------------------------
 
 def refit_on_one_worker(frame: Any, schema: Any, classes: list[str], fold_seed: int,
-                        size: int, client: Any) -> OneWorker:
+                        size: Callable[[], int], client: Any) -> OneWorker:
     """The refit of a scikit-learn recipe in an XGBoost challenger's Dask folds, as one
     task: the validated partitions (features, label column, row position) go to one
     worker, which cross-validates the recipe there as the local engine would.
@@ -266,23 +282,25 @@ def refit_on_one_worker(frame: Any, schema: Any, classes: list[str], fold_seed: 
         frame: the validated rows with the encoded label (dask_engine._Y) and the row
             position.
         fold_seed: the challenger's seed (its folds).
-        size: dask_sklearn.memory_bytes of the dataset: the same size rule as the
-            scikit-learn algorithms' fits on Dask (dask_sklearn.check_fits_a_worker).
+        size: dask_sklearn.memory_bytes of the dataset, when asked: the same size rule
+            as the scikit-learn algorithms' fits on Dask (dask_sklearn.check_fits_a_worker).
     """
     import dask
 
-    from modeld_server.errors import FailedPrecondition
-    from modeld_server.training import dask_sklearn
+    def too_big() -> str:
+        from modeld_server.errors import FailedPrecondition
+        from modeld_server.training import dask_sklearn
 
-    workers = client.scheduler_info(n_workers=-1)["workers"]
-    limits = [int(w.get("memory_limit") or 0) for w in workers.values()]
-    too_big = ""
-    try:
-        dask_sklearn.check_fits_a_worker("", "", size, limits)
-    except FailedPrecondition:
-        too_big = (f"the dataset (about {size} bytes in memory, "
-                   f"{dask_sklearn.COPIES_PER_FIT} copies for a fit) does not fit the "
-                   f"smallest worker's memory_limit={min(m for m in limits if m)} bytes")
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        limits = [int(w.get("memory_limit") or 0) for w in workers.values()]
+        needed = size()
+        try:
+            dask_sklearn.check_fits_a_worker("", "", needed, limits)
+        except FailedPrecondition:
+            return (f"the dataset (about {needed} bytes in memory, "
+                    f"{dask_sklearn.COPIES_PER_FIT} copies for a fit) does not fit the "
+                    f"smallest worker's memory_limit={min(m for m in limits if m)} bytes")
+        return ""
 
     def refit(recipe: TrainSpec, manifest: Manifest) -> Held:
         method = (manifest.calibration or {}).get("method", "none")

@@ -52,6 +52,11 @@ class Seen:
     """uint64 hash of each row's features and label, in dataset order (None: no label)."""
     order: np.ndarray
     """Held-out prediction i is dataset row order[i]."""
+    columns: tuple[str, ...]
+    """The feature columns hashed, in order (a champion's hashes compare only if its
+    features are these: the columns' hashes are mixed in order)."""
+    label: str
+    """The label column hashed with them ('' for none)."""
     sizes: tuple[int, ...] = ()
     """Rows in each partition the hashes were made from (to send a mask back per
     partition); () when the rows are in one worker's prepared data."""
@@ -99,7 +104,8 @@ def collect(frame: Any, features: list[str], label: str, seed: int, folds: int,
     fold = np.concatenate([g[2] for g in got]) if got else np.zeros(0, dtype=np.int8)
     return Seen(np.concatenate([g[0] for g in got]),
                 np.concatenate([g[1] for g in got]) if label else None,
-                np.argsort(fold, kind="stable"), tuple(len(g[0]) for g in got))
+                np.argsort(fold, kind="stable"), tuple(features), label,
+                tuple(len(g[0]) for g in got))
 
 
 def _partition_hashes(part: Any, features: list[str], label: str, integral: list[str],
@@ -126,7 +132,8 @@ def outputs_on_partitions(frame: Any, sizes: tuple[int, ...], task: str,
         if len(parts) != len(sizes) or sum(sizes) != len(mask):
             raise IntegrityError("the dataset's partitions changed between two reads")
         bounds = np.cumsum((0, *sizes))
-        wanted = [dask.delayed(_partition_outputs)(p, fitted, schema.to_json(), task,  # type: ignore[attr-defined]
+        model = client.scatter(fitted)  # sent once, not once a partition
+        wanted = [dask.delayed(_partition_outputs)(p, model, schema.to_json(), task,  # type: ignore[attr-defined]
                                                    mask[bounds[i]:bounds[i + 1]])
                   for i, p in enumerate(parts) if mask[bounds[i]:bounds[i + 1]].any()]
         return np.concatenate(client.compute(wanted, sync=True))
@@ -159,14 +166,16 @@ def of_prepared(client: Any, prepared: Any, label: str) -> Seen:
     """The hashes of the rows a worker prepared (prepare.Prepared: the local engine's
     frame, so the very hashes the local engine keeps); held-out predictions of the local
     engine's folds are in dataset order already."""
-    features, labeled = client.submit(_prepared_hashes, prepared, label, pure=False).result()
-    return Seen(features, labeled, np.arange(len(features)))
+    features, labeled, columns = client.submit(_prepared_hashes, prepared, label,
+                                               pure=False).result()
+    return Seen(features, labeled, np.arange(len(features)), tuple(columns), label)
 
 
-def _prepared_hashes(data: Any, label: str) -> tuple[np.ndarray, np.ndarray | None]:
+def _prepared_hashes(data: Any, label: str
+                     ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     sets = [data.features, [*data.features, label]] if label else [data.features]
     hashes = gate.hashes_of_rows(data.frame, sets)
-    return hashes[0], hashes[1] if label else None
+    return hashes[0], hashes[1] if label else None, list(data.features)
 
 
 def outputs_on_prepared(client: Any, prepared: Any, task: str) -> Outputs:
