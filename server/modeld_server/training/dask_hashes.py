@@ -13,9 +13,10 @@ Hashes follow the values' dtypes (1 and 1.0 hash differently). A Parquet dataset
 dtypes in its files, the same on both engines. A CSV or JSON Lines dataset is read on
 Dask with integer columns widened to float64 (dask_read.py), where pandas reads them as
 int64 when the whole column holds integers and no blank: integral_columns finds those
-columns (one reduction) and they are hashed as int64, as the local engine would. A CSV
-column written as "1.0" throughout is float64 locally and is hashed as int64 here: its
-rows then look unseen to the other engine's gate (a known limit).
+columns (one reduction over the rows kept) and they are hashed as int64, as the local
+engine would. Known limits, where a row then looks unseen to the other engine's gate: a
+CSV column written as "1.0" throughout (float64 locally, int64 here), and one whose only
+blanks are in rows validation dropped (float64 locally: pandas saw the blank).
 
 The job's process also keeps the rows' fold numbers: the challenger's held-out
 predictions come fold after fold (dask_engine._cross_validate), and the gate puts them
