@@ -7,8 +7,9 @@ Parquet file (`synth.parquet`: engine=local takes a file, not a folder). Each en
 a fresh daemon (`--dask-local N` for Dask, which starts the cluster on the first job), so
 each peak RSS (VmHWM of the daemon process, read from /proc) is that engine's own. Printed
 per run: wall time (Train call to the final WatchJob event), rows/s (rows x (folds + 1)
-fits / wall), the daemon's peak RSS, each Dask worker process's peak RSS, and the 1-minute
-load average after the run.
+fits / wall), the daemon's peak RSS, the job process's (the manifest's
+resources.peak_rss_mib: for engine=local the process that holds the rows and fits),
+each Dask worker process's peak RSS, and the 1-minute load average after the run.
 
 The workers' peaks are asked of the workers themselves once the job has ended: the bench
 connects a client to the scheduler the daemon logged (`dask_local_cluster_started`) and
@@ -87,12 +88,14 @@ def run(base: Path, name: str, extra: list[str], request: pb.TrainRequest,
         wall = time.perf_counter() - started
         _, peak = rss_mib(daemon.pid)  # before the bench's own client touches the scheduler
         workers = workers_peak(base / "daemon.log")
+        job_peak = json.loads(daemon.stub.GetVersion(pb.GetVersionRequest(
+            model=request.model, version=job.version)).manifest_json)["resources"]["peak_rss_mib"]
     if job.state != pb.JOB_STATE_SUCCEEDED:
         raise SystemExit(f"{name}: job {pb.JobState.Name(job.state)}: {job.error}")
     accuracy = job.metrics["accuracy"].mean
     load = os.getloadavg()[0]
-    return (f"| {name} | {wall:.1f} | {fits_rows / wall:,.0f} | {peak:.0f} | {workers} "
-            f"| {accuracy:.4f} | {load:.1f} |")
+    return (f"| {name} | {wall:.1f} | {fits_rows / wall:,.0f} | {peak:.0f} | {job_peak:.0f} "
+            f"| {workers} | {accuracy:.4f} | {load:.1f} |")
 
 
 def main() -> None:
@@ -113,8 +116,9 @@ def main() -> None:
               f"files in {time.perf_counter() - t:.1f} s")
         fits_rows = args.rows * (args.folds + 1)
         print("| engine | wall s | rows/s (rows x (folds+1) / wall) | daemon peak RSS MiB "
-              "| each Dask worker's peak RSS MiB | accuracy | load 1 min after |")
-        print("|---|---|---|---|---|---|---|")
+              "| job process peak RSS MiB | each Dask worker's peak RSS MiB | accuracy "
+              "| load 1 min after |")
+        print("|---|---|---|---|---|---|---|---|")
 
         def request(engine: str, path: str) -> pb.TrainRequest:
             return pb.TrainRequest(model=f"synth-{engine}", algorithm="xgboost",

@@ -242,6 +242,7 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
                     "profile_seconds": profile_seconds, "row_hashes_seconds": hashes_seconds,
                     "total_seconds": time.perf_counter() - started},
         "libraries": _library_versions(),
+        "resources": _peak_memory(),
     }
 
 
@@ -298,6 +299,7 @@ def _train_sklearn(spec: TrainSpec, found: DatasetFiles, staging: Path, report: 
                    "folds": "the local engine's (stratified k-fold, seeded)"},
         "timings": got["timings"] | {"total_seconds": time.perf_counter() - started},
         "libraries": _library_versions(),
+        "resources": _peak_memory(),
     }
 
 
@@ -497,6 +499,14 @@ def _label_text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _peak_memory() -> dict[str, float]:
+    """Peak resident memory (MiB) of this job process: the held-out predictions and row
+    hashes it collects, never the rows (the workers' memory is the cluster's)."""
+    import resource
+
+    return {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def _library_versions() -> dict[str, str]:
