@@ -118,7 +118,7 @@ def _partition_hashes(part: Any, features: list[str], label: str, integral: list
     values = part[columns].astype({c: "int64" for c in integral if c in columns})
     sets = [features, columns] if label else [features]
     hashes = gate.hashes_of_rows(values, sets)
-    fold = fold_of(part[_POS].to_numpy(), seed, folds).astype(np.int8)
+    fold = fold_of(part[_POS].to_numpy(), seed, folds).astype(np.int8)  # cv_folds <= 20
     return hashes[0], hashes[-1] if label else np.zeros(0, dtype=np.uint64), fold
 
 
