@@ -7,8 +7,9 @@ distributed.Client to the daemon's scheduler, and the cluster's workers read the
 (dask_encode.py) and train with xgboost.dask. The scikit-learn algorithms go to
 dask_sklearn.py instead: each of their fits is one Dask task. This process holds only
 what is small: dtypes, counts, the classes, the held-out predictions of each fold
-with their labels, and the rows' hashes for the gate (dask_hashes.py: 17 bytes a row). What it publishes is a plain XGBClassifier /
-XGBRegressor in the same artifact format as the local engine, so serving cannot tell.
+with their labels, and the rows' hashes for the gate (dask_hashes.py: 17 bytes a row).
+What it publishes is a plain XGBClassifier / XGBRegressor in the same artifact format as
+the local engine, so serving cannot tell.
 
 Folds are assigned per row by a seeded hash of the row's position in the dataset (no
 shuffle, no stratification): the assignment is the same whatever the partitioning and
