@@ -7,7 +7,16 @@ Parquet file (`synth.parquet`: engine=local takes a file, not a folder). Each en
 a fresh daemon (`--dask-local N` for Dask, which starts the cluster on the first job), so
 each peak RSS (VmHWM of the daemon process, read from /proc) is that engine's own. Printed
 per run: wall time (Train call to the final WatchJob event), rows/s (rows x (folds + 1)
-fits / wall), the daemon's peak RSS, and the 1-minute load average after the run.
+fits / wall), the daemon's peak RSS, the job process's (the manifest's
+resources.peak_rss_mib: for engine=local the process that holds the rows and fits),
+each Dask worker process's peak RSS, and the 1-minute load average after the run.
+
+The workers' peaks are asked of the workers themselves once the job has ended: the bench
+connects a client to the scheduler the daemon logged (`dask_local_cluster_started`) and
+runs resource.getrusage(RUSAGE_SELF).ru_maxrss in each worker process (client.run): the
+kernel's high-water mark of its resident memory since it started, so no sampling can miss
+a peak. A worker the nanny restarted (memory limit, crash) would show only its new life's
+peak; the workers' pids are printed to tell.
 
     .venv/bin/python bench/train_dask.py            # --rows 200000 --columns 20 --folds 3
 """
@@ -15,6 +24,7 @@ fits / wall), the daemon's peak RSS, and the 1-minute load average after the run
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -40,6 +50,35 @@ def write_dataset(data: Path, rows: int, columns: int, partitions: int, seed: in
     frame.to_parquet(data / "synth.parquet", index=False)
 
 
+def scheduler_address(log: Path) -> str:
+    """The address of the LocalCluster the daemon started, from its JSON log ('' if none)."""
+    address = ""
+    for line in log.read_text().splitlines():
+        if '"dask_local_cluster_started"' in line:
+            address = json.loads(line)["scheduler"]
+    return address
+
+
+def _peak_kib() -> tuple[int, int]:
+    """In a worker process: (its pid, its peak resident memory in KiB: ru_maxrss on Linux)."""
+    import resource
+
+    return os.getpid(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def workers_peak(log: Path) -> str:
+    """Each Dask worker process's peak RSS in MiB ('-' without a cluster), asked of them."""
+    address = scheduler_address(log)
+    if not address:
+        return "-"
+    from distributed import Client
+
+    with Client(address, timeout=60) as client:
+        got = client.run(_peak_kib)
+    return " / ".join(f"{kib / 1024:.0f} (pid {pid})"
+                      for pid, kib in (got[w] for w in sorted(got)))
+
+
 def run(base: Path, name: str, extra: list[str], request: pb.TrainRequest,
         fits_rows: int) -> str:
     base.mkdir()
@@ -47,13 +86,16 @@ def run(base: Path, name: str, extra: list[str], request: pb.TrainRequest,
         started = time.perf_counter()
         job = train_and_wait(daemon.stub, request, timeout=3600)
         wall = time.perf_counter() - started
-        _, peak = rss_mib(daemon.pid)
+        _, peak = rss_mib(daemon.pid)  # before the bench's own client touches the scheduler
+        workers = workers_peak(base / "daemon.log")
+        job_peak = json.loads(daemon.stub.GetVersion(pb.GetVersionRequest(
+            model=request.model, version=job.version)).manifest_json)["resources"]["peak_rss_mib"]
     if job.state != pb.JOB_STATE_SUCCEEDED:
         raise SystemExit(f"{name}: job {pb.JobState.Name(job.state)}: {job.error}")
     accuracy = job.metrics["accuracy"].mean
     load = os.getloadavg()[0]
-    return (f"| {name} | {wall:.1f} | {fits_rows / wall:,.0f} | {peak:.0f} | {accuracy:.4f} "
-            f"| {load:.1f} |")
+    return (f"| {name} | {wall:.1f} | {fits_rows / wall:,.0f} | {peak:.0f} | {job_peak:.0f} "
+            f"| {workers} | {accuracy:.4f} | {load:.1f} |")
 
 
 def main() -> None:
@@ -74,8 +116,9 @@ def main() -> None:
               f"files in {time.perf_counter() - t:.1f} s")
         fits_rows = args.rows * (args.folds + 1)
         print("| engine | wall s | rows/s (rows x (folds+1) / wall) | daemon peak RSS MiB "
-              "| accuracy | load 1 min after |")
-        print("|---|---|---|---|---|---|")
+              "| job process peak RSS MiB | each Dask worker's peak RSS MiB | accuracy "
+              "| load 1 min after |")
+        print("|---|---|---|---|---|---|---|---|")
 
         def request(engine: str, path: str) -> pb.TrainRequest:
             return pb.TrainRequest(model=f"synth-{engine}", algorithm="xgboost",

@@ -6,9 +6,10 @@ distributed.Client to the daemon's scheduler, and the cluster's workers read the
 (dask_read.py: any form datasets.py resolves), validate it (dask_validation.py), encode it
 (dask_encode.py) and train with xgboost.dask. The scikit-learn algorithms go to
 dask_sklearn.py instead: each of their fits is one Dask task. This process holds only
-what is small: dtypes, counts, the classes, and the held-out predictions of each fold
-with their labels. What it publishes is a plain XGBClassifier /
-XGBRegressor in the same artifact format as the local engine, so serving cannot tell.
+what is small: dtypes, counts, the classes, the held-out predictions of each fold
+with their labels, and the rows' hashes for the gate (dask_hashes.py: 17 bytes a row).
+What it publishes is a plain XGBClassifier / XGBRegressor in the same artifact format as
+the local engine, so serving cannot tell.
 
 Folds are assigned per row by a seeded hash of the row's position in the dataset (no
 shuffle, no stratification): the assignment is the same whatever the partitioning and
@@ -43,6 +44,7 @@ from modeld_server.monitoring import profile
 from modeld_server.training import (
     dask_encode,
     dask_gate,
+    dask_hashes,
     dask_profile,
     dask_sklearn,
     dask_validation,
@@ -53,7 +55,7 @@ from modeld_server.training import (
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.cluster import DISTRIBUTED
 from modeld_server.training.dask_read import malformed_records, read_frame
-from modeld_server.training.datasets import DatasetFiles, resolve_files
+from modeld_server.training.datasets import DatasetFiles, kind, resolve_files
 from modeld_server.training.estimators import build_estimator, get_algorithm
 from modeld_server.training.prepare import json_value
 from modeld_server.types import Task, TrainSpec
@@ -192,8 +194,17 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
     cv_seconds = time.perf_counter() - t_cv
     key = dask_gate.fold_key(spec, dask_gate.fingerprint(frame, [*names, _Y, _POS], client),
                              rows, _library_versions())
-    decision = dask_gate.decide(spec, context, classes, columns, metrics, held, key,
-                                _refit(frame, names, classes, client, report))
+    t_hashes = time.perf_counter()
+    seen = _row_hashes(spec, found, validated, features, client)
+    hashes_seconds = time.perf_counter() - t_hashes
+    decision = dask_gate.decide(
+        spec, context, classes, columns, metrics, held, key,
+        _refit(frame, names, classes, client, report),
+        rows=dask_gate.Rows(seen, dask_hashes.outputs_on_partitions(
+            validated, seen.sizes, spec.task.value, client)),
+        one_worker=dask_gate.refit_on_one_worker(
+            validated, schema, classes, spec.seed,
+            lambda: dask_sklearn.memory_bytes(found.files), client))
     report("final_fit", 0.88, f"fitting on all {rows} rows on the cluster", metrics)
     t_fit = time.perf_counter()
     model = _fit(spec, frame[names], frame[_Y], classes, client)
@@ -212,6 +223,7 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
     before_save()
     fmt = artifacts.save(artifacts.Fitted(preprocess, _plain(spec, model)), staging)
     stored_oof = oof.save(staging, key, held.pred, held.proba)
+    seen.save(staging)
     return {
         "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
         "cv_folds": spec.cv_folds, "seed": spec.seed, "format": fmt,
@@ -228,9 +240,10 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
                    "partitions": partitions, "fold_sizes": folds,
                    "folds": dask_gate.FOLD_RULE},
         "timings": {"cv_seconds": cv_seconds, "final_fit_seconds": fit_seconds,
-                    "profile_seconds": profile_seconds,
+                    "profile_seconds": profile_seconds, "row_hashes_seconds": hashes_seconds,
                     "total_seconds": time.perf_counter() - started},
         "libraries": _library_versions(),
+        "resources": _peak_memory(),
     }
 
 
@@ -247,12 +260,16 @@ def _train_sklearn(spec: TrainSpec, found: DatasetFiles, staging: Path, report: 
     metrics = got["metrics"]
     held = got["held"]
     decision = None
+    # The local engine's row hashes, made on the worker holding the prepared rows.
+    seen = dask_hashes.of_prepared(client, got["prepared"],
+                                   spec.dataset.target or spec.dataset.eval_label)
     if held is not None:  # folds: the champion compared in them (dask_gate.py)
         decision = dask_gate.decide(
             spec, context, got["classes"], got["dataset"]["columns"], metrics, held,
             got["fold_key"], lambda recipe, manifest: dask_sklearn.refit(
                 client, got["prepared"], spec, manifest, held.y),
-            lambda manifest: "")
+            lambda manifest: "", rows=dask_gate.Rows(seen, dask_hashes.outputs_on_prepared(
+                client, got["prepared"], spec.task.value)))
     elif "policy" in context:
         decision = _gate(spec, context, len(got["classes"]), metrics)
     del got["prepared"]  # the worker may free the prepared rows
@@ -261,6 +278,7 @@ def _train_sklearn(spec: TrainSpec, found: DatasetFiles, staging: Path, report: 
     fmt = artifacts.save(fitted, staging)
     stored_oof = (oof.save(staging, got["fold_key"], held.pred, held.proba)
                   if held is not None else None)
+    seen.save(staging)
     schema = FeatureSchema.from_json(got["schema"])
     return {
         "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
@@ -282,6 +300,7 @@ def _train_sklearn(spec: TrainSpec, found: DatasetFiles, staging: Path, report: 
                    "folds": "the local engine's (stratified k-fold, seeded)"},
         "timings": got["timings"] | {"total_seconds": time.perf_counter() - started},
         "libraries": _library_versions(),
+        "resources": _peak_memory(),
     }
 
 
@@ -297,6 +316,17 @@ def _refit(frame: Any, names: list[str], classes: list[str], client: Any,
         return _cross_validate(recipe, frame, names, classes, client, progress)[3]
 
     return refit
+
+
+def _row_hashes(spec: TrainSpec, found: DatasetFiles, validated: Any, features: list[str],
+                client: Any) -> dask_hashes.Seen:
+    """The rows' hashes as the local engine keeps them (dask_hashes.py); a CSV or JSON
+    Lines dataset's integer columns, widened to float64 on Dask, hashed as int64."""
+    target = spec.dataset.target
+    integral = (dask_hashes.integral_columns(validated, [*features, target], client)
+                if kind(found.files[0]) in ("csv", "jsonl") else [])
+    return dask_hashes.collect(validated, features, target, spec.seed, spec.cv_folds,
+                               integral, client)
 
 
 def _gate(spec: TrainSpec, context: dict[str, Any], n_classes: int,
@@ -358,7 +388,8 @@ def _encode(spec: TrainSpec, frame: Any, features: list[str], client: Any,
             _encode_labels, labels, meta=(_Y, "i8"))})
     else:
         frame = frame.assign(**{_Y: frame[target].astype("f8")})
-    return frame.drop(columns=[target]), classes, report.rows_used, report.to_json()
+    # The target stays beside its encoding: the row hashes include its values.
+    return frame, classes, report.rows_used, report.to_json()
 
 
 def _with_folds(spec: TrainSpec, frame: Any) -> Any:
@@ -469,6 +500,14 @@ def _label_text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _peak_memory() -> dict[str, float]:
+    """Peak resident memory (MiB) of this job process: the held-out predictions and row
+    hashes it collects, never the rows (the workers' memory is the cluster's)."""
+    import resource
+
+    return {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def _library_versions() -> dict[str, str]:
