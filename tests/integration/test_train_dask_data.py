@@ -52,14 +52,15 @@ def spoil(path: Path, edits: dict[int, str]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def both(live: LiveDaemon, path: str, target: str = "is_spam",
-         **fields: object) -> tuple[pb.Job, pb.Job]:
+def both(live: LiveDaemon, path: str, target: str = "is_spam", drop_columns: tuple[str, ...]
+         | list[str] = (), **fields: object) -> tuple[pb.Job, pb.Job]:
     """The same request with engine dask, then engine local: the two final jobs."""
     jobs = []
     for engine in ("dask", "local"):
         request = pb.TrainRequest(model=f"m-{engine}", algorithm="xgboost", engine=engine,
                                   cv_folds=2, params={"n_estimators": "5"},
-                                  dataset=pb.Dataset(path=path, target=target),
+                                  dataset=pb.Dataset(path=path, target=target,
+                                                     drop_columns=list(drop_columns)),
                                   **fields)  # type: ignore[arg-type]
         jobs.append(wait_job(live.stub, live.stub.Train(request).id))
     return jobs[0], jobs[1]
@@ -275,3 +276,19 @@ class TestIsolationForestOnDask:
         assert dict(jobs[0].metrics) == dict(jobs[1].metrics) == {}
         assert dask["anomaly"] == local["anomaly"]
         assert dask["profile"] == local["profile"]
+
+
+class TestEveryColumnProfiled:
+    def test_dropped_columns_count_as_on_the_local_engine(self, on_dask: LiveDaemon) -> None:
+        """Missing values, constant columns and duplicates cover every column of the
+        files, also those the request drops: an id column makes repeats distinct."""
+        base = pd.read_csv(SPAMBASE).iloc[::8]  # 576 rows of both classes
+        frame = pd.concat([base, base.head(20)], ignore_index=True)
+        frame.insert(0, "id", np.arange(len(frame)) % len(base))  # the last 20 rows repeat
+        frame["note"] = np.where(frame["id"] % 50 == 0, None, "same")
+        frame.to_csv(on_dask.data_root / "ids.csv", index=False)
+        dask, local = reports(on_dask, both(on_dask, "ids.csv",
+                                            drop_columns=["id", "note"]))
+        assert dask["validation"]["duplicates"]["count"] == 20
+        assert dask["validation"]["missing_values"] == {"note": int(frame["note"].isna().sum())}
+        assert dask["validation"] == local["validation"]

@@ -160,3 +160,16 @@ class TestSha256:
             "dataset.path 'c/*.csv': 'b.csv' changed during the job (its size or "
             "modification time is not what it was when the job read it): train again once "
             "the data is written")
+
+    def test_a_file_removed_during_the_job_fails_it(self, tmp_path: Path, client: Any) -> None:
+        (tmp_path / "c").mkdir()
+        for name in ("a.csv", "b.csv"):
+            (tmp_path / "c" / name).write_text("x\n1\n")
+        found = resolve_files(tmp_path, "c/*.csv")
+        futures = dask_read.start_sha256(found, client)
+        client.gather(futures)
+        (tmp_path / "c" / "a.csv").unlink()
+        with pytest.raises(FailedPrecondition) as err:
+            dask_read.finish_sha256(found, "c/*.csv", futures, client)
+        assert err.value.message.startswith("dataset.path 'c/*.csv': 'a.csv' changed during "
+                                            "the job")

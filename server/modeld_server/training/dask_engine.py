@@ -316,7 +316,7 @@ def _gate(spec: TrainSpec, context: dict[str, Any], n_classes: int,
 
 def _load(spec: TrainSpec, found: DatasetFiles, client: Any
           ) -> tuple[Any, dict[str, Any], list[str], list[str], FeatureSchema, dict[str, Any]]:
-    """The lazy frame (features, then target and row position), the records the reader
+    """The lazy frame (every column, then the row hash and position), the records the reader
     dropped (the report's malformed entry), the file's columns, the features, the schema
     and a sample row; only counts per file and column (CSV, JSON Lines), the column types
     and the first partition's first row are read here."""
@@ -335,13 +335,12 @@ def _load(spec: TrainSpec, found: DatasetFiles, client: Any
     features = list(ds.features) or [c for c in columns
                                       if c != ds.target and c not in set(ds.drop_columns)]
     schema = FeatureSchema.infer(frame._meta, features, ds.target)
-    # The row's position in the whole dataset, before any row is dropped: its fold.
-    filtered = [f["column"] for f in ds.filters if f["column"] not in {*features, ds.target}]
-    # Each row's hash over all the files' columns: duplicates are rows equal in all of them.
+    # Every column stays until validation has profiled them all (as the local engine
+    # does); each row's hash covers them all (duplicates are rows equal in every one).
     frame = frame.assign(**{dask_validation.HASH: frame.map_partitions(
         dask_validation.row_hashes, meta=(dask_validation.HASH, "u8"))})
-    frame = frame[[*features, ds.target, *dict.fromkeys(filtered),
-                   dask_validation.HASH]].assign(**{_POS: 1})
+    # The row's position in the whole dataset, before any row is dropped: its fold.
+    frame = frame.assign(**{_POS: 1})
     frame[_POS] = frame[_POS].cumsum() - 1
     head = frame.head(1)
     sample_row = {c: json_value(head[c].iloc[0]) for c in features} if len(head) else {}

@@ -248,8 +248,8 @@ def finish_sha256(found: DatasetFiles, shown: str, futures: list[Any], client: A
 
     hashed = client.gather(futures)
     now = client.gather(client.map(_stamp, [str(f) for f in found.files], pure=False))
-    for path, (_, then), stamp in zip(found.files, hashed, now, strict=True):
-        if tuple(then) != tuple(stamp):
+    for path, (digest, then), stamp in zip(found.files, hashed, now, strict=True):
+        if not digest or tuple(then) != tuple(stamp):
             raise FailedPrecondition(
                 f"dataset.path {quoted(shown)}: {quoted(path.name)} changed during the job "
                 "(its size or modification time is not what it was when the job read it): "
@@ -260,12 +260,20 @@ def finish_sha256(found: DatasetFiles, shown: str, futures: list[Any], client: A
 
 
 def _digest(path: str) -> tuple[str, tuple[int, int, int]]:
+    """A file's sha256 ("" when it cannot be read: it went away) and its stamp before."""
     from modeld_server.registry.fsio import sha256_file
 
     stamp = _stamp(path)
-    return sha256_file(Path(path)), stamp
+    try:
+        return sha256_file(Path(path)), stamp
+    except OSError:
+        return "", stamp
 
 
 def _stamp(path: str) -> tuple[int, int, int]:
-    st = Path(path).stat()
+    """A file's (size, modification time, inode); -1s when it is gone."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return -1, -1, -1
     return st.st_size, st.st_mtime_ns, st.st_ino

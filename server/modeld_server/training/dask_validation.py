@@ -49,7 +49,8 @@ def validate(spec: TrainSpec, frame: Any, features: list[str], client: Any, max_
     """Filters, drops rows without a target, and checks what is left, on the cluster.
 
     Args:
-        frame: the lazy dask frame: the features, the target, any filtered column, and
+        frame: the lazy dask frame: every column of the files (the local engine profiles
+            them all: missing values, constant columns, duplicates), then the row hash and
             the row position column.
         label_text: how a class label is written (the local engine's spelling).
         malformed: the records the reader dropped (dask_read.malformed_records), counted
@@ -72,8 +73,9 @@ def validate(spec: TrainSpec, frame: Any, features: list[str], client: Any, max_
     selected = frame.map_partitions(_select, selection, meta=frame._meta) if ds.filters \
         else frame
     kept = selected[selected[target].notnull()]
-    columns = [*features, target]
-    numeric = [c for c in features if _numbers(frame._meta[c])]
+    columns = [c for c in frame.columns if not c.startswith("__")]
+    others = [c for c in columns if c != target]
+    numeric = [c for c in others if _numbers(frame._meta[c])]
     facts = {"read": frame.map_partitions(len).sum(),
              "selected": selected.map_partitions(len).sum(),
              "rows": kept.map_partitions(len).sum()}
@@ -85,7 +87,7 @@ def validate(spec: TrainSpec, frame: Any, features: list[str], client: Any, max_
     facts |= {
              "missing": kept[columns].isna().sum(),
              "min": kept[numeric].min(), "max": kept[numeric].max()}
-    for name in features:
+    for name in others:
         if name not in numeric:  # text: its distinct values, missing ones aside
             facts[f"distinct:{name}"] = kept[name].nunique()
     if spec.task is Task.CLASSIFICATION:
@@ -95,7 +97,7 @@ def validate(spec: TrainSpec, frame: Any, features: list[str], client: Any, max_
         facts |= {"mean": values.mean(), "std": values.std(ddof=0), "tmin": values.min(),
                   "tmax": values.max()}
     got = dict(zip(facts, client.compute(list(facts.values()), sync=True), strict=True))
-    report = _report(spec, options, got, features, max_rows, label_text, malformed)
+    report = _report(spec, options, got, others, max_rows, label_text, malformed)
     labels = np.sort(np.asarray(got["classes"].index)) if "classes" in got else np.array([])
     carried = [c for c in frame.columns if c.startswith("__") and c != HASH]
     return kept[[*features, target, *carried]], report, labels
@@ -150,7 +152,7 @@ def _numbers(column: Any) -> bool:
 
 
 def _report(spec: TrainSpec, options: validation.ValidationOptions, got: dict[str, Any],
-            features: list[str], max_rows: int, label_text: Any,
+            others: list[str], max_rows: int, label_text: Any,
             malformed: dict[str, Any] | None = None) -> validation.Report:
     """The local engine's report and checks, from the reductions' answers."""
     ds, target = spec.dataset, spec.dataset.target
@@ -182,7 +184,7 @@ def _report(spec: TrainSpec, options: validation.ValidationOptions, got: dict[st
                                  f"{options.min_rows}")
     missing = got["missing"]
     report.missing_values = {str(c): int(n) for c, n in missing.items() if n}
-    report.constant_columns = [c for c in features if (
+    report.constant_columns = [c for c in others if (
         _constant(int(missing[c]), rows, got["min"].get(c), got["max"].get(c))
         if f"distinct:{c}" not in got
         else int(got[f"distinct:{c}"]) + (int(missing[c]) > 0) <= 1)]
