@@ -261,6 +261,7 @@ class TestIsolationForestOnDask:
             assert list(jobs[0].metrics[name].folds) == list(jobs[1].metrics[name].folds), name
         assert dask["anomaly"] == local["anomaly"]
         assert dask["validation"] == local["validation"]
+        assert dask["oof"] == local["oof"] and dask["oof"] is not None
         assert dask["engine"]["name"] == "dask" and len(dask["engine"]["fold_workers"]) == 5
         assert "is_outlier" not in dask["features"]
 

@@ -262,8 +262,8 @@ def _train_sklearn(spec: TrainSpec, found: DatasetFiles, staging: Path, report: 
     report("saving", 0.96, "writing artifacts", metrics)
     before_save()
     fmt = artifacts.save(fitted, staging)
-    stored_oof = (oof.save(staging, got["fold_key"], held.pred, held.proba)
-                  if held is not None else None)
+    # Every held-out prediction, a detector's scores too (as the local engine stores them).
+    stored_oof = oof.save(staging, got["fold_key"], *got["oof"])
     schema = FeatureSchema.from_json(got["schema"])
     return {
         "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),

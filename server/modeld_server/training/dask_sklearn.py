@@ -161,7 +161,7 @@ def train(spec: TrainSpec, data: Path | DatasetFiles, client: Any, report: Repor
             y[o.test_idx] = o.y_true
         held = dask_gate.Held(y, pred, proba)
     return {**summary, "metrics": metrics, "fitted": fitted, "profile": reference,
-            "anomaly": anomaly,
+            "anomaly": anomaly, "oof": (pred, proba),
             "held": held, "prepared": prepared,
             "confusion_matrix": _confusion(spec, summary["classes"], ordered),
             "permutation": next((o.permutation for o in ordered if o.permutation), None),
