@@ -293,3 +293,21 @@ class TestEveryColumnProfiled:
         assert dask["validation"]["duplicates"]["count"] == 20
         assert dask["validation"]["missing_values"] == {"note": int(frame["note"].isna().sum())}
         assert dask["validation"] == local["validation"]
+
+
+class TestEvalLabelWithXGBoostOnDask:
+    def test_the_column_is_no_feature_and_the_report_is_the_local_engines(
+            self, on_dask: LiveDaemon) -> None:
+        frame = pd.read_csv(SPAMBASE)
+        frame["audited"] = np.arange(len(frame)) % 3 == 0
+        frame.to_csv(on_dask.data_root / "audited.csv", index=False)
+        jobs = []
+        for engine in ("dask", "local"):
+            jobs.append(wait_job(on_dask.stub, on_dask.stub.Train(pb.TrainRequest(
+                model=f"m-{engine}", algorithm="xgboost", engine=engine, cv_folds=2,
+                params={"n_estimators": "5"}, dataset=pb.Dataset(
+                    path="audited.csv", target="is_spam", eval_label="audited"))).id))
+        dask, local = reports(on_dask, (jobs[0], jobs[1]))
+        assert "audited" not in dask["features"]
+        assert dask["features"] == local["features"]
+        assert dask["validation"] == local["validation"]

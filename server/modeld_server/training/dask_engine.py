@@ -332,8 +332,9 @@ def _load(spec: TrainSpec, found: DatasetFiles, client: Any
         if column not in columns:
             raise InvalidArgument(f"{name} {column!r} is not a column of {ds.path!r} "
                                   f"(columns: {', '.join(columns)})")
-    features = list(ds.features) or [c for c in columns
-                                      if c != ds.target and c not in set(ds.drop_columns)]
+    # As the local engine: eval_label is never a feature (it scores detectors only).
+    features = list(ds.features) or [c for c in columns if c not in {ds.target, ds.eval_label}
+                                      and c not in set(ds.drop_columns)]
     schema = FeatureSchema.infer(frame._meta, features, ds.target)
     # Every column stays until validation has profiled them all (as the local engine
     # does); each row's hash covers them all (duplicates are rows equal in every one).
