@@ -244,6 +244,26 @@ class TestDatasetSha256OnDask:
         assert found[0].message.startswith("dataset 'csv/*.csv' changed on disk since "
                                            "training (sha256 ")
 
+    def test_a_file_changed_during_the_job_fails_it(self, on_dask: LiveDaemon) -> None:
+        """Appended to while the folds train (after the job hashed it): the job's reads
+        may have seen two versions of the file, so nothing is published."""
+        paths = write_csv_glob(on_dask.data_root / "csv")
+        job = on_dask.stub.Train(pb.TrainRequest(
+            model="m-dask", algorithm="xgboost", engine="dask", cv_folds=3,
+            params={"n_estimators": "200"},
+            dataset=pb.Dataset(path="csv/*.csv", target="is_spam")))
+        for event in on_dask.stub.WatchJob(pb.WatchJobRequest(job_id=job.id), timeout=300):
+            if event.job.phase == "cross_validation":
+                break
+        with paths[1].open("a") as out:
+            out.write(paths[1].read_text().splitlines()[1] + "\n")
+        done = wait_job(on_dask.stub, job.id)
+        assert done.state == pb.JOB_STATE_FAILED
+        assert done.error == (
+            "FailedPrecondition: dataset.path 'csv/*.csv': '2026-02.csv' changed during the "
+            "job (its size or modification time is not what it was when the job read it): "
+            "train again once the data is written")
+
 
 class TestIsolationForestOnDask:
     def test_folds_scored_on_eval_label_equal_the_local_engine(
