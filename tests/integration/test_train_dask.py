@@ -405,16 +405,6 @@ class TestValidationOnDask:
             errors.append(wait_job(on_dask.stub, on_dask.stub.Train(request).id).error)
         assert errors == [error, error]
 
-    def test_drop_duplicates_is_refused_for_xgboost_at_train(
-            self, unreachable: LiveDaemon) -> None:
-        err = refused(unreachable, dask_request(
-            "spam", validation=pb.ValidationOptions(drop_duplicates=True)))
-        assert err.code() == CODE.FAILED_PRECONDITION
-        assert err.details() == (
-            "engine dask counts duplicate rows but does not drop them with algorithm "
-            "'xgboost' in this version: set validation.drop_duplicates to false, or train "
-            "with engine local")
-
 
 def write_many_forms(root: Path) -> None:
     """spambase four ways, its rows in the same order: a glob of CSV files (one gzipped),
@@ -548,13 +538,14 @@ class TestEngineAuto:
             dataset=pb.Dataset(path="spambase.csv", target="is_spam")))
         assert job.request.engine == "local"
 
-    def test_an_algorithm_dask_does_not_train_stays_local(self, unreachable: LiveDaemon
-                                                          ) -> None:
+    def test_a_request_dask_does_not_take_stays_local(self, unreachable: LiveDaemon
+                                                      ) -> None:
         unreachable.stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(model="auto",
                                                                         dask_above_bytes=1)))
         job = unreachable.stub.Train(pb.TrainRequest(
-            model="auto", algorithm="isolation_forest", engine="auto",
-            dataset=pb.Dataset(path="spambase.csv")))
+            model="auto", algorithm="logistic_regression", engine="auto",
+            calibration=pb.CALIBRATION_SIGMOID,
+            dataset=pb.Dataset(path="spambase.csv", target="is_spam")))
         assert job.request.engine == "local"
 
     def test_a_negative_threshold_is_invalid(self, daemon: LiveDaemon) -> None:
@@ -654,25 +645,6 @@ class TestCategoricalsOnDask:
         assert len(answer.labels) == 2
 
 
-class TestDataErrorsOnDask:
-    def test_a_column_that_turns_to_text_after_the_sample_is_invalid_argument(
-            self, on_dask: LiveDaemon) -> None:
-        """The dtypes come from the bounded sample (4 MiB): a word in a number column
-        further down fails the job with InvalidArgument naming the dataset and the cell,
-        not Internal (the local engine drops such a row as malformed)."""
-        rows = 800_000  # about 6.4 MB: past the 4 MiB sample
-        lines = ["a,b,y"] + [f"{i % 7},{i % 5}.5,{i % 2}" for i in range(rows)]
-        lines[-1] = "oops,1.5,1"
-        (on_dask.data_root / "late.csv").write_text("\n".join(lines) + "\n")
-        job = wait_job(on_dask.stub, on_dask.stub.Train(pb.TrainRequest(
-            model="late", algorithm="xgboost", engine="dask", task=pb.TASK_CLASSIFICATION,
-            dataset=pb.Dataset(path="late.csv", target="y"))).id)
-        assert job.state == pb.JOB_STATE_FAILED
-        assert job.error.startswith("InvalidArgument: dataset.path 'late.csv' could not be "
-                                    "read with the column types of its sample: "), job.error
-        assert "oops" in job.error, job.error
-
-
 class TestOneWorker:
     def test_one_worker_equals_plain_xgboost_on_the_same_folds(self, tmp_path: Path) -> None:
         """With one worker, each fold's accuracy and AUC equal, bit for bit, plain
@@ -725,14 +697,6 @@ class TestRefusedAtTrain:
         err = refused(daemon, request)
         assert err.code() == CODE.INVALID_ARGUMENT
         assert err.details() == "engine 'spark' is not one of: local, dask, auto"
-
-    def test_isolation_forest_trains_locally_only(self, unreachable: LiveDaemon) -> None:
-        err = refused(unreachable, dask_request("spam", algorithm="isolation_forest"))
-        assert err.code() == CODE.FAILED_PRECONDITION
-        assert err.details() == (
-            "engine dask does not train algorithm 'isolation_forest' in this version: it "
-            "trains xgboost distributed, and hist_gradient_boosting, logistic_regression, "
-            "random_forest, ridge with each fit a task on one worker")
 
     def test_calibration_is_refused_on_dask(self, unreachable: LiveDaemon) -> None:
         err = refused(unreachable, dask_request("spam", algorithm="logistic_regression",

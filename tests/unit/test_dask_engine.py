@@ -200,7 +200,7 @@ class TestEngineAuto:
         (1001, 0, True, "xgboost", "none", "local"),
         (1001, 1000, False, "xgboost", "none", "local"),
         (1001, 1000, True, "ridge", "none", "dask"),
-        (1001, 1000, True, "isolation_forest", "none", "local"),
+        (1001, 1000, True, "isolation_forest", "none", "dask"),
         (1001, 1000, True, "logistic_regression", "sigmoid", "local"),
     ])
     def test_the_choice(self, size: int, above: int, configured: bool, algorithm: str,

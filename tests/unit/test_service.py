@@ -69,11 +69,6 @@ class TestValidateTrain:
          "dataset.target is required for algorithm 'random_forest'"),
         ({"task": Task.REGRESSION, "calibration": "sigmoid"}, InvalidArgument,
          "calibration sigmoid needs a classifier; this is regression"),
-        ({"engine": "dask", "algorithm": "isolation_forest", "dataset": DatasetSpec("d.csv")},
-         FailedPrecondition,
-         "engine dask does not train algorithm 'isolation_forest' in this version: it trains "
-         "xgboost distributed, and hist_gradient_boosting, logistic_regression, random_forest, "
-         "ridge with each fit a task on one worker"),
         ({"engine": "dask", "algorithm": "xgboost", "calibration": "sigmoid"},
          FailedPrecondition,
          "engine dask does not take calibration with algorithm 'xgboost' in this version"),

@@ -25,14 +25,10 @@ NO_CLUSTER = ("engine dask needs a Dask cluster: start the daemon with --dask-sc
 
 DISTRIBUTED = ("xgboost",)
 """Algorithms whose one fit spreads over the cluster (xgboost.dask)."""
-ONE_WORKER = ("hist_gradient_boosting", "logistic_regression", "random_forest", "ridge")
+ONE_WORKER = ("hist_gradient_boosting", "isolation_forest", "logistic_regression",
+              "random_forest", "ridge")
 """Algorithms whose folds and final fit are Dask tasks, each on one worker: the dataset
 must fit one worker's memory (dask_sklearn.py)."""
-
-
-DROP_DUPLICATES = ("engine dask counts duplicate rows but does not drop them with algorithm "
-                   "{algorithm} in this version: set validation.drop_duplicates to false, "
-                   "or train with engine local")
 
 
 def check_dask_request(request: TrainInput) -> None:
@@ -49,15 +45,9 @@ def check_dask_request(request: TrainInput) -> None:
             f"{', '.join(ONE_WORKER)} with each fit a task on one worker")
     # The scikit-learn path prepares the data as the local engine does, on a worker;
     # XGBoost's validates with Dask reductions (dask_validation.py).
-    refused = [("calibration", request.calibration != "none")]
-    if request.algorithm in DISTRIBUTED:
-        refused += [("dataset.eval_label", bool(request.dataset.eval_label))]
-    for name, given in refused:
-        if given:
-            raise FailedPrecondition(f"engine dask does not take {name} with algorithm "
-                                     f"{quoted(request.algorithm)} in this version")
-    if request.algorithm in DISTRIBUTED and request.validation.get("drop_duplicates"):
-        raise FailedPrecondition(DROP_DUPLICATES.format(algorithm=quoted(request.algorithm)))
+    if request.calibration != "none":
+        raise FailedPrecondition(f"engine dask does not take calibration with algorithm "
+                                 f"{quoted(request.algorithm)} in this version")
 
 
 def auto_engine(request: TrainInput, size: int, above: int, configured: bool) -> str:

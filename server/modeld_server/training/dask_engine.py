@@ -54,7 +54,7 @@ from modeld_server.training import (
 )
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.cluster import DISTRIBUTED
-from modeld_server.training.dask_read import malformed_records, read_frame
+from modeld_server.training.dask_read import finish_sha256, read_frame, start_sha256
 from modeld_server.training.datasets import DatasetFiles, kind, resolve_files
 from modeld_server.training.estimators import build_estimator, get_algorithm
 from modeld_server.training.prepare import json_value
@@ -159,10 +159,10 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
     """train's work once connected: the job on the cluster, then the artifacts."""
     workers = len(members)
     report("loading", 0.05, f"reading {spec.dataset.path} on {workers} Dask workers", {})
+    digests = start_sha256(found, client)
     try:  # the computations that read the rows: the data's own errors surface here
-        frame, columns, features, schema, sample_row = _load(spec, found)
+        frame, dropped, columns, features, schema, sample_row = _load(spec, found, client)
         report("validating", 0.06, "checking the dataset on the cluster", {})
-        dropped = malformed_records(found, spec.dataset.path, client)
         frame, classes, rows, checked = _encode(spec, frame, features, client, max_rows,
                                                 dropped)
     except ModeldError:
@@ -219,6 +219,7 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
                      spec.task.value, classes, held.proba,
                      held.pred if spec.task is Task.REGRESSION else None)}
     profile_seconds = time.perf_counter() - t_profile
+    sha256 = finish_sha256(found, spec.dataset.path, digests, client)
     report("saving", 0.96, "writing artifacts", metrics)
     before_save()
     fmt = artifacts.save(artifacts.Fitted(preprocess, _plain(spec, model)), staging)
@@ -227,7 +228,8 @@ def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
     return {
         "algorithm": spec.algorithm, "task": spec.task.value, "params": dict(spec.params),
         "cv_folds": spec.cv_folds, "seed": spec.seed, "format": fmt,
-        "dataset": {"path": spec.dataset.path, "rows": rows, "rows_read": checked["rows_read"],
+        "dataset": {"path": spec.dataset.path, "sha256": sha256, "rows": rows,
+                    "rows_read": checked["rows_read"],
                     "columns": columns, "files": [f.name for f in found.files],
                     "selection": spec.dataset.to_json()},
         "validation": checked,
@@ -273,11 +275,12 @@ def _train_sklearn(spec: TrainSpec, found: DatasetFiles, staging: Path, report: 
     elif "policy" in context:
         decision = _gate(spec, context, len(got["classes"]), metrics)
     del got["prepared"]  # the worker may free the prepared rows
+    extra = {"anomaly": got["anomaly"]} if got["anomaly"] is not None else {}
     report("saving", 0.96, "writing artifacts", metrics)
     before_save()
     fmt = artifacts.save(fitted, staging)
-    stored_oof = (oof.save(staging, got["fold_key"], held.pred, held.proba)
-                  if held is not None else None)
+    # Every held-out prediction, a detector's scores too (as the local engine stores them).
+    stored_oof = oof.save(staging, got["fold_key"], *got["oof"])
     seen.save(staging)
     schema = FeatureSchema.from_json(got["schema"])
     return {
@@ -299,8 +302,7 @@ def _train_sklearn(spec: TrainSpec, found: DatasetFiles, staging: Path, report: 
                    "fold_workers": got["fold_workers"], "final_worker": got["final_worker"],
                    "folds": "the local engine's (stratified k-fold, seeded)"},
         "timings": got["timings"] | {"total_seconds": time.perf_counter() - started},
-        "libraries": _library_versions(),
-        "resources": _peak_memory(),
+        "libraries": _library_versions(), "resources": _peak_memory(), **extra,
     }
 
 
@@ -341,14 +343,17 @@ def _gate(spec: TrainSpec, context: dict[str, Any], n_classes: int,
                         "champion in this version") if champion else None)
 
 
-def _load(spec: TrainSpec, found: DatasetFiles) -> tuple[Any, list[str], list[str],
-                                                         FeatureSchema, dict[str, Any]]:
-    """The lazy frame (features, then target and row position), the file's columns, the
-    features, the schema and a sample row; only the column types and the first partition's
-    first row are read here."""
+def _load(spec: TrainSpec, found: DatasetFiles, client: Any
+          ) -> tuple[Any, dict[str, Any], list[str], list[str], FeatureSchema, dict[str, Any]]:
+    """The lazy frame (every column, then the row hash and position), the records the reader
+    dropped (the report's malformed entry), the file's columns, the features, the schema
+    and a sample row; only counts per file and column (CSV, JSON Lines), the column types
+    and the first partition's first row are read here."""
     ds = spec.dataset
-    # Explicit dtypes (dask_read.py); integer labels read as floats: see _label_text.
-    frame = read_frame(found, ds.path)
+    # Dtypes decided over all files (dask_read.py); integer labels read as floats: see
+    # _label_text.
+    frame, dropped = read_frame(found, ds.path, client,
+                                frozenset(c for c in (ds.target, ds.eval_label) if c))
     columns = [str(c) for c in frame.columns]
     for name, column in ([("dataset.target", ds.target)]
                          + [("dataset.features", c) for c in ds.features]
@@ -356,16 +361,20 @@ def _load(spec: TrainSpec, found: DatasetFiles) -> tuple[Any, list[str], list[st
         if column not in columns:
             raise InvalidArgument(f"{name} {column!r} is not a column of {ds.path!r} "
                                   f"(columns: {', '.join(columns)})")
-    features = list(ds.features) or [c for c in columns
-                                      if c != ds.target and c not in set(ds.drop_columns)]
+    # As the local engine: eval_label is never a feature (it scores detectors only).
+    features = list(ds.features) or [c for c in columns if c not in {ds.target, ds.eval_label}
+                                      and c not in set(ds.drop_columns)]
     schema = FeatureSchema.infer(frame._meta, features, ds.target)
+    # Every column stays until validation has profiled them all (as the local engine
+    # does); each row's hash covers them all (duplicates are rows equal in every one).
+    frame = frame.assign(**{dask_validation.HASH: frame.map_partitions(
+        dask_validation.row_hashes, meta=(dask_validation.HASH, "u8"))})
     # The row's position in the whole dataset, before any row is dropped: its fold.
-    filtered = [f["column"] for f in ds.filters if f["column"] not in {*features, ds.target}]
-    frame = frame[[*features, ds.target, *dict.fromkeys(filtered)]].assign(**{_POS: 1})
+    frame = frame.assign(**{_POS: 1})
     frame[_POS] = frame[_POS].cumsum() - 1
     head = frame.head(1)
     sample_row = {c: json_value(head[c].iloc[0]) for c in features} if len(head) else {}
-    return frame, columns, features, schema, sample_row
+    return frame, dropped, columns, features, schema, sample_row
 
 
 def _encode(spec: TrainSpec, frame: Any, features: list[str], client: Any,

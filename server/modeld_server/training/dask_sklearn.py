@@ -152,6 +152,8 @@ def train(spec: TrainSpec, data: Path | DatasetFiles, client: Any, report: Repor
     # The local engine's reference profile, made where the prepared rows are.
     reference = client.submit(_reference, prepared, spec, final, pred, proba,
                               key=f"modeld-profile-{token}").result()
+    anomaly = (client.submit(_anomaly, prepared, final, key=f"modeld-anomaly-{token}").result()
+               if spec.task is Task.ANOMALY_DETECTION else None)
     held = None
     if pred is not None and ordered[0].y_true is not None:
         y = np.zeros(len(pred), dtype=np.asarray(ordered[0].y_true).dtype)
@@ -159,6 +161,7 @@ def train(spec: TrainSpec, data: Path | DatasetFiles, client: Any, report: Repor
             y[o.test_idx] = o.y_true
         held = dask_gate.Held(y, pred, proba)
     return {**summary, "metrics": metrics, "fitted": fitted, "profile": reference,
+            "anomaly": anomaly, "oof": (pred, proba),
             "held": held, "prepared": prepared,
             "confusion_matrix": _confusion(spec, summary["classes"], ordered),
             "permutation": next((o.permutation for o in ordered if o.permutation), None),
@@ -272,6 +275,15 @@ def _reference(data: Any, spec: TrainSpec, final: tuple[artifacts.Fitted, str],
     from modeld_server.training.worker import _reference_profile
 
     return _reference_profile(spec, data, CVResult(oof_pred=pred, oof_proba=proba), final[0])
+
+
+def _anomaly(data: Any, final: tuple[artifacts.Fitted, str]) -> dict[str, Any]:
+    """The local engine's facts of a detector (its threshold, the share of training rows
+    flagged, the scores' distribution), on the worker holding the prepared rows."""
+    from modeld_server.training.worker import _anomaly_facts
+
+    facts: dict[str, Any] = _anomaly_facts(final[0], data.x)["anomaly"]
+    return facts
 
 
 def _final(data: Any, spec: TrainSpec) -> tuple[artifacts.Fitted, str]:

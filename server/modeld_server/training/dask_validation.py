@@ -7,11 +7,19 @@ Filters run per partition with the local engine's own code (validation.apply_sel
 so a filter keeps the same rows on both engines. The answers (the report stored in the
 manifest, the warnings, the errors) are worded as validation.py words them.
 
-Malformed records: JSON Lines records are dropped by the reader and counted per file on
-the cluster (dask_read.malformed_records), as locally. Not done here (this version):
-malformed CSV lines (dask reads the CSV with the dtypes checked at Train, and a line or
-cell that does not parse fails the job naming its file),
-dropping duplicates (they are counted and kept; drop_duplicates is refused at Train).
+Malformed records (CSV lines, JSON Lines records, cells that are not numbers in a
+number column) are dropped by the reader and counted per file on the cluster
+(dask_read.py), as locally; here they count in rows_read and max_malformed_fraction.
+
+Duplicates are rows equal in every column of the files (as pandas' duplicated() compares
+them), found by a 64-bit hash of each row (dask_engine adds it as a column before the
+columns are chosen). validation.drop_duplicates keeps each row's first occurrence in the
+dataset's order, as locally, without a global shuffle of the rows: each partition sends
+its distinct hashes with its number, a groupby (the hashes only, shuffled by hash) finds
+the hashes in more than one partition with the first partition holding them, and each
+partition then keeps a row when it is the first of its hash in the partition and no
+earlier partition holds that hash. Only that table of shared hashes (16 bytes each) is
+sent back to this process and out to every partition.
 """
 
 from __future__ import annotations
@@ -23,20 +31,16 @@ import pandas as pd
 
 from modeld_server.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, quoted
 from modeld_server.training import validation
-from modeld_server.training.cluster import DROP_DUPLICATES
 from modeld_server.types import Task, TrainSpec
 
+HASH = "__modeld_hash"
+"""The column of each row's hash over all the files' columns (row_hashes)."""
 
-def check_options(spec: TrainSpec) -> validation.ValidationOptions:
-    """The request's validation options, refusing those this path does not do.
 
-    Raises:
-        FailedPrecondition: validation.drop_duplicates, which would need a global shuffle.
-    """
-    options = validation.ValidationOptions.from_json(spec.validation)
-    if options.drop_duplicates:
-        raise FailedPrecondition(DROP_DUPLICATES.format(algorithm=quoted(spec.algorithm)))
-    return options
+def row_hashes(part: pd.DataFrame) -> pd.Series:
+    """A 64-bit hash of each row's values (rows pandas' duplicated() takes as equal, equal
+    hashes: -0.0 as 0.0, every NaN as one)."""
+    return pd.util.hash_pandas_object(part, index=False)
 
 
 def validate(spec: TrainSpec, frame: Any, features: list[str], client: Any, max_rows: int,
@@ -45,7 +49,8 @@ def validate(spec: TrainSpec, frame: Any, features: list[str], client: Any, max_
     """Filters, drops rows without a target, and checks what is left, on the cluster.
 
     Args:
-        frame: the lazy dask frame: the features, the target, any filtered column, and
+        frame: the lazy dask frame: every column of the files (the local engine profiles
+            them all: missing values, constant columns, duplicates), then the row hash and
             the row position column.
         label_text: how a class label is written (the local engine's spelling).
         malformed: the records the reader dropped (dask_read.malformed_records), counted
@@ -59,7 +64,8 @@ def validate(spec: TrainSpec, frame: Any, features: list[str], client: Any, max_
         InvalidArgument: a filter that cannot apply to its column's type (as locally).
         FailedPrecondition / ResourceExhausted: as the local engine's checks.
     """
-    ds, options = spec.dataset, check_options(spec)
+    ds = spec.dataset
+    options = validation.ValidationOptions.from_json(spec.validation)
     selection = validation.Selection(filters=ds.filters)
     # The filters' type checks, on the empty frame of the columns' types: before any read.
     validation.apply_selection(frame._meta.copy(), selection, validation.Report())
@@ -67,16 +73,21 @@ def validate(spec: TrainSpec, frame: Any, features: list[str], client: Any, max_
     selected = frame.map_partitions(_select, selection, meta=frame._meta) if ds.filters \
         else frame
     kept = selected[selected[target].notnull()]
-    columns = [*features, target]
-    numeric = [c for c in features if _numbers(frame._meta[c])]
-    hashes = kept[columns].map_partitions(_row_hashes, meta=("h", "u8"))
+    columns = [c for c in frame.columns if not c.startswith("__")]
+    others = [c for c in columns if c != target]
+    numeric = [c for c in others if _numbers(frame._meta[c])]
     facts = {"read": frame.map_partitions(len).sum(),
              "selected": selected.map_partitions(len).sum(),
-             "rows": kept.map_partitions(len).sum(),
-             "distinct": hashes.drop_duplicates(split_out=kept.npartitions).count(),
+             "rows": kept.map_partitions(len).sum()}
+    if options.drop_duplicates:
+        kept = drop_duplicates(kept, client)
+        facts["distinct"] = kept.map_partitions(len).sum()
+    else:
+        facts["distinct"] = kept[HASH].drop_duplicates(split_out=kept.npartitions).count()
+    facts |= {
              "missing": kept[columns].isna().sum(),
              "min": kept[numeric].min(), "max": kept[numeric].max()}
-    for name in features:
+    for name in others:
         if name not in numeric:  # text: its distinct values, missing ones aside
             facts[f"distinct:{name}"] = kept[name].nunique()
     if spec.task is Task.CLASSIFICATION:
@@ -86,10 +97,45 @@ def validate(spec: TrainSpec, frame: Any, features: list[str], client: Any, max_
         facts |= {"mean": values.mean(), "std": values.std(ddof=0), "tmin": values.min(),
                   "tmax": values.max()}
     got = dict(zip(facts, client.compute(list(facts.values()), sync=True), strict=True))
-    report = _report(spec, options, got, features, max_rows, label_text, malformed)
+    report = _report(spec, options, got, others, max_rows, label_text, malformed)
     labels = np.sort(np.asarray(got["classes"].index)) if "classes" in got else np.array([])
-    return kept[[*features, target, *[c for c in frame.columns if c.startswith("__")]]], \
-        report, labels
+    carried = [c for c in frame.columns if c.startswith("__") and c != HASH]
+    return kept[[*features, target, *carried]], report, labels
+
+
+def drop_duplicates(kept: Any, client: Any) -> Any:
+    """The rows of `kept` (a dask frame with the HASH column) less every repeat of an
+    earlier row in the dataset's order: duplicated()'s keep="first", partition-wise.
+
+    Computes the table of hashes found in more than one partition (in this process: 16
+    bytes a shared hash); the frame returned is lazy.
+    """
+    firsts = kept[HASH].map_partitions(
+        _partition_hashes, meta=pd.DataFrame({"h": pd.Series(dtype="u8"),
+                                              "part": pd.Series(dtype="i8")}))
+    grouped = firsts.groupby("h")["part"].agg(["min", "count"], split_out=firsts.npartitions)
+    shared = client.compute(grouped[grouped["count"] > 1]["min"], sync=True)
+    return kept.map_partitions(_keep_first, shared, meta=kept._meta)
+
+
+def _partition_hashes(hashes: pd.Series, partition_info: dict[str, Any] | None = None
+                      ) -> pd.DataFrame:
+    """A partition's distinct hashes with its number."""
+    number = partition_info["number"] if partition_info else 0
+    return pd.DataFrame({"h": pd.unique(hashes.to_numpy()).astype("u8"), "part": number})
+
+
+def _keep_first(part: pd.DataFrame, shared: pd.Series,
+                partition_info: dict[str, Any] | None = None) -> pd.DataFrame:
+    """A partition's rows that are the first of their hash in the dataset: the first in
+    the partition, of a hash no earlier partition holds (`shared`: hash -> the first
+    partition holding it, for the hashes in several partitions)."""
+    number = partition_info["number"] if partition_info else 0
+    hashes = part[HASH].to_numpy()
+    keep = ~pd.Series(hashes).duplicated().to_numpy()
+    first = shared.reindex(hashes).to_numpy(dtype="f8")
+    keep &= np.isnan(first) | (first == number)
+    return part.loc[keep] if not keep.all() else part
 
 
 def _select(part: pd.DataFrame, selection: validation.Selection) -> pd.DataFrame:
@@ -105,13 +151,8 @@ def _numbers(column: Any) -> bool:
     return bool(is_numeric_dtype(column) or is_bool_dtype(column))
 
 
-def _row_hashes(part: pd.DataFrame) -> pd.Series:
-    """A 64-bit hash of each row's values (two equal rows, equal hashes)."""
-    return pd.util.hash_pandas_object(part, index=False)
-
-
 def _report(spec: TrainSpec, options: validation.ValidationOptions, got: dict[str, Any],
-            features: list[str], max_rows: int, label_text: Any,
+            others: list[str], max_rows: int, label_text: Any,
             malformed: dict[str, Any] | None = None) -> validation.Report:
     """The local engine's report and checks, from the reductions' answers."""
     ds, target = spec.dataset, spec.dataset.target
@@ -134,13 +175,16 @@ def _report(spec: TrainSpec, options: validation.ValidationOptions, got: dict[st
     report.missing_target = {"count": missing_target,
                              "action": "dropped" if missing_target else "none"}
     duplicates = rows - int(got["distinct"])
-    report.duplicates = {"count": duplicates, "action": "kept"}
+    report.duplicates = {"count": duplicates,
+                         "action": "dropped" if options.drop_duplicates else "kept"}
+    if options.drop_duplicates:
+        rows -= duplicates
     if rows < options.min_rows:
         raise FailedPrecondition(f"{rows} usable rows, fewer than min_rows="
                                  f"{options.min_rows}")
     missing = got["missing"]
     report.missing_values = {str(c): int(n) for c, n in missing.items() if n}
-    report.constant_columns = [c for c in features if (
+    report.constant_columns = [c for c in others if (
         _constant(int(missing[c]), rows, got["min"].get(c), got["max"].get(c))
         if f"distinct:{c}" not in got
         else int(got[f"distinct:{c}"]) + (int(missing[c]) > 0) <= 1)]
@@ -148,7 +192,8 @@ def _report(spec: TrainSpec, options: validation.ValidationOptions, got: dict[st
         report.warnings.append(f"constant columns kept (they carry no information): "
                                f"{', '.join(report.constant_columns)}")
     if duplicates:
-        report.warnings.append(f"{duplicates} exact duplicate rows kept")
+        report.warnings.append(f"{duplicates} exact duplicate rows "
+                               f"{report.duplicates['action']}")
     if "classes" in got:
         balance = got["classes"].sort_values(ascending=False, kind="stable")
         report.target = {"classes": {label_text(k): int(v) for k, v in balance.items()}}

@@ -128,9 +128,15 @@ def sha256(data: Path | DatasetFiles) -> str:
 
     if isinstance(data, Path):
         return sha256_file(data)
+    return combined_sha256([(path.name, sha256_file(path)) for path in data.files])
+
+
+def combined_sha256(digests: list[tuple[str, str]]) -> str:
+    """A many-file dataset's digest from its files' (name, sha256), in the dataset's order
+    (engine=dask hashes each file on a worker and combines them with this)."""
     digest = hashlib.sha256()
-    for path in data.files:
-        digest.update(f"{path.name}\0{sha256_file(path)}\n".encode())
+    for name, one in digests:
+        digest.update(f"{name}\0{one}\n".encode())
     return digest.hexdigest()
 
 
@@ -153,7 +159,7 @@ def load_checked(data: Path | DatasetFiles, shown: str, *, max_bytes: int = 0,
     frames, lines, bad, malformed = [], [], [], 0
     report = validation.Report()
     for i, path in enumerate(files.files):
-        part, read, good, wrong, count = _read_one(path, shown, max_bytes, label, report)
+        part, read, good, wrong, count = read_one(path, shown, max_bytes, label, report)
         report.rows_read += read
         malformed += count
         bad += [f"{path.name}:{n}" for n in wrong]
@@ -168,10 +174,11 @@ def load_checked(data: Path | DatasetFiles, shown: str, *, max_bytes: int = 0,
     return frame, report
 
 
-def _read_one(path: Path, shown: str, max_bytes: int, label: str,
-              report: Any) -> tuple[Any, int, list[int], list[int], int]:
-    """One file: (frame, records read, line of each row kept, first malformed lines,
-    malformed count)."""
+def read_one(path: Path, shown: str, max_bytes: int = 0, label: str = "",
+             report: Any = None) -> tuple[Any, int, list[int], list[int], int]:
+    """One file as load_checked reads it (engine=dask's workers read a file a partition
+    with it): (frame, records read, line of each row kept, first malformed lines,
+    malformed count). `report`, if given, collects the label's texts."""
     from modeld_server.training import jsonl, validation
 
     if max_bytes:
@@ -180,8 +187,11 @@ def _read_one(path: Path, shown: str, max_bytes: int, label: str,
         records, good, wrong = jsonl.read(path, shown)
         return jsonl.frame(records), len(good) + len(wrong), good, wrong[:_FIRST], len(wrong)
     part, one = validation.load_checked(path, shown, label=label)
-    report.label_texts.update(one.label_texts)
-    good = (one.lines.tolist() if one.lines is not None else
+    if report is not None:
+        report.label_texts.update(one.label_texts)
+    # validation's lines run on past the rows kept by one per malformed line (harmless
+    # for one file): cut to the rows, or the next file's rows would be named lines early.
+    good = (one.lines[:len(part)].tolist() if one.lines is not None else
             list(range(1, len(part) + 1)))  # Parquet: the row's number in its file
     return (part, one.rows_read, good, list(one.malformed.get("first_lines", [])),
             int(one.malformed.get("count", 0)))
