@@ -13,7 +13,7 @@ import pytest
 
 from modeld_server.registry import fsio
 from modeld_server.registry.manifest import Manifest
-from modeld_server.training import dask_gate, dask_hashes, gate
+from modeld_server.training import champion, dask_gate, dask_hashes, gate
 from modeld_server.training.dask_engine import fold_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ class TestPartitionHashes:
         (tmp_path / "dask").mkdir()
         gate.save_row_hashes(tmp_path / "local", frame, features, "is_spam")
         seen.save(tmp_path / "dask")
-        for name in dask_hashes.ROW_FILES:
+        for name in champion.ROW_FILES:
             assert (tmp_path / "dask" / name).read_bytes() == \
                 (tmp_path / "local" / name).read_bytes()
 
@@ -73,17 +73,17 @@ class TestChampionRows:
         return tmp_path
 
     def test_intact_files_are_read(self, kept: Path) -> None:
-        rows, why = dask_hashes.champion_rows(kept, listing(kept, *dask_hashes.ROW_FILES))
+        rows, why = champion.champion_rows(kept, listing(kept, *champion.ROW_FILES))
         assert why == "" and rows is not None
         np.testing.assert_array_equal(rows[0], np.load(kept / gate.ROWS_FILE))
         np.testing.assert_array_equal(rows[1], np.load(kept / gate.LABELED_ROWS_FILE))
 
     def test_a_version_that_kept_none(self, kept: Path) -> None:
         """An older version (or one with no row files listed): nothing is read."""
-        assert dask_hashes.champion_rows(kept, {}) == (None, "it kept no row hashes")
+        assert champion.champion_rows(kept, {}) == (None, "it kept no row hashes")
 
     def test_without_the_labeled_file_only_the_features_serve(self, kept: Path) -> None:
-        rows, why = dask_hashes.champion_rows(kept, listing(kept, gate.ROWS_FILE))
+        rows, why = champion.champion_rows(kept, listing(kept, gate.ROWS_FILE))
         assert why == "" and rows is not None and rows[1] is None
 
     @pytest.mark.parametrize(("damage", "why"), [
@@ -93,7 +93,7 @@ class TestChampionRows:
         ("labeled", "its train_rows_labeled.npy differs from its manifest"),
     ])
     def test_damaged_files_are_named(self, kept: Path, damage: str, why: str) -> None:
-        listed = listing(kept, *dask_hashes.ROW_FILES)
+        listed = listing(kept, *champion.ROW_FILES)
         path = kept / gate.ROWS_FILE
         if damage == "garbage":
             path.write_bytes(b"x" * path.stat().st_size)
@@ -103,7 +103,7 @@ class TestChampionRows:
             path.unlink()
         else:
             (kept / gate.LABELED_ROWS_FILE).write_bytes(b"")
-        assert dask_hashes.champion_rows(kept, listed) == (None, why)
+        assert champion.champion_rows(kept, listed) == (None, why)
 
     @pytest.mark.parametrize(("content", "why"), [
         (b"\x93NUMPY garbage", "its train_rows.npy cannot be read (ValueError)"),
@@ -113,13 +113,13 @@ class TestChampionRows:
                                                        why: str) -> None:
         """A manifest written for bad bytes (checksums match): still no crash."""
         (kept / gate.ROWS_FILE).write_bytes(content)
-        listed = listing(kept, *dask_hashes.ROW_FILES)
-        assert dask_hashes.champion_rows(kept, listed) == (None, why)
+        listed = listing(kept, *champion.ROW_FILES)
+        assert champion.champion_rows(kept, listed) == (None, why)
 
     def test_an_array_that_is_not_hashes(self, kept: Path) -> None:
         np.save(kept / gate.ROWS_FILE, np.array([0.5, 1.5, 2.5]))
-        listed = listing(kept, *dask_hashes.ROW_FILES)
-        assert dask_hashes.champion_rows(kept, listed) == (
+        listed = listing(kept, *champion.ROW_FILES)
+        assert champion.champion_rows(kept, listed) == (
             None, "its train_rows.npy holds float64 of shape (3,), not hashes")
 
 
@@ -140,8 +140,8 @@ class TestOverlap:
         alone, labeled = gate.hashes_of_rows(changed, [features, [*features, "is_spam"]])
         seen = dask_hashes.Seen(alone, labeled, np.arange(len(frame)), tuple(features),
                                 "is_spam")
-        rows, _ = dask_hashes.champion_rows(tmp_path, listing(tmp_path,
-                                                              *dask_hashes.ROW_FILES))
+        rows, _ = champion.champion_rows(tmp_path, listing(tmp_path,
+                                                              *champion.ROW_FILES))
         assert rows is not None
         found = dask_gate.overlap(seen, *rows)
         np.testing.assert_array_equal(found.unseen, local.unseen)

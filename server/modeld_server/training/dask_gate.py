@@ -21,7 +21,7 @@ champion and the challenger:
   task on one worker (refit_on_one_worker), when the dataset fits one worker by
   dask_sklearn's rule, else thresholds only, and the record says why.
 
-A champion without row hashes (older versions, or damaged row files: dask_hashes.
+A champion without row hashes (older versions, or damaged row files: champion.
 read_champion) goes straight to the same-data path, and the record says so. Both sides
 are scored pooled over the row set, and the record words `how` exactly as the local
 engine does. Folds on Dask are a function of the row position (dask_engine.fold_of).
@@ -45,6 +45,7 @@ import numpy as np
 
 from modeld_server.registry.manifest import Manifest
 from modeld_server.training import dask_hashes, gate, oof
+from modeld_server.training.champion import read_champion
 from modeld_server.training.cluster import DISTRIBUTED
 from modeld_server.types import Task, TrainSpec
 
@@ -137,7 +138,7 @@ def decide(spec: TrainSpec, context: dict[str, Any], classes: list[str], columns
     note = ""
     if context.get("champion"):
         info = context["champion"]
-        manifest, folder, kept, rows_why = dask_hashes.read_champion(info)
+        manifest, folder, kept, rows_why = read_champion(info)
         if kept is not None and rows is not None:
             kept, rows_why = _comparable_rows(manifest, kept, rows.seen)
         why = gate.not_comparable(manifest, SimpleNamespace(columns=columns), spec.task,
