@@ -116,6 +116,44 @@ class TestQualityGate:
         assert gate["rows"] == 4601 and gate["passed"] is True
         assert gate["challenger"] > gate["champion"]  # xgboost beats logistic regression
 
+    @pytest.mark.parametrize("damage", ["garbage", "missing"])
+    def test_a_champion_whose_row_hashes_are_damaged_is_compared_without_them(
+            self, tmp_path: Path, datasets: Path, damage: str) -> None:
+        """The shuffled-labels challenger again, with the champion's train_rows.npy
+        overwritten or deleted before the daemon notices (no watcher, no re-scan: a
+        daemon that noticed reports v1 damaged and trains without a champion): the job
+        still trains (its model files are intact), the gate compares in the same folds
+        instead of on changed labels, and says why."""
+        shutil.copytree(datasets, tmp_path / "data")
+        daemon = start_daemon(tmp_path, watch=False, poll_interval=0.0)
+        try:
+            self._damaged_champion(daemon, damage)
+        finally:
+            daemon.stop()
+
+    def _damaged_champion(self, daemon: LiveDaemon, damage: str) -> None:
+        frame = pd.read_csv(SPAMBASE)
+        frame["is_spam"] = np.random.default_rng(0).permutation(frame["is_spam"].to_numpy())
+        frame.to_csv(daemon.data_root / "shuffled.csv", index=False)
+        assert daemon.train("spam").activated
+        rows = daemon.registry / "spam" / "versions" / "1" / "train_rows.npy"
+        if damage == "garbage":
+            rows.write_bytes(b"\x93NUMPY garbage" * 8)
+        else:
+            rows.unlink()
+        job = daemon.train("spam", path="shuffled.csv")
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+        gate = manifest(daemon, "spam", 2)["gate"]
+        why = {"garbage": "its train_rows.npy differs from its manifest",
+               "missing": "its train_rows.npy is missing"}[damage]
+        # Without the hashes the champion's recipe is refitted on the shuffled labels too,
+        # so the two score alike: what the "labels changed" check exists to catch.
+        assert gate["champion_version"] == 1
+        assert gate["how"].startswith("champion's recipe refitted in the same folds")
+        assert gate["reasons"][-1] == (
+            f"champion v1's row hashes not used ({why}): rows it never saw and changed labels "
+            "not looked for")
+
     def test_thresholds_block_a_first_version(self, daemon: LiveDaemon) -> None:
         daemon.stub.SetPolicy(pb.SetPolicyRequest(policy=pb.Policy(
             model="spam", thresholds=[pb.Threshold(metric="roc_auc", op=">=", value=0.999)])))

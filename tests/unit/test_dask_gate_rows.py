@@ -135,14 +135,12 @@ class TestOverlap:
         changed.loc[flip, "is_spam"] = 1 - changed.loc[flip, "is_spam"]
         manifest = Manifest(version=1, features=tuple(features), schema={
             "numeric": features, "categorical": [], "target": "is_spam"})
-        local = gate.overlap(tmp_path, manifest, changed)
-        assert local is not None
+        rows, _ = champion.champion_rows(tmp_path, listing(tmp_path, *champion.ROW_FILES))
+        assert rows is not None
+        local = gate.overlap(*rows, manifest, changed)
         alone, labeled = gate.hashes_of_rows(changed, [features, [*features, "is_spam"]])
         seen = dask_hashes.Seen(alone, labeled, np.arange(len(frame)), tuple(features),
                                 "is_spam")
-        rows, _ = champion.champion_rows(tmp_path, listing(tmp_path,
-                                                              *champion.ROW_FILES))
-        assert rows is not None
         found = dask_gate.overlap(seen, *rows)
         np.testing.assert_array_equal(found.unseen, local.unseen)
         assert found.relabeled == local.relabeled and found.relabeled > gate.LABEL_DRIFT

@@ -322,19 +322,18 @@ class Overlap:
     """Fraction of the known rows whose label differs from the champion's."""
 
 
-def overlap(folder: Path, manifest: Manifest, frame: Any) -> Overlap | None:
-    """None when the champion kept no row hashes (then nothing is known about overlap)."""
-    if not (folder / ROWS_FILE).exists():
-        return None
+def overlap(kept: np.ndarray, kept_labeled: np.ndarray | None, manifest: Manifest,
+            frame: Any) -> Overlap:
+    """Which of `frame`'s rows the champion never saw, and the share of those it saw whose
+    label changed, from its row hashes (champion.read_champion: of its feature columns,
+    and of those with its label)."""
     features = list(manifest.features)
-    unseen = ~np.isin(row_hashes(frame, features), np.load(folder / ROWS_FILE,
-                                                           allow_pickle=False))
+    unseen = ~np.isin(row_hashes(frame, features), kept)
     label = _schema(manifest).target
     relabeled = 0.0
     known = int((~unseen).sum())
-    if label and known and label in frame.columns and (folder / LABELED_ROWS_FILE).exists():
-        same = np.isin(row_hashes(frame, [*features, label]),
-                       np.load(folder / LABELED_ROWS_FILE, allow_pickle=False))
+    if label and known and label in frame.columns and kept_labeled is not None:
+        same = np.isin(row_hashes(frame, [*features, label]), kept_labeled)
         relabeled = float(((~unseen) & ~same).sum() / known)
     return Overlap(unseen, relabeled)
 

@@ -25,9 +25,9 @@ from modeld_server.errors import FailedPrecondition, ModeldError, from_os_error
 from modeld_server.monitoring import profile
 from modeld_server.registry.fsio import hold_builder_lock
 from modeld_server.registry.manifest import Manifest
-from modeld_server.registry.store import RegistryStore
 from modeld_server.training import gate, importance, oof
 from modeld_server.training import metrics as metric_fns
+from modeld_server.training.champion import Kept, read_champion
 from modeld_server.training.datasets import dataset_files
 from modeld_server.training.estimators import (
     Algorithm,
@@ -261,34 +261,32 @@ def _fold_progress(report: Report, phase: str, spec: TrainSpec) -> Any:
     return progress
 
 
-def read_champion(info: dict[str, Any]) -> tuple[Manifest, Path]:
-    """The champion's manifest, checked against its files before anything is unpickled,
-    and its version folder; `info` is the job context's "champion"."""
-    store = RegistryStore(Path(info["registry"]))
-    manifest = store.read_manifest(info["model"], info["version"])
-    store.verify(info["model"], info["version"], manifest)
-    return manifest, store.paths(info["model"]).version(info["version"])
-
-
 def _gate(spec: TrainSpec, data: Prepared, cv: CVResult,
           context: dict[str, Any], cpus: int) -> gate.Decision:
     """Compares challenger and champion on the same unseen rows and applies the policy."""
     policy = gate.Policy.from_json(context["policy"])
     champion = None
+    note = ""
     if context.get("champion"):
         info = context["champion"]
-        manifest, folder = read_champion(info)
+        manifest, folder, kept, rows_why = read_champion(info)
         why = gate.not_comparable(manifest, data.frame, spec.task, data.classes)
-        comparison = None if why else _compare(spec, data, cv, folder, manifest, cpus)
+        comparison = None if why else _compare(spec, data, cv, folder, manifest, kept, cpus)
+        if comparison is not None and kept is None:
+            note = (f"champion v{info['version']}'s row hashes not used ({rows_why}): "
+                    "rows it never saw and changed labels not looked for")
         champion = (info["version"], comparison, why)
-    return gate.decide(policy, spec.task, len(data.classes), cv.metrics, champion)
+    decision = gate.decide(policy, spec.task, len(data.classes), cv.metrics, champion)
+    if note:
+        decision.reasons.append(note)
+    return decision
 
 
 def _compare(spec: TrainSpec, data: Prepared, cv: CVResult, folder: Path,
-             manifest: Manifest, cpus: int) -> gate.Comparison | None:
+             manifest: Manifest, kept: Kept | None, cpus: int) -> gate.Comparison | None:
     if cv.oof_pred is None:
         return None
-    found = gate.overlap(folder, manifest, data.frame)
+    found = None if kept is None else gate.overlap(*kept, manifest, data.frame)
     k = len(data.classes)
     if found is not None and found.unseen.sum() >= gate.MIN_UNSEEN:
         rows = np.flatnonzero(found.unseen)
