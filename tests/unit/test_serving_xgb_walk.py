@@ -205,6 +205,31 @@ class TestNotBuilt:
         raw = json.dumps(document).encode()
         assert xgb_walk.build(raw, model.get_booster().inplace_predict, []) is None
 
+    def test_a_tree_whose_nodes_share_children(
+            self, spam: tuple[np.ndarray, np.ndarray]) -> None:
+        """XGBoost loads and predicts a tree whose nodes point at the same children (a
+        DAG, not a cycle); written out as nested ifs, each path is a copy: 1100 nodes
+        became 51k lines, 20 such trees 29 s of compile() holding the GIL. Refused at
+        once."""
+        x, y = spam
+        model = XGBClassifier(n_estimators=2, max_depth=2, n_jobs=1).fit(x, y)
+        document = json.loads(bytes(model.get_booster().save_raw("json")))
+        tree = document["learner"]["gradient_booster"]["model"]["trees"][0]
+        size, leaf = 1100, 1099
+        left, right = [-1] * size, [-1] * size
+        for k in range(9):  # 0 -> (1, 1), 1 -> (2, 2), ...: 512 paths reach node 9
+            left[k] = right[k] = k + 1
+        for k in range(9, 59):  # each of them a chain of 50 more splits
+            left[k], right[k] = k + 1, leaf
+        tree.update(left_children=left, right_children=right, split_indices=[0] * size,
+                    split_conditions=[0.5] * size, default_left=[0] * size,
+                    split_type=[0] * size, parents=[2**31 - 1] + [0] * (size - 1),
+                    base_weights=[0.0] * size, loss_changes=[0.0] * size,
+                    sum_hessian=[1.0] * size)
+        tree["tree_param"]["num_nodes"] = str(size)
+        with pytest.raises(xgb_walk.Unsupported, match="malformed"):
+            xgb_walk.parse(json.dumps(document).encode())
+
     def test_garbage_instead_of_a_model(self) -> None:
         for raw in (b"", b"\x00\xff garbage", b"{}", b'{"learner": 3}'):
             assert xgb_walk.build(raw, lambda r: r, []) is None

@@ -80,7 +80,7 @@ class Tree:
 
     def depth(self) -> int:
         """Splits on the longest path from the root to a leaf."""
-        deepest, level, nodes = 0, 0, [0]
+        deepest, level, nodes, reached = 0, 0, [0], 1
         while nodes:
             splits = [n for n in nodes if self.left[n] != -1]
             if not splits:
@@ -90,8 +90,11 @@ class Tree:
             if level > MAX_DEPTH:
                 raise Unsupported(f"a tree deeper than {MAX_DEPTH}")
             nodes = [c for n in splits for c in (self.left[n], self.right[n])]
-            if len(nodes) > len(self.left) or min(nodes) < 0:
-                raise Unsupported("a malformed tree")  # shared or cyclic children
+            # A tree reaches each node once: more paths than nodes means shared (or
+            # cyclic) children, and the nested ifs would copy a node once per path.
+            reached += len(nodes)
+            if reached > len(self.left) or min(nodes) < 0:
+                raise Unsupported("a malformed tree")
         return deepest
 
 
