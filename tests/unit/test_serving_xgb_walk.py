@@ -108,6 +108,28 @@ class TestEqualsTheCCall:
         walker, booster = walker_and_c_call(model, tmp_path)
         assert np.array_equal(walker.predict(x[:500]), booster.predict(x[:500]))
 
+    def test_trees_bigger_than_a_chunk_compile_in_pieces(
+            self, spam: tuple[np.ndarray, np.ndarray], tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> None:
+        """compile() holds the GIL throughout: a tree of thousands of nodes (max_depth=12)
+        must not be one compile() call (~0.5 s for 32k nodes), but pieces of about
+        CHUNK_NODES nodes calling each other, with the same answers."""
+        monkeypatch.setattr(xgb_walk, "CHUNK_NODES", 20)
+        sizes: list[int] = []
+
+        def counting(source: str, *args: Any) -> Any:
+            sizes.append(sum(line.lstrip().startswith(("if ", "t")) for line in
+                             source.splitlines()))
+            return compile(source, *args)
+
+        monkeypatch.setattr(xgb_walk, "compile", counting, raising=False)
+        x, y = spam
+        model = XGBClassifier(n_estimators=3, max_depth=12, n_jobs=1).fit(x, y)
+        walker, booster = walker_and_c_call(model, tmp_path)
+        assert max(len(t.left) for t in walker.model.trees) > 5 * 20
+        assert max(sizes) <= 20 + 2 * 12  # a piece, plus the calls of the pieces it leaves
+        assert np.array_equal(one_by_one(walker, x), booster.predict(x))
+
     def test_threads_walking_at_once(self, spam: tuple[np.ndarray, np.ndarray],
                                      tmp_path: Path) -> None:
         x, y = spam

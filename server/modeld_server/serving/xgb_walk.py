@@ -29,9 +29,10 @@ models with binary:logistic or reg:squarederror (categorical splits, dart, multi
 multi-target models keep the C call).
 
 Compiling takes ~40 ms for 100 trees, and compile() holds the GIL throughout: the code is
-compiled in chunks of at most CHUNK_NODES nodes (a few ms each), so that other threads run
-between them, and LoadedModel builds it in a background thread after a version loads,
-serving through the C call until it is ready.
+compiled in chunks of at most CHUNK_NODES nodes (a few ms each; a bigger tree is cut into
+functions of that many splits calling each other), so that other threads run between
+them; and LoadedModel builds it in a background thread after a version loads, serving
+through the C call until it is ready.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ MAX_NODES = 60_000
 MAX_DEPTH = 60
 """Nor for deeper trees: CPython's tokenizer refuses more than 100 nested blocks."""
 CHUNK_NODES = 400
-"""Nodes per compile() call, which holds the GIL throughout (~3 ms for 400)."""
+"""Nodes per compile() call, which holds the GIL throughout (~3 ms for 400; 0.5 s for a
+tree of 32k nodes in one piece)."""
 OBJECTIVES = ("binary:logistic", "reg:squarederror")
 _F32 = np.float32
 _SIGMOID_CAP = _F32(88.7)  # XGBoost's "avoid exp overflow" clamp
@@ -173,28 +175,46 @@ def _bounds(tree: Tree) -> list[float]:
     return np.where(split, bounds, np.nan).tolist()  # type: ignore[no-any-return]
 
 
-def _tree_source(index: int, tree: Tree, lines: list[str]) -> None:
-    """Appends the nested ifs that set t{index} to the tree's leaf for row x."""
+def _tree_source(index: int, tree: Tree, lines: list[str], pieces: list[list[str]]) -> None:
+    """Appends the nested ifs that set t{index} to the tree's leaf for row x.
+
+    A tree bigger than CHUNK_NODES is cut: past that many splits in `lines`, each subtree
+    still to write becomes a function of its own, called there and appended to `pieces`
+    (cut the same way), so that each is compiled in a few ms (see _compile)."""
     bounds = _bounds(tree)
-    stack: list[tuple[int, int, str | None]] = [(0, 1, None)]
-    while stack:
-        node, depth, before = stack.pop()
-        if before is not None:
-            lines.append(before)
-        pad = "    " * depth
-        if tree.left[node] == -1:
-            lines.append(f"{pad}t{index} = {tree.condition[node]!r}")
-            continue
-        x, b = f"x[{int(tree.feature[node])}]", repr(bounds[node])
-        lines.append(f"{pad}if not {x} >= {b}:" if tree.default_left[node] else
-                     f"{pad}if {x} < {b}:")
-        # Left first: pushed last; the right branch comes after an "else:".
-        stack.append((tree.right[node], depth + 1, f"{pad}else:"))
-        stack.append((tree.left[node], depth + 1, None))
+    todo: list[tuple[int, list[str]]] = [(0, lines)]
+    while todo:
+        root, out = todo.pop()
+        stack: list[tuple[int, int, str | None]] = [(root, 1, None)]
+        splits = 0
+        while stack:
+            node, depth, before = stack.pop()
+            if before is not None:
+                out.append(before)
+            pad = "    " * depth
+            if tree.left[node] == -1:
+                out.append(f"{pad}t{index} = {tree.condition[node]!r}")
+                continue
+            if splits >= CHUNK_NODES:
+                name = f"s{index}_{int(node)}"
+                out.append(f"{pad}t{index} = {name}(x)")
+                todo.append((node, [f"def {name}(x):"]))
+                continue
+            splits += 1
+            x, b = f"x[{int(tree.feature[node])}]", repr(bounds[node])
+            out.append(f"{pad}if not {x} >= {b}:" if tree.default_left[node] else
+                       f"{pad}if {x} < {b}:")
+            # Left first: pushed last; the right branch comes after an "else:".
+            stack.append((tree.right[node], depth + 1, f"{pad}else:"))
+            stack.append((tree.left[node], depth + 1, None))
+        if out is not lines:
+            out.append(f"    return t{index}")
+            pieces.append(out)
 
 
 def _compile(model: Model, base_margin: float) -> Callable[[list[float]], tuple[float, ...]]:
-    """walk(row) -> (base margin, leaf of tree 0, leaf of tree 1, ...), compiled in chunks."""
+    """walk(row) -> (base margin, leaf of tree 0, leaf of tree 1, ...), compiled in chunks
+    of trees, and a big tree's pieces each on its own."""
     namespace: dict[str, Any] = {}
     chunks: list[str] = []
     start = 0
@@ -205,10 +225,13 @@ def _compile(model: Model, base_margin: float) -> Callable[[list[float]], tuple[
             nodes += len(model.trees[end].left)
             end += 1
         name = f"chunk{len(chunks)}"
-        lines = [f"def {name}(x):"]
+        lines, pieces = [f"def {name}(x):"], []
         for i in range(start, end):
-            _tree_source(i, model.trees[i], lines)
+            _tree_source(i, model.trees[i], lines, pieces)
         lines.append("    return (" + "".join(f"t{i}, " for i in range(start, end)) + ")")
+        for piece in pieces:
+            exec(compile("\n".join(piece), f"<xgboost tree {piece[0][4:-4]}>", "exec"),
+                 namespace)
         exec(compile("\n".join(lines), f"<xgboost trees {start}-{end - 1}>", "exec"), namespace)
         chunks.append(name)
         start = end
