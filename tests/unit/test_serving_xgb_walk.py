@@ -195,6 +195,21 @@ class TestNotBuilt:
             xgb_walk.parse(raw)
         assert xgb_walk.build(raw, model.get_booster().inplace_predict, []) is None
 
+    def test_a_model_document_too_long_is_not_parsed(
+            self, spam: tuple[np.ndarray, np.ndarray]) -> None:
+        """json.loads holds the GIL (~20 ms a MB here): a big model's JSON (75 bytes a
+        node; 75 MB for a million nodes, 2 s) must be refused by its length, before
+        parsing, not after it by the node count. Padded with spaces, a small model's
+        document past MAX_JSON_BYTES is refused unread."""
+        x, y = spam
+        model = XGBClassifier(n_estimators=2, max_depth=2, n_jobs=1).fit(x, y)
+        raw = bytes(model.get_booster().save_raw("json"))
+        assert xgb_walk.parse(raw).trees
+        assert xgb_walk.MAX_JSON_BYTES >= xgb_walk.MAX_NODES * 100
+        with pytest.raises(xgb_walk.Unsupported, match="bytes of JSON"):
+            xgb_walk.parse(raw + b" " * (xgb_walk.MAX_JSON_BYTES - len(raw) + 1))
+        assert xgb_walk.parse(raw + b" " * (xgb_walk.MAX_JSON_BYTES - len(raw))).trees
+
     def test_a_walker_that_disagrees_with_the_c_call(
             self, spam: tuple[np.ndarray, np.ndarray], tmp_path: Path,
             monkeypatch: pytest.MonkeyPatch) -> None:

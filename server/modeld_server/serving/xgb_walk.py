@@ -55,6 +55,9 @@ MAX_VISITS = 3000
 depths): ~25 ns each, so past this the C call's fixed ~55 us is the cheaper."""
 MAX_NODES = 60_000
 """Nor for more nodes than this (compile time and code size grow with them)."""
+MAX_JSON_BYTES = MAX_NODES * 128
+"""Nor for a model whose JSON is longer (XGBoost writes 75-95 bytes a node): json.loads
+holds the GIL throughout, ~20 ms a MB, so a bigger model is refused unparsed."""
 MAX_DEPTH = 60
 """Nor for deeper trees: CPython's tokenizer refuses more than 100 nested blocks."""
 CHUNK_NODES = 400
@@ -115,8 +118,10 @@ def parse(model_json: bytes) -> Model:
 
     Raises:
         Unsupported: anything but numeric splits of a single-output gbtree with one of
-            OBJECTIVES, or a model past MAX_NODES, MAX_DEPTH or MAX_VISITS.
+            OBJECTIVES, or a model past MAX_JSON_BYTES, MAX_NODES, MAX_DEPTH or MAX_VISITS.
     """
+    if len(model_json) > MAX_JSON_BYTES:
+        raise Unsupported(f"{len(model_json)} bytes of JSON, more than {MAX_JSON_BYTES}")
     learner = json.loads(model_json)["learner"]
     objective = learner["objective"]["name"]
     booster = learner["gradient_booster"]
