@@ -267,6 +267,38 @@ class TestNotBuilt:
         with pytest.raises(xgb_walk.Unsupported, match="malformed"):
             xgb_walk.parse(json.dumps(document).encode())
 
+    def test_a_right_child_that_is_not_the_node_after_the_left(
+            self, spam: tuple[np.ndarray, np.ndarray]) -> None:
+        """XGBoost allocates children in pairs, and its predictor takes the node after
+        the left child for a value not below the split (the stored right child only for
+        a missing value). A file whose right child is another node loads and predicts;
+        the probes did not see the difference (2.5 against 99.5 for x1 >= 1e30), so such a
+        tree is refused."""
+        from xgboost import Booster
+
+        x, y = spam
+        model = XGBRegressor(n_estimators=1, max_depth=1, n_jobs=1).fit(x, y)
+        document = json.loads(bytes(model.get_booster().save_raw("json")))
+        document["learner"]["learner_model_param"]["base_score"] = "[5E-1]"
+        tree = document["learner"]["gradient_booster"]["model"]["trees"][0]
+        # 0: x0 < 0.5 ? 1 : 3 (stored; XGBoost takes 2), 3: x1 < 1e30 ? 4 : 5.
+        tree.update(left_children=[1, -1, -1, 4, -1, -1], right_children=[3, -1, -1, 5, -1, -1],
+                    split_indices=[0, 0, 0, 1, 0, 0],
+                    split_conditions=[0.5, 1.0, 2.0, 1e30, 2.0, 99.0],
+                    default_left=[0, 0, 0, 1, 0, 0], split_type=[0] * 6,
+                    parents=[2**31 - 1, 0, 0, 0, 3, 3], base_weights=[0.0] * 6,
+                    loss_changes=[0.0] * 6, sum_hessian=[1.0] * 6)
+        tree["tree_param"]["num_nodes"] = "6"
+        raw = json.dumps(document).encode()
+        booster = Booster()
+        booster.load_model(bytearray(raw))
+        row = np.zeros((1, x.shape[1]))
+        row[0, :2] = 1.0, 1e31
+        assert booster.inplace_predict(row).tolist() == [2.5]  # the node after the left
+        with pytest.raises(xgb_walk.Unsupported, match="malformed"):
+            xgb_walk.parse(raw)
+        assert xgb_walk.build(raw, booster.inplace_predict, xgb_lean._probes(x.shape[1])) is None
+
     def test_garbage_instead_of_a_model(self) -> None:
         for raw in (b"", b"\x00\xff garbage", b"{}", b'{"learner": 3}'):
             assert xgb_walk.build(raw, lambda r: r, []) is None

@@ -94,6 +94,12 @@ class Tree:
             deepest = level
             if level > MAX_DEPTH:
                 raise Unsupported(f"a tree deeper than {MAX_DEPTH}")
+            if any(self.right[n] != self.left[n] + 1 for n in splits):
+                # XGBoost allocates children in pairs, and its predictor takes the node
+                # after the left child for a value not below the split (the stored right
+                # child only for a missing one): a tree written otherwise (a corrupt file)
+                # would be walked one way and predicted another.
+                raise Unsupported("a malformed tree")
             nodes = [c for n in splits for c in (self.left[n], self.right[n])]
             # A tree reaches each node once: more paths than nodes means shared (or
             # cyclic) children, and the nested ifs would copy a node once per path.
