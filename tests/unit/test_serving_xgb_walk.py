@@ -55,6 +55,9 @@ def one_by_one(walker: TreeWalker, x: np.ndarray) -> np.ndarray:
 class TestEqualsTheCCall:
     @pytest.mark.parametrize("params", [
         {"n_estimators": 100, "max_depth": 6},
+        # Pruned by gamma: deleted nodes stay in the file, with a split feature past the
+        # model's (XGBoost's deleted-node marker), reached by no path.
+        {"n_estimators": 30, "max_depth": 8, "tree_method": "exact", "gamma": 50.0},
         {"n_estimators": 40, "max_depth": 10, "base_score": 0.3},
         {"n_estimators": 60, "max_depth": 3, "scale_pos_weight": 3.0, "random_state": 7},
     ])

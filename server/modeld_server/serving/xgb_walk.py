@@ -149,9 +149,13 @@ def parse(model_json: bytes) -> Model:
         tree = Tree(raw["left_children"], raw["right_children"], raw["split_indices"],
                     np.asarray(raw["split_conditions"], dtype=np.float32).tolist(),
                     raw["default_left"])
+        # Splits' features only: a node gamma pruning deleted stays as a leaf whose feature
+        # is XGBoost's marker, 2**31-1.
         if not (len(tree.right) == len(tree.feature) == len(tree.condition)
                 == len(tree.default_left) == len(tree.left) > 0) \
-                or not all(0 <= int(f) < int(params["num_feature"]) for f in tree.feature) \
+                or not all(0 <= int(f) < int(params["num_feature"])
+                           for f, left in zip(tree.feature, tree.left, strict=True)
+                           if left != -1) \
                 or not np.isfinite(tree.condition).all():
             raise Unsupported("a malformed tree")  # or a leaf that is not a number
         nodes += len(tree.left)
