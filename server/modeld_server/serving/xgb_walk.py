@@ -240,7 +240,8 @@ def _compile(model: Model, base_margin: float) -> Callable[[list[float]], tuple[
             nodes += len(model.trees[end].left)
             end += 1
         name = f"chunk{len(chunks)}"
-        lines, pieces = [f"def {name}(x):"], []
+        lines = [f"def {name}(x):"]
+        pieces: list[list[str]] = []
         for i in range(start, end):
             _tree_source(i, model.trees[i], lines, pieces)
         lines.append("    return (" + "".join(f"t{i}, " for i in range(start, end)) + ")")
