@@ -7,8 +7,10 @@ imports both tritonclient.grpc and modeld, and compares V2's answers with modeld
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import numpy as np
@@ -415,8 +417,19 @@ class TestErrors:
 
     def test_v2_calls_are_counted_and_logged_like_modelds(self, served: Served,
                                                          client: Client) -> None:
+        """The line is written just after the response is sent (grpc's end-of-RPC
+        callback), so the log is read until it has one more ModelInfer line."""
+
+        def logged() -> list[dict[str, Any]]:
+            log = (served.base / "daemon.log").read_text().splitlines()
+            return [json.loads(line) for line in log
+                    if '"method": "ModelInfer"' in line and line.endswith("}")]
+
+        before = len(logged())
         client.infer("spam", [dense_input(FEATURES.iloc[:1])])
-        log = (served.base / "daemon.log").read_text().splitlines()
-        lines = [json.loads(line) for line in log if '"method": "ModelInfer"' in line]
-        assert lines and (lines[-1]["event"], lines[-1]["code"], lines[-1]["model"]) == (
+        deadline = time.monotonic() + 60
+        while len(lines := logged()) <= before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(lines) == before + 1
+        assert (lines[-1]["event"], lines[-1]["code"], lines[-1]["model"]) == (
             "rpc", "OK", "spam")

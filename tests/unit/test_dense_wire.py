@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -70,6 +71,53 @@ def test_any_message_protobuf_writes(columns: list[str], values: list[float]) ->
     same(raw)  # the second time from the remembered block
 
 
+def _agree_or_both_refuse(raw: bytes) -> None:
+    try:
+        pb.DenseRows.FromString(raw)
+    except DecodeError:
+        with pytest.raises(InvalidArgument):
+            dense_wire.dense_rows(raw)
+        return
+    same(raw)
+
+
+_PIECES = st.one_of(
+    st.builds(lambda s, pad: b"\x0a" + _padded(len(s), pad) + s,
+              st.binary(max_size=4), st.integers(0, 6)),
+    st.builds(lambda n, pad, extra: b"\x12" + _padded(8 * n + extra, pad)
+              + b"\x01" * (8 * n + extra),
+              st.integers(0, 3), st.integers(0, 6), st.integers(0, 1)),
+    st.builds(lambda x: b"\x11" + doubles(x), st.floats()),
+    st.sampled_from([b"\x0a", b"\x12", b"\x80", b"\x08\x01", b"\x0b\x0c",
+                     b"\x12\xff\xff\xff\xff\x0f"]),
+)
+
+
+def _padded(value: int, pad: int) -> bytes:
+    """`value` as a varint padded with `pad` redundant bytes (legal up to 5 bytes in all)."""
+    out = bytearray(_varint(value))
+    if pad:
+        out[-1] |= 0x80
+        out += b"\x80" * (pad - 1) + b"\x00"
+    return bytes(out)
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces=st.lists(_PIECES, max_size=6))
+def test_any_sequence_of_fields_even_malformed(pieces: list[bytes]) -> None:
+    """Fields of every kind, lengths padded past what protobuf takes, cut short: the
+    same rows as protobuf's, or refused as protobuf refuses them."""
+    raw = b"".join(pieces)
+    _agree_or_both_refuse(raw)
+    _agree_or_both_refuse(raw)
+
+
+@settings(max_examples=400, deadline=None)
+@given(raw=st.binary(max_size=40))
+def test_any_bytes(raw: bytes) -> None:
+    _agree_or_both_refuse(raw)
+
+
 class TestOtherLayouts:
     """Legal encodings no serializer writes by default: protobuf parses them."""
 
@@ -112,6 +160,9 @@ class TestInvalidBytes:
         field(1, 2, b"\xff\xfe"),  # a column that is not UTF-8
         field(1, 2, b"a") + b"\x12\x05" + b"\x00" * 5,  # 5 bytes of packed doubles
         field(1, 2, b"a") + b"\x12\x80",  # a length cut short
+        # A length in 6 bytes: protobuf takes at most 5 (a 32-bit size), whatever its value.
+        field(1, 2, b"a") + b"\x12\x88\x80\x80\x80\x80\x00" + doubles(1.5),
+        b"\x12\x80\x80\x80\x80\x80\x00",
     ])
     def test_invalid_argument_naming_the_field(self, raw: bytes) -> None:
         for fast in (True, False):

@@ -49,3 +49,24 @@ def test_predict_keeps_the_rows_as_bytes_and_everything_else_as_sent() -> None:
     parsed = handlers()["Predict"].request_deserializer(dense.SerializeToString())
     assert parsed.WhichOneof("rows") == "dense"
     assert parsed.dense == dense.dense.SerializeToString()
+
+
+def test_rows_sent_in_more_than_one_field_are_merged_as_protobuf_merges_them() -> None:
+    """A message field sent twice is merged (its repeated fields concatenated); a bytes
+    field keeps only the last. Predict's rows must not lose the first part."""
+    from modeld_server.rpc import convert
+
+    first = pb.PredictRequest(model="m", dense=pb.DenseRows(columns=["x", "y"]))
+    second = pb.PredictRequest(dense=pb.DenseRows(values=[1.0, 2.0]))
+    raw = first.SerializeToString() + second.SerializeToString()
+    assert pb.PredictRequest.FromString(raw).dense.columns == ["x", "y"]
+    rows = convert.rows_from_pb(handlers()["Predict"].request_deserializer(raw))
+    assert (tuple(rows.columns), list(rows.values)) == (("x", "y"), [1.0, 2.0])
+
+    one, two = pb.PredictRequest(model="m"), pb.PredictRequest()
+    one.records.rows.add().update({"x": 1.0})
+    two.records.rows.add().update({"x": 2.0})
+    parsed = handlers()["Predict"].request_deserializer(
+        one.SerializeToString() + two.SerializeToString())
+    assert [dict(r) for r in convert.rows_from_pb(parsed).records] == [{"x": 1.0}, {"x": 2.0}]
+    assert parsed.model == "m"

@@ -55,6 +55,9 @@ def one_by_one(walker: TreeWalker, x: np.ndarray) -> np.ndarray:
 class TestEqualsTheCCall:
     @pytest.mark.parametrize("params", [
         {"n_estimators": 100, "max_depth": 6},
+        # Pruned by gamma: deleted nodes stay in the file, with a split feature past the
+        # model's (XGBoost's deleted-node marker), reached by no path.
+        {"n_estimators": 30, "max_depth": 8, "tree_method": "exact", "gamma": 50.0},
         {"n_estimators": 40, "max_depth": 10, "base_score": 0.3},
         {"n_estimators": 60, "max_depth": 3, "scale_pos_weight": 3.0, "random_state": 7},
     ])
@@ -107,6 +110,28 @@ class TestEqualsTheCCall:
         model = XGBClassifier(n_estimators=25, n_jobs=1).fit(x, y)
         walker, booster = walker_and_c_call(model, tmp_path)
         assert np.array_equal(walker.predict(x[:500]), booster.predict(x[:500]))
+
+    def test_trees_bigger_than_a_chunk_compile_in_pieces(
+            self, spam: tuple[np.ndarray, np.ndarray], tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> None:
+        """compile() holds the GIL throughout: a tree of thousands of nodes (max_depth=12)
+        must not be one compile() call (~0.5 s for 32k nodes), but pieces of about
+        CHUNK_NODES nodes calling each other, with the same answers."""
+        monkeypatch.setattr(xgb_walk, "CHUNK_NODES", 20)
+        sizes: list[int] = []
+
+        def counting(source: str, *args: Any) -> Any:
+            sizes.append(sum(line.lstrip().startswith(("if ", "t")) for line in
+                             source.splitlines()))
+            return compile(source, *args)
+
+        monkeypatch.setattr(xgb_walk, "compile", counting, raising=False)
+        x, y = spam
+        model = XGBClassifier(n_estimators=3, max_depth=12, n_jobs=1).fit(x, y)
+        walker, booster = walker_and_c_call(model, tmp_path)
+        assert max(len(t.left) for t in walker.model.trees) > 5 * 20
+        assert max(sizes) <= 20 + 2 * 12  # a piece, plus the calls of the pieces it leaves
+        assert np.array_equal(one_by_one(walker, x), booster.predict(x))
 
     def test_threads_walking_at_once(self, spam: tuple[np.ndarray, np.ndarray],
                                      tmp_path: Path) -> None:
@@ -173,6 +198,21 @@ class TestNotBuilt:
             xgb_walk.parse(raw)
         assert xgb_walk.build(raw, model.get_booster().inplace_predict, []) is None
 
+    def test_a_model_document_too_long_is_not_parsed(
+            self, spam: tuple[np.ndarray, np.ndarray]) -> None:
+        """json.loads holds the GIL (~20 ms a MB here): a big model's JSON (75 bytes a
+        node; 75 MB for a million nodes, 2 s) must be refused by its length, before
+        parsing, not after it by the node count. Padded with spaces, a small model's
+        document past MAX_JSON_BYTES is refused unread."""
+        x, y = spam
+        model = XGBClassifier(n_estimators=2, max_depth=2, n_jobs=1).fit(x, y)
+        raw = bytes(model.get_booster().save_raw("json"))
+        assert xgb_walk.parse(raw).trees
+        assert xgb_walk.MAX_JSON_BYTES >= xgb_walk.MAX_NODES * 100
+        with pytest.raises(xgb_walk.Unsupported, match="bytes of JSON"):
+            xgb_walk.parse(raw + b" " * (xgb_walk.MAX_JSON_BYTES - len(raw) + 1))
+        assert xgb_walk.parse(raw + b" " * (xgb_walk.MAX_JSON_BYTES - len(raw))).trees
+
     def test_a_walker_that_disagrees_with_the_c_call(
             self, spam: tuple[np.ndarray, np.ndarray], tmp_path: Path,
             monkeypatch: pytest.MonkeyPatch) -> None:
@@ -204,6 +244,63 @@ class TestNotBuilt:
         tree[field] = value[:size] if value else []
         raw = json.dumps(document).encode()
         assert xgb_walk.build(raw, model.get_booster().inplace_predict, []) is None
+
+    def test_a_tree_whose_nodes_share_children(
+            self, spam: tuple[np.ndarray, np.ndarray]) -> None:
+        """XGBoost loads and predicts a tree whose nodes point at the same children (a
+        DAG, not a cycle); written out as nested ifs, each path is a copy: 1100 nodes
+        became 51k lines, 20 such trees 29 s of compile() holding the GIL. Refused at
+        once."""
+        x, y = spam
+        model = XGBClassifier(n_estimators=2, max_depth=2, n_jobs=1).fit(x, y)
+        document = json.loads(bytes(model.get_booster().save_raw("json")))
+        tree = document["learner"]["gradient_booster"]["model"]["trees"][0]
+        size, leaf = 1100, 1099
+        left, right = [-1] * size, [-1] * size
+        for k in range(9):  # 0 -> (1, 1), 1 -> (2, 2), ...: 512 paths reach node 9
+            left[k] = right[k] = k + 1
+        for k in range(9, 59):  # each of them a chain of 50 more splits
+            left[k], right[k] = k + 1, leaf
+        tree.update(left_children=left, right_children=right, split_indices=[0] * size,
+                    split_conditions=[0.5] * size, default_left=[0] * size,
+                    split_type=[0] * size, parents=[2**31 - 1] + [0] * (size - 1),
+                    base_weights=[0.0] * size, loss_changes=[0.0] * size,
+                    sum_hessian=[1.0] * size)
+        tree["tree_param"]["num_nodes"] = str(size)
+        with pytest.raises(xgb_walk.Unsupported, match="malformed"):
+            xgb_walk.parse(json.dumps(document).encode())
+
+    def test_a_right_child_that_is_not_the_node_after_the_left(
+            self, spam: tuple[np.ndarray, np.ndarray]) -> None:
+        """XGBoost allocates children in pairs, and its predictor takes the node after
+        the left child for a value not below the split (the stored right child only for
+        a missing value). A file whose right child is another node loads and predicts;
+        the probes did not see the difference (2.5 against 99.5 for x1 >= 1e30), so such a
+        tree is refused."""
+        from xgboost import Booster
+
+        x, y = spam
+        model = XGBRegressor(n_estimators=1, max_depth=1, n_jobs=1).fit(x, y)
+        document = json.loads(bytes(model.get_booster().save_raw("json")))
+        document["learner"]["learner_model_param"]["base_score"] = "[5E-1]"
+        tree = document["learner"]["gradient_booster"]["model"]["trees"][0]
+        # 0: x0 < 0.5 ? 1 : 3 (stored; XGBoost takes 2), 3: x1 < 1e30 ? 4 : 5.
+        tree.update(left_children=[1, -1, -1, 4, -1, -1], right_children=[3, -1, -1, 5, -1, -1],
+                    split_indices=[0, 0, 0, 1, 0, 0],
+                    split_conditions=[0.5, 1.0, 2.0, 1e30, 2.0, 99.0],
+                    default_left=[0, 0, 0, 1, 0, 0], split_type=[0] * 6,
+                    parents=[2**31 - 1, 0, 0, 0, 3, 3], base_weights=[0.0] * 6,
+                    loss_changes=[0.0] * 6, sum_hessian=[1.0] * 6)
+        tree["tree_param"]["num_nodes"] = "6"
+        raw = json.dumps(document).encode()
+        booster = Booster()
+        booster.load_model(bytearray(raw))
+        row = np.zeros((1, x.shape[1]))
+        row[0, :2] = 1.0, 1e31
+        assert booster.inplace_predict(row).tolist() == [2.5]  # the node after the left
+        with pytest.raises(xgb_walk.Unsupported, match="malformed"):
+            xgb_walk.parse(raw)
+        assert xgb_walk.build(raw, booster.inplace_predict, xgb_lean._probes(x.shape[1])) is None
 
     def test_garbage_instead_of_a_model(self) -> None:
         for raw in (b"", b"\x00\xff garbage", b"{}", b'{"learner": 3}'):

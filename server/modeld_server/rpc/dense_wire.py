@@ -31,6 +31,7 @@ _COLUMN_TAG = 0x0A  # DenseRows.columns = 1, length-delimited
 _VALUES_TAG = 0x12  # DenseRows.values = 2, packed (length-delimited)
 _KEEP = 8  # column blocks remembered
 _MAX_BLOCK = 1 << 16  # bytes: a block longer than this is not remembered
+_MAX_LENGTH_BYTES = 5  # the longest varint protobuf takes for a length (a 32-bit size)
 
 _blocks: tuple[tuple[bytes, tuple[str, ...]], ...] = ()
 """Column blocks seen lately and their names, the latest first; replaced whole, never
@@ -91,7 +92,9 @@ def _packed_tail(raw: bytes, at: int) -> np.ndarray | None:
     if raw[at] != _VALUES_TAG:
         return None
     start, size = varint(raw, at + 1)
-    if size < 0 or start + size != len(raw) or size % 8:
+    # Protobuf refuses a length written in more than 5 bytes (padded with 0x80s), even if
+    # its value is small: so does this read, by leaving it to protobuf.
+    if size < 0 or start + size != len(raw) or size % 8 or start - at > 1 + _MAX_LENGTH_BYTES:
         return None
     return np.frombuffer(raw, dtype="<f8", count=size // 8, offset=start).astype(np.float64)
 

@@ -20,7 +20,7 @@ from modeld_server.rpc.oip import OipServicer, add_oip
 from modeld_server.rpc.reflection import enable_reflection
 from modeld_server.rpc.servicer import ModelManagerServicer
 from modeld_server.rpc.status import decoder
-from modeld_server.rpc.struct_rows import PredictRequestWire
+from modeld_server.rpc.struct_rows import PredictWire
 from modeld_server.service import ModelService
 
 log = structlog.get_logger(__name__)
@@ -85,10 +85,10 @@ def build_server(settings: Settings, service: ModelService) -> RpcServer:
 def model_manager_handlers(servicer: ModelManagerServicer) -> dict[str, grpc.RpcMethodHandler]:
     """What the generated add_ModelManagerServicer_to_server registers, built from the
     service's descriptor, except that Predict's request is parsed as PredictRequestWire:
-    its records stay bytes until StructRows needs them (see struct_rows)."""
+    its records stay bytes until StructRows needs them (see struct_rows.PredictWire)."""
     handlers = {}
     for method in pb.DESCRIPTOR.services_by_name["ModelManager"].methods:
-        request = (PredictRequestWire if method.name == "Predict"
+        request = (PredictWire if method.name == "Predict"
                    else getattr(pb, method.input_type.name))
         make = (grpc.unary_stream_rpc_method_handler if method.server_streaming
                 else grpc.unary_unary_rpc_method_handler)

@@ -77,6 +77,22 @@ def _wire_request() -> Any:
 
 PredictRequestWire = _wire_request()
 
+
+class PredictWire:
+    """Predict's request as the daemon parses it from the network (see server.py)."""
+
+    @staticmethod
+    def FromString(data: bytes) -> Any:
+        """A PredictRequestWire, or a PredictRequest when that would lose part of `data`.
+
+        Protobuf merges a message field sent more than once (the rows of both parts), but
+        a bytes field keeps only the last part; such a parse, written out again, is shorter
+        than `data` (so is a non-canonical encoding, which then takes the slow way too)."""
+        request = PredictRequestWire.FromString(data)
+        if request.ByteSize() != len(data):
+            return pb.PredictRequest.FromString(data)
+        return request
+
 _templates: dict[int, tuple[_Template, ...]] = {}  # by row size, the latest first
 
 

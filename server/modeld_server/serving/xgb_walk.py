@@ -29,9 +29,10 @@ models with binary:logistic or reg:squarederror (categorical splits, dart, multi
 multi-target models keep the C call).
 
 Compiling takes ~40 ms for 100 trees, and compile() holds the GIL throughout: the code is
-compiled in chunks of at most CHUNK_NODES nodes (a few ms each), so that other threads run
-between them, and LoadedModel builds it in a background thread after a version loads,
-serving through the C call until it is ready.
+compiled in chunks of at most CHUNK_NODES nodes (a few ms each; a bigger tree is cut into
+functions of that many splits calling each other), so that other threads run between
+them; and LoadedModel builds it in a background thread after a version loads, serving
+through the C call until it is ready.
 """
 
 from __future__ import annotations
@@ -54,10 +55,14 @@ MAX_VISITS = 3000
 depths): ~25 ns each, so past this the C call's fixed ~55 us is the cheaper."""
 MAX_NODES = 60_000
 """Nor for more nodes than this (compile time and code size grow with them)."""
+MAX_JSON_BYTES = MAX_NODES * 128
+"""Nor for a model whose JSON is longer (XGBoost writes 75-95 bytes a node): json.loads
+holds the GIL throughout, ~20 ms a MB, so a bigger model is refused unparsed."""
 MAX_DEPTH = 60
 """Nor for deeper trees: CPython's tokenizer refuses more than 100 nested blocks."""
 CHUNK_NODES = 400
-"""Nodes per compile() call, which holds the GIL throughout (~3 ms for 400)."""
+"""Nodes per compile() call, which holds the GIL throughout (~3 ms for 400; 0.5 s for a
+tree of 32k nodes in one piece)."""
 OBJECTIVES = ("binary:logistic", "reg:squarederror")
 _F32 = np.float32
 _SIGMOID_CAP = _F32(88.7)  # XGBoost's "avoid exp overflow" clamp
@@ -80,7 +85,7 @@ class Tree:
 
     def depth(self) -> int:
         """Splits on the longest path from the root to a leaf."""
-        deepest, level, nodes = 0, 0, [0]
+        deepest, level, nodes, reached = 0, 0, [0], 1
         while nodes:
             splits = [n for n in nodes if self.left[n] != -1]
             if not splits:
@@ -89,9 +94,18 @@ class Tree:
             deepest = level
             if level > MAX_DEPTH:
                 raise Unsupported(f"a tree deeper than {MAX_DEPTH}")
+            if any(self.right[n] != self.left[n] + 1 for n in splits):
+                # XGBoost allocates children in pairs, and its predictor takes the node
+                # after the left child for a value not below the split (the stored right
+                # child only for a missing one): a tree written otherwise (a corrupt file)
+                # would be walked one way and predicted another.
+                raise Unsupported("a malformed tree")
             nodes = [c for n in splits for c in (self.left[n], self.right[n])]
-            if len(nodes) > len(self.left) or min(nodes) < 0:
-                raise Unsupported("a malformed tree")  # shared or cyclic children
+            # A tree reaches each node once: more paths than nodes means shared (or
+            # cyclic) children, and the nested ifs would copy a node once per path.
+            reached += len(nodes)
+            if reached > len(self.left) or min(nodes) < 0:
+                raise Unsupported("a malformed tree")
         return deepest
 
 
@@ -110,8 +124,10 @@ def parse(model_json: bytes) -> Model:
 
     Raises:
         Unsupported: anything but numeric splits of a single-output gbtree with one of
-            OBJECTIVES, or a model past MAX_NODES, MAX_DEPTH or MAX_VISITS.
+            OBJECTIVES, or a model past MAX_JSON_BYTES, MAX_NODES, MAX_DEPTH or MAX_VISITS.
     """
+    if len(model_json) > MAX_JSON_BYTES:
+        raise Unsupported(f"{len(model_json)} bytes of JSON, more than {MAX_JSON_BYTES}")
     learner = json.loads(model_json)["learner"]
     objective = learner["objective"]["name"]
     booster = learner["gradient_booster"]
@@ -133,9 +149,13 @@ def parse(model_json: bytes) -> Model:
         tree = Tree(raw["left_children"], raw["right_children"], raw["split_indices"],
                     np.asarray(raw["split_conditions"], dtype=np.float32).tolist(),
                     raw["default_left"])
+        # Splits' features only: a node gamma pruning deleted stays as a leaf whose feature
+        # is XGBoost's marker, 2**31-1.
         if not (len(tree.right) == len(tree.feature) == len(tree.condition)
                 == len(tree.default_left) == len(tree.left) > 0) \
-                or not all(0 <= int(f) < int(params["num_feature"]) for f in tree.feature) \
+                or not all(0 <= int(f) < int(params["num_feature"])
+                           for f, left in zip(tree.feature, tree.left, strict=True)
+                           if left != -1) \
                 or not np.isfinite(tree.condition).all():
             raise Unsupported("a malformed tree")  # or a leaf that is not a number
         nodes += len(tree.left)
@@ -170,28 +190,46 @@ def _bounds(tree: Tree) -> list[float]:
     return np.where(split, bounds, np.nan).tolist()  # type: ignore[no-any-return]
 
 
-def _tree_source(index: int, tree: Tree, lines: list[str]) -> None:
-    """Appends the nested ifs that set t{index} to the tree's leaf for row x."""
+def _tree_source(index: int, tree: Tree, lines: list[str], pieces: list[list[str]]) -> None:
+    """Appends the nested ifs that set t{index} to the tree's leaf for row x.
+
+    A tree bigger than CHUNK_NODES is cut: past that many splits in `lines`, each subtree
+    still to write becomes a function of its own, called there and appended to `pieces`
+    (cut the same way), so that each is compiled in a few ms (see _compile)."""
     bounds = _bounds(tree)
-    stack: list[tuple[int, int, str | None]] = [(0, 1, None)]
-    while stack:
-        node, depth, before = stack.pop()
-        if before is not None:
-            lines.append(before)
-        pad = "    " * depth
-        if tree.left[node] == -1:
-            lines.append(f"{pad}t{index} = {tree.condition[node]!r}")
-            continue
-        x, b = f"x[{int(tree.feature[node])}]", repr(bounds[node])
-        lines.append(f"{pad}if not {x} >= {b}:" if tree.default_left[node] else
-                     f"{pad}if {x} < {b}:")
-        # Left first: pushed last; the right branch comes after an "else:".
-        stack.append((tree.right[node], depth + 1, f"{pad}else:"))
-        stack.append((tree.left[node], depth + 1, None))
+    todo: list[tuple[int, list[str]]] = [(0, lines)]
+    while todo:
+        root, out = todo.pop()
+        stack: list[tuple[int, int, str | None]] = [(root, 1, None)]
+        splits = 0
+        while stack:
+            node, depth, before = stack.pop()
+            if before is not None:
+                out.append(before)
+            pad = "    " * depth
+            if tree.left[node] == -1:
+                out.append(f"{pad}t{index} = {tree.condition[node]!r}")
+                continue
+            if splits >= CHUNK_NODES:
+                name = f"s{index}_{int(node)}"
+                out.append(f"{pad}t{index} = {name}(x)")
+                todo.append((node, [f"def {name}(x):"]))
+                continue
+            splits += 1
+            x, b = f"x[{int(tree.feature[node])}]", repr(bounds[node])
+            out.append(f"{pad}if not {x} >= {b}:" if tree.default_left[node] else
+                       f"{pad}if {x} < {b}:")
+            # Left first: pushed last; the right branch comes after an "else:".
+            stack.append((tree.right[node], depth + 1, f"{pad}else:"))
+            stack.append((tree.left[node], depth + 1, None))
+        if out is not lines:
+            out.append(f"    return t{index}")
+            pieces.append(out)
 
 
 def _compile(model: Model, base_margin: float) -> Callable[[list[float]], tuple[float, ...]]:
-    """walk(row) -> (base margin, leaf of tree 0, leaf of tree 1, ...), compiled in chunks."""
+    """walk(row) -> (base margin, leaf of tree 0, leaf of tree 1, ...), compiled in chunks
+    of trees, and a big tree's pieces each on its own."""
     namespace: dict[str, Any] = {}
     chunks: list[str] = []
     start = 0
@@ -203,9 +241,13 @@ def _compile(model: Model, base_margin: float) -> Callable[[list[float]], tuple[
             end += 1
         name = f"chunk{len(chunks)}"
         lines = [f"def {name}(x):"]
+        pieces: list[list[str]] = []
         for i in range(start, end):
-            _tree_source(i, model.trees[i], lines)
+            _tree_source(i, model.trees[i], lines, pieces)
         lines.append("    return (" + "".join(f"t{i}, " for i in range(start, end)) + ")")
+        for piece in pieces:
+            exec(compile("\n".join(piece), f"<xgboost tree {piece[0][4:-4]}>", "exec"),
+                 namespace)
         exec(compile("\n".join(lines), f"<xgboost trees {start}-{end - 1}>", "exec"), namespace)
         chunks.append(name)
         start = end
