@@ -50,6 +50,12 @@ CASES = [
     (request(params={"max_dept": "3"}), CODE.INVALID_ARGUMENT,
      "params: 'max_dept' is not a parameter of XGBClassifier"),
     (request(params={"max_depth": "-3"}), CODE.INVALID_ARGUMENT, "max_depth"),
+    # A version trained with another missing value would be served with NaN as missing
+    # (the saved model.ubj does not keep it): wrong answers, so it is refused.
+    (request(params={"missing": "0"}), CODE.INVALID_ARGUMENT,
+     "params: missing=0 is not supported: NaN (an empty cell; NaN or null in Predict) is the "
+     "only missing value modeld trains and serves with; write that value as an empty cell "
+     "instead"),
     (request(algorithm="random_forest", params={"criterion": "best"}), CODE.INVALID_ARGUMENT,
      "The 'criterion' parameter of RandomForestClassifier must be"),
     (request(cv_folds=1), CODE.INVALID_ARGUMENT, "cv_folds must be between 2 and 20, got 1"),

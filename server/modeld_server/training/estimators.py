@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modeld_server.errors import InvalidArgument, quoted
+from modeld_server.errors import InvalidArgument, clip, quoted
 from modeld_server.training.params import class_weight_by_index, parse_params
 from modeld_server.types import Task
 
@@ -148,6 +148,13 @@ def build_estimator(algorithm: Algorithm, task: Task, params: dict[str, str], se
                 f"params: {quoted(name)} is not a parameter of {cls.__name__} "
                 f"(it has {', '.join(sorted(known))})"
             )
+    if algorithm.name == "xgboost" and str(values.get("missing", "nan")).lower() == "nan":
+        values.pop("missing", None)  # NaN: XGBoost's own default
+    elif algorithm.name == "xgboost":  # the fast paths and the saved model.ubj know NaN only
+        raise InvalidArgument(
+            f"params: missing={clip(str(params.get('missing')))} is not supported: NaN (an "
+            "empty cell; NaN or null in Predict) is the only missing value modeld trains "
+            "and serves with; write that value as an empty cell instead")
     if "class_weight" in values:
         values["class_weight"] = class_weight_by_index(values["class_weight"], classes)
     if "random_state" in known and "random_state" not in params:
@@ -253,5 +260,3 @@ def build_preprocessor(
         imputer = SimpleImputer(strategy="constant", fill_value="__missing__")
         transformers.append(("categorical", make_pipeline(imputer, encoder), categorical))
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
-
-
