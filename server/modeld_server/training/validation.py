@@ -218,12 +218,30 @@ def _line_fields(data: bytes, last: bool | None = None, header: bool = False
     starts = np.concatenate(([0], ends[:-1] + 1))
     # No comma sits on a line end, so the commas before a line's start are the commas
     # before the previous line's end.
-    before_end = np.searchsorted(np.flatnonzero(raw == ord(",")), ends)
+    before_end = _commas_before(raw, ends)
     fields = np.diff(before_end, prepend=0) + 1
     skip = 1 if header else 0
     keys = (None if last is None else
             label_cells.edge_keys(raw, starts[skip:], ends[skip:], last))
     return fields, ends > starts, keys
+
+
+def _commas_before(raw: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """How many commas `raw` holds before each position of `at` (ascending, <= len(raw)).
+
+    The commas as bits, 64 to a word, counted per word and summed: the same counts as
+    searchsorted(flatnonzero(raw == ","), at) without an array of every comma's position
+    (100k rows x 21 columns: 12 ms against 30).
+    """
+    bits = np.packbits(raw == ord(","), bitorder="little")
+    words = np.zeros(len(bits) // 8 + 1, dtype="<u8")  # a spare word past the end
+    words.view(np.uint8)[:len(bits)] = bits
+    before = np.zeros(len(words) + 1, dtype=np.int64)
+    np.cumsum(np.bitwise_count(words), out=before[1:])
+    word = at >> 6
+    low = words[word] & ((np.uint64(1) << (at & 63).astype(np.uint64)) - np.uint64(1))
+    counts: np.ndarray = before[word] + np.bitwise_count(low)
+    return counts
 
 
 def _scan_records(path: Path) -> tuple[list[int], int]:
