@@ -571,14 +571,11 @@ def duplicated_rows(frame: pd.DataFrame) -> pd.Series:
     hashes = np.zeros(len(frame), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for j in numbers:
-            hashes = (hashes ^ _value_bits(frame.iloc[:, j].to_numpy())) * _MIX
+            hashes ^= _value_bits(frame.iloc[:, j].to_numpy())
+            hashes *= _MIX
             hashes ^= hashes >> np.uint64(29)
-    order = np.argsort(hashes, kind="stable")
-    ranked = hashes[order]
-    same = ranked[1:] == ranked[:-1]
-    shared = np.zeros(len(frame), dtype=bool)
-    shared[order[1:][same]] = True
-    shared[order[:-1][same]] = True
+    # Rows whose hash another row shares (a hash table: a stable argsort took 3x longer).
+    shared = pd.Series(hashes).duplicated(keep=False).to_numpy()
     result = np.zeros(len(frame), dtype=bool)
     candidates = np.flatnonzero(shared)
     if len(candidates):
@@ -589,7 +586,7 @@ def duplicated_rows(frame: pd.DataFrame) -> pd.Series:
 def _value_bits(values: np.ndarray) -> np.ndarray:
     """64 bits per value, equal for values pandas' duplicated() takes as equal."""
     if values.dtype.kind == "f":
-        floats = values.astype(np.float64) + 0.0  # -0.0 + 0.0 is 0.0
+        floats = np.add(values, 0.0, dtype=np.float64)  # -0.0 + 0.0 is 0.0
         floats[np.isnan(floats)] = np.nan
         return floats.view(np.uint64)
     return values.astype(np.int64).view(np.uint64)
