@@ -586,7 +586,7 @@ def duplicated_rows(frame: pd.DataFrame) -> pd.Series:
 def _value_bits(values: np.ndarray) -> np.ndarray:
     """64 bits per value, equal for values pandas' duplicated() takes as equal."""
     if values.dtype.kind == "f":
-        floats = np.add(values, 0.0, dtype=np.float64)  # -0.0 + 0.0 is 0.0
+        floats: np.ndarray = np.add(values, 0.0, dtype=np.float64)  # -0.0 + 0.0 is 0.0
         floats[np.isnan(floats)] = np.nan
         return floats.view(np.uint64)
     return values.astype(np.int64).view(np.uint64)
