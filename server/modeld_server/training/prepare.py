@@ -45,19 +45,22 @@ def prepare(spec: TrainSpec, path: Path | DatasetFiles, max_rows: int,
     Raises:
         InvalidArgument / FailedPrecondition / ResourceExhausted: with the reason.
     """
-    # The files' hash is taken while they are read and checked (hashlib lets go of the GIL).
+    ds = spec.dataset
+    label = ds.target if spec.task is Task.CLASSIFICATION else ""
+    frame, report = multifile.load_checked(path, ds.path, max_bytes=max_bytes, label=label)
+    # The files' hash is taken on the other core while the rows are checked, which is
+    # mostly one thread of pandas; not beside the read and the malformed-line scan, which
+    # keep both cores busy already (hashlib lets go of the GIL).
     digest = Background(lambda: multifile.sha256(path))
     try:
-        return _prepare(spec, path, max_rows, max_bytes, digest)
+        return _prepare(spec, frame, report, max_rows, digest)
     finally:
         digest.wait()
 
 
-def _prepare(spec: TrainSpec, path: Path | DatasetFiles, max_rows: int, max_bytes: int,
+def _prepare(spec: TrainSpec, frame: pd.DataFrame, report: validation.Report, max_rows: int,
              digest: Background[str]) -> Prepared:
     ds = spec.dataset
-    label = ds.target if spec.task is Task.CLASSIFICATION else ""
-    frame, report = multifile.load_checked(path, ds.path, max_bytes=max_bytes, label=label)
     if len(frame) > max_rows:
         raise ResourceExhausted(f"dataset {ds.path!r} has {len(frame)} rows, more than "
                                 f"max_dataset_rows={max_rows}")
@@ -79,7 +82,7 @@ def _prepare(spec: TrainSpec, path: Path | DatasetFiles, max_rows: int, max_byte
         raise InvalidArgument(f"{ds.path!r} has {len(frame)} usable rows, fewer than "
                               f"cv_folds={spec.cv_folds}")
     schema = FeatureSchema.infer(frame, features, ds.target or ds.eval_label)
-    dataset = {"path": ds.path, "sha256": digest.result(), "rows_read": report.rows_read,
+    dataset = {"path": ds.path, "sha256": "", "rows_read": report.rows_read,
                "rows": len(frame), "columns": columns}
     prepared = Prepared(frame=frame, schema=schema, features=features,
                         x=schema.matrix_from_frame(frame), y=None, classes=[],
@@ -88,6 +91,7 @@ def _prepare(spec: TrainSpec, path: Path | DatasetFiles, max_rows: int, max_byte
     _encode_target(spec, prepared)
     if ds.eval_label:
         prepared.eval_label = frame[ds.eval_label].astype(bool).to_numpy()
+    dataset["sha256"] = digest.result()  # last: the hash runs beside all of the above
     return prepared
 
 
