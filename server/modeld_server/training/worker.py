@@ -179,14 +179,19 @@ def _save(spec: TrainSpec, data: Prepared, cv: CVResult, fitted: artifacts.Fitte
     """Writes the model, the row hashes and the out-of-fold predictions into `staging`;
     returns the model's format and the manifest's record of the predictions.
 
-    Runs in a thread beside the reference profile (parallel.Background): both spend
-    their time in C code without the GIL (compressing, hashing, NumPy), and neither
-    changes what the other reads.
+    Runs in a thread beside the rest of the reference profile (parallel.Background), and
+    the row hashes in one more: they spend their time in C code without the GIL
+    (compressing, hashing, NumPy), and none changes what another reads.
     """
-    fmt = artifacts.save(fitted, staging)
-    gate.save_row_hashes(staging, data.frame, data.features,
-                         spec.dataset.target or spec.dataset.eval_label)
-    return fmt, oof.save(staging, _fold_key(spec, data), cv.oof_pred, cv.oof_proba)
+    hashes = Background(lambda: gate.save_row_hashes(
+        staging, data.frame, data.features, spec.dataset.target or spec.dataset.eval_label))
+    try:
+        fmt = artifacts.save(fitted, staging)
+        stored = oof.save(staging, _fold_key(spec, data), cv.oof_pred, cv.oof_proba)
+    finally:
+        hashes.wait()
+    hashes.result()
+    return fmt, stored
 
 
 def _join_builders(staging: Path) -> None:
