@@ -348,26 +348,45 @@ class SweepPoint:
     megabytes: float
     daemon: list[Run]
     plain: list[Run]
+    other: list[Run] = field(default_factory=list)
+    """--compare-tree: the daemon of the other source tree, interleaved with these."""
 
 
 def sweep(stub: pb_grpc.ModelManagerStub, base: Path, out_dir: Path,
-          args: argparse.Namespace) -> list[SweepPoint]:
-    """Each size: write the CSV (untimed), then daemon / plain alternating, XGBoost."""
+          args: argparse.Namespace, other: Any = None) -> list[SweepPoint]:
+    """Each size: write the CSV (untimed), then daemon / plain alternating, XGBoost; with
+    `other` (a daemon of --compare-tree, whose data root holds a hard link of the same
+    CSV) that daemon too, in an order that changes from one repeat to the next."""
     points = []
     for rows in args.sweep:
         work = Workload(f"synthetic-{rows}.csv", SYNTH_TARGET, args.folds)
         csv = base / "data" / work.name
         write_synthetic(csv, rows, args.columns)
+        if other is not None:
+            (other.data_root / work.name).unlink(missing_ok=True)
+            os.link(csv, other.data_root / work.name)
         repeats = 1 if rows >= SWEEP_SINGLE_FROM else args.repeats
         point = SweepPoint(rows, csv.stat().st_size / 1e6, [], [])
+        sides = ["daemon", "other", "plain"] if other is not None else ["daemon", "plain"]
         for i in range(repeats):
-            point.daemon.append(daemon_run(stub, "xgboost", f"sweep-{rows}-{i}", work))
-            point.plain.append(plain_run("xgboost", csv, out_dir, work))
+            for side in sides[i % len(sides):] + sides[:i % len(sides)]:
+                if side == "plain":
+                    point.plain.append(plain_run("xgboost", csv, out_dir, work))
+                else:
+                    runs, on = (point.daemon, stub) if side == "daemon" else (point.other,
+                                                                              other.stub)
+                    runs.append(daemon_run(on, "xgboost", f"sweep-{rows}-{i}", work))
             d, pl = point.daemon[-1], point.plain[-1]
             print(f"  {rows} rows run {i + 1}/{repeats}: daemon {d.seconds:.2f} s (load "
                   f"{d.load:.1f}), plain {pl.seconds:.2f} s (load {pl.load:.1f}), ratio "
-                  f"{d.seconds / pl.seconds:.2f}", flush=True)
+                  f"{d.seconds / pl.seconds:.2f}"
+                  + (f"; other tree {point.other[-1].seconds:.2f} s (load "
+                     f"{point.other[-1].load:.1f}), ratio "
+                     f"{point.other[-1].seconds / pl.seconds:.2f}" if point.other else ""),
+                  flush=True)
         csv.unlink()
+        if other is not None:
+            (other.data_root / work.name).unlink()
         points.append(point)
     return points
 
@@ -380,26 +399,35 @@ def sweep_report(points: list[SweepPoint], args: argparse.Namespace) -> None:
           f"{'ratio':>6}  {'prepare':>7} {'cv':>6} {'final':>6} {'profile':>7} {'save':>5} "
           f"{'other':>5} | {'p.read':>6} {'p.cv':>6} {'p.final':>7}  target <= {TARGET_RATIO:.2f}")
     for p in points:
-        d_med = median([x.seconds for x in p.daemon])
-        p_med = median([x.seconds for x in p.plain])
-        ratio = d_med / p_med
-
-        def part(runs: list[Run], name: str) -> float:
-            return median([x.parts[name] for x in runs])
-
-        other = d_med - sum(part(p.daemon, n) for n in (
-            "worker_prepare", "worker_cv", "worker_final_fit", "worker_profile", "worker_save"))
-        print(f"{p.rows:>9} {p.megabytes:>7.0f} {d_med:>9.2f} {load_range(p.daemon):>9} "
-              f"{p_med:>8.2f} {load_range(p.plain):>9} {ratio:>6.2f}  "
-              f"{part(p.daemon, 'worker_prepare'):>7.2f} {part(p.daemon, 'worker_cv'):>6.2f} "
-              f"{part(p.daemon, 'worker_final_fit'):>6.2f} "
-              f"{part(p.daemon, 'worker_profile'):>7.2f} {part(p.daemon, 'worker_save'):>5.2f} "
-              f"{other:>5.2f} | {part(p.plain, 'read'):>6.2f} {part(p.plain, 'cv'):>6.2f} "
-              f"{part(p.plain, 'final_fit'):>7.2f}  {verdict(ratio <= TARGET_RATIO)}")
+        sweep_row(p, p.daemon, "")
+        if p.other:
+            sweep_row(p, p.other, f"  ^ the same size, {args.compare_tree}:")
     for p in points:
         d, pl = p.daemon[-1].accuracy, p.plain[-1].accuracy
         if abs(d - pl) >= 1e-12:
             print(f"  {p.rows} rows: CV accuracy DIFFERS, daemon {d!r} vs plain {pl!r}")
+
+
+def sweep_row(p: SweepPoint, runs: list[Run], title: str) -> None:
+    """One size's line of the sweep table for `runs` (this tree's daemon, or the other's)."""
+    d_med = median([x.seconds for x in runs])
+    p_med = median([x.seconds for x in p.plain])
+    ratio = d_med / p_med
+
+    def part(of: list[Run], name: str) -> float:
+        return median([x.parts[name] for x in of])
+
+    other = d_med - sum(part(runs, n) for n in (
+        "worker_prepare", "worker_cv", "worker_final_fit", "worker_profile", "worker_save"))
+    if title:
+        print(title)
+    print(f"{p.rows:>9} {p.megabytes:>7.0f} {d_med:>9.2f} {load_range(runs):>9} "
+          f"{p_med:>8.2f} {load_range(p.plain):>9} {ratio:>6.2f}  "
+          f"{part(runs, 'worker_prepare'):>7.2f} {part(runs, 'worker_cv'):>6.2f} "
+          f"{part(runs, 'worker_final_fit'):>6.2f} "
+          f"{part(runs, 'worker_profile'):>7.2f} {part(runs, 'worker_save'):>5.2f} "
+          f"{other:>5.2f} | {part(p.plain, 'read'):>6.2f} {part(p.plain, 'cv'):>6.2f} "
+          f"{part(p.plain, 'final_fit'):>7.2f}  {verdict(ratio <= TARGET_RATIO)}")
 
 
 def load_range(runs: list[Run]) -> str:
@@ -424,6 +452,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--columns", type=int, default=20,
                         help="--sweep: numeric feature columns (default 20)")
     parser.add_argument("--folds", type=int, default=3, help="--sweep: CV folds (default 3)")
+    parser.add_argument("--compare-tree", metavar="DIR", default="",
+                        help="--sweep: also time a daemon run from this source tree (its "
+                             "server/ and client/ first on PYTHONPATH), interleaved")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary folder (daemon log, registry) and print it")
     args = parser.parse_args(argv)
@@ -468,15 +499,47 @@ def bench_daemon(args: argparse.Namespace) -> Iterator[tuple[Path, Path, Any]]:
             yield base, out_dir, daemon
 
 
+@contextlib.contextmanager
+def other_daemon(args: argparse.Namespace, base: Path) -> Iterator[Any]:
+    """With --compare-tree: a second daemon, started from that tree (PYTHONPATH, which the
+    forkserver and its workers inherit), in folders of its own under `base`, spambase in
+    its data root; else None."""
+    if not args.compare_tree:
+        yield None
+        return
+    tree = Path(args.compare_tree).resolve()
+    folder = base / "other"
+    (folder / "data").mkdir(parents=True)
+    shutil.copy(SPAMBASE, folder / "data" / "spambase.csv")
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(tree / "server"), str(tree / "client")] + ([saved] if saved else []))
+    try:
+        starting = running_daemon(folder)
+        other = starting.__enter__()
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
+    try:
+        time.sleep(args.settle)
+        yield other
+    finally:
+        starting.__exit__(None, None, None)
+
+
 def main_sweep(args: argparse.Namespace) -> int:
     print(f"modeld train overhead sweep: {args.sweep} rows x {args.columns} columns, xgboost, "
           f"{args.folds}-fold CV + final fit; {args.repeats} run(s) per side below "
           f"{SWEEP_SINGLE_FROM} rows, 1 from there, alternating, after {args.warmup} warm-up "
           "on spambase")
-    with bench_daemon(args) as (base, out_dir, daemon):
+    with bench_daemon(args) as (base, out_dir, daemon), other_daemon(args, base) as other:
         for i in range(args.warmup):
             daemon_run(daemon.stub, "xgboost", f"sweep-warmup-{i}")
-        points = sweep(daemon.stub, base, out_dir, args)
+            if other is not None:
+                daemon_run(other.stub, "xgboost", f"sweep-warmup-{i}")
+        points = sweep(daemon.stub, base, out_dir, args, other)
     print(f"after: {load_note()}")
     sweep_report(points, args)
     return 0

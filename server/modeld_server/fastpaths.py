@@ -25,6 +25,11 @@ each way shows such a change as a difference rather than as a wrong answer. The 
   its predict does for the default objectives (off: predict as well as predict_proba).
 - training/validation.py: duplicate rows found by hashing number columns first, pandas
   comparing only the rows that share a hash (off: DataFrame.duplicated on every row).
+- training/label_cells.py: a classification label's text cut from the bytes the
+  malformed-line scan holds, when it is the first or last column (off: pandas reads the
+  label column again as text).
+- training/prepare.py: integer and boolean labels encoded with pandas' sorted factorize
+  (off: np.unique).
 - telemetry.py: labels() children remembered in a dict (off: prometheus_client's labels()).
 - logging.py: the JSON timestamp formatted once a second, and the per-RPC line written
   without structlog's dispatch (rpc_line; off: TimeStamper and structlog's logger).

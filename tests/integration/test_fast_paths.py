@@ -6,6 +6,7 @@ same row hashes when it trains; a library upgrade that breaks one of them fails 
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pandas as pd
 
 from modeld.v1 import model_manager_pb2 as pb
 from modeld_server import fastpaths
+from modeld_server.registry.layout import MANIFEST
 from modeld_server.registry.store import RegistryStore
 from modeld_server.serving.loaded import WALKER_AFTER_CALLS
 from modeld_server.training.gate import LABELED_ROWS_FILE, ROWS_FILE
@@ -110,3 +112,8 @@ def test_predict_and_training_answer_the_same_with_the_fast_paths_off(
     for name in (ROWS_FILE, LABELED_ROWS_FILE):
         first, second = (paths.version(v) / name for v in (1, 2))
         assert first.read_bytes() == second.read_bytes(), name
+    # The validation report (label names from the scan's bytes, or pandas reading the
+    # column), the label encoding, the metrics and the reference profile: the same.
+    manifests = [json.loads((paths.version(v) / MANIFEST).read_text()) for v in (1, 2)]
+    for key in ("validation", "classes", "metrics", "confusion_matrix", "profile", "dataset"):
+        assert manifests[0][key] == manifests[1][key], key

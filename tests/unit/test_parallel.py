@@ -200,3 +200,28 @@ class TestTrainSideBySide:
         result = worker.train(spec, tmp_path, tmp_path, lambda *a: None, cpus=2)
         assert result["timings"]["fit_processes"] == 1
         assert result["timings"]["final_fit_alongside"] == 0.0
+
+
+class TestSideWork:
+    def test_one_piece_runs_in_a_thread_beside_each_call_the_rest_at_finish(self) -> None:
+        here = threading.get_ident()
+        ran: list[tuple[int, int]] = []
+        side = parallel.SideWork([lambda i=i: ran.append((i, threading.get_ident())) or i
+                                  for i in range(3)])
+        assert side.beside(lambda: "fold 1") == "fold 1"
+        assert ran[0][0] == 0 and ran[0][1] != here
+        assert side.finish() == [0, 1, 2]
+        assert [i for i, _ in ran] == [0, 1, 2] and ran[1][1] == ran[2][1] == here
+
+    def test_with_no_piece_left_beside_only_calls(self) -> None:
+        side: parallel.SideWork[int] = parallel.SideWork([lambda: 1])
+        assert [side.beside(lambda: "a"), side.beside(lambda: "b")] == ["a", "b"]
+        assert side.finish() == [1]
+
+    def test_a_failed_piece_is_raised_by_the_call_it_ran_beside(self) -> None:
+        def broken() -> int:
+            raise ValueError("piece")
+
+        side = parallel.SideWork([broken])
+        with pytest.raises(ValueError, match=r"^piece$"):
+            side.beside(lambda: "fold")

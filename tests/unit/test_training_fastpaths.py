@@ -11,6 +11,7 @@ from xgboost import XGBClassifier
 
 from modeld_server import fastpaths
 from modeld_server.training.evaluate import _classes_from_proba
+from modeld_server.training.prepare import sorted_codes
 from modeld_server.training.validation import duplicated_rows
 
 
@@ -51,3 +52,17 @@ def test_duplicated_rows_off_is_pandas_own(off: None) -> None:
     frame = pd.DataFrame({"a": [0.0, -0.0, np.nan, np.nan], "b": [1, 1, 2, 2]})
     assert duplicated_rows(frame).equals(frame.duplicated())
     assert duplicated_rows(frame).tolist() == [False, True, False, True]
+
+
+class TestSortedCodes:
+    @pytest.mark.parametrize("values", [
+        np.array([3, 1, 2, 1, 3, -5]), np.array([True, False, True]),
+        np.array([7, 7, 7], dtype=np.uint8), np.array([], dtype=np.int64),
+        np.array([2.5, -0.0, 0.0, 1.0]), np.array(["b", "a", "b"], dtype=object)])
+    def test_the_labels_and_codes_of_numpy_unique(self, values: np.ndarray) -> None:
+        labels, codes = sorted_codes(values)
+        want_labels, want_codes = np.unique(values, return_inverse=True)
+        np.testing.assert_array_equal(labels, want_labels)
+        np.testing.assert_array_equal(codes, want_codes)
+        assert (labels.dtype, codes.dtype, codes.shape) == (
+            want_labels.dtype, want_codes.dtype, want_codes.shape)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from modeld_server.errors import InvalidArgument
 from modeld_server.training import validation
 from modeld_server.training.validation import (
+    _commas_before,
     _constant,
     _count_fields_unquoted,
     _scan_records,
@@ -127,6 +128,19 @@ class TestMalformedLines:
                 patch.setattr(validation, "_FAST_SCAN_BYTES", 4)
                 patch.setattr(validation, "_STREAM_BLOCK", block)
                 assert malformed_lines(path) == expected
+
+
+class TestCommasBefore:
+    @settings(deadline=None)
+    @given(text=st.text(alphabet=",\n1", max_size=300), cuts=st.lists(st.integers(0, 300)))
+    def test_the_bit_count_agrees_with_the_comma_positions(
+        self, text: str, cuts: list[int]
+    ) -> None:
+        """Counted 64 bytes to a word: right at word edges and at the very end."""
+        raw = np.frombuffer(text.encode(), dtype=np.uint8)
+        at = np.array(sorted({min(c, len(raw)) for c in cuts} | {len(raw)}), dtype=np.int64)
+        expected = np.searchsorted(np.flatnonzero(raw == ord(",")), at)
+        np.testing.assert_array_equal(_commas_before(raw, at), expected)
 
 
 class TestDuplicatedRows:

@@ -9,13 +9,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from modeld_server.errors import FailedPrecondition, NotFound
+from modeld_server.monitoring import profile
 from modeld_server.registry.store import RegistryStore
-from modeld_server.training import worker
+from modeld_server.training import preheat, worker
 from modeld_server.training.datasets import resolve_dataset
 from modeld_server.training.messages import Failure, Progress, Result
+from modeld_server.training.prepare import prepare
 from modeld_server.types import DatasetSpec, Task, TrainSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,3 +95,41 @@ def test_a_failed_training_sends_one_failure(tmp_path: Path) -> None:
 def spec_features(path: Path) -> list[str]:
     """The CSV's columns less the target, in file order."""
     return [c for c in path.read_text().split("\n", 1)[0].split(",") if c != "is_spam"]
+
+
+class TestReferenceProfileBesideTheFolds:
+    """The features' profiles, made in pieces beside the folds' metrics, are the profile
+    made in one go after the final fit."""
+
+    @pytest.mark.parametrize("pieces", [1, 2, 3, 4, 7])
+    def test_pieces_merge_to_the_whole_profile(self, tmp_path: Path, pieces: int) -> None:
+        preheat._rows().to_csv(tmp_path / "rows.csv", index=False)  # numbers and a text column
+        spec = TrainSpec(model="m", dataset=DatasetSpec("rows.csv", target="label"),
+                         algorithm="xgboost", task=Task.CLASSIFICATION, cv_folds=2)
+        data = prepare(spec, tmp_path / "rows.csv", 1000)
+        assert data.schema.categorical == ("colour",)
+        merged: dict[str, Any] = {}
+        for piece in worker._profile_pieces(data, pieces):
+            merged.update(piece())
+        whole = profile.feature_profiles(data.schema.numeric, data.schema.categorical, data.x)
+        assert list(merged) == list(whole)
+        assert merged == whole
+
+    @pytest.mark.parametrize("algorithm", ["xgboost", "logistic_regression"])
+    def test_a_job_stores_the_profile_of_every_feature(self, tmp_path: Path,
+                                                       algorithm: str) -> None:
+        """XGBoost: in pieces beside the folds; logistic regression's folds in forked
+        processes: all of it after them."""
+        shutil.copy(ROOT / "data" / "spambase.csv", tmp_path / "spambase.csv")
+        spec = TrainSpec(model="m", dataset=DatasetSpec("spambase.csv", target="is_spam"),
+                         algorithm=algorithm, task=Task.CLASSIFICATION,
+                         params={"n_estimators": "5"} if algorithm == "xgboost" else {},
+                         cv_folds=3)
+        staging = tmp_path / "staging"
+        staging.mkdir()
+        result = worker.train(spec, tmp_path, staging, lambda *a: None, cpus=2)
+        data = prepare(spec, tmp_path / "spambase.csv", 10_000)
+        whole = profile.feature_profiles(data.schema.numeric, data.schema.categorical, data.x)
+        assert list(result["profile"]["features"]) == list(whole)
+        assert result["profile"]["features"] == whole
+        assert result["profile"]["rows"] == len(data.x) == np.asarray(data.x).shape[0]

@@ -14,7 +14,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from modeld_server import artifacts, fastpaths
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.importance import permutation_importance
-from modeld_server.training.parallel import fork_map
+from modeld_server.training.parallel import SideWork, fork_map
 from modeld_server.training.prepare import Prepared
 from modeld_server.types import Task, TrainSpec
 
@@ -79,7 +79,7 @@ def splitter(spec: TrainSpec, data: Prepared) -> tuple[Any, np.ndarray | None]:
 
 def cross_validate(spec: TrainSpec, template: Template, data: Prepared, progress: Any,
                    workers: int = 1, fit_final: bool = False,
-                   importance: bool = False) -> CVResult:
+                   importance: bool = False, side: SideWork[Any] | None = None) -> CVResult:
     """Fits on k-1 folds, predicts the held-out fold, k times; metrics come from those predictions.
 
     Args:
@@ -89,6 +89,8 @@ def cross_validate(spec: TrainSpec, template: Template, data: Prepared, progress
             (result.final); it goes first, being the longest.
         importance: also compute permutation importance in the first fold
             (result.permutation).
+        side: work for a thread while a fold's metrics are computed (parallel.SideWork),
+            when the folds run here (one worker); else it is left for side.finish().
     """
     task, n = spec.task, len(data.x)
     k = len(data.classes)
@@ -111,7 +113,7 @@ def cross_validate(spec: TrainSpec, template: Template, data: Prepared, progress
         train_idx, test_idx = item
         fitted = template.fit(data.x[train_idx], None if data.y is None else data.y[train_idx])
         outcome = _fold(task, fitted.estimator, fitted.preprocess.transform(data.x[test_idx]),
-                        data, test_idx)
+                        data, test_idx, here)
         if importance and item is splits[0] and data.y is not None:
             outcome = dataclasses.replace(outcome, permutation=permutation_importance(
                 task, fitted.preprocess, fitted.estimator, data.schema, data.x[test_idx],
@@ -121,6 +123,7 @@ def cross_validate(spec: TrainSpec, template: Template, data: Prepared, progress
     if splits:
         progress(0, result.metrics)
     result.processes = min(workers, len(items)) if workers > 1 and len(items) > 1 else 1
+    here = side if result.processes == 1 else None  # no thread where fit processes fork
     for index, outcome in fork_map(run, items, workers):
         if items[index] is _FINAL:
             result.final, result.final_seconds = outcome
@@ -140,7 +143,12 @@ def cross_validate(spec: TrainSpec, template: Template, data: Prepared, progress
 
 
 def _fold(task: Task, est: Any, matrix: np.ndarray, data: Prepared,
-          test_idx: np.ndarray) -> _FoldOutcome:
+          test_idx: np.ndarray, side: SideWork[Any] | None = None) -> _FoldOutcome:
+    """One fold's held-out predictions and metrics (with a piece of `side` beside them)."""
+    def scored(fn: Any) -> dict[str, float]:
+        value: dict[str, float] = side.beside(fn) if side is not None else fn()
+        return value
+
     if task is Task.CLASSIFICATION:
         assert data.y is not None
         y_true = data.y[test_idx]
@@ -148,17 +156,24 @@ def _fold(task: Task, est: Any, matrix: np.ndarray, data: Prepared,
         y_pred = _classes_from_proba(est, proba)
         if y_pred is None:
             y_pred = np.asarray(est.predict(matrix)).astype(np.int64)
-        scores = metric_fns.classification_metrics(y_true, y_pred, proba, len(data.classes))
-        scores["ece"] = metric_fns.expected_calibration_error(y_true, proba)
-        return _FoldOutcome(y_pred, proba, scores)
+        k = len(data.classes)
+
+        def classification() -> dict[str, float]:
+            scores = metric_fns.classification_metrics(y_true, y_pred, proba, k)
+            scores["ece"] = metric_fns.expected_calibration_error(y_true, proba)
+            return scores
+
+        return _FoldOutcome(y_pred, proba, scored(classification))
     if task is Task.REGRESSION:
         assert data.y is not None
         pred = est.predict(matrix)
-        return _FoldOutcome(pred, None, metric_fns.regression_metrics(data.y[test_idx], pred))
+        y = data.y[test_idx]
+        return _FoldOutcome(pred, None, scored(lambda: metric_fns.regression_metrics(y, pred)))
     assert data.eval_label is not None
     scores = -est.score_samples(matrix)
+    flagged = data.eval_label[test_idx]
     return _FoldOutcome(scores, None,
-                        metric_fns.detection_metrics(data.eval_label[test_idx], scores))
+                        scored(lambda: metric_fns.detection_metrics(flagged, scores)))
 
 
 def _classes_from_proba(est: Any, proba: np.ndarray) -> np.ndarray | None:

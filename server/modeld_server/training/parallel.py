@@ -34,6 +34,7 @@ from multiprocessing.connection import Connection, Pipe, wait
 from typing import Any, Generic, NoReturn, TypeVar
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 _PR_SET_PDEATHSIG = 1
 
@@ -69,6 +70,41 @@ class Background(Generic[T]):
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]  # set when fn() returned
+
+
+class SideWork(Generic[T]):
+    """Independent pieces of work that run in a thread while this thread does something
+    that leaves a core idle, one piece each time (beside); finish() runs the rest here.
+
+    Cross-validation with a self-threading estimator (XGBoost) keeps both cores busy
+    while it fits and predicts, and one thread computes each fold's metrics: a piece of
+    the reference profile fits in beside them, where a thread beside the fit would take
+    a core from OpenMP's threads, which wait at their barriers for the one left behind.
+    Only in a process that forks nothing meanwhile (see Background).
+    """
+
+    def __init__(self, pieces: Sequence[Callable[[], T]]) -> None:
+        self._pieces = list(pieces)
+        self._results: list[T] = []
+
+    def beside(self, fn: Callable[[], U]) -> U:
+        """fn(), with the next piece (if any is left) in a thread meanwhile; returns once both
+        are done (raises what fn or the piece raised)."""
+        if len(self._results) == len(self._pieces):
+            return fn()
+        piece = Background(self._pieces[len(self._results)])
+        try:
+            value = fn()
+        finally:
+            piece.wait()
+        self._results.append(piece.result())
+        return value
+
+    def finish(self) -> list[T]:
+        """Every piece's result, in order; those not run beside anything run here now."""
+        while len(self._results) < len(self._pieces):
+            self._results.append(self._pieces[len(self._results)]())
+        return list(self._results)
 
 
 class FitProcessDied(RuntimeError):

@@ -7,6 +7,7 @@ warm. Everything a job does with data happens here, never in the daemon.
 
 from __future__ import annotations
 
+import itertools
 import platform
 import time
 import traceback
@@ -38,7 +39,7 @@ from modeld_server.training.estimators import (
 )
 from modeld_server.training.evaluate import CVResult, Template, calibrate, cross_validate
 from modeld_server.training.messages import Failure, Outcome, Progress, Result
-from modeld_server.training.parallel import Background, available_cpus
+from modeld_server.training.parallel import Background, SideWork, available_cpus
 from modeld_server.training.prepare import Prepared, prepare
 from modeld_server.types import Task, TrainSpec
 
@@ -112,7 +113,10 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
     cpus = cpus or available_cpus()
     workers = _within_memory(fold_workers(algorithm, spec.params, cpus), data, memory_mb)
     t_cv = time.perf_counter()
-    template, cv, extra = _evaluate(spec, _template(spec, algorithm, data), data, report, workers)
+    # The features' reference profiles are computed beside the folds' metrics, in pieces.
+    features = SideWork(_profile_pieces(data, spec.cv_folds))
+    template, cv, extra = _evaluate(spec, _template(spec, algorithm, data), data, report, workers,
+                                    features)
     cv_seconds = time.perf_counter() - t_cv
     # A challenger that threads itself (OpenMP) leaves threads that a fork would not carry
     # over in a usable state: then the champion's refit stays in this process too.
@@ -124,7 +128,8 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
     t_profile = time.perf_counter()
     # A profile made from the fitted model's answers is made first; one made from the
     # held-out predictions beside the saving (which reads the model).
-    extra["profile"] = (_reference_profile(spec, data, cv, fitted)
+    feature_profiles = {name: p for piece in features.finish() for name, p in piece.items()}
+    extra["profile"] = (_reference_profile(spec, data, cv, fitted, feature_profiles)
                         if _profile_asks_model(spec, cv) else None)
     extra["feature_importance"] = {
         "estimator": importance.own_importance(fitted.preprocess, fitted.estimator,
@@ -139,7 +144,7 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
     beside = 0.0
     try:
         if extra["profile"] is None:
-            extra["profile"] = _reference_profile(spec, data, cv, fitted)
+            extra["profile"] = _reference_profile(spec, data, cv, fitted, feature_profiles)
             beside = time.perf_counter() - t_save
     finally:
         saving.wait()
@@ -174,14 +179,19 @@ def _save(spec: TrainSpec, data: Prepared, cv: CVResult, fitted: artifacts.Fitte
     """Writes the model, the row hashes and the out-of-fold predictions into `staging`;
     returns the model's format and the manifest's record of the predictions.
 
-    Runs in a thread beside the reference profile (parallel.Background): both spend
-    their time in C code without the GIL (compressing, hashing, NumPy), and neither
-    changes what the other reads.
+    Runs in a thread beside the rest of the reference profile (parallel.Background), and
+    the row hashes in one more: they spend their time in C code without the GIL
+    (compressing, hashing, NumPy), and none changes what another reads.
     """
-    fmt = artifacts.save(fitted, staging)
-    gate.save_row_hashes(staging, data.frame, data.features,
-                         spec.dataset.target or spec.dataset.eval_label)
-    return fmt, oof.save(staging, _fold_key(spec, data), cv.oof_pred, cv.oof_proba)
+    hashes = Background(lambda: gate.save_row_hashes(
+        staging, data.frame, data.features, spec.dataset.target or spec.dataset.eval_label))
+    try:
+        fmt = artifacts.save(fitted, staging)
+        stored = oof.save(staging, _fold_key(spec, data), cv.oof_pred, cv.oof_proba)
+    finally:
+        hashes.wait()
+    hashes.result()
+    return fmt, stored
 
 
 def _join_builders(staging: Path) -> None:
@@ -222,16 +232,19 @@ def _template(spec: TrainSpec, algorithm: Algorithm, data: Prepared) -> Template
 
 
 def _evaluate(spec: TrainSpec, template: Template, data: Prepared, report: Report,
-              workers: int) -> tuple[Template, CVResult, dict[str, Any]]:
+              workers: int, side: SideWork[Any] | None = None
+              ) -> tuple[Template, CVResult, dict[str, Any]]:
     """Cross-validates (then calibration, if asked); returns the template to deploy, its
-    cross-validation, and the manifest's calibration report.
+    cross-validation, and the manifest's calibration report. `side`: work to do beside
+    the folds' metrics (evaluate.cross_validate).
 
     With fits side by side, the final fit goes with the folds, unless calibration may
     still change what the final fit is.
     """
     calibrating = spec.calibration != "none" and spec.task is Task.CLASSIFICATION
     cv = cross_validate(spec, template, data, _fold_progress(report, "cross_validation", spec),
-                        workers, fit_final=workers > 1 and not calibrating, importance=True)
+                        workers, fit_final=workers > 1 and not calibrating, importance=True,
+                        side=side)
     if not calibrating:
         return template, cv, {}
     permutation = cv.permutation  # of the uncalibrated model: calibration keeps the ranking
@@ -348,12 +361,30 @@ def _profile_asks_model(spec: TrainSpec, cv: CVResult) -> bool:
     return spec.task is Task.ANOMALY_DETECTION or cv.oof_pred is None
 
 
+def _profile_pieces(data: Prepared, pieces: int
+                    ) -> list[Callable[[], dict[str, dict[str, Any]]]]:
+    """profile.feature_profiles of every feature, in `pieces` runs of neighbouring columns
+    (numeric first, as in the matrix); merged in order they are the whole of it."""
+    schema, x = data.schema, data.x
+    n, width = len(schema.numeric), len(schema.numeric) + len(schema.categorical)
+    bounds = [round(i * width / max(pieces, 1)) for i in range(max(pieces, 1) + 1)]
+
+    def piece(a: int, b: int) -> Callable[[], dict[str, dict[str, Any]]]:
+        numeric, categorical = schema.numeric[a:min(b, n)], schema.categorical[
+            max(a, n) - n:max(b, n) - n]
+        return lambda: {**profile.feature_profiles(numeric, [], x[:, a:min(b, n)]),
+                        **profile.feature_profiles([], categorical, x[:, max(a, n):max(b, n)])}
+
+    return [piece(a, b) for a, b in itertools.pairwise(bounds)]
+
+
 def _reference_profile(spec: TrainSpec, data: Prepared, cv: CVResult,
-                       fitted: artifacts.Fitted) -> dict[str, Any]:
+                       fitted: artifacts.Fitted,
+                       features: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """What drift monitoring compares live traffic with (monitoring/profile.py): every
-    feature of the training rows, and the model's output on them. The output is the
-    cross-validated (held-out) one where there is one, closer to what unseen rows get
-    than the final fit's answers on the rows it learned."""
+    feature of the training rows (`features`, when computed already), and the model's
+    output on them. The output is the cross-validated (held-out) one where there is one,
+    closer to what unseen rows get than the final fit's answers on the rows it learned."""
     schema = data.schema
     values: np.ndarray | None = None
     probabilities: np.ndarray | None = None
@@ -369,7 +400,8 @@ def _reference_profile(spec: TrainSpec, data: Prepared, cv: CVResult,
         values = -fitted.estimator.score_samples(fitted.preprocess.transform(data.x))
     classes = [str(c) for c in data.classes]
     return {"rows": len(data.x),
-            "features": profile.feature_profiles(schema.numeric, schema.categorical, data.x),
+            "features": (features if features is not None else
+                         profile.feature_profiles(schema.numeric, schema.categorical, data.x)),
             "output": profile.output_profile(spec.task.value, classes, probabilities, values)}
 
 
