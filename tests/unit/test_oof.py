@@ -12,6 +12,7 @@ import pytest
 
 from modeld_server.registry.manifest import Manifest
 from modeld_server.training import gate, oof, worker
+from modeld_server.training.champion import Kept, champion_rows
 from modeld_server.training.estimators import get_algorithm
 from modeld_server.training.evaluate import CVResult, cross_validate
 from modeld_server.training.prepare import Prepared, prepare
@@ -51,6 +52,11 @@ def without_oof(manifest: Manifest) -> Manifest:
     return Manifest.from_json({k: v for k, v in manifest.to_json().items() if k != "oof"})
 
 
+def kept(folder: Path, fields: Manifest) -> Kept | None:
+    """The champion's row hashes, as the gate reads them."""
+    return champion_rows(folder, fields.artifacts)[0]
+
+
 def test_a_version_stores_its_predictions_as_float32_with_its_fold_key(
         champion: tuple[Path, Manifest]) -> None:
     folder, fields = champion
@@ -71,8 +77,9 @@ def test_stored_and_refitted_champions_give_the_identical_gate_decision(
     folder, fields = champion
     train = spec(params={"C": "0.05"})
     data, cv = challenger(folder, train)
-    stored = worker._compare(train, data, cv, folder, fields, cpus=1)
-    refitted = worker._compare(train, data, cv, folder, without_oof(fields), cpus=1)
+    stored = worker._compare(train, data, cv, folder, fields, kept(folder, fields), cpus=1)
+    refitted = worker._compare(train, data, cv, folder, without_oof(fields),
+                               kept(folder, fields), cpus=1)
     assert stored is not None and refitted is not None
     assert stored.how == STORED
     assert refitted.how == REFITTED.format("it stored no out-of-fold predictions")
@@ -93,7 +100,7 @@ def test_other_folds_refit_and_say_why(champion: tuple[Path, Manifest]) -> None:
     folder, fields = champion
     train = spec(seed=7)
     data, cv = challenger(folder, train)
-    comparison = worker._compare(train, data, cv, folder, fields, cpus=1)
+    comparison = worker._compare(train, data, cv, folder, fields, kept(folder, fields), cpus=1)
     assert comparison is not None
     assert comparison.how == REFITTED.format("its folds differ: seed")
 
