@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 from xgboost import XGBClassifier, XGBRegressor
 
@@ -17,16 +16,6 @@ from modeld_server.serving.loaded import LoadedModel
 from modeld_server.serving.xgb_native import NativePredictor
 
 SPAMBASE = Path(__file__).resolve().parents[2] / "data" / "spambase.csv"
-
-
-@pytest.fixture(scope="module")
-def spam() -> tuple[np.ndarray, np.ndarray]:
-    """spambase's 4601 rows with about 5% of the cells missing (NaN)."""
-    frame = pd.read_csv(SPAMBASE)
-    y = frame.pop("is_spam").to_numpy()
-    x = frame.to_numpy(dtype=np.float64)
-    x[np.random.default_rng(1).random(x.shape) < 0.05] = np.nan
-    return x, y
 
 
 def native(model: Any) -> NativePredictor:

@@ -27,16 +27,6 @@ SPAMBASE = Path(__file__).resolve().parents[2] / "data" / "spambase.csv"
 F32_MAX = float(np.finfo(np.float32).max)
 
 
-@pytest.fixture(scope="module")
-def spam() -> tuple[np.ndarray, np.ndarray]:
-    """spambase's 4601 rows with about 5% of the cells missing (NaN)."""
-    frame = pd.read_csv(SPAMBASE)
-    y = frame.pop("is_spam").to_numpy()
-    x = frame.to_numpy(dtype=np.float64)
-    x[np.random.default_rng(1).random(x.shape) < 0.05] = np.nan
-    return x, y
-
-
 def walker_and_c_call(model: Any, folder: Path) -> tuple[TreeWalker, xgb_lean.LeanBooster]:
     """The model as modeld saves it, loaded lean (the C call), and its checked walker."""
     model.save_model(folder / artifacts.XGB_FILE)
