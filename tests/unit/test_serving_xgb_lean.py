@@ -19,8 +19,6 @@ from modeld_server.serving import xgb_lean
 from modeld_server.serving.loaded import LoadedModel
 from modeld_server.serving.xgb_lean import LeanBooster
 
-SPAMBASE = Path(__file__).resolve().parents[2] / "data" / "spambase.csv"
-
 
 def lean(model: Any, folder: Path) -> LeanBooster:
     """The model saved as modeld saves it (save_model to model.ubj), loaded lean."""

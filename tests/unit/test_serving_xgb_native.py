@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,8 +13,6 @@ from modeld_server.registry.manifest import Manifest
 from modeld_server.serving import xgb_native
 from modeld_server.serving.loaded import LoadedModel
 from modeld_server.serving.xgb_native import NativePredictor
-
-SPAMBASE = Path(__file__).resolve().parents[2] / "data" / "spambase.csv"
 
 
 def native(model: Any) -> NativePredictor:

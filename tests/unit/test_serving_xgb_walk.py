@@ -23,7 +23,6 @@ from modeld_server.serving import xgb_lean, xgb_walk
 from modeld_server.serving.loaded import LoadedModel
 from modeld_server.serving.xgb_walk import TreeWalker
 
-SPAMBASE = Path(__file__).resolve().parents[2] / "data" / "spambase.csv"
 F32_MAX = float(np.finfo(np.float32).max)
 
 
