@@ -311,10 +311,13 @@ class TestScikitLearnOnDask:
         answer = on_dask.stub.Predict(records_request("lr", rows.to_dict("records")))
         assert len(answer.labels) == 3
 
+    @pytest.mark.parametrize("algorithm", ["logistic_regression", "xgboost"])
     def test_a_dataset_larger_than_a_worker_names_the_distributed_algorithms(
-            self, tmp_path: Path, datasets: Path) -> None:
+            self, tmp_path: Path, datasets: Path, algorithm: str) -> None:
         """Workers whose memory_limit is below 3 times the dataset (memory management off,
-        so the limit is only reported): FAILED job naming the size, the limit and xgboost."""
+        so the limit is only reported): FAILED job naming the size and the limit, and what
+        to do: an algorithm that trains distributed, or, for xgboost, whose CSV file one
+        worker reads whole, smaller files or Parquet."""
         import dask
 
         shutil.copytree(datasets, tmp_path / "data")
@@ -326,16 +329,24 @@ class TestScikitLearnOnDask:
             live = start_daemon(tmp_path, dask_scheduler=small.scheduler_address)
             try:
                 job = wait_job(live.stub, live.stub.Train(dask_request(
-                    "lr", path="spambase.csv", algorithm="logistic_regression")).id)
+                    "lr", path="spambase.csv", algorithm=algorithm)).id)
             finally:
                 live.stop()
         size = (tmp_path / "data" / "spambase.csv").stat().st_size
         assert job.state == pb.JOB_STATE_FAILED
-        assert job.error == (
-            f"FailedPrecondition: dataset.path 'spambase.csv' holds about {size} bytes in "
-            "memory; algorithm 'logistic_regression' fits in one Dask worker, which needs 3 "
-            "times that, more than the smallest worker's memory_limit=1000000 bytes: use an "
-            "algorithm that trains distributed (xgboost), or workers with more memory")
+        assert job.error == ({
+            "logistic_regression":
+                f"FailedPrecondition: dataset.path 'spambase.csv' holds about {size} bytes "
+                "in memory; algorithm 'logistic_regression' fits in one Dask worker, which "
+                "needs 3 times that, more than the smallest worker's memory_limit=1000000 "
+                "bytes: use an algorithm that trains distributed (xgboost), or workers with "
+                "more memory",
+            "xgboost":
+                f"FailedPrecondition: dataset.path 'spambase.csv': 'spambase.csv' holds about "
+                f"{size} bytes of text; on engine=dask each CSV or JSON Lines file is read "
+                "whole by one worker, which needs 3 times that, more than the smallest "
+                "worker's memory_limit=1000000 bytes: split it into smaller files, or write "
+                "it as a Parquet folder"}[algorithm])
 
 
 def write_untidy(path: Path) -> None:

@@ -173,3 +173,25 @@ class TestSha256:
             dask_read.finish_sha256(found, "c/*.csv", futures, client)
         assert err.value.message.startswith("dataset.path 'c/*.csv': 'a.csv' changed during "
                                             "the job")
+
+
+class TestFilesFitAWorker:
+    """A CSV or JSON Lines file is one partition on Dask: one that a worker cannot read is
+    refused by name before anything is read."""
+
+    def test_a_file_too_big_for_the_smallest_worker(self, tmp_path: Path) -> None:
+        small, big = tmp_path / "a.csv", tmp_path / "b.csv.gz"
+        small.write_bytes(b"x" * 100)
+        big.write_bytes(b"x" * 100)
+        dask_read.check_files_fit_a_worker("data/*.csv", [small], [0, 300, 1000])
+        with pytest.raises(FailedPrecondition) as err:
+            dask_read.check_files_fit_a_worker("data/*.csv", [small, big], [1600, 0, 1000])
+        assert str(err.value) == (
+            "dataset.path 'data/*.csv': 'b.csv.gz' holds about 500 bytes of text; on "
+            "engine=dask each CSV or JSON Lines file is read whole by one worker, which needs "
+            "3 times that, more than the smallest worker's memory_limit=1000 bytes: split it "
+            "into smaller files, or write it as a Parquet folder")
+
+    def test_workers_without_a_limit(self, tmp_path: Path) -> None:
+        (tmp_path / "a.csv").write_bytes(b"x" * 10_000)
+        dask_read.check_files_fit_a_worker("a.csv", [tmp_path / "a.csv"], [0, 0])

@@ -48,6 +48,39 @@ class Columns:
     coerced: list[str]
 
 
+READ_COPIES = 3
+"""Memory one worker needs to read a CSV or JSON Lines file, in times its parsed size: the
+text, the parsed frame and the frame the checks build beside it."""
+GZIP_RATIO = 5
+"""How much larger a gzipped CSV is taken to be once read, when sizing it for a worker."""
+
+
+def check_files_fit_a_worker(shown: str, files: list[Path], limits: list[int]) -> None:
+    """Refuses a CSV or JSON Lines file one worker cannot read: each is one partition (its
+    malformed lines counted by the local engine's reader, file:line), so it is not split.
+
+    Args:
+        limits: the workers' memory_limit in bytes (0: unlimited).
+
+    Raises:
+        FailedPrecondition: naming the file, its size, the smallest worker's limit and
+            what to do instead.
+    """
+    bounded = [m for m in limits if m]
+    if not bounded:
+        return
+    smallest = min(bounded)
+    for path in files:
+        size = path.stat().st_size * (GZIP_RATIO if path.name.lower().endswith(".gz") else 1)
+        if size * READ_COPIES > smallest:
+            raise FailedPrecondition(
+                f"dataset.path {quoted(shown)}: {quoted(path.name)} holds about {size} bytes "
+                f"of text; on engine=dask each CSV or JSON Lines file is read whole by one "
+                f"worker, which needs {READ_COPIES} times that, more than the smallest "
+                f"worker's memory_limit={smallest} bytes: split it into smaller files, or "
+                "write it as a Parquet folder")
+
+
 def read_frame(found: DatasetFiles, shown: str, client: Any,
                labels: frozenset[str] = frozenset()) -> tuple[Any, dict[str, Any]]:
     """The dataset as a lazy dask DataFrame, its rows in file order, and the report's
@@ -71,6 +104,9 @@ def read_frame(found: DatasetFiles, shown: str, client: Any,
         return dd.from_map(  # type: ignore[no-untyped-call]
             _read_parquet, [str(f) for f in files], found.partitions, args=[types, meta],
             meta=meta, label="modeld-read"), malformed
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    check_files_fit_a_worker(shown, files, [int(w.get("memory_limit") or 0)
+                                            for w in workers.values()])
     paths = [str(f) for f in files]
     facts = client.gather(client.map(file_facts, paths, shown=shown, pure=False))
     decided = column_types(facts, labels)

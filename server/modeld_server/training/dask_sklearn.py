@@ -30,6 +30,7 @@ from modeld_server.errors import FailedPrecondition, quoted
 from modeld_server.training import dask_gate
 from modeld_server.training import metrics as metric_fns
 from modeld_server.training.cluster import DISTRIBUTED
+from modeld_server.training.dask_read import GZIP_RATIO
 from modeld_server.training.datasets import DatasetFiles, is_parquet
 from modeld_server.types import Task, TrainSpec
 
@@ -39,8 +40,6 @@ Report = Callable[[str, float, str, dict[str, Any]], None]
 COPIES_PER_FIT = 3
 """A fit holds the prepared matrix, its preprocessed copy and the estimator's own copy."""
 
-GZIP_RATIO = 5
-"""How much larger a gzipped CSV is taken to be once read, when sizing it for a worker."""
 
 
 @dataclass(frozen=True, kw_only=True)
