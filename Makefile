@@ -15,7 +15,7 @@ LISTEN ?=
 # Where `make run` copies the demo dataset: the daemon's data root (MODELD_DATA_ROOT or its default).
 DATA_ROOT := $(or $(MODELD_DATA_ROOT),$(VAR)/data)
 
-.PHONY: install install-server constraints run test test-slow test-readme test-install test-no-fast-paths fuzz check-proto \
+.PHONY: install install-server constraints run test test-slow test-dask test-readme test-install test-no-fast-paths fuzz check-proto \
 	buf proto lint typecheck bench clean
 
 # `make install`: the daemon and the dev tools (tests, lint, types, proto generation).
@@ -55,6 +55,10 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -q -p no:cacheprovider -m slow
+
+# The Dask engine's integration suites (real LocalClusters, about 10 minutes on 2 CPUs).
+test-dask: install
+	$(PY) -m pytest -q -p no:cacheprovider -m 'dask and not slow' tests/integration
 
 # The README's runnable examples against live daemons (2-3 minutes: they train five models).
 test-readme: install

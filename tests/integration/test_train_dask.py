@@ -30,6 +30,9 @@ from tests.conftest import SPAMBASE, LiveDaemon, start_daemon, wait_job
 from tests.integration.test_drift import SHIFTED, replay
 from tests.integration.test_predict import records_request
 
+# A LocalCluster per module and minutes of training: `make test-dask` (CI runs it).
+pytestmark = pytest.mark.dask
+
 distributed = pytest.importorskip("distributed")
 
 CODE = grpc.StatusCode

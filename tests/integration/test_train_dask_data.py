@@ -20,6 +20,9 @@ from modeld.v1 import model_manager_pb2 as pb
 from tests.conftest import SPAMBASE, LiveDaemon, start_daemon, wait_job
 from tests.integration.test_train_dask import cluster  # noqa: F401
 
+# A LocalCluster per module and minutes of training: `make test-dask` (CI runs it).
+pytestmark = pytest.mark.dask
+
 distributed = pytest.importorskip("distributed")
 
 

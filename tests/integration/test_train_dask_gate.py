@@ -27,6 +27,9 @@ from modeld_server.training.estimators import (
 from modeld_server.types import Task
 from tests.conftest import SPAMBASE, LiveDaemon, start_daemon, wait_job
 
+# A LocalCluster per module and minutes of training: `make test-dask` (CI runs it).
+pytestmark = pytest.mark.dask
+
 distributed = pytest.importorskip("distributed")
 
 FOLDS = 3
