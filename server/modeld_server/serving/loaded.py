@@ -33,6 +33,7 @@ rollback targets, batch models) never pay its ~50-100 ms of CPU."""
 _walker_builds = threading.Semaphore(1)
 """One walker compiles at a time, whatever the number of versions warming up."""
 
+
 @dataclass(frozen=True)
 class Prediction:
     """What a model said about a batch of rows, in row order."""
@@ -86,7 +87,6 @@ class LoadedModel:
         """Set when no walker build will start or run any more (built or not)."""
         if self._walker_started:
             self.walker_done.set()
-        """Set when a walker build has finished (built or not); tests wait on it."""
         anomaly = manifest.anomaly or {}
         self._threshold = float(anomaly.get("threshold", 0.0))
         self.loaded_at = time.time()
@@ -193,10 +193,10 @@ class LoadedModel:
     def _build_walker(self) -> None:
         """On any failure the C call stays; either way walker_done is set."""
         started = time.perf_counter()
+        assert self._booster is not None  # the C call, which the walker must equal
         try:
             with _walker_builds:
-                walker = xgb_walk.build(self._model_json(), self._c_predict,
-                                        self._probes())
+                walker = xgb_walk.build(self._model_json(), self._booster, self._probes())
             if walker is not None:
                 self._walker = walker
                 log.info("xgboost_walker_ready", model=self.model, version=self.version,
@@ -207,10 +207,6 @@ class LoadedModel:
                         error=f"{type(exc).__name__}: {exc}")
         finally:
             self.walker_done.set()
-
-    def _c_predict(self, x: np.ndarray) -> np.ndarray:
-        assert self._booster is not None
-        return self._booster(x)
 
     def _model_json(self) -> bytes:
         estimator = self._estimator
