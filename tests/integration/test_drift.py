@@ -119,8 +119,12 @@ class TestSpambaseDrift:
         table = [line.split() for line in shown.output.splitlines()]
         alert_rows = [row[0] for row in table if len(row) == 6 and row[-1] == "alert"]
         assert sorted(alert_rows) == sorted(SHIFTED)
-        text = modelctl(live, "--json", "drift", "spam").output  # after the daemon's log line
-        as_json = json.loads(text[text.index("\n{") + 1:])
+        # The daemon's log lines share the captured output (before or after the answer):
+        # the answer is the JSON object that starts a line.
+        text = modelctl(live, "--json", "drift", "spam").output
+        starts = [0] if text.startswith("{") else []
+        starts += [i + 1 for i, c in enumerate(text) if c == "\n" and text[i + 1:i + 2] == "{"]
+        as_json = json.JSONDecoder().raw_decode(text[starts[0]:])[0]
         assert (as_json["status"], as_json["replica"], as_json["window_size"]) == (
             "alert", "replica-a", WINDOW)
 
