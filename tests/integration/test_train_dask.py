@@ -6,6 +6,7 @@ split into a 4-file Parquet folder. Every wait polls with a deadline; nothing is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -51,6 +52,20 @@ def write_parquet_folder(folder: Path, files: int = 4) -> None:
 def local_cluster(workers: int) -> distributed.LocalCluster:
     return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                     dashboard_address=":0")
+
+
+@contextlib.contextmanager
+def one_small_worker() -> Iterator[distributed.LocalCluster]:
+    """A cluster of one worker whose memory_limit is 1 MB, with Dask's memory management
+    off, so the limit is only reported (what modeld's size checks read)."""
+    import dask
+
+    off = {f"distributed.worker.memory.{k}": False
+           for k in ("target", "spill", "pause", "terminate")}
+    with dask.config.set(off), distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+            memory_limit="1MB") as small:
+        yield small
 
 
 @pytest.fixture(scope="module")
@@ -321,14 +336,8 @@ class TestScikitLearnOnDask:
         so the limit is only reported): FAILED job naming the size and the limit, and what
         to do: an algorithm that trains distributed, or, for xgboost, whose CSV file one
         worker reads whole, smaller files or Parquet."""
-        import dask
-
         shutil.copytree(datasets, tmp_path / "data")
-        off = {f"distributed.worker.memory.{k}": False
-               for k in ("target", "spill", "pause", "terminate")}
-        with dask.config.set(off), distributed.LocalCluster(
-                n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
-                memory_limit="1MB") as small:
+        with one_small_worker() as small:
             live = start_daemon(tmp_path, dask_scheduler=small.scheduler_address)
             try:
                 job = wait_job(live.stub, live.stub.Train(dask_request(

@@ -26,6 +26,7 @@ from modeld_server.training.estimators import (
 )
 from modeld_server.types import Task
 from tests.conftest import SPAMBASE, LiveDaemon, start_daemon, wait_job
+from tests.integration.test_train_dask import one_small_worker
 
 # A LocalCluster per module and minutes of training: `make test-dask` (CI runs it).
 pytestmark = pytest.mark.dask
@@ -206,14 +207,8 @@ class TestScikitLearnChampionOfDaskXGBoost:
         """Workers whose memory_limit is below 3 times the dataset (memory management off,
         so the limit is only reported): the challenger is judged on thresholds only, and the
         record names the size, the copies and the limit."""
-        import dask
-
         data_folder(tmp_path / "data", datasets)
-        off = {f"distributed.worker.memory.{k}": False
-               for k in ("target", "spill", "pause", "terminate")}
-        with dask.config.set(off), distributed.LocalCluster(
-                n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
-                memory_limit="1MB") as small:
+        with one_small_worker() as small:
             live = start_daemon(tmp_path, dask_scheduler=small.scheduler_address)
             try:
                 train(live, "spam", "spam", engine="local", algorithm="logistic_regression")
