@@ -8,10 +8,10 @@ client-only install (`pip install modeld`, without the `server` extra).
 from __future__ import annotations
 
 import gc
+import os
 import re
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from importlib import metadata
 from types import FrameType
@@ -63,16 +63,7 @@ def _serve(settings: Settings) -> int:
     except (TokenFileError, ListenError) as exc:  # the operator's doing: one line, exit 2
         print(f"modeld: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    # Started with SIGINT ignored (a shell's background job, `nohup` in a script), the
-    # daemon keeps it so: Ctrl-C at that terminal was not meant for it. SIGTERM stops it.
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, on_signal)
+    stopping = StopSignals()
     try:
         daemon.start()
     except ListenError as exc:  # --http-listen or --metrics-listen
@@ -82,9 +73,39 @@ def _serve(settings: Settings) -> int:
     # The index and the loaded models live as long as the process: out of the collector's
     # sight, a full collection no longer walks them (0.5 s with 10,000 versions).
     gc.freeze()
-    stop.wait()
+    stopping.wait()
     daemon.stop()
     return 0
+
+
+class StopSignals:
+    """SIGTERM (and SIGINT, unless the daemon was started with it ignored) ends `wait()`.
+
+    Linux hands a signal sent to the process to any of its threads, most often the main one
+    but not always (grpc's, the RPC pool's). A Python handler only runs in the main thread,
+    and a main thread blocked in `Event.wait()` is not woken when the signal lands on another
+    thread: the daemon then ignored SIGTERM (seen once in CI: health stayed SERVING for the
+    60 s the test waited). The C-level handler also writes the signal's number to the wakeup
+    fd whichever thread it runs in, so the main thread blocks reading that pipe instead.
+    """
+
+    def __init__(self) -> None:
+        self._read, write = os.pipe()
+        os.set_blocking(write, False)
+        signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        # Started with SIGINT ignored (a shell's background job, `nohup` in a script), the
+        # daemon keeps it so: Ctrl-C at that terminal was not meant for it.
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, self._on_signal)
+
+    @staticmethod
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        """Nothing to do here: the byte in the wakeup pipe is what `wait()` acts on."""
+
+    def wait(self) -> None:
+        """Blocks until SIGTERM or SIGINT reaches the process, through any of its threads."""
+        os.read(self._read, 1)  # returns at once if the signal came first
 
 
 def _version() -> str:
