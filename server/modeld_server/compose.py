@@ -47,7 +47,8 @@ def build_parts(settings: Settings) -> ServiceParts:
     index = RegistryIndex(store)
     serving = ServingManager(index, keep_loaded=settings.keep_loaded)
     meta = ModelMeta(store)
-    dask = DaskCluster(settings.dask_scheduler, settings.dask_local)  # imports dask lazily
+    dask = DaskCluster(settings.dask_scheduler, settings.dask_local,
+                       local_log=settings.state_dir / "dask-local.log")
     lifecycle = Lifecycle(
         store, index, serving, meta, index.known,
         policy_set=lambda model, policy: monitor.set_rate(model, policy.monitor_sample))

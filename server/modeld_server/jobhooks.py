@@ -37,6 +37,7 @@ class JobHooks:
         context = self._gate_context(spec)
         if spec.engine == "dask":
             context["dask_scheduler"] = self._dask.address()
+            context["dask_local"] = self._dask.local
         return context
 
     def _gate_context(self, spec: TrainSpec) -> dict[str, Any]:

@@ -743,7 +743,8 @@ class TestRefusedAtTrain:
 class TestDaskLocal:
     def test_the_local_cluster_starts_on_first_use_and_closes_with_the_daemon(self) -> None:
         """--dask-local N: nothing runs until a job asks for the address; the same cluster
-        then serves every job; close() stops it, and a later job is refused."""
+        (one process of the daemon's, dask_local.py) then serves every job; close() stops
+        it, and a later job is refused."""
         from modeld_server.errors import FailedPrecondition
         from modeld_server.training.cluster import DaskCluster
 
@@ -754,7 +755,9 @@ class TestDaskLocal:
         assert local.address() == address
         with distributed.Client(address) as observer:
             assert len(observer.scheduler_info(n_workers=-1)["workers"]) == 1
+        [process] = cluster_processes()
         local.close()
+        assert cluster_processes() == [] and process not in cluster_processes()
         with pytest.raises(OSError):  # nothing listens there any more
             distributed.Client(address, timeout=5)
         with pytest.raises(FailedPrecondition) as err:
@@ -762,55 +765,144 @@ class TestDaskLocal:
         assert err.value.message == "the daemon is shutting down: no Dask cluster"
 
 
-# XGBoost's RabitTracker (run by the cluster's scheduler, in this process) raises from its
-# __del__ when a killed worker broke its socket ("send system error: Broken pipe"); Python
-# prints and ignores that, and pytest would turn it into an error of whichever test is
-# running when the tracker is collected. The job's outcome is what the test asserts.
-@pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <function RabitTracker.__del__"
-    ":pytest.PytestUnraisableExceptionWarning")
-# xgboost.dask runs its tracker on the scheduler, here the test's own process; once (CI of
-# stop 20) the tracker's C++ side aborted that process when the killed worker's socket
-# closed, taking pytest down with it. So this test runs with the fault-injection suite
-# (make test-slow), and the README says what it means for --dask-local.
-@pytest.mark.slow
-class TestWorkerKilled:
-    def test_a_worker_killed_during_a_cv_fit_fails_the_job_and_the_daemon_goes_on(
-            self, tmp_path: Path, datasets: Path) -> None:
+def cluster_processes() -> list[int]:
+    """The pids of the --dask-local cluster processes (dask_local.py) this process (the
+    test's in-process daemon) started and that are still running."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+                state, ppid = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            except OSError:
+                continue
+            if (b"modeld_server.training.dask_local" in cmdline and state != "Z"
+                    and int(ppid) == os.getpid()):
+                found.append(int(proc.name))
+    return found
+
+
+@pytest.fixture
+def dask_local(tmp_path: Path, datasets: Path) -> Iterator[LiveDaemon]:
+    """A daemon started with --dask-local 2; spambase also as spam/*.parquet."""
+    shutil.copytree(datasets, tmp_path / "data")
+    write_parquet_folder(tmp_path / "data" / "spam")
+    live = start_daemon(tmp_path, dask_local=2)
+    yield live
+    live.stop()
+    assert cluster_processes() == [], "the daemon left its cluster running"
+
+
+def scheduler_of(live: LiveDaemon) -> str:
+    """The address of the daemon's --dask-local scheduler (started if none runs)."""
+    return live.runtime.service.dask.address()
+
+
+SCHEDULER_GONE = (r"Unavailable: the Dask scheduler at {} went away during the job "
+                  r"\(its process exited or the network failed\): train again; the "
+                  r"daemon starts a new local cluster for the next job \(cause: \w+\)")
+
+
+class TestLocalClusterFaults:
+    """--dask-local's cluster runs in a process of its own (dask_local.py): xgboost.dask's
+    tracker runs on the scheduler, and once (CI, stop 20) it aborted the process hosting
+    the scheduler when a worker was killed mid-fit. These tests break that process and its
+    workers and watch the daemon go on."""
+
+    def test_a_worker_killed_during_a_cv_fit_fails_the_job_and_the_next_one_trains(
+            self, dask_local: LiveDaemon) -> None:
         """SIGKILL one of two worker processes (its pid asked of the worker itself) while
         both run XGBoost's training task of a CV fold. What happens, observed: the nanny
         restarts the worker, Dask re-schedules the dead rank's task, and xgboost.dask
-        refuses it ("Resilience is not yet supported"): the job FAILS; no retry. The
-        error names the dead worker; GetStatus answers and a local Train then succeeds.
-        (Killed between fits instead, Dask recomputes the lost partitions and the job
-        succeeds: not asserted here, the timing is not controllable.)"""
-        shutil.copytree(datasets, tmp_path / "data")
-        write_parquet_folder(tmp_path / "data" / "spam")
-        with local_cluster(2) as own:
-            live = start_daemon(tmp_path, dask_scheduler=own.scheduler_address)
-            try:
-                job = live.stub.Train(dask_request("spam", params={"n_estimators": "1500"}))
-                with distributed.Client(own) as observer:
-                    pids = observer.run(os.getpid)
-                    victim = _wait_for_fit(observer, live, job.id)
-                    os.kill(pids[victim], signal.SIGKILL)
-                    end = wait_job(live.stub, job.id)
-                    print(f"killed {victim} in {end.phase!r}: {end.error!r} "
-                          f"load {os.getloadavg()[0]:.1f}")
-                assert end.state == pb.JOB_STATE_FAILED
-                assert re.fullmatch(
-                    f"Unavailable: Dask worker {re.escape(victim)} left the cluster during "
-                    r"the job \(killed or crashed; 2 workers at the start\): XGBoost on "
-                    r"Dask cannot finish a fit without one of its workers; train again "
-                    r"\(cause: \w+\)", end.error), end.error
-                assert end.version == 0
-                status = live.stub.GetStatus(pb.GetStatusRequest())
-                assert (status.daemon.jobs_running, status.daemon.jobs_queued) == (0, 0)
-                assert [m.model for m in status.models if m.active_version] == []
-                local = live.train("spam-local")
-                assert local.state == pb.JOB_STATE_SUCCEEDED, local.error
-            finally:
-                live.stop()
+        refuses it ("Resilience is not yet supported"): the job FAILS; no retry. The error
+        names the dead worker (or, if the tracker took the scheduler's process down, the
+        scheduler). The daemon answers, and the next engine=dask job trains."""
+        live = dask_local
+        job = live.stub.Train(dask_request("spam", params={"n_estimators": "1500"}))
+        address = scheduler_of(live)
+        with distributed.Client(address) as observer:
+            pids = observer.run(os.getpid)
+            victim = _wait_for_fit(observer, live, job.id)
+            os.kill(pids[victim], signal.SIGKILL)
+            end = wait_job(live.stub, job.id)
+        print(f"killed {victim} in {end.phase!r}: {end.error!r} "
+              f"load {os.getloadavg()[0]:.1f}")
+        assert end.state == pb.JOB_STATE_FAILED
+        worker_left = (
+            f"Unavailable: Dask worker {re.escape(victim)} left the cluster during "
+            r"the job \(killed or crashed; 2 workers at the start\): XGBoost on "
+            r"Dask cannot finish a fit without one of its workers; train again "
+            r"\(cause: \w+\); the local cluster's workers were restarted, freeing the "
+            r"ranks that waited for it")
+        assert (re.fullmatch(worker_left, end.error)
+                or re.fullmatch(SCHEDULER_GONE.format(re.escape(address)), end.error)
+                ), end.error
+        assert end.version == 0
+        status = live.stub.GetStatus(pb.GetStatusRequest())
+        assert (status.daemon.jobs_running, status.daemon.jobs_queued) == (0, 0)
+        assert [m.model for m in status.models if m.active_version] == []
+        again = live.train("spam", path="spam", engine="dask", cv_folds=2,
+                           params={"n_estimators": "10"})
+        assert again.state == pb.JOB_STATE_SUCCEEDED, again.error
+
+    def test_the_cluster_process_killed_mid_fit_fails_the_job_and_a_new_one_starts(
+            self, dask_local: LiveDaemon) -> None:
+        """SIGKILL the cluster's own process (scheduler and nannies; its workers exit with
+        it) during a CV fit, as a tracker abort would: the job FAILS naming the scheduler;
+        the next engine=dask job starts a new cluster (another address) and trains."""
+        live = dask_local
+        job = live.stub.Train(dask_request("spam", params={"n_estimators": "1500"}))
+        address = scheduler_of(live)
+        [cluster] = cluster_processes()
+        with distributed.Client(address) as observer:
+            _wait_for_fit(observer, live, job.id)
+            os.kill(cluster, signal.SIGKILL)
+        end = wait_job(live.stub, job.id)
+        assert end.state == pb.JOB_STATE_FAILED
+        assert re.fullmatch(SCHEDULER_GONE.format(re.escape(address)), end.error), end.error
+        again = live.stub.Train(dask_request("spam", cv_folds=2,
+                                             params={"n_estimators": "10"}))
+        assert scheduler_of(live) != address
+        done = wait_job(live.stub, again.id)
+        assert done.state == pb.JOB_STATE_SUCCEEDED, done.error
+        assert cluster not in cluster_processes() and len(cluster_processes()) == 1
+
+
+class TestDaemonKilled:
+    def test_a_daemon_killed_by_sigkill_leaves_no_cluster_process(
+            self, tmp_path: Path) -> None:
+        """modeld serve --dask-local 1 (a real subprocess) trains once on Dask, so its
+        cluster runs (the cluster's process, its nanny's worker process); SIGKILL the
+        daemon: the cluster sees its stdin close and every one of its processes exits."""
+        from tests.integration.test_faults_processes import Served, process_tree
+
+        with Served(tmp_path, "--dask-local", "1") as daemon:
+            write_parquet_folder(tmp_path / "data" / "spam")
+            job = wait_job(daemon.stub, daemon.stub.Train(dask_request(
+                "spam", cv_folds=2, params={"n_estimators": "10"})).id)
+            assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+            tree = process_tree(daemon.process.pid)
+            cluster = [pid for pid in tree if b"modeld_server.training.dask_local"
+                       in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            assert len(cluster) == 1
+            below = [pid for pid, (depth, _) in process_tree(cluster[0]).items() if depth]
+            assert below, "the cluster runs no worker process"
+            daemon.process.kill()
+            daemon.process.wait()
+            deadline = time.monotonic() + 120
+            left = {pid: tree[pid] for pid in [*cluster, *below]}
+            while left:
+                assert time.monotonic() < deadline, f"still running: {sorted(left)}"
+                left = {pid: started for pid, started in left.items()
+                        if alive_since(pid, started[1])}
+                time.sleep(0.1)
+
+
+def alive_since(pid: int, started: str) -> bool:
+    """Whether `pid` is the process that started at `started` and not a zombie."""
+    from tests.integration.test_faults_processes import _start_time
+
+    return _start_time(pid) == started
 
 
 def _wait_for_fit(observer: distributed.Client, live: LiveDaemon, job_id: str) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from modeld.options import TrainSpec as ClientSpec
 from modeld_server.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from modeld_server.training.cluster import NO_CLUSTER, DaskCluster
+from modeld_server.training.cluster import NO_CLUSTER, DaskCluster, LocalCluster
 from modeld_server.training.dask_engine import fold_of
 from modeld_server.training.datasets import resolve_dataset_files
 from modeld_server.types import DatasetSpec, TrainInput
@@ -209,3 +209,18 @@ class TestEngineAuto:
 
         assert auto_engine(self.request(algorithm, calibration), size, above,
                            configured) == engine
+
+
+class TestLocalClusterStart:
+    def test_a_cluster_process_that_exits_at_start_is_failed_precondition(
+            self, tmp_path: Path) -> None:
+        """The cluster's process exits before it names a scheduler (here: 0 workers, a
+        usage error): the job's error names the flag, the exit code and its log file,
+        which holds what the process said."""
+        log = tmp_path / "state" / "dask-local.log"
+        with pytest.raises(FailedPrecondition) as err:
+            LocalCluster.start(0, log)
+        assert err.value.message == (
+            f"the local Dask cluster (--dask-local 0) did not start (exit code 2); "
+            f"its log: {log}")
+        assert "usage: python -m modeld_server.training.dask_local WORKERS" in log.read_text()

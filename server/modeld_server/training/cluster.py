@@ -1,15 +1,24 @@
-"""Where TrainRequest.engine=dask jobs train: a scheduler address, or a LocalCluster.
+"""Where TrainRequest.engine=dask jobs train: a scheduler address, or a local cluster.
 
-The daemon never imports dask or distributed unless --dask-local asks it to start a
-cluster, and then only on the first engine=dask job (importing them and starting two
-worker processes takes seconds; a daemon that never trains on Dask pays nothing). With
---dask-scheduler the daemon only passes the address on: the training worker connects.
+The daemon never imports dask or distributed. With --dask-scheduler it only passes the
+address on: the training worker connects. With --dask-local N it starts a scheduler and N
+worker processes in a process of their own (dask_local.py) on the first engine=dask job,
+and again if that process has died since; a daemon that never trains on Dask pays nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
-from typing import Any
+import time
+from pathlib import Path
 
 import structlog
 
@@ -66,10 +75,12 @@ def auto_engine(request: TrainInput, size: int, above: int, configured: bool) ->
 class DaskCluster:
     """The scheduler address engine=dask jobs connect to, resolved on first use."""
 
-    def __init__(self, scheduler: str = "", local_workers: int = 0) -> None:
+    def __init__(self, scheduler: str = "", local_workers: int = 0,
+                 local_log: Path | None = None) -> None:
         self._scheduler = scheduler
         self._local_workers = local_workers
-        self._local: Any = None
+        self._local_log = local_log
+        self._local: LocalCluster | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -78,6 +89,12 @@ class DaskCluster:
         """Whether either flag was given."""
         return bool(self._scheduler or self._local_workers)
 
+    @property
+    def local(self) -> bool:
+        """Whether the cluster is the daemon's own (--dask-local): its workers may be
+        restarted after a job that broke them (dask_engine.py)."""
+        return bool(self._local_workers) and not self._scheduler
+
     def require(self) -> None:
         """Raises:
             FailedPrecondition: no cluster is configured (names both flags)."""
@@ -85,10 +102,12 @@ class DaskCluster:
             raise FailedPrecondition(NO_CLUSTER)
 
     def address(self) -> str:
-        """The scheduler's address; starts the LocalCluster the first time it is needed.
+        """The scheduler's address; starts the local cluster the first time it is needed,
+        and again if its process has died since (a new address).
 
         Raises:
-            FailedPrecondition: no cluster is configured, or the daemon is closing.
+            FailedPrecondition: no cluster is configured, the daemon is closing, or the
+                local cluster did not start.
         """
         self.require()
         if self._scheduler:
@@ -96,22 +115,120 @@ class DaskCluster:
         with self._lock:
             if self._closed:
                 raise FailedPrecondition("the daemon is shutting down: no Dask cluster")
+            if self._local is not None and not self._local.alive():
+                log.warning("dask_local_cluster_lost", scheduler=self._local.address,
+                            exit_code=self._local.exit_code(), log=str(self._local.log))
+                self._local.close()
+                self._local = None
             if self._local is None:
-                from distributed import LocalCluster
-
-                # Processes, one thread each: XGBoost threads itself inside each worker,
-                # and a worker process keeps a crashing fit away from the others.
-                self._local = LocalCluster(n_workers=self._local_workers, threads_per_worker=1,
-                                           processes=True, dashboard_address=":0")  # type: ignore[no-untyped-call]
+                self._local = LocalCluster.start(self._local_workers, self._local_log)
                 log.info("dask_local_cluster_started", workers=self._local_workers,
-                         scheduler=self._local.scheduler_address)
-            return str(self._local.scheduler_address)
+                         scheduler=self._local.address, pid=self._local.pid)
+            return self._local.address
 
     def close(self) -> None:
-        """Closes the LocalCluster, if one was started; later address() calls fail."""
+        """Closes the local cluster, if one was started; later address() calls fail."""
         with self._lock:
             self._closed = True
             local, self._local = self._local, None
         if local is not None:
             local.close()
             log.info("dask_local_cluster_closed")
+
+
+class LocalCluster:
+    """--dask-local's scheduler and workers, in a process group of their own (dask_local.py).
+
+    The daemon holds the child's stdin: closing it, or the daemon's death, closes the
+    cluster. The daemon imports nothing of Dask for it.
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes], address: str, log: Path) -> None:
+        self.process = process
+        self.address = address
+        self.log = log
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @classmethod
+    def start(cls, workers: int, log_path: Path | None) -> LocalCluster:
+        """Starts the cluster and waits until its `workers` have registered.
+
+        Raises:
+            FailedPrecondition: it exited or said nothing within START_SECONDS (naming
+                its exit code and its log file).
+        """
+        log_path = log_path or Path(tempfile.gettempdir()) / "modeld-dask-local.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as err:
+            # Its own session: Ctrl-C at the daemon's terminal is the daemon's to act on.
+            process = subprocess.Popen(
+                [sys.executable, "-m", "modeld_server.training.dask_local", str(workers)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                start_new_session=True)
+        assert process.stdout is not None
+        line = _first_line(process, START_SECONDS)
+        exited = process.poll()
+        try:
+            address = str(json.loads(line)["scheduler"])
+        except (ValueError, KeyError, TypeError):
+            cls(process, "", log_path).close()
+            said = (f"exit code {exited}" if exited is not None
+                    else f"no answer in {START_SECONDS} s")
+            raise FailedPrecondition(
+                f"the local Dask cluster (--dask-local {workers}) did not start ({said}); "
+                f"its log: {log_path}") from None
+        return cls(process, address, log_path)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def exit_code(self) -> int | None:
+        return self.process.poll()
+
+    def close(self) -> None:
+        """Closes its stdin (the cluster shuts down cleanly), then kills its process group
+        if it has not exited within CLOSE_SECONDS."""
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError):  # it is gone already: the pipe is broken
+                self.process.stdin.close()
+        try:
+            self.process.wait(CLOSE_SECONDS)
+        except subprocess.TimeoutExpired:
+            log.warning("dask_local_cluster_killed", pid=self.process.pid,
+                        waited_seconds=CLOSE_SECONDS)
+        # Its workers are in its process group: none outlives it, whatever it did.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+START_SECONDS = 120
+"""How long the local cluster may take to start (importing distributed and spawning the
+worker processes takes ~5 s on a quiet machine)."""
+CLOSE_SECONDS = 30
+"""How long it may take to close cleanly before its process group is killed."""
+
+
+def _first_line(process: subprocess.Popen[bytes], seconds: float) -> bytes:
+    """The first line `process` writes on stdout: b"" if it exits or `seconds` pass first."""
+    assert process.stdout is not None
+    fd = process.stdout.fileno()
+    deadline = time.monotonic() + seconds
+    read = b""
+    while b"\n" not in read:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return b""
+        ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+        if ready:
+            chunk = os.read(fd, 4096)
+            if not chunk:  # it exited
+                process.wait()
+                return b""
+            read += chunk
+    return read.split(b"\n", 1)[0]

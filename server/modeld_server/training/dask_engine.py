@@ -126,30 +126,48 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
         except ModeldError:
             raise
         except Exception as exc:
-            # A worker that died mid-fit: xgboost.dask cannot go on without one of its
-            # ranks (the re-scheduled rank refuses another worker: "Resilience is not yet
-            # supported"). Between fits Dask recomputes lost partitions, and nothing fails.
-            gone = _left(client, members)
-            if gone:
-                raise Unavailable(
-                    f"Dask worker {', '.join(gone)} left the cluster during the job "
-                    f"(killed or crashed; {len(members)} workers at the start): XGBoost on "
-                    "Dask cannot finish a fit without one of its workers; train again "
-                    f"(cause: {type(exc).__name__})") from exc
-            raise
+            raise _cluster_fault(exc, client, members, scheduler,
+                                 bool(context.get("dask_local"))) from exc
+
+
+def _cluster_fault(exc: Exception, client: Any, members: list[str], scheduler: str,
+                   local: bool) -> Exception:
+    """What a job that failed on the cluster reports: the scheduler or a worker that went
+    away, if one did (Unavailable: training again can succeed); else `exc` itself.
+
+    A worker that died mid-fit: xgboost.dask cannot go on without one of its ranks (the
+    re-scheduled rank refuses another worker: "Resilience is not yet supported"), and the
+    surviving ranks stay blocked in their collective call, each holding its worker's thread
+    until XGBoost's communicator times out (30 minutes by default), so the next job would
+    queue behind them. On the daemon's own cluster (`local`) the workers are restarted.
+    Between fits Dask recomputes lost partitions, and nothing fails.
+    """
+    try:
+        now = set(_workers(client))
+    except Exception:
+        then = ("the daemon starts a new local cluster for the next job" if local
+                else "once the scheduler is back")
+        return Unavailable(
+            f"the Dask scheduler at {scheduler} went away during the job (its process "
+            f"exited or the network failed): train again; {then} "
+            f"(cause: {type(exc).__name__})")
+    gone = [w for w in members if w not in now]
+    if not gone:
+        return exc
+    freed = ""
+    if local:
+        client.restart(timeout=_CONNECT_SECONDS)
+        freed = ("; the local cluster's workers were restarted, freeing the ranks that "
+                 "waited for it")
+    return Unavailable(
+        f"Dask worker {', '.join(gone)} left the cluster during the job "
+        f"(killed or crashed; {len(members)} workers at the start): XGBoost on "
+        "Dask cannot finish a fit without one of its workers; train again "
+        f"(cause: {type(exc).__name__}){freed}")
 
 
 def _workers(client: Any) -> list[str]:
     return sorted(client.scheduler_info(n_workers=-1)["workers"])
-
-
-def _left(client: Any, members: list[str]) -> list[str]:
-    """The workers of `members` the scheduler no longer knows ([] if it cannot tell)."""
-    try:
-        now = set(_workers(client))
-    except Exception:  # the scheduler itself is gone: not a worker's departure
-        return []
-    return [w for w in members if w not in now]
 
 
 def _train(spec: TrainSpec, found: DatasetFiles, staging: Path, report: Report,
