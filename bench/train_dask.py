@@ -1,4 +1,4 @@
-"""engine=local against engine=dask on a LocalCluster of 1 and 2 workers, through a live daemon.
+"""engine=local against engine=dask on a local cluster of 1 and 2 workers, through a live daemon.
 
 A synthetic binary classification dataset (default 200,000 rows x 20 float columns; the
 issue's size is `--rows 2000000 --columns 50`) is written as Parquet partitions in a
@@ -8,8 +8,9 @@ a fresh daemon (`--dask-local N` for Dask, which starts the cluster on the first
 each peak RSS (VmHWM of the daemon process, read from /proc) is that engine's own. Printed
 per run: wall time (Train call to the final WatchJob event), rows/s (rows x (folds + 1)
 fits / wall), the daemon's peak RSS, the job process's (the manifest's
-resources.peak_rss_mib: for engine=local the process that holds the rows and fits),
-each Dask worker process's peak RSS, and the 1-minute load average after the run.
+resources.peak_rss_mib: for engine=local the process that holds the rows and fits), the
+peak RSS of the local cluster's own process (its scheduler and nannies, outside the
+daemon), each Dask worker process's peak RSS, and the 1-minute load average after the run.
 
 The workers' peaks are asked of the workers themselves once the job has ended: the bench
 connects a client to the scheduler the daemon logged (`dask_local_cluster_started`) and
@@ -28,6 +29,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,13 +52,28 @@ def write_dataset(data: Path, rows: int, columns: int, partitions: int, seed: in
     frame.to_parquet(data / "synth.parquet", index=False)
 
 
-def scheduler_address(log: Path) -> str:
-    """The address of the LocalCluster the daemon started, from its JSON log ('' if none)."""
-    address = ""
+def cluster_started(log: Path) -> dict[str, Any]:
+    """The daemon's dask_local_cluster_started log line ({} if none): the scheduler's
+    address and the pid of the cluster's own process (scheduler and nannies)."""
+    found: dict[str, Any] = {}
     for line in log.read_text().splitlines():
         if '"dask_local_cluster_started"' in line:
-            address = json.loads(line)["scheduler"]
-    return address
+            found = json.loads(line)
+    return found
+
+
+def scheduler_address(log: Path) -> str:
+    """The address of the local cluster the daemon started ('' if none)."""
+    return str(cluster_started(log).get("scheduler", ""))
+
+
+def cluster_peak(log: Path) -> str:
+    """The peak RSS in MiB of the cluster's own process ('-' without a cluster)."""
+    pid = cluster_started(log).get("pid")
+    if pid is None:
+        return "-"
+    _, peak = rss_mib(int(pid))
+    return f"{peak:.0f}"
 
 
 def _peak_kib() -> tuple[int, int]:
@@ -86,7 +103,8 @@ def run(base: Path, name: str, extra: list[str], request: pb.TrainRequest,
         started = time.perf_counter()
         job = train_and_wait(daemon.stub, request, timeout=3600)
         wall = time.perf_counter() - started
-        _, peak = rss_mib(daemon.pid)  # before the bench's own client touches the scheduler
+        _, peak = rss_mib(daemon.pid)
+        cluster = cluster_peak(base / "daemon.log")  # before the bench's client connects
         workers = workers_peak(base / "daemon.log")
         job_peak = json.loads(daemon.stub.GetVersion(pb.GetVersionRequest(
             model=request.model, version=job.version)).manifest_json)["resources"]["peak_rss_mib"]
@@ -95,7 +113,7 @@ def run(base: Path, name: str, extra: list[str], request: pb.TrainRequest,
     accuracy = job.metrics["accuracy"].mean
     load = os.getloadavg()[0]
     return (f"| {name} | {wall:.1f} | {fits_rows / wall:,.0f} | {peak:.0f} | {job_peak:.0f} "
-            f"| {workers} | {accuracy:.4f} | {load:.1f} |")
+            f"| {cluster} | {workers} | {accuracy:.4f} | {load:.1f} |")
 
 
 def main() -> None:
@@ -116,9 +134,9 @@ def main() -> None:
               f"files in {time.perf_counter() - t:.1f} s")
         fits_rows = args.rows * (args.folds + 1)
         print("| engine | wall s | rows/s (rows x (folds+1) / wall) | daemon peak RSS MiB "
-              "| job process peak RSS MiB | each Dask worker's peak RSS MiB | accuracy "
-              "| load 1 min after |")
-        print("|---|---|---|---|---|---|---|---|")
+              "| job process peak RSS MiB | cluster process (scheduler, nannies) peak RSS MiB "
+              "| each Dask worker's peak RSS MiB | accuracy | load 1 min after |")
+        print("|---|---|---|---|---|---|---|---|---|")
 
         def request(engine: str, path: str) -> pb.TrainRequest:
             return pb.TrainRequest(model=f"synth-{engine}", algorithm="xgboost",
