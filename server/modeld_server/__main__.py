@@ -105,7 +105,11 @@ class StopSignals:
 
     def wait(self) -> None:
         """Blocks until SIGTERM or SIGINT reaches the process, through any of its threads."""
-        os.read(self._read, 1)  # returns at once if the signal came first
+        # The C handler writes the number of any signal with a Python handler: only ours
+        # end the wait, whatever a library may install later. Returns at once if the
+        # signal came first.
+        while os.read(self._read, 1)[0] not in (signal.SIGTERM, signal.SIGINT):
+            pass
 
 
 def _version() -> str:

@@ -765,6 +765,34 @@ class TestDaskLocal:
         assert err.value.message == "the daemon is shutting down: no Dask cluster"
 
 
+    def test_what_the_workers_print_goes_to_the_log_and_never_blocks_them(
+            self, tmp_path: Path) -> None:
+        """The daemon reads one line of the cluster's stdout; a worker printing 1 MB (as
+        XGBoost's warnings are printed) would fill an undrained pipe and block. It goes to
+        the cluster's log instead."""
+        from modeld_server.training.cluster import DaskCluster
+
+        log = tmp_path / "dask-local.log"
+        local = DaskCluster(local_workers=1, local_log=log)
+        try:
+            with distributed.Client(local.address()) as client:
+                future = client.submit(print_a_lot, 1 << 20, pure=False)
+                assert future.result(timeout=120) == 1 << 20
+        finally:
+            local.close()
+        assert "modeld-probe " * 10 in log.read_text()
+
+
+def print_a_lot(size: int) -> int:
+    """In a worker: prints `size` characters to stdout; returns how many."""
+    chunk = "modeld-probe " * 100
+    printed = 0
+    while printed < size:
+        print(chunk, flush=True)
+        printed += len(chunk) + 1
+    return size
+
+
 def cluster_processes() -> list[int]:
     """The pids of the --dask-local cluster processes (dask_local.py) this process (the
     test's in-process daemon) started and that are still running."""

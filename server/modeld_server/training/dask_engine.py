@@ -23,6 +23,7 @@ client does), so the cluster's workers stop computing for this job.
 from __future__ import annotations
 
 import platform
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -127,11 +128,12 @@ def train(spec: TrainSpec, data_root: Path, staging: Path, report: Report,
             raise
         except Exception as exc:
             raise _cluster_fault(exc, client, members, scheduler,
-                                 bool(context.get("dask_local"))) from exc
+                                 bool(context.get("dask_local")),
+                                 spec.algorithm in DISTRIBUTED) from exc
 
 
 def _cluster_fault(exc: Exception, client: Any, members: list[str], scheduler: str,
-                   local: bool) -> Exception:
+                   local: bool, xgboost: bool) -> Exception:
     """What a job that failed on the cluster reports: the scheduler or a worker that went
     away, if one did (Unavailable: training again can succeed); else `exc` itself.
 
@@ -142,28 +144,54 @@ def _cluster_fault(exc: Exception, client: Any, members: list[str], scheduler: s
     queue behind them. On the daemon's own cluster (`local`) the workers are restarted.
     Between fits Dask recomputes lost partitions, and nothing fails.
     """
+    then = ("the daemon starts a new local cluster for the next job" if local
+            else "once the scheduler is back")
+    scheduler_gone = Unavailable(
+        f"the Dask scheduler at {scheduler} went away during the job (its process "
+        f"exited or the network failed): train again; {then} "
+        f"(cause: {type(exc).__name__})")
+    # Asked first, on a new connection: the client's own view may be stale (once it
+    # answered with no workers at all rather than fail).
+    if not _listening(scheduler):
+        return scheduler_gone
     try:
         now = set(_workers(client))
-    except Exception:
-        then = ("the daemon starts a new local cluster for the next job" if local
-                else "once the scheduler is back")
-        return Unavailable(
-            f"the Dask scheduler at {scheduler} went away during the job (its process "
-            f"exited or the network failed): train again; {then} "
-            f"(cause: {type(exc).__name__})")
+    except Exception:  # whatever the client raises, the scheduler is gone
+        return scheduler_gone
     gone = [w for w in members if w not in now]
     if not gone:
         return exc
+    left = (f"Dask worker {', '.join(gone)} left the cluster during the job (killed or "
+            f"crashed; {len(members)} workers at the start)")
+    if not xgboost:  # Dask retried the lost worker's task elsewhere, and it failed there too
+        return Unavailable(f"{left}: its task failed; train again "
+                           f"(cause: {type(exc).__name__})")
     freed = ""
     if local:
-        client.restart(timeout=_CONNECT_SECONDS)
-        freed = ("; the local cluster's workers were restarted, freeing the ranks that "
-                 "waited for it")
+        try:
+            client.restart(timeout=_CONNECT_SECONDS)
+            freed = ("; the local cluster's workers were restarted, freeing the ranks that "
+                     "waited for it")
+        except Exception as failed:
+            freed = (f"; restarting the local cluster's workers failed ({type(failed).__name__}"
+                     "): the next job may wait for the ranks still blocked")
     return Unavailable(
-        f"Dask worker {', '.join(gone)} left the cluster during the job "
-        f"(killed or crashed; {len(members)} workers at the start): XGBoost on "
-        "Dask cannot finish a fit without one of its workers; train again "
-        f"(cause: {type(exc).__name__}){freed}")
+        f"{left}: XGBoost on Dask cannot finish a fit without one of its workers; train "
+        f"again (cause: {type(exc).__name__}){freed}")
+
+
+def _listening(scheduler: str, seconds: float = 10.0) -> bool:
+    """Whether a TCP connection to the scheduler's address opens (True for an address that
+    is not host:port over TCP: then only the client can tell)."""
+    protocol, _, rest = scheduler.rpartition("://")
+    host, _, port = rest.rpartition(":")
+    if protocol not in ("", "tcp", "tls") or not port.isdigit():
+        return True
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=seconds):
+            return True
+    except OSError:
+        return False
 
 
 def _workers(client: Any) -> list[str]:

@@ -3,7 +3,8 @@
 `python -m modeld_server.training.dask_local N` starts a scheduler on 127.0.0.1 and N
 nannies, each keeping one single-threaded worker process alive (a killed worker is
 restarted, as in a `distributed.LocalCluster`). Once every worker has registered it prints
-one JSON line on stdout, `{"scheduler": "tcp://127.0.0.1:PORT", "workers": N}`, and runs
+one JSON line on stdout, `{"scheduler": "tcp://127.0.0.1:PORT", "workers": N}` (everything
+else it and its workers print goes to stderr, the daemon's log file for it), and runs
 until its stdin reaches end of file: the daemon holds the other end, so the cluster closes
 when the daemon closes it or dies (even by SIGKILL). SIGTERM and SIGINT close it too.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -26,8 +28,9 @@ import threading
 log = logging.getLogger("modeld.dask_local")
 
 
-async def serve(workers: int) -> None:
-    """Runs the cluster until stdin closes or SIGTERM/SIGINT arrives."""
+async def serve(workers: int, ready: int) -> None:
+    """Runs the cluster until stdin closes or SIGTERM/SIGINT arrives; writes the ready
+    line to the file descriptor `ready`, then closes it."""
     import distributed
     from distributed.worker_memory import parse_memory_limit
 
@@ -44,7 +47,9 @@ async def serve(workers: int) -> None:
                                      host="127.0.0.1", dashboard=False)
                    for i in range(workers)]
         await asyncio.gather(*nannies)  # each returns once its worker has registered
-        print(json.dumps({"scheduler": scheduler.address, "workers": workers}), flush=True)
+        line = json.dumps({"scheduler": scheduler.address, "workers": workers}) + "\n"
+        with os.fdopen(ready, "w") as out:
+            out.write(line)
         await stop.wait()
         await asyncio.gather(*(nanny.close() for nanny in nannies), return_exceptions=True)
 
@@ -60,9 +65,14 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1 or not argv[0].isdigit() or int(argv[0]) < 1:
         print("usage: python -m modeld_server.training.dask_local WORKERS", file=sys.stderr)
         return 2
+    # The daemon reads one line from stdout and nothing after. Whatever else this process
+    # and its worker processes (which inherit fd 1) print, XGBoost's warnings among it,
+    # goes to the log on stderr: a pipe nobody drains would block them once full.
+    ready = os.dup(1)
+    os.dup2(2, 1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s "
                                                    "%(message)s")
-    asyncio.run(serve(int(argv[0])))
+    asyncio.run(serve(int(argv[0]), ready))
     return 0
 
 
