@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -100,6 +101,35 @@ class TestFoldedLogisticRegression:
         want = estimator.predict_proba(preprocess.transform(rows))
         np.testing.assert_allclose(got.probabilities, want, rtol=0, atol=1e-12)
         assert got.labels == [str(c) for c in estimator.predict(preprocess.transform(rows))]
+
+    @pytest.mark.parametrize("classes", [2, 3])
+    def test_arithmetic_that_overflows_answers_as_scikit_learn_without_a_warning(
+            self, classes: int) -> None:
+        """1e308 is finite, but its margins overflow (matmul, or the softmax's subtraction):
+        the folded path answers what scikit-learn answers, and numpy warns of nothing
+        (a NaN answer would be refused as INVALID_ARGUMENT: test_fuzz.py)."""
+        rng = np.random.default_rng(3)
+        x = rng.normal(size=(60, 2))
+        y = (x[:, 0] > 0).astype(int) + (classes == 3) * (x[:, 1] > 0.5)
+        spec = get_algorithm("logistic_regression", Task.CLASSIFICATION)
+        preprocess = build_preprocessor(spec, [0, 1], []).fit(x)
+        estimator = build_estimator(spec, Task.CLASSIFICATION, {}, 0).fit(
+            preprocess.transform(x), y)
+        manifest: dict[str, Any] = {
+            "task": "classification", "algorithm": "logistic_regression",
+            "classes": [str(c) for c in range(classes)],
+            "schema": {"numeric": ["x0", "x1"], "categorical": [], "target": "y"}}
+        model = LoadedModel("m", 1, Manifest.from_json({"version": 1, **manifest}),
+                            Fitted(preprocess, estimator))
+        assert model._linear is not None
+        rows = np.array([[1e308, 0.0], [-1e308, 1e308]])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the library's own warns
+            want = estimator.predict_proba(preprocess.transform(rows))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = model.predict(rows)
+        np.testing.assert_array_equal(got.probabilities, want)
 
     def test_other_preprocessing_keeps_the_library_path(self) -> None:
         """Categorical columns (one-hot) are not folded."""

@@ -344,13 +344,17 @@ class FoldedLinear:
         if not np.isfinite(scaled).all():
             # scikit-learn's own check, so the caller hears the same as from the pipeline.
             raise ValueError("Input X contains infinity or a value too large for float64")
-        z = scaled @ self.coef.T + self.intercept
-        if z.shape[1] == 1:  # binary: P(class 1) = expit(z)
-            p1 = _expit(z[:, 0])
-            return np.column_stack((1.0 - p1, p1))
-        z -= z.max(axis=1, keepdims=True)
-        np.exp(z, out=z)
-        z /= z.sum(axis=1, keepdims=True)
+        # A finite row can still overflow here (1e300 times a coefficient): the answer is
+        # then NaN, as scikit-learn's would be, and LoadedModel.predict refuses it as
+        # INVALID_ARGUMENT, so numpy's RuntimeWarning would only be noise in the log.
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = scaled @ self.coef.T + self.intercept
+            if z.shape[1] == 1:  # binary: P(class 1) = expit(z)
+                p1 = _expit(z[:, 0])
+                return np.column_stack((1.0 - p1, p1))
+            z -= z.max(axis=1, keepdims=True)
+            np.exp(z, out=z)
+            z /= z.sum(axis=1, keepdims=True)
         return np.asarray(z, dtype=np.float64)
 
 
