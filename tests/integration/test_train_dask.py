@@ -896,6 +896,35 @@ class TestLocalClusterFaults:
         assert cluster not in cluster_processes() and len(cluster_processes()) == 1
 
 
+    def test_a_job_whose_workers_another_job_restarted_does_not_restart_them_again(
+            self, tmp_path: Path) -> None:
+        """Two engine=dask jobs at once (--max-concurrent-jobs 2): one loses a worker and
+        restarts the local cluster's workers; the other's tasks die with them, and none of
+        the workers it started with is left. It has no rank of its own still blocked, so it
+        restarts nothing: a second restart would fail the job that started on the fresh
+        workers meanwhile, whose failure would restart them for the next (observed here:
+        the call restarted the workers again)."""
+        from modeld_server.training.cluster import DaskCluster
+
+        local = DaskCluster(local_workers=2, local_log=tmp_path / "dask-local.log")
+        try:
+            address = local.address()
+            with distributed.Client(address) as client:
+                members = dask_engine._workers(client)
+                client.restart()  # the other job's, after its worker was lost
+                fresh = dask_engine._workers(client)
+                assert set(fresh).isdisjoint(members) and len(fresh) == 2
+                fault = dask_engine._cluster_fault(RuntimeError("lost"), client, members,
+                                                   address, local=True, xgboost=True)
+                assert dask_engine._workers(client) == fresh
+        finally:
+            local.close()
+        assert str(fault) == (
+            f"Dask worker {', '.join(members)} left the cluster during the job (killed or "
+            "crashed; 2 workers at the start): XGBoost on Dask cannot finish a fit without "
+            "one of its workers; train again (cause: RuntimeError)")
+
+
 class TestDaemonKilled:
     def test_a_daemon_killed_by_sigkill_leaves_no_cluster_process(
             self, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +225,115 @@ class TestLocalClusterStart:
             f"the local Dask cluster (--dask-local 0) did not start (exit code 2); "
             f"its log: {log}")
         assert "usage: python -m modeld_server.training.dask_local WORKERS" in log.read_text()
+
+    def test_closing_while_the_cluster_hangs_at_start_ends_the_start_at_once(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hang: Path) -> None:
+        """The daemon stops while a job's address() starts the cluster, which never says it
+        is ready (a stand-in that sleeps): close() ends the start instead of waiting up to
+        START_SECONDS under the lock (the daemon's stop waited for it, past its grace
+        period); the job's address() fails naming the shutdown; no process is left."""
+        import threading
+
+        from modeld_server.training import cluster
+
+        monkeypatch.setattr(cluster, "START_SECONDS", 3600)
+        local = DaskCluster(local_workers=1, local_log=tmp_path / "dask-local.log")
+        failed: list[BaseException] = []
+
+        def job() -> None:
+            try:
+                local.address()
+            except BaseException as exc:  # the test reads it
+                failed.append(exc)
+
+        thread = threading.Thread(target=job, daemon=True)
+        thread.start()
+        pid = _wait_for_child(hang)
+        closing = threading.Thread(target=local.close, daemon=True)
+        closing.start()
+        closing.join(60)  # a deadline far below START_SECONDS, not a timing
+        assert not closing.is_alive(), "close() waited for the cluster's start"
+        thread.join(60)
+        assert not thread.is_alive()
+        [exc] = failed
+        assert isinstance(exc, FailedPrecondition)
+        assert exc.message == "the daemon is shutting down: no Dask cluster"
+        assert not Path(f"/proc/{pid}").exists()  # reaped, not a zombie
+
+    def test_a_start_that_times_out_kills_the_cluster_at_once(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hang: Path) -> None:
+        """A cluster that says nothing within START_SECONDS is killed there and then: it
+        has nothing to close cleanly, and waiting CLOSE_SECONDS for it (under the lock
+        every engine=dask job and the daemon's stop wait on) only delays the error."""
+        import threading
+
+        from modeld_server.training import cluster
+
+        monkeypatch.setattr(cluster, "START_SECONDS", 1)
+        monkeypatch.setattr(cluster, "CLOSE_SECONDS", 3600)
+        log = tmp_path / "dask-local.log"
+        failed: list[BaseException] = []
+
+        def start() -> None:
+            try:
+                LocalCluster.start(1, log)
+            except BaseException as exc:  # the test reads it
+                failed.append(exc)
+
+        thread = threading.Thread(target=start, daemon=True)
+        thread.start()
+        pid = _wait_for_child(hang)
+        thread.join(60)  # a deadline far below CLOSE_SECONDS, not a timing
+        assert not thread.is_alive(), "the failed start waited CLOSE_SECONDS"
+        [exc] = failed
+        assert isinstance(exc, FailedPrecondition)
+        assert exc.message == (
+            f"the local Dask cluster (--dask-local 1) did not start (no answer in 1 s); "
+            f"its log: {log}")
+        assert not Path(f"/proc/{pid}").exists()
+
+
+@pytest.fixture
+def hang(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The local cluster's command runs a stand-in that never says it is ready (a shell
+    script that execs sleep); one a failed test leaves is killed afterwards."""
+    import os
+    import signal
+
+    script = tmp_path / "hang"
+    script.write_text("#!/bin/sh\nexec sleep 3600\n")
+    script.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(script))
+    yield script
+    for pid in _sleeping_children():
+        os.kill(pid, signal.SIGKILL)
+
+
+def _sleeping_children() -> list[int]:
+    """The pids of this process's children running sleep (the stand-in)."""
+    import os
+
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[1]) == os.getpid() and cmdline.startswith(b"sleep\0"):
+            found.append(int(proc.name))
+    return found
+
+
+def _wait_for_child(executable: Path) -> int:
+    """The pid of the stand-in `executable` once it runs."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for pid in _sleeping_children():
+            return pid
+        time.sleep(0.05)
+    raise AssertionError(f"{executable} did not start within 60 s")

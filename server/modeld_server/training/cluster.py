@@ -81,6 +81,7 @@ class DaskCluster:
         self._local_workers = local_workers
         self._local_log = local_log
         self._local: LocalCluster | None = None
+        self._starting: LocalCluster | None = None  # close() kills it: no waiting for it
         self._lock = threading.Lock()
         self._closed = False
 
@@ -121,15 +122,39 @@ class DaskCluster:
                 self._local.close()
                 self._local = None
             if self._local is None:
-                self._local = LocalCluster.start(self._local_workers, self._local_log)
+                self._local = self._start()
                 log.info("dask_local_cluster_started", workers=self._local_workers,
                          scheduler=self._local.address, pid=self._local.pid)
+            if self._closed:  # closed as it started: close() takes it once we let go
+                raise FailedPrecondition("the daemon is shutting down: no Dask cluster")
             return self._local.address
+
+    def _start(self) -> LocalCluster:
+        """Starts the local cluster (under the lock); close() meanwhile kills it."""
+        starting = LocalCluster.spawn(self._local_workers, self._local_log)
+        self._starting = starting
+        try:
+            if self._closed:  # close() came between the check and the line above
+                starting.kill()
+            starting.wait_ready(self._local_workers)
+        except FailedPrecondition:
+            if self._closed:
+                raise FailedPrecondition("the daemon is shutting down: no Dask cluster"
+                                         ) from None
+            raise
+        finally:
+            self._starting = None
+        return starting
 
     def close(self) -> None:
         """Closes the local cluster, if one was started; later address() calls fail."""
+        # Not under the lock first: address() holds it while the cluster starts (up to
+        # START_SECONDS), and the daemon's stop would wait that long past its grace period.
+        self._closed = True
+        starting = self._starting
+        if starting is not None:
+            starting.kill()  # its start fails at once; address() says the daemon is closing
         with self._lock:
-            self._closed = True
             local, self._local = self._local, None
         if local is not None:
             local.close()
@@ -160,6 +185,13 @@ class LocalCluster:
             FailedPrecondition: it exited or said nothing within START_SECONDS (naming
                 its exit code and its log file).
         """
+        cluster = cls.spawn(workers, log_path)
+        cluster.wait_ready(workers)
+        return cluster
+
+    @classmethod
+    def spawn(cls, workers: int, log_path: Path | None) -> LocalCluster:
+        """Starts the cluster's process; its address is known once wait_ready() returns."""
         log_path = log_path or Path(tempfile.gettempdir()) / "modeld-dask-local.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as err:
@@ -168,19 +200,28 @@ class LocalCluster:
                 [sys.executable, "-m", "modeld_server.training.dask_local", str(workers)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
                 start_new_session=True)
-        assert process.stdout is not None
-        line = _first_line(process, START_SECONDS)
-        exited = process.poll()
+        return cls(process, "", log_path)
+
+    def wait_ready(self, workers: int) -> None:
+        """Waits until the cluster names its scheduler (sets `address`).
+
+        Raises:
+            FailedPrecondition: it exited, was killed, or said nothing within START_SECONDS
+                (naming its exit code and its log file); it is then killed, at once: a
+                cluster that did not start has nothing to close cleanly.
+        """
+        line = _first_line(self.process, START_SECONDS)
+        exited = self.process.poll()
         try:
-            address = str(json.loads(line)["scheduler"])
+            self.address = str(json.loads(line)["scheduler"])
         except (ValueError, KeyError, TypeError):
-            cls(process, "", log_path).close()
+            self.kill()
+            self._reap()
             said = (f"exit code {exited}" if exited is not None
                     else f"no answer in {START_SECONDS} s")
             raise FailedPrecondition(
                 f"the local Dask cluster (--dask-local {workers}) did not start ({said}); "
-                f"its log: {log_path}") from None
-        return cls(process, address, log_path)
+                f"its log: {self.log}") from None
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -200,11 +241,20 @@ class LocalCluster:
             log.warning("dask_local_cluster_killed", pid=self.process.pid,
                         waited_seconds=CLOSE_SECONDS)
         # Its workers are in its process group: none outlives it, whatever it did.
+        self.kill()
+        self._reap()
+
+    def kill(self) -> None:
+        """Kills its process group (SIGKILL); does not wait. Safe from any thread."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
+
+    def _reap(self) -> None:
         self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
 
 START_SECONDS = 120

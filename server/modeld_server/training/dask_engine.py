@@ -167,7 +167,10 @@ def _cluster_fault(exc: Exception, client: Any, members: list[str], scheduler: s
         return Unavailable(f"{left}: its task failed; train again "
                            f"(cause: {type(exc).__name__})")
     freed = ""
-    if local:
+    # Only this job's ranks on workers that are still there can be blocked. None left: the
+    # workers were restarted already (by another job at once, whose worker was lost), and
+    # restarting them again would fail whichever job started on them since.
+    if local and len(gone) < len(members):
         try:
             client.restart(timeout=_CONNECT_SECONDS)
             freed = ("; the local cluster's workers were restarted, freeing the ranks that "
