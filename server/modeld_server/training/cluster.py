@@ -116,7 +116,7 @@ class DaskCluster:
         with self._lock:
             if self._closed:
                 raise FailedPrecondition("the daemon is shutting down: no Dask cluster")
-            if self._local is not None and not self._local.alive():
+            if self._local is not None and self._local.exit_code() is not None:
                 log.warning("dask_local_cluster_lost", scheduler=self._local.address,
                             exit_code=self._local.exit_code(), log=str(self._local.log))
                 self._local.close()
@@ -223,10 +223,8 @@ class LocalCluster:
                 f"the local Dask cluster (--dask-local {workers}) did not start ({said}); "
                 f"its log: {self.log}") from None
 
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
     def exit_code(self) -> int | None:
+        """None while its process runs."""
         return self.process.poll()
 
     def close(self) -> None:
