@@ -37,7 +37,9 @@ artifacts, loaded in this process) and the same rows (real spambase rows):
 
 `--peer mlserver --peer-python PATH` runs instead only modeld (Predict and V2) beside Seldon
 MLServer on the same XGBoost model, same client shape, interleaved rounds, and prints the
-issue-16 table with ratios and load averages (serve_peer.py).
+issue-16 table with ratios and load averages (serve_peer.py). `--peer floor` (alone or as
+well) adds the per-call floors: servers built as the daemon's whose 1-row Predict does less
+and less of modeld's work (floor_server.py), each against its own health Check.
 
 `--profile` adds an in-process breakdown of one 1-row Predict: the servicer, the
 service and the model called directly (no network), each stage timed alone, then
@@ -47,6 +49,7 @@ Every loop is bounded in count and time; the script stops by itself.
 
 Run:  .venv/bin/python bench/serve.py [--calls 2000] [--seconds 4] [--cold-starts 3] [--profile]
       .venv/bin/python bench/serve.py --peer mlserver --peer-python .venv-mlserver/bin/python
+      .venv/bin/python bench/serve.py --peer floor
 """
 
 from __future__ import annotations
@@ -1079,9 +1082,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="keep the temporary folder (daemon log, registry) and print it")
     peer = parser.add_argument_group(
         "peer", "--peer mlserver runs only the side-by-side table (serve_peer.py): modeld "
-        "Predict and V2 against MLServer, same model, same client shape, interleaved rounds")
-    peer.add_argument("--peer", choices=["mlserver"], action="append", default=[],
-                      help="compare with this peer server")
+        "Predict and V2 against MLServer, same model, same client shape, interleaved rounds; "
+        "--peer floor adds (or alone: runs beside modeld) three servers built as the daemon's "
+        "answering 1-row Predict from a fixed reply with less and less of modeld's work "
+        "(bench/floor_server.py)")
+    peer.add_argument("--peer", choices=["mlserver", "floor"], action="append", default=[],
+                      help="compare with this peer server, repeatable")
     peer.add_argument("--peer-python", type=lambda text: Path(text).absolute(),
                       default=".venv-mlserver/bin/python",
                       help="the python of a venv holding mlserver and mlserver-xgboost "

@@ -15,6 +15,13 @@ Each round (default 3) times, for every server, with the order rotated between r
   `--seconds` after `--warmup`: the cheapest RPC, 1-row calls (calls/s), 100-row calls
   (rows/s).
 
+With `--peer floor` (alone, or beside MLServer) three more servers join the rounds, each
+built as the daemon's and answering 1-row Predict from the daemon's own reply with less and
+less of modeld's work (floor_server.py: `grpc` the reply alone, `rpc` inside modeld's
+wrapper, `edge` modeld's servicer over a service that returns the prediction); each is
+timed against its own health Check, so the per-call ratios show what each layer costs on
+the wire.
+
 Figures are medians over the rounds, each printed with the median 1-minute load average
 taken at the end of its measurements. Cold start and memory are bench/footprint.py's.
 """
@@ -25,6 +32,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -72,6 +80,7 @@ class Api:
     batches: list[bytes]
     cheapest: str  # the server's cheapest RPC; "" when another Api of the server times it
     peer: bool = False
+    floor: bool = False  # a floor_server.py level: fixed replies, 1-row calls only
 
 
 @dataclass
@@ -157,6 +166,34 @@ def peers(base: Path, model_file: Path, python: Path, workers: list[int], thread
         yield out
 
 
+@contextlib.contextmanager
+def floors(base: Path, reply: bytes) -> Iterator[list[tuple[str, str, int]]]:
+    """Starts one floor_server.py per level, each answering Predict with `reply` (the
+    daemon's answer to a 1-row call); yields (name, address, pid) once each serves."""
+    import floor_server
+
+    with contextlib.ExitStack() as stack:
+        out = []
+        for level in floor_server.LEVELS:
+            folder = base / f"floor-{level}"
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            (folder / "reply").write_bytes(reply)
+            argv = [sys.executable, str(Path(floor_server.__file__).absolute()), level,
+                    str(folder / "port"), str(folder / "reply")]
+            process = stack.enter_context(spawned(argv, folder))
+            out.append((f"floor {level}", folder, process))
+        ready = []
+        for name, folder, process in out:
+            deadline = time.monotonic() + 60
+            while not (folder / "port").exists() or not (folder / "port").read_text():
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} did not start; its log is {folder}/server.log")
+                time.sleep(0.05)
+            ready.append((name, f"127.0.0.1:{(folder / 'port').read_text()}", process.pid))
+        yield ready
+
+
 def wait_ready(address: str, name: str, base: Path, timeout: float = 180.0) -> None:
     with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
         live = channel.unary_unary(SERVER_LIVE)
@@ -178,6 +215,8 @@ def check_answers(apis: list[Api], batch: Any, expected: Any) -> str:
 
     notes = []
     for api in apis:
+        if api.floor:  # fixed replies
+            continue
         with grpc.insecure_channel(api.address, options=CHANNEL_OPTIONS) as channel:
             raw = channel.unary_unary(api.method)(api.batches[0], timeout=CALL_TIMEOUT)
         if api.method == PREDICT:
@@ -231,8 +270,9 @@ def throughput_round(apis: list[Api], pools: dict[str, Any], args: argparse.Name
                      figures: dict[str, Figures]) -> None:
     for api in apis:
         pool = pools[api.address]
-        phases = [("1-row calls/s", api.method, api.one_row, 1),
-                  ("100-row rows/s", api.method, api.batches, BATCH_ROWS)]
+        phases = [("1-row calls/s", api.method, api.one_row, 1)]
+        if api.batches:
+            phases.append(("100-row rows/s", api.method, api.batches, BATCH_ROWS))
         if api.cheapest:
             phases.insert(0, ("cheapest calls/s", api.cheapest, [b""], 1))
         for figure, method, payloads, rows_per_call in phases:
@@ -261,8 +301,16 @@ def run(base: Path, args: argparse.Namespace, caller_pool: Callable[[str], Any])
     shutil.copytree(base / "train" / "registry", serving / "registry")
     with contextlib.ExitStack() as stack:
         daemon = stack.enter_context(running_daemon(serving))
-        servers = stack.enter_context(peers(base, folder / "model.ubj", args.peer_python,
-                                            args.peer_workers, args.peer_omp_threads))
+        servers = []
+        if "mlserver" in args.peer:
+            servers = stack.enter_context(peers(base, folder / "model.ubj", args.peer_python,
+                                                args.peer_workers, args.peer_omp_threads))
+        fixed = []
+        if "floor" in args.peer:
+            with grpc.insecure_channel(daemon.address, options=CHANNEL_OPTIONS) as channel:
+                reply = channel.unary_unary(PREDICT)(_dense(columns, one_row[0]),
+                                                     timeout=CALL_TIMEOUT)
+            fixed = stack.enter_context(floors(base, reply))
         apis = [
             Api("modeld Predict", daemon.address, daemon.pid, PREDICT,
                 [_dense(columns, x) for x in one_row], [_dense(columns, x) for x in batches],
@@ -271,6 +319,9 @@ def run(base: Path, args: argparse.Namespace, caller_pool: Callable[[str], Any])
                 [v2_request(x, False) for x in one_row], [v2_request(x, False) for x in batches],
                 ""),
         ]
+        for name, address, pid in fixed:
+            apis.append(Api(name, address, pid, PREDICT, apis[0].one_row, [], HEALTH,
+                            floor=True))
         for name, address, pid in servers:
             apis.append(Api(name, address, pid, serve_oip.MODEL_INFER,
                             [v2_request(x, True) for x in one_row],
@@ -345,7 +396,7 @@ def _server_figures(apis: list[Api], figures: dict[str, Figures], api: Api) -> F
 
 
 def report(apis: list[Api], figures: dict[str, Figures], args: argparse.Namespace) -> None:
-    mine = [a for a in apis if not a.peer]
+    mine = [a for a in apis if not a.peer and not a.floor]
     theirs = [a for a in apis if a.peer]
     full = {a.name: _server_figures(apis, figures, a) for a in apis}
     print()
@@ -367,12 +418,11 @@ def report(apis: list[Api], figures: dict[str, Figures], args: argparse.Namespac
                     for n in names))
         print(f"| {label} | " + " | ".join(cells) + " |")
     print()
-    base = full[mine[0].name]
-    health_p50, health_rate = median(base.values["cheapest p50"]), median(
-        base.values["cheapest calls/s"])
-    for m in mine:
-        p50, rate = median(full[m.name].values["1-row p50"]), median(
-            full[m.name].values["1-row calls/s"])
+    for m in (a for a in apis if not a.peer):  # each against its own server's Check
+        own = full[m.name]
+        p50, rate = median(own.values["1-row p50"]), median(own.values["1-row calls/s"])
+        health_p50, health_rate = (median(own.values["cheapest p50"]),
+                                   median(own.values["cheapest calls/s"]))
         print(f"{m.name}: 1-row p50 {p50 / health_p50:.2f}x the health Check's (target <= 1.3), "
               f"16-caller 1-row calls/s {100 * rate / health_rate:.0f}% of the health Check's "
               f"(target >= 75%)")
