@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from modeld_server import fastpaths
 from modeld_server.artifacts import Fitted
 from modeld_server.errors import InvalidArgument
 from modeld_server.registry.manifest import Manifest
@@ -102,12 +103,14 @@ class TestFoldedLogisticRegression:
         np.testing.assert_allclose(got.probabilities, want, rtol=0, atol=1e-12)
         assert got.labels == [str(c) for c in estimator.predict(preprocess.transform(rows))]
 
+    @pytest.mark.parametrize("fast", [True, False], ids=["folded", "library"])
     @pytest.mark.parametrize("classes", [2, 3])
     def test_arithmetic_that_overflows_answers_as_scikit_learn_without_a_warning(
-            self, classes: int) -> None:
+            self, classes: int, fast: bool) -> None:
         """1e308 is finite, but its margins overflow (matmul, or the softmax's subtraction):
-        the folded path answers what scikit-learn answers, and numpy warns of nothing
-        (a NaN answer would be refused as INVALID_ARGUMENT: test_fuzz.py)."""
+        the folded path and scikit-learn's own (fast paths off) answer what scikit-learn
+        answers, and numpy warns of nothing into the daemon's log (a NaN answer is refused
+        as INVALID_ARGUMENT: test_fuzz.py)."""
         rng = np.random.default_rng(3)
         x = rng.normal(size=(60, 2))
         y = (x[:, 0] > 0).astype(int) + (classes == 3) * (x[:, 1] > 0.5)
@@ -119,17 +122,24 @@ class TestFoldedLogisticRegression:
             "task": "classification", "algorithm": "logistic_regression",
             "classes": [str(c) for c in range(classes)],
             "schema": {"numeric": ["x0", "x1"], "categorical": [], "target": "y"}}
-        model = LoadedModel("m", 1, Manifest.from_json({"version": 1, **manifest}),
-                            Fitted(preprocess, estimator))
-        assert model._linear is not None
-        rows = np.array([[1e308, 0.0], [-1e308, 1e308]])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # the library's own warns
-            want = estimator.predict_proba(preprocess.transform(rows))
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            got = model.predict(rows)
-        np.testing.assert_array_equal(got.probabilities, want)
+        fastpaths.set_enabled(fast)
+        try:
+            model = LoadedModel("m", 1, Manifest.from_json({"version": 1, **manifest}),
+                                Fitted(preprocess, estimator))
+        finally:
+            fastpaths.set_enabled(True)
+        assert (model._linear is not None) == fast
+        for rows in (np.array([[1e308, 0.0], [-1e308, 1e308]]), np.array([[1e308, 1e308]])):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # the library's own warns
+                want = estimator.predict_proba(preprocess.transform(rows))
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                if np.isfinite(want).all():
+                    np.testing.assert_array_equal(model.predict(rows).probabilities, want)
+                else:
+                    with pytest.raises(InvalidArgument):
+                        model.predict(rows)
 
     def test_other_preprocessing_keeps_the_library_path(self) -> None:
         """Categorical columns (one-hot) are not folded."""

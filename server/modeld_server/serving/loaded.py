@@ -121,7 +121,11 @@ class LoadedModel:
                 one = self._one_binary(matrix)
                 if one is not None:
                     return one
-            result = self._predict(matrix)
+            # Finite inputs whose arithmetic overflows inside the library (scikit-learn's
+            # softmax at 1e308): its answer is what it is, refused below if not finite;
+            # numpy's RuntimeWarning would only be noise in the daemon's log.
+            with np.errstate(all="ignore"):
+                result = self._predict(matrix)
         except ValueError as exc:
             # scikit-learn's input check: "Input X contains infinity or a value too large
             # for dtype('float64')". The rows passed FeatureSchema, so the values are what
