@@ -75,6 +75,25 @@ class TestStandardLibraryLoggers:
         assert all(re.fullmatch(r"\d{4}-.*Z", x["timestamp"]) for x in lines)
 
 
+def test_watchdogs_warning_of_a_replaced_callback_stays_out_of_the_log() -> None:
+    """watchdog warns when a renamed watched folder's watch is added again (a version
+    published from staging): the daemon drops that one warning, from watchdog only."""
+    text = "Callback with id '1403' already exists for watch <Watch(wd=3)>. It will be Overwritten."
+    code = (
+        "import warnings\n"
+        "from modeld_server import logging as modeld_logging\n"
+        "import modeld_server.serving.watcher\n"
+        "modeld_logging.configure('json', 'info')\n"
+        f"warnings.warn_explicit({text!r}, RuntimeWarning, 'inotify.py', 365,\n"
+        "                      module='watchdog.observers.inotify')\n"
+        f"warnings.warn_explicit({text!r}, RuntimeWarning, 'other.py', 1, module='other')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=True)
+    [line] = [json.loads(line) for line in result.stderr.splitlines()]
+    assert line["logger"] == "py.warnings" and "other.py:1" in line["event"]
+
+
 class TestRpcLine:
     """rpc_line writes the canonical per-RPC line as structlog's JSON chain does, byte for byte,
     and steps aside whenever structlog is configured otherwise."""

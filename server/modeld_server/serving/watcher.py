@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +43,14 @@ _IGNORED = {"opened", "closed_no_write"}
 # walking the tree again, whose own opens overflowed it again, a loop that kept a core busy.
 _WRITES = [FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent,
            FileClosedEvent, DirCreatedEvent, DirModifiedEvent, DirDeletedEvent, DirMovedEvent]
+
+
+# When a watched folder is renamed (a staging folder published as a version), watchdog may
+# add a watch for its new path while inotify still has the folder's watch: it replaces its
+# own callback with the same one and warns, with the repr of its watch tables (a line of
+# ~1 KB per publish in the daemon's log as a warning). Nothing is lost: the events carry on.
+warnings.filterwarnings("ignore", message=r"Callback with id .* already exists for watch",
+                        category=RuntimeWarning, module=r"watchdog\.")
 
 
 class RegistryWatcher:
