@@ -121,9 +121,9 @@ class LoadedModel:
                 one = self._one_binary(matrix)
                 if one is not None:
                     return one
-            # Finite inputs whose arithmetic overflows inside the library (scikit-learn's
-            # softmax at 1e308): its answer is what it is, refused below if not finite;
-            # numpy's RuntimeWarning would only be noise in the daemon's log.
+            # Finite inputs whose arithmetic overflows inside the model (scikit-learn's
+            # softmax, FoldedLinear's margins at 1e308): its answer is what it is, refused
+            # below if not finite; numpy's RuntimeWarning would only be noise in the log.
             with np.errstate(all="ignore"):
                 result = self._predict(matrix)
         except ValueError as exc:
@@ -349,16 +349,15 @@ class FoldedLinear:
             # scikit-learn's own check, so the caller hears the same as from the pipeline.
             raise ValueError("Input X contains infinity or a value too large for float64")
         # A finite row can still overflow here (1e300 times a coefficient): the answer is
-        # then NaN, as scikit-learn's would be, and LoadedModel.predict refuses it as
-        # INVALID_ARGUMENT, so numpy's RuntimeWarning would only be noise in the log.
-        with np.errstate(over="ignore", invalid="ignore"):
-            z = scaled @ self.coef.T + self.intercept
-            if z.shape[1] == 1:  # binary: P(class 1) = expit(z)
-                p1 = _expit(z[:, 0])
-                return np.column_stack((1.0 - p1, p1))
-            z -= z.max(axis=1, keepdims=True)
-            np.exp(z, out=z)
-            z /= z.sum(axis=1, keepdims=True)
+        # then NaN, as scikit-learn's would be, and LoadedModel.predict (which runs this
+        # with numpy's warnings off) refuses it as INVALID_ARGUMENT.
+        z = scaled @ self.coef.T + self.intercept
+        if z.shape[1] == 1:  # binary: P(class 1) = expit(z)
+            p1 = _expit(z[:, 0])
+            return np.column_stack((1.0 - p1, p1))
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
         return np.asarray(z, dtype=np.float64)
 
 
